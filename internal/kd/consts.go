@@ -91,13 +91,13 @@ func itoa(v uint32) string {
 
 // NTSTATUS values used by the protocol.
 const (
-	StatusSuccess         uint32 = 0x00000000
-	StatusUnsuccessful    uint32 = 0xC0000001
-	StatusNoSuchFile      uint32 = 0xC000000F
-	StatusAccessViolation uint32 = 0xC0000005
-	StatusBreakpoint      uint32 = 0x80000003
-	StatusSingleStep      uint32 = 0x80000004
-	DbgContinue           uint32 = 0x00010002
-	DbgExceptionHandled   uint32 = 0x00010001
+	StatusSuccess          uint32 = 0x00000000
+	StatusUnsuccessful     uint32 = 0xC0000001
+	StatusNoSuchFile       uint32 = 0xC000000F
+	StatusAccessViolation  uint32 = 0xC0000005
+	StatusBreakpoint       uint32 = 0x80000003
+	StatusSingleStep       uint32 = 0x80000004
+	DbgContinue            uint32 = 0x00010002
+	DbgExceptionHandled    uint32 = 0x00010001
 	DbgExceptionNotHandled uint32 = 0x80010001
 )
