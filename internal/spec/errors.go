@@ -1,0 +1,124 @@
+package spec
+
+import "strings"
+
+// Error is the error returned for every parse or validation failure.
+//
+// Key is the offending key ("port", "password", "proto", ...) or "" for a
+// structural error. Value is the offending value; it is always empty for a
+// password or a KDNET key. Input is the whole specification with every
+// password and KDNET key replaced by "*". Msg says what is wrong and Hint,
+// when not empty, how to fix it.
+type Error struct {
+	Input, Key, Value, Msg, Hint string
+}
+
+// Error formats the error as one line:
+//
+//	invalid spec "INPUT": KEY=VALUE: MSG; HINT
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("invalid spec ")
+	b.WriteString(quote(e.Input))
+	val := e.Value
+	if isSecretKey(e.Key) {
+		val = ""
+	}
+	switch {
+	case e.Key != "" && val != "":
+		b.WriteString(": ")
+		b.WriteString(e.Key)
+		b.WriteString("=")
+		b.WriteString(quote(val))
+	case e.Key != "":
+		b.WriteString(": ")
+		b.WriteString(e.Key)
+	case val != "":
+		b.WriteString(": ")
+		b.WriteString(quote(val))
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Msg)
+	if e.Hint != "" {
+		b.WriteString("; ")
+		b.WriteString(e.Hint)
+	}
+	return b.String()
+}
+
+// quote quotes s for an error message without the escapes of %q for
+// backslashes, which are common in Windows names (\\host, \\.\pipe\x).
+func quote(s string) string {
+	return `"` + s + `"`
+}
+
+// isSecretKey reports whether the value of key must never be shown.
+func isSecretKey(key string) bool {
+	return key == "password" || key == "key"
+}
+
+// newError builds an *Error, redacting secrets from the input and refusing to
+// carry the value of a secret key.
+func newError(input, key, value, msg, hint string) *Error {
+	if isSecretKey(key) {
+		value = ""
+	}
+	return &Error{Input: redact(input), Key: key, Value: value, Msg: msg, Hint: hint}
+}
+
+// redact replaces the value of every password= and key= parameter in s with
+// "*". It works on malformed input too: a value ends at a comma, or at a
+// closing brace that ends a group (followed by a comma, another brace or the
+// end of the string). It over-redacts rather than under-redacts.
+func redact(s string) string {
+	var b strings.Builder
+	i := 0
+	for i < len(s) {
+		n := secretKeyAt(s, i)
+		if n == 0 {
+			b.WriteByte(s[i])
+			i++
+			continue
+		}
+		b.WriteString(s[i : i+n])
+		b.WriteByte('*')
+		j := i + n
+		for j < len(s) {
+			c := s[j]
+			if c == ',' {
+				break
+			}
+			if c == '}' && (j+1 == len(s) || s[j+1] == ',' || s[j+1] == '}') {
+				break
+			}
+			j++
+		}
+		i = j
+	}
+	return b.String()
+}
+
+// secretKeyAt returns the length of "password=" or "key=" (any case, spaces
+// allowed around the key) starting at a parameter boundary at s[i:], or 0.
+func secretKeyAt(s string, i int) int {
+	if i > 0 {
+		switch s[i-1] {
+		case ',', ':', '{', ' ', '\t':
+		default:
+			return 0
+		}
+	}
+	for _, k := range []string{"password", "key"} {
+		if len(s)-i < len(k) || !strings.EqualFold(s[i:i+len(k)], k) {
+			continue
+		}
+		j := i + len(k)
+		for j < len(s) && (s[j] == ' ' || s[j] == '\t') {
+			j++
+		}
+		if j < len(s) && s[j] == '=' {
+			return j + 1 - i
+		}
+	}
+	return 0
+}
