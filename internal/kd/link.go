@@ -1,0 +1,643 @@
+package kd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Role selects which end of a debug link a Link plays.
+type Role uint8
+
+const (
+	// RoleHost is the debugger's end: it acknowledges target packets with
+	// the sync bit cleared, adopts a restarted target id stream, and does
+	// not answer RESET with RESET.
+	RoleHost Role = iota + 1
+	// RoleTarget is the kernel's end: it answers RESET with RESET and
+	// restarts both id streams, starts its send stream with the sync bit,
+	// and reports break-in bytes.
+	RoleTarget
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleHost:
+		return "host"
+	case RoleTarget:
+		return "target"
+	}
+	return fmt.Sprintf("role(%d)", uint8(r))
+}
+
+// Config tunes a Link. Zero fields take the defaults noted.
+type Config struct {
+	Role Role
+	// AckTimeout is how long a sent data packet waits for its ACK before it
+	// is sent again (default 500ms).
+	AckTimeout time.Duration
+	// InterByteTimeout is how long a packet may stall mid-way before the
+	// receiver gives up on it, asks for a resend and resynchronises
+	// (default 250ms).
+	InterByteTimeout time.Duration
+	// WriteTimeout bounds each write on the line when the underlying
+	// stream supports write deadlines (default 5s).
+	WriteTimeout time.Duration
+	// QueueLimit bounds delivered-but-unread messages; beyond it incoming
+	// data packets are not acknowledged, so the peer retransmits them
+	// later (default 256).
+	QueueLimit int
+	// Trace, if set, is called for every packet sent and received
+	// (control packets included), from the link's own goroutine. It must
+	// not block and must not keep Payload.
+	Trace func(dir Direction, p Packet)
+}
+
+// Direction tells Trace whether a packet was sent or received.
+type Direction uint8
+
+const (
+	// Sent marks a packet written to the line.
+	Sent Direction = iota + 1
+	// Received marks a packet read from the line.
+	Received
+)
+
+func (c *Config) setDefaults() {
+	if c.AckTimeout <= 0 {
+		c.AckTimeout = 500 * time.Millisecond
+	}
+	if c.InterByteTimeout <= 0 {
+		c.InterByteTimeout = 250 * time.Millisecond
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 5 * time.Second
+	}
+	if c.QueueLimit <= 0 {
+		c.QueueLimit = 256
+	}
+}
+
+// MsgKind classifies what Recv returns.
+type MsgKind uint8
+
+const (
+	// MsgPacket is a new (not duplicate) data packet from the peer.
+	MsgPacket MsgKind = iota + 1
+	// MsgBreakIn is a break-in byte from the host (target role only).
+	MsgBreakIn
+	// MsgReset says the peer sent RESET and both id streams restarted. In
+	// the target role it is reported only when no state change was being
+	// sent (a pending state change is simply re-sent with the new id): a
+	// halted target answers it by sending its state change again.
+	MsgReset
+	// MsgResend says the peer asked for a resend while nothing was pending;
+	// a halted target answers it by sending its state change again.
+	MsgResend
+	// MsgSync says the peer restarted its id stream (a data packet carried
+	// the sync bit): in the host role, the target was reset or rebooted.
+	// The packet follows as its own MsgPacket.
+	MsgSync
+)
+
+func (k MsgKind) String() string {
+	switch k {
+	case MsgPacket:
+		return "packet"
+	case MsgBreakIn:
+		return "break-in"
+	case MsgReset:
+		return "reset"
+	case MsgResend:
+		return "resend"
+	case MsgSync:
+		return "sync"
+	}
+	return fmt.Sprintf("msg(%d)", uint8(k))
+}
+
+// Message is one item delivered by Recv.
+type Message struct {
+	Kind   MsgKind
+	Packet Packet // for MsgPacket; Payload is owned by the receiver
+}
+
+// Stats counts link events. All counters only grow.
+type Stats struct {
+	PacketsSent     uint64 // data packets sent the first time
+	PacketsReceived uint64 // new data packets delivered
+	Retransmits     uint64 // data packets sent again (time-out, RESEND, RESET)
+	ResendsSent     uint64 // RESEND requests we sent (corrupt packets)
+	ResendsReceived uint64
+	ResetsSent      uint64
+	ResetsReceived  uint64
+	Corrupt         uint64 // bad checksum/trailer/length, or stalled packets
+	Duplicates      uint64 // data packets received again and re-acknowledged
+	BreakInsSent    uint64
+	BreakInsRecv    uint64
+	Dropped         uint64 // data packets not acknowledged because the queue was full
+	NoiseBytes      uint64 // bytes skipped while resynchronising
+}
+
+type stats struct {
+	packetsSent, packetsReceived, retransmits, resendsSent, resendsReceived atomic.Uint64
+	resetsSent, resetsReceived, corrupt, duplicates, breakInsSent          atomic.Uint64
+	breakInsRecv, dropped, noise                                           atomic.Uint64
+}
+
+// ErrClosed is returned by operations on a closed link.
+var ErrClosed = errors.New("kd: link closed")
+
+// ErrRetriesExhausted is returned by SendRetries when the peer never
+// acknowledged the packet.
+var ErrRetriesExhausted = errors.New("kd: peer did not acknowledge the packet (retries exhausted)")
+
+type sendOp struct {
+	ctx     context.Context
+	pkt     Packet
+	retries int // 0 = until ctx ends
+	tries   int
+	done    chan error
+}
+
+// Link runs the KDCOM link layer over a byte stream in one role: ids, ACKs,
+// retransmission, RESEND/RESET handling, resynchronisation and break-in. It
+// owns the stream: Close closes it (if it is an io.Closer) and stops the
+// link's goroutines.
+//
+// Data packets are sent with Send (stop-and-wait: one in flight at a time,
+// further senders queue) and received with Recv.
+type Link struct {
+	cfg Config
+	rw  io.ReadWriter
+
+	sendReq chan *sendOp
+	out     chan Message
+	quit    chan struct{}
+	done    chan struct{}
+
+	wmu    sync.Mutex // serialises writes on the line
+	wbuf   []byte
+	closed sync.Once
+	err    error // set before done is closed
+
+	st stats
+}
+
+type chunk struct {
+	b   []byte
+	err error
+}
+
+// NewLink starts a link over rw. The caller must Close it.
+func NewLink(rw io.ReadWriter, cfg Config) *Link {
+	cfg.setDefaults()
+	if cfg.Role != RoleHost && cfg.Role != RoleTarget {
+		panic("kd: NewLink needs RoleHost or RoleTarget")
+	}
+	l := &Link{
+		cfg:     cfg,
+		rw:      rw,
+		sendReq: make(chan *sendOp),
+		out:     make(chan Message),
+		quit:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	chunks := make(chan chunk, 4)
+	free := make(chan []byte, 6)
+	for range cap(free) {
+		free <- make([]byte, 4096)
+	}
+	readerDone := make(chan struct{})
+	go l.reader(chunks, free, readerDone)
+	go l.loop(chunks, free, readerDone)
+	return l
+}
+
+// Role returns the role the link plays.
+func (l *Link) Role() Role { return l.cfg.Role }
+
+// reader copies the stream into chunks until a read fails or the link quits.
+func (l *Link) reader(chunks chan<- chunk, free chan []byte, readerDone chan<- struct{}) {
+	defer close(readerDone)
+	for {
+		var b []byte
+		select {
+		case b = <-free:
+		case <-l.quit:
+			return
+		}
+		n, err := l.rw.Read(b[:cap(b)])
+		if n > 0 {
+			select {
+			case chunks <- chunk{b: b[:n]}:
+			case <-l.quit:
+				return
+			}
+		} else {
+			free <- b
+		}
+		if err != nil {
+			select {
+			case chunks <- chunk{err: err}:
+			case <-l.quit:
+			}
+			return
+		}
+	}
+}
+
+// loopState is owned by the loop goroutine.
+type loopState struct {
+	dec      Decoder
+	sendID   uint32
+	expectID uint32
+	pending  *sendOp
+	queue    []Message
+	retx     *time.Timer
+	retxOn   bool
+	stall    *time.Timer
+	stallOn  bool
+	reported uint64 // noise bytes already added to stats
+}
+
+func (l *Link) loop(chunks <-chan chunk, free chan<- []byte, readerDone <-chan struct{}) {
+	s := &loopState{sendID: InitialPacketID, expectID: InitialPacketID}
+	if l.cfg.Role == RoleTarget {
+		s.sendID = InitialPacketID | SyncPacketID
+	}
+	s.retx = time.NewTimer(time.Hour)
+	s.retx.Stop()
+	s.stall = time.NewTimer(time.Hour)
+	s.stall.Stop()
+	var err error
+	defer func() {
+		s.retx.Stop()
+		s.stall.Stop()
+		if err == nil {
+			err = ErrClosed
+		}
+		l.err = err
+		if s.pending != nil {
+			s.pending.done <- err
+		}
+		close(l.done)
+		l.closed.Do(func() { close(l.quit) })
+		l.closeStream()
+		<-readerDone
+	}()
+	for err == nil {
+		var sendReq chan *sendOp
+		var pendingDone <-chan struct{}
+		if s.pending == nil {
+			sendReq = l.sendReq
+		} else {
+			pendingDone = s.pending.ctx.Done()
+		}
+		var out chan Message
+		var head Message
+		if len(s.queue) > 0 {
+			out = l.out
+			head = s.queue[0]
+		}
+		select {
+		case <-l.quit:
+			return
+		case c := <-chunks:
+			if c.err != nil {
+				if errors.Is(c.err, io.EOF) {
+					err = fmt.Errorf("kd link: the %s end's peer closed the line: %w", l.cfg.Role, io.EOF)
+				} else {
+					err = fmt.Errorf("kd link: read: %w", c.err)
+				}
+				break
+			}
+			s.dec.Feed(c.b)
+			free <- c.b[:cap(c.b)]
+			err = l.drain(s)
+		case op := <-sendReq:
+			s.pending = op
+			op.pkt.ID = s.sendID
+			l.st.packetsSent.Add(1)
+			err = l.transmit(s)
+		case <-pendingDone:
+			op := s.pending
+			s.pending = nil
+			s.retx.Stop()
+			s.retxOn = false
+			op.done <- op.ctx.Err()
+		case <-s.retx.C:
+			s.retxOn = false
+			if s.pending != nil {
+				op := s.pending
+				if op.retries > 0 && op.tries > op.retries {
+					s.pending = nil
+					op.done <- ErrRetriesExhausted
+					break
+				}
+				l.st.retransmits.Add(1)
+				err = l.transmit(s)
+			}
+		case <-s.stall.C:
+			s.stallOn = false
+			if f, ok := s.dec.Abort(); ok {
+				err = l.handleFrame(s, f)
+			}
+			if err == nil {
+				err = l.drain(s)
+			}
+		case out <- head:
+			s.queue[0] = Message{}
+			s.queue = s.queue[1:]
+		}
+	}
+}
+
+// drain handles every complete frame in the decoder and (re)arms the
+// inter-byte timer when a packet is half received.
+func (l *Link) drain(s *loopState) error {
+	for {
+		f, ok := s.dec.Next()
+		if !ok {
+			break
+		}
+		if err := l.handleFrame(s, f); err != nil {
+			return err
+		}
+	}
+	if n := s.dec.Discarded; n > s.reported {
+		l.st.noise.Add(n - s.reported)
+		s.reported = n
+	}
+	if s.stallOn {
+		s.stall.Stop()
+		s.stallOn = false
+	}
+	if s.dec.MidPacket() {
+		s.stall.Reset(l.cfg.InterByteTimeout)
+		s.stallOn = true
+	}
+	return nil
+}
+
+func (l *Link) handleFrame(s *loopState, f Frame) error {
+	switch f.Kind {
+	case FrameBreakIn:
+		if l.cfg.Role == RoleTarget {
+			l.st.breakInsRecv.Add(1)
+			l.enqueue(s, Message{Kind: MsgBreakIn})
+		}
+		return nil
+	case FrameCorrupt:
+		l.st.corrupt.Add(1)
+		l.st.resendsSent.Add(1)
+		return l.writeControl(TypeResend, 0)
+	}
+	p := f.Packet
+	if l.cfg.Trace != nil {
+		l.cfg.Trace(Received, p)
+	}
+	switch p.Type {
+	case TypeAcknowledge:
+		if s.pending != nil && p.ID&^SyncPacketID == s.sendID&^SyncPacketID {
+			l.ackPending(s, nil)
+		}
+		return nil
+	case TypeResend:
+		l.st.resendsReceived.Add(1)
+		if s.pending != nil {
+			l.st.retransmits.Add(1)
+			return l.transmit(s)
+		}
+		l.enqueue(s, Message{Kind: MsgResend})
+		return nil
+	case TypeReset:
+		l.st.resetsReceived.Add(1)
+		s.sendID, s.expectID = InitialPacketID, InitialPacketID
+		if l.cfg.Role == RoleTarget {
+			l.st.resetsSent.Add(1)
+			if err := l.writeControl(TypeReset, 0); err != nil {
+				return err
+			}
+		}
+		report := true
+		if s.pending != nil {
+			if l.cfg.Role == RoleTarget && s.pending.pkt.Type == TypeStateChange64 {
+				report = false
+			}
+			s.pending.pkt.ID = s.sendID
+			l.st.retransmits.Add(1)
+			if err := l.transmit(s); err != nil {
+				return err
+			}
+		}
+		if report {
+			l.enqueue(s, Message{Kind: MsgReset})
+		}
+		return nil
+	}
+	return l.handleData(s, p)
+}
+
+func (l *Link) handleData(s *loopState, p Packet) error {
+	id := p.ID
+	if l.cfg.Role == RoleTarget && id&^1 != InitialPacketID {
+		// A host's ids are only ever 0x80800000/1: anything else is a
+		// corrupted header that happened to checksum (BdLib does the same).
+		l.st.corrupt.Add(1)
+		l.st.resendsSent.Add(1)
+		return l.writeControl(TypeResend, 0)
+	}
+	if len(s.queue) >= l.cfg.QueueLimit {
+		l.st.dropped.Add(1)
+		return nil // not acknowledged: the peer sends it again later
+	}
+	ackID := id
+	if l.cfg.Role == RoleHost {
+		ackID = id &^ SyncPacketID
+	}
+	if err := l.writeControl(TypeAcknowledge, ackID); err != nil {
+		return err
+	}
+	sync := l.cfg.Role == RoleHost && id&SyncPacketID != 0
+	if sync {
+		// The target restarted its streams: adopt its id and restart ours.
+		s.expectID = id &^ SyncPacketID
+		s.sendID = InitialPacketID
+		if s.pending != nil {
+			s.pending.pkt.ID = s.sendID
+		}
+		l.enqueue(s, Message{Kind: MsgSync})
+	} else if id != s.expectID {
+		l.st.duplicates.Add(1)
+		return nil
+	}
+	if s.pending != nil && !sync {
+		// The peer moved on, so it has our packet: its ACK was lost.
+		l.ackPending(s, nil)
+	}
+	s.expectID ^= 1
+	l.st.packetsReceived.Add(1)
+	payload := make([]byte, len(p.Payload))
+	copy(payload, p.Payload)
+	l.enqueue(s, Message{Kind: MsgPacket, Packet: Packet{Type: p.Type, ID: id, Payload: payload}})
+	return nil
+}
+
+func (l *Link) ackPending(s *loopState, err error) {
+	op := s.pending
+	s.pending = nil
+	s.retx.Stop()
+	s.retxOn = false
+	s.sendID ^= 1
+	s.sendID &^= SyncPacketID
+	op.done <- err
+}
+
+func (l *Link) enqueue(s *loopState, m Message) {
+	s.queue = append(s.queue, m)
+}
+
+// transmit writes the pending packet and arms the retransmission timer.
+func (l *Link) transmit(s *loopState) error {
+	op := s.pending
+	op.tries++
+	if l.cfg.Trace != nil {
+		l.cfg.Trace(Sent, op.pkt)
+	}
+	l.wmu.Lock()
+	l.wbuf = AppendPacket(l.wbuf[:0], op.pkt)
+	err := l.writeLocked(l.wbuf)
+	l.wmu.Unlock()
+	if s.retxOn {
+		s.retx.Stop()
+	}
+	s.retx.Reset(l.cfg.AckTimeout)
+	s.retxOn = true
+	return err
+}
+
+func (l *Link) writeControl(t PacketType, id uint32) error {
+	if l.cfg.Trace != nil {
+		l.cfg.Trace(Sent, Packet{Type: t, ID: id})
+	}
+	var b [HeaderSize]byte
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	return l.writeLocked(AppendControl(b[:0], t, id))
+}
+
+type writeDeadliner interface{ SetWriteDeadline(time.Time) error }
+
+func (l *Link) writeLocked(b []byte) error {
+	if wd, ok := l.rw.(writeDeadliner); ok {
+		_ = wd.SetWriteDeadline(time.Now().Add(l.cfg.WriteTimeout))
+	}
+	if _, err := l.rw.Write(b); err != nil {
+		return fmt.Errorf("kd link: write: %w", err)
+	}
+	return nil
+}
+
+// Send sends one data packet and waits until the peer acknowledges it,
+// retransmitting on time-out, RESEND and RESET, until ctx ends. Only one
+// packet is in flight at a time; concurrent callers queue. The payload is
+// not retained after Send returns.
+func (l *Link) Send(ctx context.Context, t PacketType, payload []byte) error {
+	return l.SendRetries(ctx, t, payload, 0)
+}
+
+// SendRetries is Send with a retry budget: after retries unacknowledged
+// retransmissions it gives up with ErrRetriesExhausted (0 = no budget).
+func (l *Link) SendRetries(ctx context.Context, t PacketType, payload []byte, retries int) error {
+	if t.IsControl() || len(payload) > MaxPayload {
+		return fmt.Errorf("kd: cannot send a %s packet of %d bytes", t, len(payload))
+	}
+	op := &sendOp{ctx: ctx, pkt: Packet{Type: t, Payload: payload}, retries: retries, done: make(chan error, 1)}
+	select {
+	case l.sendReq <- op:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-l.done:
+		return l.err
+	}
+	return <-op.done
+}
+
+// Recv returns the next message from the peer.
+func (l *Link) Recv(ctx context.Context) (Message, error) {
+	select {
+	case m := <-l.out:
+		return m, nil
+	case <-ctx.Done():
+		return Message{}, ctx.Err()
+	case <-l.done:
+		return Message{}, l.err
+	}
+}
+
+// SendBreakIn writes a break-in byte (host role).
+func (l *Link) SendBreakIn() error {
+	l.st.breakInsSent.Add(1)
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	return l.writeLocked([]byte{BreakInByte})
+}
+
+// SendReset writes a RESET control packet (host role: asks the target to
+// restart both id streams; the link adopts the restart when the target's
+// RESET reply arrives).
+func (l *Link) SendReset() error {
+	l.st.resetsSent.Add(1)
+	return l.writeControl(TypeReset, 0)
+}
+
+// Done is closed when the link has stopped (Close, or a read/write error).
+func (l *Link) Done() <-chan struct{} { return l.done }
+
+// Err returns why the link stopped, once Done is closed.
+func (l *Link) Err() error {
+	select {
+	case <-l.done:
+		return l.err
+	default:
+		return nil
+	}
+}
+
+// Close stops the link and closes the stream. It is safe to call more than
+// once and from any goroutine.
+func (l *Link) Close() error {
+	l.closed.Do(func() { close(l.quit) })
+	<-l.done
+	return nil
+}
+
+func (l *Link) closeStream() {
+	if c, ok := l.rw.(io.Closer); ok {
+		_ = c.Close()
+	}
+}
+
+// Stats returns a snapshot of the link's counters.
+func (l *Link) Stats() Stats {
+	return Stats{
+		PacketsSent:     l.st.packetsSent.Load(),
+		PacketsReceived: l.st.packetsReceived.Load(),
+		Retransmits:     l.st.retransmits.Load(),
+		ResendsSent:     l.st.resendsSent.Load(),
+		ResendsReceived: l.st.resendsReceived.Load(),
+		ResetsSent:      l.st.resetsSent.Load(),
+		ResetsReceived:  l.st.resetsReceived.Load(),
+		Corrupt:         l.st.corrupt.Load(),
+		Duplicates:      l.st.duplicates.Load(),
+		BreakInsSent:    l.st.breakInsSent.Load(),
+		BreakInsRecv:    l.st.breakInsRecv.Load(),
+		Dropped:         l.st.dropped.Load(),
+		NoiseBytes:      l.st.noise.Load(),
+	}
+}

@@ -1,0 +1,344 @@
+package kd
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// echoTarget answers every STATE_MANIPULATE packet with the same payload
+// prefixed by "re:" until the link stops. It also counts break-ins and
+// resets.
+type echoTarget struct {
+	l       *Link
+	breaks  atomic.Int32
+	resets  atomic.Int32
+	stopped chan struct{}
+}
+
+func startEchoTarget(t testing.TB, l *Link) *echoTarget {
+	e := &echoTarget{l: l, stopped: make(chan struct{})}
+	go func() {
+		defer close(e.stopped)
+		ctx := context.Background()
+		for {
+			m, err := l.Recv(ctx)
+			if err != nil {
+				return
+			}
+			switch m.Kind {
+			case MsgBreakIn:
+				e.breaks.Add(1)
+			case MsgReset:
+				e.resets.Add(1)
+			case MsgPacket:
+				if m.Packet.Type != TypeStateManipulate {
+					continue
+				}
+				reply := append([]byte("re:"), m.Packet.Payload...)
+				if err := l.Send(ctx, TypeStateManipulate, reply); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	return e
+}
+
+// call sends a request carrying seq and waits for the matching reply,
+// re-issuing the request when no reply comes in time (what debuggers do).
+// Replies that do not match are stale duplicates and are ignored.
+func call(t testing.TB, host *Link, seq uint64, body []byte) []byte {
+	t.Helper()
+	req := binary.LittleEndian.AppendUint64(nil, seq)
+	req = append(req, body...)
+	want := append([]byte("re:"), req...)
+	deadline := time.Now().Add(20 * time.Second)
+	for attempt := 0; time.Now().Before(deadline); attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := host.Send(ctx, TypeStateManipulate, req)
+		for err == nil {
+			var m Message
+			m, err = host.Recv(ctx)
+			if err == nil && m.Kind == MsgPacket && bytes.Equal(m.Packet.Payload, want) {
+				cancel()
+				return m.Packet.Payload
+			}
+		}
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("call %d: %v", seq, err)
+		}
+	}
+	t.Fatalf("call %d: no reply within 20s", seq)
+	return nil
+}
+
+func linkPair(t testing.TB, a, b net.Conn, cfg Config) (host, target *Link) {
+	hc, tc := cfg, cfg
+	hc.Role, tc.Role = RoleHost, RoleTarget
+	host = NewLink(a, hc)
+	target = NewLink(b, tc)
+	t.Cleanup(func() {
+		host.Close()
+		target.Close()
+	})
+	return host, target
+}
+
+func exerciseLink(t *testing.T, host, target *Link, calls int) {
+	e := startEchoTarget(t, target)
+	// Attach like a debugger: break-in, then RESET; the target answers
+	// RESET with RESET and the host adopts the restarted streams.
+	if err := host.SendBreakIn(); err != nil {
+		t.Fatal(err)
+	}
+	if err := host.SendReset(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	m, err := host.Recv(ctx)
+	if err != nil || m.Kind != MsgReset {
+		t.Fatalf("host waiting for RESET reply: %v %v", m.Kind, err)
+	}
+	for i := range calls {
+		body := bytes.Repeat([]byte{byte(i)}, i%300)
+		call(t, host, uint64(i), body)
+	}
+	waitFor(t, func() bool { return e.breaks.Load() == 1 && e.resets.Load() == 1 }, "target saw the break-in and the reset")
+	hs := host.Stats()
+	if hs.PacketsSent != uint64(calls) || hs.ResetsSent != 1 || hs.ResetsReceived != 1 {
+		t.Fatalf("host stats %+v", hs)
+	}
+	ts := target.Stats()
+	if ts.BreakInsRecv != 1 || ts.ResetsReceived != 1 || ts.ResetsSent != 1 {
+		t.Fatalf("target stats %+v", ts)
+	}
+}
+
+func waitFor(t testing.TB, cond func() bool, what string) {
+	t.Helper()
+	for range 500 {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting until %s", what)
+}
+
+func TestLinkOverPipe(t *testing.T) {
+	a, b := net.Pipe()
+	host, target := linkPair(t, a, b, Config{})
+	exerciseLink(t, host, target, 200)
+}
+
+func TestLinkOverUnixSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kd.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	a, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := <-accepted
+	if b == nil {
+		t.Fatal("accept failed")
+	}
+	host, target := linkPair(t, a, b, Config{})
+	exerciseLink(t, host, target, 200)
+}
+
+func TestTargetSyncIDAndAckMasking(t *testing.T) {
+	a, b := net.Pipe()
+	var mu sync.Mutex
+	var hostSent []Packet
+	cfg := Config{Trace: nil}
+	hc := cfg
+	hc.Role = RoleHost
+	hc.Trace = func(d Direction, p Packet) {
+		if d == Sent {
+			mu.Lock()
+			hostSent = append(hostSent, Packet{Type: p.Type, ID: p.ID})
+			mu.Unlock()
+		}
+	}
+	host := NewLink(a, hc)
+	target := NewLink(b, Config{Role: RoleTarget})
+	defer host.Close()
+	defer target.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	// The target's first packet goes out as INITIAL|SYNC; the host ACKs it
+	// with the sync bit cleared and reports the restart.
+	errc := make(chan error, 1)
+	go func() { errc <- target.Send(ctx, TypeStateChange64, []byte("state")) }()
+	m, err := host.Recv(ctx)
+	if err != nil || m.Kind != MsgSync {
+		t.Fatalf("want MsgSync first, got %v %v", m.Kind, err)
+	}
+	m, err = host.Recv(ctx)
+	if err != nil || m.Kind != MsgPacket || m.Packet.ID != InitialPacketID|SyncPacketID {
+		t.Fatalf("want state change with id 0x80800800, got %v %v %v", m.Kind, m.Packet, err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if len(hostSent) != 1 || hostSent[0].Type != TypeAcknowledge || hostSent[0].ID != InitialPacketID {
+		t.Fatalf("host sent %v, want one ACK with id 0x80800000", hostSent)
+	}
+	mu.Unlock()
+	// The target's next packet uses 0x80800001, without the sync bit.
+	go func() { errc <- target.Send(ctx, TypeDebugIO, []byte("print")) }()
+	m, err = host.Recv(ctx)
+	if err != nil || m.Packet.ID != InitialPacketID|1 {
+		t.Fatalf("second packet: %v %v", m.Packet, err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSendRetriesExhausted(t *testing.T) {
+	a, b := net.Pipe()
+	defer b.Close()
+	go func() { // a silent peer that reads everything
+		buf := make([]byte, 1024)
+		for {
+			if _, err := b.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	l := NewLink(a, Config{Role: RoleTarget, AckTimeout: 10 * time.Millisecond})
+	defer l.Close()
+	err := l.SendRetries(context.Background(), TypeDebugIO, []byte("x"), 3)
+	if !errors.Is(err, ErrRetriesExhausted) {
+		t.Fatalf("got %v", err)
+	}
+	if s := l.Stats(); s.Retransmits != 3 {
+		t.Fatalf("retransmits %d, want 3", s.Retransmits)
+	}
+}
+
+func TestLinkPeerCloseEndsRecvAndSend(t *testing.T) {
+	a, b := net.Pipe()
+	l := NewLink(a, Config{Role: RoleHost})
+	defer l.Close()
+	b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := l.Recv(ctx); err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Recv after peer close: %v", err)
+	}
+	if err := l.Send(ctx, TypeStateManipulate, []byte("x")); err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Send after peer close: %v", err)
+	}
+}
+
+// noisyConn corrupts, drops and duplicates bytes written through it.
+type noisyConn struct {
+	net.Conn
+	mu   sync.Mutex
+	r    *rand.Rand
+	rate float64
+	hits atomic.Int64
+}
+
+func (c *noisyConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	out := make([]byte, 0, len(b)+8)
+	for _, x := range b {
+		if c.r.Float64() < c.rate {
+			c.hits.Add(1)
+			switch c.r.IntN(3) {
+			case 0: // corrupt
+				out = append(out, x^byte(1+c.r.IntN(255)))
+			case 1: // drop
+			case 2: // duplicate
+				out = append(out, x, x)
+			}
+			continue
+		}
+		out = append(out, x)
+	}
+	c.mu.Unlock()
+	if _, err := c.Conn.Write(out); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+func TestLinkNoisyLine(t *testing.T) {
+	const calls = 1000
+	const rate = 2e-3
+	a, b := net.Pipe()
+	na := &noisyConn{Conn: a, r: rand.New(rand.NewPCG(11, 12)), rate: rate}
+	nb := &noisyConn{Conn: b, r: rand.New(rand.NewPCG(13, 14)), rate: rate}
+	cfg := Config{AckTimeout: 40 * time.Millisecond, InterByteTimeout: 20 * time.Millisecond}
+	host, target := linkPair(t, na, nb, cfg)
+	startEchoTarget(t, target)
+	for i := range calls {
+		body := make([]byte, 16+i%200)
+		for j := range body {
+			body[j] = byte(i + j)
+		}
+		got := call(t, host, uint64(i), body)
+		if len(got) != 3+8+len(body) {
+			t.Fatalf("call %d: reply of %d bytes", i, len(got))
+		}
+	}
+	hits := na.hits.Load() + nb.hits.Load()
+	hs, ts := host.Stats(), target.Stats()
+	t.Logf("noise events %d; host %+v; target %+v", hits, hs, ts)
+	if hits == 0 || hs.Retransmits+ts.Retransmits == 0 {
+		t.Fatalf("the line was not noisy enough to test recovery (hits %d)", hits)
+	}
+}
+
+func TestSendRejectsOversizedAndControl(t *testing.T) {
+	a, b := net.Pipe()
+	defer b.Close()
+	l := NewLink(a, Config{Role: RoleHost})
+	defer l.Close()
+	if err := l.Send(context.Background(), TypeAcknowledge, nil); err == nil {
+		t.Fatal("control type accepted by Send")
+	}
+	if err := l.Send(context.Background(), TypeStateManipulate, make([]byte, MaxPayload+1)); err == nil {
+		t.Fatal("oversized payload accepted")
+	}
+}
+
+func ExampleLink() {
+	a, b := net.Pipe()
+	host := NewLink(a, Config{Role: RoleHost})
+	target := NewLink(b, Config{Role: RoleTarget})
+	defer host.Close()
+	defer target.Close()
+	ctx := context.Background()
+	go target.Send(ctx, TypeDebugIO, []byte("hello"))
+	host.Recv(ctx) // MsgSync: the target's stream starts with the sync bit
+	m, _ := host.Recv(ctx)
+	fmt.Printf("%s %q\n", m.Packet.Type, m.Packet.Payload)
+	// Output: DEBUG_IO "hello"
+}
