@@ -145,8 +145,8 @@ type Stats struct {
 
 type stats struct {
 	packetsSent, packetsReceived, retransmits, resendsSent, resendsReceived atomic.Uint64
-	resetsSent, resetsReceived, corrupt, duplicates, breakInsSent          atomic.Uint64
-	breakInsRecv, dropped, noise                                           atomic.Uint64
+	resetsSent, resetsReceived, corrupt, duplicates, breakInsSent           atomic.Uint64
+	breakInsRecv, dropped, noise                                            atomic.Uint64
 }
 
 // ErrClosed is returned by operations on a closed link.
