@@ -1,0 +1,377 @@
+package wire
+
+import (
+	"encoding/binary"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits of the variable-length fields of typed payloads.
+const (
+	// MaxSoftware is the longest software string in Hello/HelloReply.
+	MaxSoftware = 255
+	// MaxTarget is the longest target spec an Open frame may carry.
+	MaxTarget = 4096
+	// MaxText is the longest display text (Opened info, Error message,
+	// State text); encoders truncate longer text at a UTF-8 boundary.
+	MaxText = 1024
+	// MaxKDPayload is the largest KD packet payload a KD frame can carry
+	// (the KD link layer itself limits packets to 4000 bytes).
+	MaxKDPayload = MaxPayload - 2
+)
+
+// Hello flag and field layouts.
+const (
+	// HelloReplyPasswordRequired (HelloReply flags bit 0): the server
+	// requires the Auth exchange.
+	HelloReplyPasswordRequired uint16 = 0x0001
+	// OpenTakeOver (Open flags bit 0): take the target over even if another
+	// session owns it.
+	OpenTakeOver uint16 = 0x0001
+)
+
+const (
+	helloFixed      = 2 + 2 + NonceSize + 1 // min, max, nonce, software length
+	helloReplyFixed = 2 + 2 + NonceSize + 1 // version, flags, nonce, software length
+)
+
+// Hello is the client's first frame.
+type Hello struct {
+	MinVersion, MaxVersion uint16
+	Nonce                  [NonceSize]byte
+	Software               string // e.g. "kdclient/0.1"; at most MaxSoftware bytes
+}
+
+// EncodeHello returns the payload of a Hello frame. Software is sanitised
+// and truncated to MaxSoftware bytes.
+func EncodeHello(h Hello) []byte {
+	sw := clipText(h.Software, MaxSoftware)
+	b := make([]byte, 0, helloFixed+len(sw))
+	b = binary.BigEndian.AppendUint16(b, h.MinVersion)
+	b = binary.BigEndian.AppendUint16(b, h.MaxVersion)
+	b = append(b, h.Nonce[:]...)
+	b = append(b, byte(len(sw)))
+	return append(b, sw...)
+}
+
+// DecodeHello parses a Hello payload. Bytes after the software string are
+// ignored: later protocol versions may append fields there, because Hello is
+// sent before a version is agreed.
+func DecodeHello(p []byte) (Hello, error) {
+	var h Hello
+	if len(p) < helloFixed {
+		return h, protoErr(BadFrame, "Hello payload is %d bytes, want at least %d", len(p), helloFixed)
+	}
+	h.MinVersion = binary.BigEndian.Uint16(p[0:])
+	h.MaxVersion = binary.BigEndian.Uint16(p[2:])
+	copy(h.Nonce[:], p[4:4+NonceSize])
+	n := int(p[helloFixed-1])
+	rest := p[helloFixed:]
+	if len(rest) < n {
+		return h, protoErr(BadFrame, "Hello software string of %d bytes overruns the payload", n)
+	}
+	if h.MinVersion == 0 || h.MinVersion > h.MaxVersion {
+		return h, protoErr(BadFrame, "Hello version range %d-%d is invalid", h.MinVersion, h.MaxVersion)
+	}
+	h.Software = clipText(string(rest[:n]), MaxSoftware)
+	return h, nil
+}
+
+// HelloReply is the server's answer to Hello.
+type HelloReply struct {
+	Version          uint16
+	PasswordRequired bool
+	Nonce            [NonceSize]byte
+	Software         string // e.g. "kdsrv/0.1"; at most MaxSoftware bytes
+}
+
+// EncodeHelloReply returns the payload of a HelloReply frame.
+func EncodeHelloReply(r HelloReply) []byte {
+	sw := clipText(r.Software, MaxSoftware)
+	var flags uint16
+	if r.PasswordRequired {
+		flags |= HelloReplyPasswordRequired
+	}
+	b := make([]byte, 0, helloReplyFixed+len(sw))
+	b = binary.BigEndian.AppendUint16(b, r.Version)
+	b = binary.BigEndian.AppendUint16(b, flags)
+	b = append(b, r.Nonce[:]...)
+	b = append(b, byte(len(sw)))
+	return append(b, sw...)
+}
+
+// DecodeHelloReply parses a HelloReply payload.
+func DecodeHelloReply(p []byte) (HelloReply, error) {
+	var r HelloReply
+	if len(p) < helloReplyFixed {
+		return r, protoErr(BadFrame, "HelloReply payload is %d bytes, want at least %d", len(p), helloReplyFixed)
+	}
+	r.Version = binary.BigEndian.Uint16(p[0:])
+	flags := binary.BigEndian.Uint16(p[2:])
+	if flags&^HelloReplyPasswordRequired != 0 {
+		return r, protoErr(BadFrame, "HelloReply has unknown flag bits 0x%04x", flags&^HelloReplyPasswordRequired)
+	}
+	r.PasswordRequired = flags&HelloReplyPasswordRequired != 0
+	copy(r.Nonce[:], p[4:4+NonceSize])
+	n := int(p[helloReplyFixed-1])
+	if len(p) != helloReplyFixed+n {
+		return r, protoErr(BadFrame, "HelloReply payload is %d bytes, its software string needs exactly %d", len(p), helloReplyFixed+n)
+	}
+	r.Software = clipText(string(p[helloReplyFixed:]), MaxSoftware)
+	return r, nil
+}
+
+// EncodeProof returns the payload of an Auth or AuthOK frame.
+func EncodeProof(proof [ProofSize]byte) []byte {
+	return append([]byte(nil), proof[:]...)
+}
+
+// DecodeProof parses the payload of an Auth or AuthOK frame.
+func DecodeProof(p []byte) ([ProofSize]byte, error) {
+	var proof [ProofSize]byte
+	if len(p) != ProofSize {
+		return proof, protoErr(BadFrame, "authentication proof is %d bytes, want %d", len(p), ProofSize)
+	}
+	copy(proof[:], p)
+	return proof, nil
+}
+
+// Open asks the server to open a target link.
+type Open struct {
+	Target   string // canonical trans=@{...} text; opaque to this package
+	TakeOver bool   // take the target over from a session that owns it
+}
+
+// EncodeOpen returns the payload of an Open frame. The decoder refuses
+// targets longer than MaxTarget bytes or not valid UTF-8.
+func EncodeOpen(o Open) []byte {
+	t := o.Target
+	if len(t) > 0xFFFF {
+		t = t[:0xFFFF]
+	}
+	var flags uint16
+	if o.TakeOver {
+		flags |= OpenTakeOver
+	}
+	b := make([]byte, 0, 4+len(t))
+	b = binary.BigEndian.AppendUint16(b, flags)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(t)))
+	return append(b, t...)
+}
+
+// DecodeOpen parses an Open payload.
+func DecodeOpen(p []byte) (Open, error) {
+	var o Open
+	if len(p) < 4 {
+		return o, protoErr(BadFrame, "Open payload is %d bytes, want at least 4", len(p))
+	}
+	flags := binary.BigEndian.Uint16(p[0:])
+	if flags&^OpenTakeOver != 0 {
+		return o, protoErr(BadFrame, "Open has unknown flag bits 0x%04x", flags&^OpenTakeOver)
+	}
+	n := int(binary.BigEndian.Uint16(p[2:]))
+	if len(p) != 4+n {
+		return o, protoErr(BadFrame, "Open payload is %d bytes, its %d-byte target needs exactly %d", len(p), n, 4+n)
+	}
+	if n > MaxTarget {
+		return o, protoErr(BadFrame, "Open target spec is %d bytes, the limit is %d", n, MaxTarget)
+	}
+	t := p[4:]
+	if !utf8.Valid(t) {
+		return o, protoErr(BadFrame, "Open target spec is not valid UTF-8")
+	}
+	o.Target = string(t)
+	o.TakeOver = flags&OpenTakeOver != 0
+	return o, nil
+}
+
+// Opened is the server's answer to a successful Open.
+type Opened struct {
+	Session uint32 // server-assigned session id
+	Info    string // short description of the target, at most MaxText bytes
+}
+
+// EncodeOpened returns the payload of an Opened frame.
+func EncodeOpened(o Opened) []byte {
+	info := clipText(o.Info, MaxText)
+	b := make([]byte, 0, 6+len(info))
+	b = binary.BigEndian.AppendUint32(b, o.Session)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(info)))
+	return append(b, info...)
+}
+
+// DecodeOpened parses an Opened payload.
+func DecodeOpened(p []byte) (Opened, error) {
+	var o Opened
+	if len(p) < 6 {
+		return o, protoErr(BadFrame, "Opened payload is %d bytes, want at least 6", len(p))
+	}
+	o.Session = binary.BigEndian.Uint32(p[0:])
+	n := int(binary.BigEndian.Uint16(p[4:]))
+	if len(p) != 6+n {
+		return o, protoErr(BadFrame, "Opened payload is %d bytes, its %d-byte info needs exactly %d", len(p), n, 6+n)
+	}
+	o.Info = clipText(string(p[6:]), MaxText)
+	return o, nil
+}
+
+// EncodeKD returns the payload of a KD frame carrying one KD data packet.
+func EncodeKD(pktType uint16, payload []byte) []byte {
+	return AppendKD(make([]byte, 0, 2+len(payload)), pktType, payload)
+}
+
+// AppendKD appends a KD frame payload to dst.
+func AppendKD(dst []byte, pktType uint16, payload []byte) []byte {
+	dst = binary.BigEndian.AppendUint16(dst, pktType)
+	return append(dst, payload...)
+}
+
+// DecodeKD parses a KD payload. The returned payload aliases p.
+func DecodeKD(p []byte) (pktType uint16, payload []byte, err error) {
+	if len(p) < 2 {
+		return 0, nil, protoErr(BadFrame, "KD payload is %d bytes, want at least 2", len(p))
+	}
+	return binary.BigEndian.Uint16(p), p[2:], nil
+}
+
+// EncodeError returns the payload of an Error frame. The message is
+// sanitised and truncated to MaxText bytes.
+func EncodeError(code Code, msg string) []byte {
+	msg = clipText(msg, MaxText)
+	b := make([]byte, 0, 2+len(msg))
+	b = binary.BigEndian.AppendUint16(b, uint16(code))
+	return append(b, msg...)
+}
+
+// DecodeError parses an Error payload. The message is sanitised for display
+// (invalid UTF-8 and control characters become U+FFFD) and truncated to
+// MaxText bytes.
+func DecodeError(p []byte) (*RemoteError, error) {
+	if len(p) < 2 {
+		return nil, protoErr(BadFrame, "Error payload is %d bytes, want at least 2", len(p))
+	}
+	return &RemoteError{
+		Code: Code(binary.BigEndian.Uint16(p)),
+		Msg:  clipText(string(p[2:]), MaxText),
+	}, nil
+}
+
+// EncodeBye returns the payload of a Bye frame: empty for a normal close
+// (OK), else the reason code.
+func EncodeBye(reason Code) []byte {
+	if reason == OK {
+		return nil
+	}
+	return binary.BigEndian.AppendUint16(nil, uint16(reason))
+}
+
+// DecodeBye parses a Bye payload (empty or a 2-byte reason code).
+func DecodeBye(p []byte) (Code, error) {
+	switch len(p) {
+	case 0:
+		return OK, nil
+	case 2:
+		return Code(binary.BigEndian.Uint16(p)), nil
+	}
+	return OK, protoErr(BadFrame, "Bye payload is %d bytes, want 0 or 2", len(p))
+}
+
+// State is the payload of a State frame.
+type State struct {
+	State StateCode
+	Text  string // optional detail for display, at most MaxText bytes
+}
+
+// EncodeState returns the payload of a State frame.
+func EncodeState(s State) []byte {
+	text := clipText(s.Text, MaxText)
+	b := make([]byte, 0, 2+len(text))
+	b = binary.BigEndian.AppendUint16(b, uint16(s.State))
+	return append(b, text...)
+}
+
+// DecodeState parses a State payload.
+func DecodeState(p []byte) (State, error) {
+	if len(p) < 2 {
+		return State{}, protoErr(BadFrame, "State payload is %d bytes, want at least 2", len(p))
+	}
+	return State{
+		State: StateCode(binary.BigEndian.Uint16(p)),
+		Text:  clipText(string(p[2:]), MaxText),
+	}, nil
+}
+
+// Control is a Control request (client to server) or reply (server to
+// client). A reply carries the request's ID and Command.
+type Control struct {
+	ID      uint32  // chosen by the requester, echoed in the reply
+	Command Command // what to do
+	Status  Code    // requests: OK; replies: OK or why the request failed
+	Body    []byte  // command-specific
+}
+
+const controlFixed = 4 + 2 + 2
+
+// EncodeControl returns the payload of a Control frame.
+func EncodeControl(c Control) []byte {
+	b := make([]byte, 0, controlFixed+len(c.Body))
+	b = binary.BigEndian.AppendUint32(b, c.ID)
+	b = binary.BigEndian.AppendUint16(b, uint16(c.Command))
+	b = binary.BigEndian.AppendUint16(b, uint16(c.Status))
+	return append(b, c.Body...)
+}
+
+// DecodeControl parses a Control payload. Body aliases p.
+func DecodeControl(p []byte) (Control, error) {
+	if len(p) < controlFixed {
+		return Control{}, protoErr(BadFrame, "Control payload is %d bytes, want at least %d", len(p), controlFixed)
+	}
+	return Control{
+		ID:      binary.BigEndian.Uint32(p[0:]),
+		Command: Command(binary.BigEndian.Uint16(p[4:])),
+		Status:  Code(binary.BigEndian.Uint16(p[6:])),
+		Body:    p[controlFixed:],
+	}, nil
+}
+
+// DecodePing parses a Ping or Pong payload.
+func DecodePing(p []byte) ([PingSize]byte, error) {
+	var v [PingSize]byte
+	if len(p) != PingSize {
+		return v, protoErr(BadFrame, "Ping/Pong payload is %d bytes, want %d", len(p), PingSize)
+	}
+	copy(v[:], p)
+	return v, nil
+}
+
+// clipText makes peer-supplied or user-supplied text safe to display and to
+// encode: invalid UTF-8 and control characters become U+FFFD, and the result
+// is cut to at most max bytes on a rune boundary. It is idempotent.
+func clipText(s string, max int) string {
+	if needsSanitising(s) {
+		s = strings.Map(func(r rune) rune {
+			if unicode.IsControl(r) {
+				return utf8.RuneError
+			}
+			return r
+		}, strings.ToValidUTF8(s, string(utf8.RuneError)))
+	}
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}
+
+func needsSanitising(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f {
+			return !utf8.ValidString(s) || strings.IndexFunc(s, unicode.IsControl) >= 0
+		}
+	}
+	return false
+}
