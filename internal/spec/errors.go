@@ -1,6 +1,11 @@
 package spec
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
 
 // Error is the error returned for every parse or validation failure.
 //
@@ -46,15 +51,30 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// quote quotes s for an error message without the escapes of %q for
-// backslashes, which are common in Windows names (\\host, \\.\pipe\x).
+// quote quotes s for an error message. Unlike %q it leaves backslashes
+// alone, as they are common in Windows names (\\host, \\.\pipe\x); control
+// characters and invalid UTF-8 are shown as \xNN so that a message stays on
+// one line and cannot drive a terminal.
 func quote(s string) string {
-	return `"` + s + `"`
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError && n == 1 || unicode.IsControl(r) {
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+			i++
+			continue
+		}
+		b.WriteString(s[i : i+n])
+		i += n
+	}
+	b.WriteByte('"')
+	return b.String()
 }
 
 // isSecretKey reports whether the value of key must never be shown.
 func isSecretKey(key string) bool {
-	return key == "password" || key == "key"
+	return key == "key" || key == "pwd" || strings.HasPrefix(key, "pass")
 }
 
 // newError builds an *Error, redacting secrets from the input and refusing to
@@ -66,7 +86,7 @@ func newError(input, key, value, msg, hint string) *Error {
 	return &Error{Input: redact(input), Key: key, Value: value, Msg: msg, Hint: hint}
 }
 
-// redact replaces the value of every password= and key= parameter in s with
+// redact replaces the value of every secret parameter (see secretKeyAt) in s with
 // "*". It works on malformed input too: a value ends at a comma, or at a
 // closing brace that ends a group (followed by a comma, another brace or the
 // end of the string). It over-redacts rather than under-redacts.
@@ -98,8 +118,10 @@ func redact(s string) string {
 	return b.String()
 }
 
-// secretKeyAt returns the length of "password=" or "key=" (any case, spaces
-// allowed around the key) starting at a parameter boundary at s[i:], or 0.
+// secretKeyAt returns the length of a secret "key=" prefix (any case, spaces
+// allowed around the key) that starts at a parameter boundary at s[i:], or 0.
+// Secret keys are key (KDNET) and every key that starts with "pass" or is
+// "pwd", so that a misspelt password key is redacted too.
 func secretKeyAt(s string, i int) int {
 	if i > 0 {
 		switch s[i-1] {
@@ -108,17 +130,19 @@ func secretKeyAt(s string, i int) int {
 			return 0
 		}
 	}
-	for _, k := range []string{"password", "key"} {
-		if len(s)-i < len(k) || !strings.EqualFold(s[i:i+len(k)], k) {
-			continue
-		}
-		j := i + len(k)
-		for j < len(s) && (s[j] == ' ' || s[j] == '\t') {
-			j++
-		}
-		if j < len(s) && s[j] == '=' {
-			return j + 1 - i
-		}
+	j := i
+	for j < len(s) && isWord(s[j:j+1]) {
+		j++
+	}
+	word := strings.ToLower(s[i:j])
+	if word != "key" && word != "pwd" && !strings.HasPrefix(word, "pass") {
+		return 0
+	}
+	for j < len(s) && (s[j] == ' ' || s[j] == '\t') {
+		j++
+	}
+	if j < len(s) && s[j] == '=' {
+		return j + 1 - i
 	}
 	return 0
 }

@@ -69,6 +69,9 @@ func parsePort(s string) (uint16, *valueError) {
 // parsePortRange parses "N" or "A:B" with A <= B.
 func parsePortRange(s string) (PortRange, *valueError) {
 	lo, hi, isRange := strings.Cut(s, ":")
+	if isRange && (strings.TrimSpace(lo) == "" || strings.TrimSpace(hi) == "") {
+		return PortRange{}, &valueError{"port range must be A:B with both ports given", "e.g. port=51:60"}
+	}
 	a, err := parsePort(strings.TrimSpace(lo))
 	if err != nil {
 		return PortRange{}, err
