@@ -51,7 +51,7 @@ type row struct {
 }
 
 // ok and bad build table rows.
-func ok(g grammar, in, want string) row     { return row{g: g, in: in, want: want} }
+func ok(g grammar, in, want string) row       { return row{g: g, in: in, want: want} }
 func bad(g grammar, in, key, frag string) row { return row{g: g, in: in, key: key, frag: frag} }
 
 func (r row) valid() bool { return r.frag == "" }
