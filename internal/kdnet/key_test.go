@@ -32,7 +32,7 @@ func TestParseKeyValid(t *testing.T) {
 		{"1.Z.10.3W5E11264SGSF", leKey(1, 35, 36, ^uint64(0))},
 		{"0.0.0.0", leKey(0, 0, 0, 0)},
 		{"0000000000001.1.1.1", leKey(1, 1, 1, 1)}, // 13 digits with leading zeros
-		{"  1.2.3.4\n", leKey(1, 2, 3, 4)},        // surrounding white space
+		{"  1.2.3.4\n", leKey(1, 2, 3, 4)},         // surrounding white space
 		{"a.b.c.d", leKey(10, 11, 12, 13)},
 		{"zz.100.3w5e11264sgse.1a", leKey(36*36-1, 36*36, ^uint64(0)-1, 46)},
 	}
