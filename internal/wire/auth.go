@@ -41,15 +41,20 @@ const keyCacheMax = 16
 func deriveKey(password string) ([sha256.Size]byte, error) {
 	var k [sha256.Size]byte
 	keyCache.Lock()
-	defer keyCache.Unlock()
-	if k, ok := keyCache.m[password]; ok {
+	k, ok := keyCache.m[password]
+	keyCache.Unlock()
+	if ok {
 		return k, nil
 	}
+	// Derive without holding the lock: it takes a noticeable fraction of a
+	// second, and other passwords need not wait for it.
 	raw, err := pbkdf2.Key(sha256.New, password, []byte(keySalt), KeyIterations, sha256.Size)
 	if err != nil {
 		return k, protoErr(Internal, "deriving the password key failed (PBKDF2 refused: FIPS 140-only mode?)")
 	}
 	copy(k[:], raw)
+	keyCache.Lock()
+	defer keyCache.Unlock()
 	if keyCache.m == nil || len(keyCache.m) >= keyCacheMax {
 		keyCache.m = make(map[string][sha256.Size]byte)
 	}

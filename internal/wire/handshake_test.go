@@ -1,0 +1,440 @@
+package wire
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestHandshake(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		client     Config
+		server     Config
+		wantAuth   bool // both sides authenticated
+		clientCode Code // 0: success expected
+		remote     bool // the client's error is a *RemoteError from the server
+		serverCode Code // expected ErrorCode of the server's error (0: success or no code)
+		serverFail bool
+	}{
+		{name: "no password", client: Config{Software: "kdclient/t"}, server: Config{Software: "kdsrv/t"}},
+		{name: "right password", client: Config{Password: "s3cret"}, server: Config{Password: "s3cret"}, wantAuth: true},
+		{name: "right password and binding", client: Config{Password: "s3cret", Binding: []byte("tls-exporter-A")},
+			server: Config{Password: "s3cret", Binding: []byte("tls-exporter-A")}, wantAuth: true},
+		{name: "client password, server none", client: Config{Password: "s3cret"}, server: Config{}},
+		{name: "wrong password", client: Config{Password: "wrong1"}, server: Config{Password: "s3cret"},
+			clientCode: AccessDenied, remote: true, serverCode: AccessDenied, serverFail: true},
+		{name: "binding mismatch (relay)", client: Config{Password: "s3cret", Binding: []byte("tls-exporter-A")},
+			server: Config{Password: "s3cret", Binding: []byte("tls-exporter-B")},
+			clientCode: AccessDenied, remote: true, serverCode: AccessDenied, serverFail: true},
+		{name: "binding on one side only", client: Config{Password: "s3cret"},
+			server: Config{Password: "s3cret", Binding: []byte("tls-exporter-B")},
+			clientCode: AccessDenied, remote: true, serverCode: AccessDenied, serverFail: true},
+		{name: "client without password", client: Config{}, server: Config{Password: "s3cret"},
+			clientCode: AccessDenied, serverFail: true},
+	}
+	for _, tr := range transports {
+		for _, tt := range tests {
+			t.Run(tr.name+"/"+tt.name, func(t *testing.T) {
+				t.Parallel()
+				cc, cerr, sc, serr := handshakePair(t, tr.pair, tt.client, tt.server)
+				if tt.clientCode == 0 {
+					if cerr != nil || serr != nil {
+						t.Fatalf("handshake failed: client %v; server %v", cerr, serr)
+					}
+					if cc.Version() != Version || sc.Version() != Version {
+						t.Errorf("versions %d/%d, want %d", cc.Version(), sc.Version(), Version)
+					}
+					if cc.Authenticated() != tt.wantAuth || sc.Authenticated() != tt.wantAuth {
+						t.Errorf("Authenticated = %v/%v, want %v", cc.Authenticated(), sc.Authenticated(), tt.wantAuth)
+					}
+					if cc.PeerSoftware() != tt.server.Software || sc.PeerSoftware() != tt.client.Software {
+						t.Errorf("PeerSoftware = %q/%q", cc.PeerSoftware(), sc.PeerSoftware())
+					}
+					// The connection works after the handshake (send in
+					// the background: net.Pipe writes wait for the reader).
+					sent := make(chan error, 1)
+					go func() { sent <- cc.Send(TypeBreakIn, nil) }()
+					if f, err := sc.Recv(); err != nil || f.Type != TypeBreakIn {
+						t.Fatalf("Recv after handshake = %v, %v", f.Type, err)
+					}
+					if err := <-sent; err != nil {
+						t.Fatal(err)
+					}
+					return
+				}
+				if cerr == nil {
+					t.Fatal("client handshake succeeded, want failure")
+				}
+				if code, _ := ErrorCode(cerr); code != tt.clientCode {
+					t.Errorf("client error %q has code %v, want %v", cerr, code, tt.clientCode)
+				}
+				var re *RemoteError
+				if errors.As(cerr, &re) != tt.remote {
+					t.Errorf("client error %q: RemoteError = %v, want %v", cerr, !tt.remote, tt.remote)
+				}
+				if tt.serverFail && serr == nil {
+					t.Fatal("server handshake succeeded, want failure")
+				}
+				if tt.serverCode != 0 {
+					if code, _ := ErrorCode(serr); code != tt.serverCode {
+						t.Errorf("server error %q has code %v, want %v", serr, code, tt.serverCode)
+					}
+				}
+				for _, err := range []error{cerr, serr} {
+					if err != nil && (strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "wrong1")) {
+						t.Errorf("error reveals a password: %v", err)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestHandshakeClientWithoutPasswordMessage(t *testing.T) {
+	t.Parallel()
+	_, cerr, _, serr := handshakePair(t, pipePair, Config{}, Config{Password: "s3cret"})
+	if !errors.Is(cerr, ErrPasswordRequired) {
+		t.Fatalf("client error = %v, want ErrPasswordRequired", cerr)
+	}
+	if !strings.Contains(cerr.Error(), "access denied: the server requires a password (add password=... to server=@{...})") {
+		t.Errorf("client error %q lacks the advice", cerr)
+	}
+	if serr == nil || !strings.Contains(serr.Error(), "closed the connection") {
+		t.Errorf("server error = %v, want the client's Bye reported", serr)
+	}
+}
+
+func TestHandshakeWrongPasswordClosesConnection(t *testing.T) {
+	t.Parallel()
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			t.Parallel()
+			cn, sn := tr.pair(t)
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() {
+				_, err := Server(ctx, sn, Config{Password: "s3cret"})
+				done <- err
+			}()
+			// A hand-made client that sends a garbage proof.
+			d := NewDecoder(cn)
+			writeRaw(t, cn, AppendFrame(nil, TypeHello, EncodeHello(Hello{MinVersion: 1, MaxVersion: 1})))
+			f, err := readFrame(t, d, cn)
+			if err != nil || f.Type != TypeHelloReply {
+				t.Fatalf("HelloReply: %v %v", f.Type, err)
+			}
+			writeRaw(t, cn, AppendFrame(nil, TypeAuth, make([]byte, ProofSize)))
+			re := expectError(t, d, cn)
+			if re.Code != AccessDenied || re.Msg != "access denied" {
+				t.Errorf("server sent %+v, want exactly AccessDenied \"access denied\"", re)
+			}
+			expectClosed(t, d, cn)
+			if err := <-done; err == nil {
+				t.Fatal("server accepted a garbage proof")
+			}
+		})
+	}
+}
+
+// TestHandshakeImpostorServer: a server that does not know the password
+// accepts any client proof and answers with a proof made from its own guess.
+// The client must refuse it.
+func TestHandshakeImpostorServer(t *testing.T) {
+	t.Parallel()
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			t.Parallel()
+			cn, sn := tr.pair(t)
+			impostor := make(chan *RemoteError, 1)
+			go func() {
+				defer close(impostor)
+				d := NewDecoder(sn)
+				_ = sn.SetDeadline(time.Now().Add(testTimeout))
+				f, err := d.Next()
+				if err != nil {
+					return
+				}
+				trs := newTranscript()
+				trs.add(AppendFrame(nil, f.Type, f.Payload))
+				reply := AppendFrame(nil, TypeHelloReply, EncodeHelloReply(HelloReply{Version: 1, PasswordRequired: true, Software: "evil"}))
+				trs.add(reply)
+				trs.add(nil)
+				if _, err := sn.Write(reply); err != nil {
+					return
+				}
+				if f, err = d.Next(); err != nil || f.Type != TypeAuth {
+					return
+				}
+				key, _ := deriveKey("wrong1") // the impostor's guess
+				_, sp := proofs(key, trs.sum())
+				if _, err := sn.Write(AppendFrame(nil, TypeAuthOK, EncodeProof(sp))); err != nil {
+					return
+				}
+				if f, err = d.Next(); err == nil && f.Type == TypeError {
+					re, _ := DecodeError(f.Payload)
+					impostor <- re
+				}
+			}()
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			c, err := Client(ctx, cn, Config{Password: "s3cret"})
+			if err == nil {
+				c.Close()
+				t.Fatal("client accepted an impostor server")
+			}
+			var pe *ProtocolError
+			if !errors.As(err, &pe) || pe.Code != AccessDenied || !strings.Contains(err.Error(), "could not prove") {
+				t.Fatalf("client error = %v, want a local AccessDenied about the server proof", err)
+			}
+			if re := <-impostor; re == nil || re.Code != AccessDenied || re.Msg != "access denied" {
+				t.Errorf("impostor received %+v, want AccessDenied \"access denied\"", re)
+			}
+		})
+	}
+}
+
+func TestHandshakeVersionMismatch(t *testing.T) {
+	t.Parallel()
+	t.Run("server refuses a newer client", func(t *testing.T) {
+		t.Parallel()
+		cn, sn := tcpPair(t)
+		done := make(chan error, 1)
+		go func() {
+			_, err := Server(context.Background(), sn, Config{HandshakeTimeout: testTimeout})
+			done <- err
+		}()
+		d := NewDecoder(cn)
+		writeRaw(t, cn, AppendFrame(nil, TypeHello, EncodeHello(Hello{MinVersion: 2, MaxVersion: 3})))
+		re := expectError(t, d, cn)
+		if re.Code != VersionMismatch || !strings.Contains(re.Msg, "2-3") || !strings.Contains(re.Msg, "1-1") {
+			t.Errorf("server sent %+v, want VersionMismatch naming both ranges", re)
+		}
+		expectClosed(t, d, cn)
+		if code, _ := ErrorCode(<-done); code != VersionMismatch {
+			t.Error("server did not report VersionMismatch")
+		}
+	})
+	t.Run("client explains a refusal", func(t *testing.T) {
+		t.Parallel()
+		cn, sn := pipePair(t)
+		go func() {
+			d := NewDecoder(sn)
+			_ = sn.SetDeadline(time.Now().Add(testTimeout))
+			if _, err := d.Next(); err == nil {
+				_, _ = sn.Write(AppendFrame(nil, TypeError, EncodeError(VersionMismatch, "client supports protocol versions 1-1, server supports 2-2")))
+			}
+			sn.Close()
+		}()
+		_, err := Client(context.Background(), cn, Config{HandshakeTimeout: testTimeout})
+		var re *RemoteError
+		if !errors.As(err, &re) || re.Code != VersionMismatch || !strings.Contains(err.Error(), "upgrade kdclient or kdsrv") {
+			t.Fatalf("client error = %v, want a RemoteError VersionMismatch with upgrade advice", err)
+		}
+	})
+	t.Run("client refuses a version it does not speak", func(t *testing.T) {
+		t.Parallel()
+		cn, sn := pipePair(t)
+		got := make(chan *RemoteError, 1)
+		go func() {
+			defer close(got)
+			d := NewDecoder(sn)
+			_ = sn.SetDeadline(time.Now().Add(testTimeout))
+			if _, err := d.Next(); err != nil {
+				return
+			}
+			_, _ = sn.Write(AppendFrame(nil, TypeHelloReply, EncodeHelloReply(HelloReply{Version: 9})))
+			if f, err := d.Next(); err == nil && f.Type == TypeError {
+				re, _ := DecodeError(f.Payload)
+				got <- re
+			}
+		}()
+		_, err := Client(context.Background(), cn, Config{HandshakeTimeout: testTimeout})
+		if code, _ := ErrorCode(err); code != VersionMismatch {
+			t.Fatalf("client error = %v, want VersionMismatch", err)
+		}
+		if re := <-got; re == nil || re.Code != VersionMismatch {
+			t.Errorf("server received %+v, want a VersionMismatch Error", re)
+		}
+	})
+}
+
+func TestHandshakeTimeouts(t *testing.T) {
+	t.Parallel()
+	const short = 100 * time.Millisecond
+	for _, tr := range transports {
+		t.Run(tr.name+"/silent client is dropped", func(t *testing.T) {
+			t.Parallel()
+			cn, sn := tr.pair(t)
+			done := make(chan error, 1)
+			go func() {
+				_, err := Server(context.Background(), sn, Config{HandshakeTimeout: short})
+				done <- err
+			}()
+			d := NewDecoder(cn)
+			re := expectError(t, d, cn)
+			if re.Code != HandshakeTimeout {
+				t.Errorf("server sent %+v, want HandshakeTimeout", re)
+			}
+			expectClosed(t, d, cn)
+			if err := <-done; !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("server error = %v, want a deadline error", err)
+			}
+		})
+		t.Run(tr.name+"/client silent after Hello with password", func(t *testing.T) {
+			t.Parallel()
+			cn, sn := tr.pair(t)
+			done := make(chan error, 1)
+			go func() {
+				_, err := Server(context.Background(), sn, Config{HandshakeTimeout: short, Password: "s3cret"})
+				done <- err
+			}()
+			d := NewDecoder(cn)
+			writeRaw(t, cn, AppendFrame(nil, TypeHello, EncodeHello(Hello{MinVersion: 1, MaxVersion: 1})))
+			if f, err := readFrame(t, d, cn); err != nil || f.Type != TypeHelloReply {
+				t.Fatalf("HelloReply: %v %v", f.Type, err)
+			}
+			if re := expectError(t, d, cn); re.Code != HandshakeTimeout {
+				t.Errorf("server sent %+v, want HandshakeTimeout", re)
+			}
+			if err := <-done; !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("server error = %v, want a deadline error", err)
+			}
+		})
+		t.Run(tr.name+"/silent server", func(t *testing.T) {
+			t.Parallel()
+			cn, sn := tr.pair(t)
+			go func() { // read and discard, never answer
+				buf := make([]byte, 256)
+				_ = sn.SetReadDeadline(time.Now().Add(testTimeout))
+				for {
+					if _, err := sn.Read(buf); err != nil {
+						return
+					}
+				}
+			}()
+			_, err := Client(context.Background(), cn, Config{HandshakeTimeout: short})
+			if !errors.Is(err, os.ErrDeadlineExceeded) || !strings.Contains(err.Error(), "HelloReply") {
+				t.Fatalf("client error = %v, want a deadline error naming HelloReply", err)
+			}
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				t.Errorf("client error %v is not a net.Error timeout", err)
+			}
+		})
+	}
+}
+
+func TestHandshakeContextCancel(t *testing.T) {
+	t.Parallel()
+	cn, _ := pipePair(t) // the server end never reads
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	_, err := Client(ctx, cn, Config{HandshakeTimeout: testTimeout})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("client error = %v, want context.Canceled", err)
+	}
+}
+
+func TestHandshakeBadFirstFrame(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		bytes []byte
+		code  Code
+	}{
+		{"http", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), BadFrame},
+		{"open before hello", AppendFrame(nil, TypeOpen, EncodeOpen(Open{Target: "x"})), BadFrame},
+		{"huge hello", header(TypeHello, 0, 1<<30), FrameTooLarge},
+		{"short hello", AppendFrame(nil, TypeHello, []byte{0, 1}), BadFrame},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cn, sn := tcpPair(t)
+			done := make(chan error, 1)
+			go func() {
+				_, err := Server(context.Background(), sn, Config{HandshakeTimeout: testTimeout})
+				done <- err
+			}()
+			d := NewDecoder(cn)
+			writeRaw(t, cn, tt.bytes)
+			if re := expectError(t, d, cn); re.Code != tt.code {
+				t.Errorf("server sent %+v, want %v", re, tt.code)
+			}
+			if code, _ := ErrorCode(<-done); code != tt.code {
+				t.Errorf("server error code %v, want %v", code, tt.code)
+			}
+		})
+	}
+}
+
+func TestHandshakeSkippedAuth(t *testing.T) {
+	t.Parallel()
+	cn, sn := tcpPair(t)
+	done := make(chan error, 1)
+	go func() {
+		_, err := Server(context.Background(), sn, Config{Password: "s3cret", HandshakeTimeout: testTimeout})
+		done <- err
+	}()
+	d := NewDecoder(cn)
+	writeRaw(t, cn, AppendFrame(nil, TypeHello, EncodeHello(Hello{MinVersion: 1, MaxVersion: 1})))
+	if f, err := readFrame(t, d, cn); err != nil || f.Type != TypeHelloReply {
+		t.Fatalf("HelloReply: %v %v", f.Type, err)
+	}
+	writeRaw(t, cn, AppendFrame(nil, TypeOpen, EncodeOpen(Open{Target: "com:port=COM1"})))
+	if re := expectError(t, d, cn); re.Code != AccessDenied || re.Msg != "access denied" {
+		t.Errorf("server sent %+v, want AccessDenied", re)
+	}
+	if code, _ := ErrorCode(<-done); code != AccessDenied {
+		t.Error("server did not report AccessDenied")
+	}
+}
+
+// TestReverseRoles: the side that accepted the TCP connection can run the
+// client role (clicon), and the side that dialed the server role.
+func TestReverseRoles(t *testing.T) {
+	t.Parallel()
+	dialer, acceptor := tcpPair(t)
+	reversed := func(t *testing.T) (net.Conn, net.Conn) { return acceptor, dialer }
+	cc, cerr, sc, serr := handshakePair(t, reversed, Config{Password: "s3cret"}, Config{Password: "s3cret"})
+	if cerr != nil || serr != nil {
+		t.Fatalf("reverse handshake: %v / %v", cerr, serr)
+	}
+	if !cc.Authenticated() || !sc.Authenticated() {
+		t.Fatal("reverse handshake not authenticated")
+	}
+}
+
+func TestConfigStringHidesPassword(t *testing.T) {
+	t.Parallel()
+	cfg := Config{Password: "Hunter2pass", Binding: []byte{1, 2}, Software: "kdsrv/0.1"}
+	for _, s := range []string{cfg.String(), cfg.GoString()} {
+		if strings.Contains(s, "Hunter2pass") || !strings.Contains(s, "Password: set") {
+			t.Errorf("Config string %q reveals or omits the password state", s)
+		}
+	}
+}
+
+func TestDeriveKeyCache(t *testing.T) {
+	t.Parallel()
+	k1, err := deriveKey(goldenPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, _ := deriveKey(goldenPassword)
+	if k1 != k2 || k1 == [sha256.Size]byte{} {
+		t.Fatal("deriveKey is not deterministic")
+	}
+	k3, _ := deriveKey("wrong1")
+	if k3 == k1 {
+		t.Fatal("different passwords give the same key")
+	}
+}
