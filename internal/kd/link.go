@@ -124,6 +124,10 @@ func (k MsgKind) String() string {
 type Message struct {
 	Kind   MsgKind
 	Packet Packet // for MsgPacket; Payload is owned by the receiver
+	// ResetSeq, for MsgReset, is how many RESETs the link had received
+	// when this one arrived (compare with Stats().ResetsReceived taken
+	// before a send to tell whether that send already followed it).
+	ResetSeq uint64
 }
 
 // Stats counts link events. All counters only grow.
@@ -161,6 +165,7 @@ type sendOp struct {
 	pkt     Packet
 	retries int // 0 = until ctx ends
 	tries   int
+	epoch   uint64 // RESETs received when the packet was last transmitted
 	done    chan error
 }
 
@@ -416,7 +421,7 @@ func (l *Link) handleFrame(s *loopState, f Frame) error {
 		l.enqueue(s, Message{Kind: MsgResend})
 		return nil
 	case TypeReset:
-		l.st.resetsReceived.Add(1)
+		seq := l.st.resetsReceived.Add(1)
 		s.sendID, s.expectID = InitialPacketID, InitialPacketID
 		if l.cfg.Role == RoleTarget {
 			l.st.resetsSent.Add(1)
@@ -436,7 +441,7 @@ func (l *Link) handleFrame(s *loopState, f Frame) error {
 			}
 		}
 		if report {
-			l.enqueue(s, Message{Kind: MsgReset})
+			l.enqueue(s, Message{Kind: MsgReset, ResetSeq: seq})
 		}
 		return nil
 	}
@@ -506,6 +511,7 @@ func (l *Link) enqueue(s *loopState, m Message) {
 func (l *Link) transmit(s *loopState) error {
 	op := s.pending
 	op.tries++
+	op.epoch = l.st.resetsReceived.Load()
 	if l.cfg.Trace != nil {
 		l.cfg.Trace(Sent, op.pkt)
 	}
@@ -554,18 +560,32 @@ func (l *Link) Send(ctx context.Context, t PacketType, payload []byte) error {
 // SendRetries is Send with a retry budget: after retries unacknowledged
 // retransmissions it gives up with ErrRetriesExhausted (0 = no budget).
 func (l *Link) SendRetries(ctx context.Context, t PacketType, payload []byte, retries int) error {
+	_, err := l.send(ctx, t, payload, retries)
+	return err
+}
+
+// SendEpoch is Send that also reports how many RESETs the link had received
+// when the packet was last transmitted: a MsgReset whose ResetSeq is not
+// above that number came before the packet, which therefore already went
+// out on the restarted id streams.
+func (l *Link) SendEpoch(ctx context.Context, t PacketType, payload []byte) (uint64, error) {
+	return l.send(ctx, t, payload, 0)
+}
+
+func (l *Link) send(ctx context.Context, t PacketType, payload []byte, retries int) (uint64, error) {
 	if t.IsControl() || len(payload) > MaxPayload {
-		return fmt.Errorf("kd: cannot send a %s packet of %d bytes", t, len(payload))
+		return 0, fmt.Errorf("kd: cannot send a %s packet of %d bytes", t, len(payload))
 	}
 	op := &sendOp{ctx: ctx, pkt: Packet{Type: t, Payload: payload}, retries: retries, done: make(chan error, 1)}
 	select {
 	case l.sendReq <- op:
 	case <-ctx.Done():
-		return ctx.Err()
+		return 0, ctx.Err()
 	case <-l.done:
-		return l.err
+		return 0, l.err
 	}
-	return <-op.done
+	err := <-op.done
+	return op.epoch, err
 }
 
 // Recv returns the next message from the peer.

@@ -1,0 +1,462 @@
+// Package sim is a simulated Windows x64 kernel that speaks KDCOM in the
+// target role. It serves a consistent kernel image (GetVersion, a KDBG
+// debugger data block, list heads), a sparse memory that remembers writes,
+// per-processor CONTEXTs, breakpoints, control space and MSRs, and runs
+// until a break-in. Its state survives debugger disconnects: a debugger
+// that attaches later gets the current state.
+package sim
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"kdsrv/internal/kd"
+)
+
+// Layout of the simulated kernel. Addresses are canonical x64 kernel
+// addresses; every list head and pointer below is consistent with the
+// GetVersion reply and the KDBG block.
+const (
+	KernBase            uint64 = 0xfffff80262a00000
+	KernSize            uint64 = 0x01000000
+	PsLoadedModuleList  uint64 = KernBase + 0xC1A000
+	PsActiveProcessHead uint64 = KernBase + 0xC1A010
+	DebuggerDataList    uint64 = KernBase + 0xC1A020 // list head; Flink -> KDBG
+	CmNtCSDVersion      uint64 = KernBase + 0xC1A030 // u32: service pack << 8
+	DebuggerDataBlock   uint64 = KernBase + 0xC1B000 // KDDEBUGGER_DATA64
+	BreakAddress        uint64 = KernBase + 0x3F0000 // DbgBreakPointWithStatus: int3; ret
+	IdleAddress         uint64 = KernBase + 0x3F1000 // where CPUs "run"
+	KPCRBase            uint64 = 0xfffff80260000000  // KPCR of CPU n at KPCRBase + n*KPCRStride
+	KPCRStride          uint64 = 0x10000
+	KPRCBOffset         uint64 = 0x180
+	ThreadBase          uint64 = 0xffff8c85bc229800 // KTHREAD of CPU n at ThreadBase + n*0x1000
+	StackBase           uint64 = 0xfffff80265a00000 // 64 KiB per CPU
+	StackSize           uint64 = 0x10000
+	// DataBase is a region filled with a known pattern (see Pattern), for
+	// memory tests and benchmarks; its size is Config.DataSize.
+	DataBase uint64 = 0xffffa00000000000
+)
+
+// Pattern is the initial content of the data region at addr: a cheap hash,
+// so tests can predict any byte without reading the target.
+func Pattern(addr uint64) byte {
+	x := addr * 0x9E3779B97F4A7C15
+	return byte(x >> 56)
+}
+
+// Config describes the simulated machine.
+type Config struct {
+	Build       uint16        // Windows build number reported by GetVersion (default 19045)
+	ServicePack uint8         // service pack number (CmNtCSDVersion bits 8-15)
+	Processors  int           // number of CPUs, 1-64 (default 1)
+	DataSize    uint64        // size of the pattern region at DataBase (default 16 MiB)
+	PrintEvery  time.Duration // while running, DbgPrint a line this often (0 = never)
+	StartHalted bool          // start stopped at a breakpoint instead of running
+	AckTimeout  time.Duration // link retransmission time-out (default 500ms)
+	// PrintRetries is the retry budget of a DbgPrint before the target
+	// decides no debugger is present (default 4).
+	PrintRetries int
+}
+
+func (c *Config) setDefaults() {
+	if c.Build == 0 {
+		c.Build = 19045
+	}
+	if c.Processors <= 0 {
+		c.Processors = 1
+	}
+	if c.Processors > 64 {
+		c.Processors = 64
+	}
+	if c.DataSize == 0 {
+		c.DataSize = 16 << 20
+	}
+	if c.PrintRetries <= 0 {
+		c.PrintRetries = 4
+	}
+}
+
+// Stats counts what the target saw, over every debugger connection.
+type Stats struct {
+	Link             kd.Stats // summed link counters (retransmits, resets, noise…)
+	StateChanges     uint64   // state changes sent (including re-sends)
+	Requests         uint64   // manipulate requests handled
+	Prints           uint64   // DbgPrint packets delivered
+	Connections      uint64   // debugger connections served
+	UnsupportedCalls uint64
+}
+
+type breakpoint struct {
+	addr uint64
+	orig byte
+}
+
+// Target is one simulated machine.
+type Target struct {
+	cfg Config
+	mem *Memory
+
+	serveMu sync.Mutex // one debugger connection at a time
+
+	mu       sync.Mutex
+	halted   bool
+	scAcked  bool // the current state change reached a debugger
+	cpu      uint16
+	exc      uint32 // exception code of the current stop
+	ctxs     []kd.ContextX64
+	special  [][]byte // KSPECIAL_REGISTERS per CPU
+	msrs     map[uint32]uint64
+	bps      map[uint32]breakpoint
+	nextBP   uint32
+	ticks    uint64
+	stats    Stats
+	linkSum  kd.Stats
+	curLink  *kd.Link
+	physical *Memory
+}
+
+// New builds a target.
+func New(cfg Config) *Target {
+	cfg.setDefaults()
+	t := &Target{
+		cfg:      cfg,
+		mem:      newMemory(),
+		physical: newMemory(),
+		msrs:     make(map[uint32]uint64),
+		bps:      make(map[uint32]breakpoint),
+		nextBP:   1,
+		halted:   cfg.StartHalted,
+		exc:      kd.StatusBreakpoint,
+	}
+	t.buildImage()
+	return t
+}
+
+// Config returns the target's configuration (with defaults applied).
+func (t *Target) Config() Config { return t.cfg }
+
+// Memory gives tests direct access to the simulated address space.
+func (t *Target) Memory() *Memory { return t.mem }
+
+func (t *Target) buildImage() {
+	m := t.mem
+	m.Map("nt", KernBase, KernSize, true, nil)
+	m.Map("kpcr", KPCRBase, KPCRStride*uint64(t.cfg.Processors), true, nil)
+	m.Map("threads", ThreadBase&^(PageSize-1), 0x1000*uint64(t.cfg.Processors)+PageSize, true, nil)
+	m.Map("stacks", StackBase, StackSize*uint64(t.cfg.Processors), true, nil)
+	m.Map("data", DataBase, t.cfg.DataSize, true, Pattern)
+	// Physical memory: 16 MiB of pattern.
+	t.physical.Map("ram", 0, 16<<20, true, Pattern)
+
+	// A minimal PE header so tools that look for the image find one.
+	m.write(KernBase, []byte{'M', 'Z'}, true)
+	m.put32(KernBase+0x3C, 0x108)
+	m.write(KernBase+0x108, []byte{'P', 'E', 0, 0, 0x64, 0x86}, true)
+	m.put32(KernBase+0x108+0x18+0x38, uint32(KernSize)) // SizeOfImage
+	// Code at the break address: int3; ret; then int3 padding.
+	code := []byte{0xcc, 0xc3, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0}
+	m.write(BreakAddress, code, true)
+	// Idle loop: pause; jmp $-2.
+	m.write(IdleAddress, []byte{0xf3, 0x90, 0xeb, 0xfc}, true)
+	// Empty list heads point to themselves.
+	for _, head := range []uint64{PsLoadedModuleList, PsActiveProcessHead} {
+		m.put64(head, head)
+		m.put64(head+8, head)
+	}
+	// The debugger data list holds the one KDBG block.
+	m.put64(DebuggerDataList, DebuggerDataBlock)
+	m.put64(DebuggerDataList+8, DebuggerDataBlock)
+	m.put32(CmNtCSDVersion, uint32(t.cfg.ServicePack)<<8)
+	kdbg := kd.BuildDebuggerData(kd.DebuggerData{
+		ListFlink:           DebuggerDataList,
+		ListBlink:           DebuggerDataList,
+		KernBase:            KernBase,
+		PsLoadedModuleList:  PsLoadedModuleList,
+		PsActiveProcessHead: PsActiveProcessHead,
+		CmNtCSDVersion:      CmNtCSDVersion,
+	})
+	m.write(DebuggerDataBlock, kdbg, true)
+
+	for cpu := range t.cfg.Processors {
+		kpcr := KPCRBase + uint64(cpu)*KPCRStride
+		m.put64(kpcr+0x18, kpcr)                   // Self
+		m.put64(kpcr+0x20, kpcr+KPRCBOffset)       // CurrentPrcb
+		m.put64(kpcr+KPRCBOffset+8, t.thread(cpu)) // Prcb.CurrentThread
+		t.ctxs = append(t.ctxs, t.initialContext(cpu))
+		sp := make([]byte, 0x178)
+		binary.LittleEndian.PutUint64(sp[0x00:], 0x80050033) // Cr0
+		binary.LittleEndian.PutUint64(sp[0x10:], 0x1aa000)   // Cr3
+		binary.LittleEndian.PutUint64(sp[0x18:], 0x350ef8)   // Cr4
+		t.special = append(t.special, sp)
+	}
+	t.msrs[0xC0000082] = KernBase + 0x410000 // LSTAR: KiSystemCall64
+	t.msrs[0xC0000101] = KPCRBase            // GS base
+	t.msrs[0x1B] = 0xfee00900                // APIC base
+}
+
+func (t *Target) thread(cpu int) uint64 { return ThreadBase + uint64(cpu)*0x1000 }
+
+func (t *Target) initialContext(cpu int) kd.ContextX64 {
+	c := kd.ContextX64{
+		ContextFlags: kd.ContextAll,
+		MxCsr:        0x1f80,
+		SegCs:        0x10, SegDs: 0x2b, SegEs: 0x2b, SegFs: 0x53, SegGs: 0x2b, SegSs: 0x18,
+		EFlags: 0x246,
+		Dr7:    0x400, Dr6: 0xffff0ff0,
+		Rip: BreakAddress,
+		Rsp: StackBase + uint64(cpu+1)*StackSize - 0x28,
+		Rbp: StackBase + uint64(cpu+1)*StackSize - 0x10,
+	}
+	// Distinct, recognisable values in the general registers.
+	regs := []*uint64{&c.Rax, &c.Rbx, &c.Rcx, &c.Rdx, &c.Rsi, &c.Rdi, &c.R8, &c.R9, &c.R10, &c.R11, &c.R12, &c.R13, &c.R14, &c.R15}
+	for i, r := range regs {
+		*r = uint64(cpu)<<32 | uint64(0x1000+i*0x111)
+	}
+	return c
+}
+
+// Halted reports whether the target is stopped in the debugger.
+func (t *Target) Halted() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.halted
+}
+
+// Context returns a copy of a CPU's register context.
+func (t *Target) Context(cpu int) kd.ContextX64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.ctxs[cpu]
+}
+
+// Stats returns the counters over all connections so far.
+func (t *Target) Stats() Stats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.stats
+	s.Link = t.linkSum
+	if t.curLink != nil {
+		s.Link = addStats(s.Link, t.curLink.Stats())
+	}
+	return s
+}
+
+func addStats(a, b kd.Stats) kd.Stats {
+	a.PacketsSent += b.PacketsSent
+	a.PacketsReceived += b.PacketsReceived
+	a.Retransmits += b.Retransmits
+	a.ResendsSent += b.ResendsSent
+	a.ResendsReceived += b.ResendsReceived
+	a.ResetsSent += b.ResetsSent
+	a.ResetsReceived += b.ResetsReceived
+	a.Corrupt += b.Corrupt
+	a.Duplicates += b.Duplicates
+	a.BreakInsSent += b.BreakInsSent
+	a.BreakInsRecv += b.BreakInsRecv
+	a.Dropped += b.Dropped
+	a.NoiseBytes += b.NoiseBytes
+	return a
+}
+
+// Serve runs the target on one debugger connection until the connection
+// fails or ctx ends. It closes conn. The machine's state carries over to
+// the next Serve call, as a real target keeps running when a debugger goes
+// away. Only one connection is served at a time; a second Serve waits.
+func (t *Target) Serve(ctx context.Context, conn io.ReadWriteCloser) error {
+	t.serveMu.Lock()
+	defer t.serveMu.Unlock()
+	l := kd.NewLink(conn, kd.Config{Role: kd.RoleTarget, AckTimeout: t.cfg.AckTimeout})
+	t.mu.Lock()
+	t.curLink = l
+	t.stats.Connections++
+	t.mu.Unlock()
+	defer func() {
+		l.Close()
+		t.mu.Lock()
+		t.linkSum = addStats(t.linkSum, l.Stats())
+		t.curLink = nil
+		t.mu.Unlock()
+	}()
+	c := &debuggerConn{t: t, l: l, present: true}
+	err := c.run(ctx)
+	if ctx.Err() != nil || isDisconnect(err) {
+		return nil
+	}
+	return err
+}
+
+// isDisconnect reports errors that only mean the debugger went away.
+func isDisconnect(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, kd.ErrClosed) || errors.Is(err, io.ErrClosedPipe) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EIO)
+}
+
+// debuggerConn is the state of one debugger connection.
+type debuggerConn struct {
+	t       *Target
+	l       *kd.Link
+	present bool // a debugger answered recently
+	// scResets is how many RESETs the link had seen when the last state
+	// change was sent: a queued RESET older than that needs no re-send.
+	scResets uint64
+}
+
+func (c *debuggerConn) run(ctx context.Context) error {
+	t := c.t
+	t.mu.Lock()
+	resend := t.halted && !t.scAcked
+	t.mu.Unlock()
+	if resend {
+		// A state change no debugger acknowledged yet: keep sending it.
+		if err := c.sendStateChange(ctx); err != nil {
+			return err
+		}
+	}
+	nextTick := time.Now().Add(t.cfg.PrintEvery)
+	for {
+		rctx := ctx
+		var cancel context.CancelFunc = func() {}
+		if t.cfg.PrintEvery > 0 && !t.Halted() {
+			rctx, cancel = context.WithDeadline(ctx, nextTick)
+		}
+		m, err := c.l.Recv(rctx)
+		cancel()
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				nextTick = time.Now().Add(t.cfg.PrintEvery)
+				if err := c.tick(ctx); err != nil {
+					return err
+				}
+				continue
+			}
+			return err
+		}
+		c.present = true
+		if err := c.handle(ctx, m); err != nil {
+			return err
+		}
+	}
+}
+
+func (c *debuggerConn) handle(ctx context.Context, m kd.Message) error {
+	t := c.t
+	switch m.Kind {
+	case kd.MsgBreakIn:
+		t.mu.Lock()
+		if !t.halted {
+			t.halted = true
+			t.exc = kd.StatusBreakpoint
+			t.cpu = 0
+			for i := range t.ctxs {
+				t.ctxs[i].Rip = BreakAddress
+			}
+		}
+		t.mu.Unlock()
+		// Halted already: a debugger that only sends break-in to attach
+		// gets the current state again.
+		return c.sendStateChange(ctx)
+	case kd.MsgReset:
+		if t.Halted() && m.ResetSeq > c.scResets {
+			return c.sendStateChange(ctx)
+		}
+		return nil
+	case kd.MsgResend:
+		if t.Halted() {
+			return c.sendStateChange(ctx)
+		}
+		return nil
+	case kd.MsgPacket:
+		if m.Packet.Type != kd.TypeStateManipulate || !t.Halted() {
+			return nil // host replies we did not ask for, or requests while running
+		}
+		req, err := kd.DecodeManipulate(m.Packet.Payload)
+		if err != nil {
+			return nil
+		}
+		return c.manipulate(ctx, req)
+	}
+	return nil
+}
+
+// tick runs while the target is running: periodic DbgPrint output.
+func (c *debuggerConn) tick(ctx context.Context) error {
+	t := c.t
+	if !c.present {
+		return nil
+	}
+	t.mu.Lock()
+	t.ticks++
+	n := t.ticks
+	t.mu.Unlock()
+	d := kd.NewPrintString(fmt.Appendf(nil, "kdtarget: tick %d\n", n))
+	err := c.l.SendRetries(ctx, kd.TypeDebugIO, d.Append(nil), t.cfg.PrintRetries)
+	if errors.Is(err, kd.ErrRetriesExhausted) {
+		c.present = false // no debugger: stop printing until one speaks
+		return nil
+	}
+	if err == nil {
+		t.mu.Lock()
+		t.stats.Prints++
+		t.mu.Unlock()
+	}
+	return err
+}
+
+func (c *debuggerConn) sendStateChange(ctx context.Context) error {
+	t := c.t
+	sc := t.stateChange()
+	epoch, err := c.l.SendEpoch(ctx, kd.TypeStateChange64, sc.Append(nil))
+	if err != nil {
+		return err
+	}
+	c.scResets = epoch
+	t.mu.Lock()
+	t.scAcked = true
+	t.stats.StateChanges++
+	t.mu.Unlock()
+	return nil
+}
+
+// stateChange builds the exception state change for the current stop.
+func (t *Target) stateChange() kd.StateChange {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cpu := t.cpu
+	ctx := &t.ctxs[cpu]
+	sc := kd.StateChange{
+		NewState:         uint32(kd.StateException),
+		ProcessorLevel:   6,
+		Processor:        cpu,
+		NumberProcessors: uint32(t.cfg.Processors),
+		Thread:           t.thread(int(cpu)),
+		ProgramCounter:   ctx.Rip,
+	}
+	sc.Exception.ExceptionCode = t.exc
+	sc.Exception.ExceptionAddress = ctx.Rip
+	sc.Exception.FirstChance = 1
+	if t.exc == kd.StatusBreakpoint {
+		sc.Exception.NumberParameters = 1
+	}
+	sc.Control.Dr6 = ctx.Dr6
+	sc.Control.Dr7 = ctx.Dr7
+	sc.Control.EFlags = ctx.EFlags
+	sc.Control.ReportFlags = 3
+	n := t.mem.Read(ctx.Rip, sc.Control.InstructionStream[:])
+	// Report the original bytes, not our int3 patches.
+	for _, bp := range t.bps {
+		if bp.addr >= ctx.Rip && bp.addr < ctx.Rip+uint64(n) {
+			sc.Control.InstructionStream[bp.addr-ctx.Rip] = bp.orig
+		}
+	}
+	sc.Control.InstructionCount = uint16(n)
+	sc.Control.SegCs, sc.Control.SegDs, sc.Control.SegEs, sc.Control.SegFs = ctx.SegCs, ctx.SegDs, ctx.SegEs, ctx.SegFs
+	return sc
+}
