@@ -45,3 +45,20 @@ func FuzzDecodeResponse(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeDNS(f *testing.F) {
+	q, _ := (&dnsMsg{Questions: []dnsQuestion{{Name: serviceName, Type: dnsTypePTR, Class: dnsClassIN}}}).encode()
+	f.Add(q)
+	a, _ := newAnnouncer(AnnounceInfo{Instance: "i", Host: "h", Port: 1, Lines: []string{"tcp:Port=1"}})
+	f.Add(a.unsolicited(nil, 120))
+	f.Add([]byte{0, 0, 0x84, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xC0, 12, 0, 12, 0, 1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := decodeDNS(b)
+		if err != nil {
+			return
+		}
+		// Whatever decodes must be answerable without panicking.
+		_, _ = a.reply(b, nil, true)
+		_ = collectBrowse([]*dnsMsg{m})
+	})
+}
