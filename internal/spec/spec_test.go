@@ -453,7 +453,7 @@ func TestTransportAccessors(t *testing.T) {
 // TestParsedFields checks fields that String() alone does not pin down.
 func TestParsedFields(t *testing.T) {
 	t.Parallel()
-	tr, err := ParseClientTransport(`ssl:proto=TLS1,thumbprint=‎ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:01,server=\\[fe80::1],port=53:60,password=pw,ipversion=6`)
+	tr, err := ParseClientTransport(`ssl:proto=TLS1,thumbprint=` + "\u200e" + `ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:01,server=\\[fe80::1],port=53:60,password=pw,ipversion=6`)
 	if err != nil {
 		t.Fatal(err)
 	}
