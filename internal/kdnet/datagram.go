@@ -107,8 +107,9 @@ type Datagram struct {
 // control key (control-channel AES key and, NOT-ed, the HMAC key of both
 // channels) and, once the handshake is done, the data key.
 //
-// A Sealer is safe for concurrent use by multiple goroutines. It never
-// reveals key material when formatted.
+// Create Sealers with NewSealer; the zero value is not usable. A Sealer is
+// safe for concurrent use by multiple goroutines and never reveals key
+// material when formatted.
 type Sealer struct {
 	hmacKey [KeySize]byte
 	control cipher.Block
@@ -178,18 +179,19 @@ func (s *Sealer) tag(out []byte, msg []byte) {
 	s.macs.Put(m)
 }
 
-// block returns the AES cipher for ch.
+// block returns the AES cipher for ch, or ErrNoDataKey / ErrChannel
+// (unwrapped; callers add context).
 func (s *Sealer) block(ch Channel) (cipher.Block, error) {
 	switch ch {
 	case ChannelControl:
 		return s.control, nil
 	case ChannelData:
 		if s.data == nil {
-			return nil, fmt.Errorf("%w: the data channel is keyed by the handshake; wait for the target's poke and answer it first", ErrNoDataKey)
+			return nil, ErrNoDataKey
 		}
 		return s.data, nil
 	}
-	return nil, fmt.Errorf("%w %d (want 0 data or 1 control)", ErrChannel, uint8(ch))
+	return nil, ErrChannel
 }
 
 // padFor returns the number of zero bytes that align metadata+payload to
@@ -206,8 +208,11 @@ func SealedLen(payloadLen int) int { return Overhead + payloadLen + padFor(paylo
 // exceeds MaxSeq; dst is then returned unchanged.
 func (s *Sealer) Seal(dst []byte, d Datagram) ([]byte, error) {
 	block, err := s.block(d.Channel)
-	if err != nil {
-		return dst, fmt.Errorf("kdnet: seal seq %d: %w", d.Seq, err)
+	switch {
+	case errors.Is(err, ErrNoDataKey):
+		return dst, fmt.Errorf("%w: cannot seal data-channel seq %d before the handshake; wait for the target's poke and answer it first", err, d.Seq)
+	case err != nil:
+		return dst, fmt.Errorf("%w %d: cannot seal seq %d (want 0 data or 1 control)", err, uint8(d.Channel), d.Seq)
 	}
 	n := len(d.Payload)
 	if n > MaxPayload {
@@ -275,12 +280,13 @@ func (s *Sealer) OpenInPlace(b []byte) (Datagram, error) {
 	}
 	ch := Channel(b[5])
 	block, err := s.block(ch)
-	if errors.Is(err, ErrChannel) {
+	switch {
+	case errors.Is(err, ErrChannel):
 		// Authenticate with the control key so that a corrupted channel
 		// byte reads as ErrAuth like any other corruption.
 		block = s.control
-	} else if err != nil {
-		return Datagram{}, fmt.Errorf("kdnet: open %d-byte datagram: %w", len(b), err)
+	case err != nil:
+		return Datagram{}, fmt.Errorf("%w: dropped a %d-byte data-channel datagram that arrived before the handshake; the target is still in an earlier session and pokes again within 3 s (an empty control datagram makes it poke at once)", err, len(b))
 	}
 	end := len(b) - TagSize
 	var iv [TagSize]byte
@@ -292,7 +298,7 @@ func (s *Sealer) OpenInPlace(b []byte) (Datagram, error) {
 		return Datagram{}, fmt.Errorf("%w: %d-byte %s-channel datagram; check that the key matches the target's bcdedit /dbgsettings key (otherwise it was corrupted or forged)", ErrAuth, len(b), ch)
 	}
 	if err != nil { // authentic, but not a channel we know
-		return Datagram{}, fmt.Errorf("kdnet: open: %w", err)
+		return Datagram{}, fmt.Errorf("%w %d in an authentic %d-byte datagram (want 0 data or 1 control); is the target newer than this implementation?", err, uint8(ch), len(b))
 	}
 
 	meta := binary.BigEndian.Uint64(b[HeaderSize:])
