@@ -16,8 +16,8 @@ import (
 //
 // Send, SendKD, SendError and Close are safe for concurrent use. Recv must
 // be called from one goroutine at a time. A Conn owns one background
-// goroutine (the keep-alive pinger) that Close, or any fatal error seen by
-// Recv, stops.
+// goroutine (keep-alive Pings and Pong answers) that Close, or any fatal
+// error seen by Recv, stops.
 type Conn struct {
 	nc            net.Conn
 	dec           *Decoder
@@ -38,6 +38,13 @@ type Conn struct {
 	lastSend atomic.Int64 // UnixNano of the last successful write
 	failure  atomic.Pointer[error]
 
+	// Pong owed to the peer: Recv records it, the background goroutine
+	// writes it, so that Recv never blocks on a write (two peers whose
+	// readers both wait to write would deadlock on an unbuffered stream).
+	pongMu   sync.Mutex
+	pongData [PingSize]byte
+	pongSig  chan struct{}
+
 	closing   chan struct{} // closed when the Conn starts shutting down
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -57,6 +64,7 @@ func newConn(h *handshake, server bool, version int, peerSoftware string) *Conn 
 		addr:         h.addr,
 		keepAlive:    h.cfg.KeepAlive,
 		wsem:         make(chan struct{}, 1),
+		pongSig:      make(chan struct{}, 1),
 		closing:      make(chan struct{}),
 	}
 	if c.keepAlive > 0 {
@@ -68,14 +76,11 @@ func newConn(h *handshake, server bool, version int, peerSoftware string) *Conn 
 	return c
 }
 
-// start launches the keep-alive goroutine.
+// start launches the background goroutine (pings and pongs).
 func (c *Conn) start() {
 	c.lastSend.Store(time.Now().UnixNano())
-	if c.keepAlive <= 0 {
-		return
-	}
 	c.wg.Add(1)
-	go c.keepAliveLoop()
+	go c.background()
 }
 
 // Version returns the negotiated protocol version.
@@ -213,7 +218,7 @@ func (c *Conn) SendError(code Code, msg string) error {
 }
 
 // Close sends Bye (best effort, one-second deadline), closes the connection
-// and stops the keep-alive goroutine. It is idempotent; a Recv in progress
+// and stops the background goroutine. It is idempotent; a Recv in progress
 // returns an error wrapping net.ErrClosed.
 func (c *Conn) Close() error { return c.shutdown(TypeBye, nil) }
 
@@ -224,7 +229,7 @@ func (c *Conn) CloseWithReason(reason Code) error {
 }
 
 // shutdown sends a final frame (if t is not 0), closes the connection and
-// waits for the keep-alive goroutine. Only the first call does anything.
+// waits for the background goroutine. Only the first call does anything.
 func (c *Conn) shutdown(t Type, payload []byte) error {
 	var err error
 	c.closeOnce.Do(func() {
@@ -254,29 +259,45 @@ func (c *Conn) fail(err error) {
 	_ = c.nc.Close()
 }
 
-func (c *Conn) keepAliveLoop() {
+// background sends keep-alive Pings when the connection is idle and the
+// Pongs that Recv owes the peer. It stops when the Conn shuts down.
+func (c *Conn) background() {
 	defer c.wg.Done()
-	t := time.NewTicker(c.keepAlive)
-	defer t.Stop()
+	var tick <-chan time.Time
+	if c.keepAlive > 0 {
+		t := time.NewTicker(c.keepAlive)
+		defer t.Stop()
+		tick = t.C
+	}
 	var seq uint64
 	var p [PingSize]byte
 	for {
+		var t Type
 		select {
 		case <-c.closing:
 			return
-		case <-t.C:
+		case <-c.pongSig:
+			c.pongMu.Lock()
+			p = c.pongData
+			c.pongMu.Unlock()
+			t = TypePong
+		case <-tick:
+			idle := time.Since(time.Unix(0, c.lastSend.Load()))
+			if idle < c.keepAlive/2 {
+				continue
+			}
+			seq++
+			binary.BigEndian.PutUint64(p[:], seq)
+			t = TypePing
 		}
-		idle := time.Since(time.Unix(0, c.lastSend.Load()))
-		if idle < c.keepAlive/2 {
-			continue
-		}
-		seq++
-		binary.BigEndian.PutUint64(p[:], seq)
-		if err := c.writeFrame(TypePing, nil, p[:], c.closing, nil); err != nil {
+		if err := c.writeFrame(t, nil, p[:], c.closing, nil); err != nil {
 			select {
 			case <-c.closing:
 			default:
-				c.fail(fmt.Errorf("keep-alive: %w", err))
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					err = fmt.Errorf("%w: %w", ErrPeerDead, err)
+				}
+				c.fail(fmt.Errorf("sending %s: %w", t, err))
 			}
 			return
 		}
@@ -287,7 +308,7 @@ func (c *Conn) keepAliveLoop() {
 // until the next Recv. Recv answers Ping frames, drops Pong frames and
 // skips unknown frames flagged FlagIgnorable.
 //
-// Errors end the connection (Recv closes it, stops the keep-alive goroutine
+// Errors end the connection (Recv closes it, stops the background goroutine
 // and returns the same error from then on):
 //   - io.EOF after the peer's Bye (see ByeReason);
 //   - *RemoteError after the peer's Error frame;
@@ -331,9 +352,14 @@ func (c *Conn) recvOne() (f Frame, deliver bool, err error) {
 		if len(f.Payload) != PingSize {
 			return Frame{}, false, c.violation(protoErr(BadFrame, "Ping payload is %d bytes, want %d", len(f.Payload), PingSize))
 		}
-		if err := c.writeFrame(TypePong, nil, f.Payload, c.closing, nil); err != nil {
-			_ = c.shutdown(0, nil)
-			return Frame{}, false, err
+		// Only the latest Ping is answered if several arrive before the
+		// background goroutine gets to write.
+		c.pongMu.Lock()
+		copy(c.pongData[:], f.Payload)
+		c.pongMu.Unlock()
+		select {
+		case c.pongSig <- struct{}{}:
+		default:
 		}
 		return Frame{}, false, nil
 	case TypePong:
