@@ -15,6 +15,9 @@ func prepareCmd(cmd *exec.Cmd, argv []string) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{CmdLine: strings.Join(argv, " ")}
 }
 
+// commandLine renders argv as it was passed to the program.
+func commandLine(argv []string) string { return strings.Join(argv, " ") }
+
 // privileged reports whether the process token is elevated (Administrator).
 func privileged() bool {
 	return windows.GetCurrentProcessToken().IsElevated()

@@ -88,7 +88,7 @@ func (r ExecRunner) Run(ctx context.Context, argv []string) ([]byte, error) {
 	if err == nil {
 		return stdout.Bytes(), nil
 	}
-	ce := &CmdError{Cmd: shellJoin(full), ExitCode: -1, Stderr: trimOutput(stderr.String()), Err: err}
+	ce := &CmdError{Cmd: commandLine(full), ExitCode: -1, Stderr: trimOutput(stderr.String()), Err: err}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && ctx.Err() == nil {
 		ce.ExitCode = ee.ExitCode()

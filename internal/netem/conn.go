@@ -69,9 +69,9 @@ func Pipe(p Profile) (net.Conn, net.Conn) {
 // Wrap puts the emulator on an existing connection: writes are delayed per
 // profile before they reach c, and bytes read from c pass through the
 // same profile (reverse direction) before Read returns them. The result is
-// a *Conn that owns c and two goroutines; Close stops them and closes c
-// once the data already written has been delivered (bounded by the
-// scheduled delivery time plus a few seconds). CloseWrite half-closes c
+// a *Conn that owns c and the goroutines that move its bytes; Close stops
+// them and closes c once the data already written has been delivered
+// (bounded by the scheduled delivery time plus a few seconds). CloseWrite half-closes c
 // after the pending data when c supports CloseWrite (as *net.TCPConn does).
 func Wrap(c net.Conn, p Profile) net.Conn {
 	w := newConn(newLink(p, 1), newLink(p, 0), c.LocalAddr(), c.RemoteAddr())
