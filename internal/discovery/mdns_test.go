@@ -92,7 +92,7 @@ func TestAnnounceBrowseUnicast(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	res, err := BrowseWith(context.Background(), 600*time.Millisecond, BrowseOptions{Addr: addr})
+	res, err := BrowseWith(context.Background(), 1500*time.Millisecond, BrowseOptions{Addr: addr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func mdnsMulticastInNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop2()
-	res, err := Browse(context.Background(), time.Second)
+	res, err := Browse(context.Background(), 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +245,7 @@ func mdnsMulticastInNamespace(t *testing.T) {
 		t.Fatalf("browse (-want +got):\n%s", d)
 	}
 	stop1()
-	res, err = Browse(context.Background(), time.Second)
+	res, err = Browse(context.Background(), 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

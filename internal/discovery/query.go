@@ -10,7 +10,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -91,10 +90,36 @@ func Query(ctx context.Context, host string, opts QueryOptions) (*Result, error)
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "udp", target)
+	host, port, _ := net.SplitHostPort(target)
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err == nil && len(ips) == 0 {
+		err = errors.New("no addresses")
+	}
 	if err != nil {
-		return nil, fmt.Errorf("discovery: query %s: cannot reach %s: %w (check the host name)", shown, target, err)
+		return nil, fmt.Errorf("discovery: query %s: cannot resolve %q: %w (check the host name)", shown, host, err)
+	}
+	ip := ips[0].Unmap()
+	for _, a := range ips { // prefer IPv4, which every responder listens on
+		if a.Unmap().Is4() {
+			ip = a.Unmap()
+			break
+		}
+	}
+	pn, err := strconv.Atoi(port)
+	if err != nil || pn <= 0 || pn > 65535 {
+		return nil, fmt.Errorf("discovery: query %s: invalid port %q", shown, port)
+	}
+	to := &net.UDPAddr{IP: ip.AsSlice(), Port: pn, Zone: ip.Zone()}
+	target = to.String()
+	network := "udp4"
+	if !ip.Is4() {
+		network = "udp6"
+	}
+	// An unconnected socket: a multi-homed host may answer from another of
+	// its addresses. Answers are matched by their random 64-bit query id.
+	conn, err := net.ListenPacket(network, ":0")
+	if err != nil {
+		return nil, fmt.Errorf("discovery: query %s: open a UDP socket: %w", shown, err)
 	}
 	defer conn.Close()
 	// Unblock reads as soon as ctx ends (cancellation or time-out).
@@ -103,20 +128,20 @@ func Query(ctx context.Context, host string, opts QueryOptions) (*Result, error)
 
 	res := &Result{Addr: target}
 	for page := 0; page < MaxPages; page++ {
-		resp, err := exchange(ctx, conn, uint8(page), opts)
+		resp, err := exchange(ctx, conn, to, uint8(page), opts)
 		if err != nil {
 			if errors.Is(err, ErrRateLimited) {
 				return nil, fmt.Errorf("discovery: query %s (%s): %w; wait a few seconds and try again", shown, target, err)
 			}
-			refused := ""
-			if errors.Is(err, syscall.ECONNREFUSED) {
-				refused = " (the host reported the UDP port closed)"
-			}
 			if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return nil, fmt.Errorf("discovery: query %s (%s): %w", shown, target, ctx.Err())
 			}
-			return nil, fmt.Errorf("discovery: query %s (%s): %w within %v%s; check that an elevated, non-hidden kdsrv runs there and that its firewall allows UDP port %s",
-				shown, target, ErrNoResponder, opts.Timeout, refused, portOf(target))
+			detail := ""
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				detail = " (" + err.Error() + ")"
+			}
+			return nil, fmt.Errorf("discovery: query %s (%s): %w within %v%s; check that an elevated, non-hidden kdsrv runs there and that its firewall allows UDP port %d",
+				shown, target, ErrNoResponder, opts.Timeout, detail, pn)
 		}
 		if page == 0 {
 			res.Host = resp.Host
@@ -130,18 +155,9 @@ func Query(ctx context.Context, host string, opts QueryOptions) (*Result, error)
 	return res, nil
 }
 
-func portOf(hostport string) string {
-	_, p, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return "?"
-	}
-	return p
-}
-
 // exchange sends the request for one page up to opts.Attempts times and
-// returns the first matching answer. The last error seen (e.g. a refused
-// port) is returned when none comes.
-func exchange(ctx context.Context, conn net.Conn, page uint8, opts QueryOptions) (response, error) {
+// returns the first matching answer.
+func exchange(ctx context.Context, conn net.PacketConn, to net.Addr, page uint8, opts QueryOptions) (response, error) {
 	var idb [8]byte
 	if _, err := rand.Read(idb[:]); err != nil {
 		return response{}, err
@@ -156,20 +172,19 @@ func exchange(ctx context.Context, conn net.Conn, page uint8, opts QueryOptions)
 		if dl, ok := ctx.Deadline(); ok && dl.Before(until) {
 			until = dl
 		}
-		if _, err := conn.Write(req); err != nil {
+		if _, err := conn.WriteTo(req, to); err != nil {
 			lastErr = err
 			sleepUntil(ctx, until)
 			continue
 		}
 		_ = conn.SetReadDeadline(until)
 		for {
-			n, err := conn.Read(buf)
+			n, _, err := conn.ReadFrom(buf)
 			if err != nil {
-				if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
-					break
+				if ctx.Err() == nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+					lastErr = err
+					sleepUntil(ctx, until)
 				}
-				lastErr = err // e.g. ECONNREFUSED from an ICMP port-unreachable
-				sleepUntil(ctx, until)
 				break
 			}
 			resp, err := decodeResponse(buf[:n])

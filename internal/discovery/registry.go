@@ -97,6 +97,9 @@ func (r *Registry) Register(s Server) (unregister func() error, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("discovery: register server %d: create registry directory: %w (discoverable servers must run elevated)", s.PID, err)
 	}
+	if err := secureDir(dir); err != nil {
+		return nil, fmt.Errorf("discovery: register server %d: restrict access to %s: %w", s.PID, dir, err)
+	}
 	name := filepath.Join(dir, strconv.Itoa(s.PID)+".json")
 	if err := writeFileAtomic(dir, name, data); err != nil {
 		return nil, fmt.Errorf("discovery: register server %d in %s: %w (discoverable servers must run elevated)", s.PID, dir, err)
