@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"encoding/hex"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -169,5 +170,12 @@ func TestLimiterGlobalAndBounded(t *testing.T) {
 	}
 	if len(l.sources) > maxLimiterSources {
 		t.Errorf("limiter keeps %d sources, bound is %d", len(l.sources), maxLimiterSources)
+	}
+}
+
+func TestDefaultAddrMatchesPort(t *testing.T) {
+	t.Parallel()
+	if DefaultAddr != ":"+strconv.Itoa(DefaultPort) {
+		t.Fatalf("DefaultAddr %q does not use DefaultPort %d", DefaultAddr, DefaultPort)
 	}
 }

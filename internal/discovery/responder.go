@@ -6,14 +6,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"sync"
 	"time"
 )
 
-// DefaultAddr is the address a responder listens on: UDP port DefaultPort on
-// all addresses (IPv4 and IPv6).
-var DefaultAddr = ":" + strconv.Itoa(DefaultPort)
+// DefaultAddr is the address a responder listens on: UDP port DefaultPort
+// (50100) on all addresses, IPv4 and IPv6.
+const DefaultAddr = ":50100"
 
 // ResponderOptions tunes a Responder. The zero value gives the defaults.
 type ResponderOptions struct {
