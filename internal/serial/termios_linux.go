@@ -1,0 +1,12 @@
+//go:build linux && !ppc64 && !ppc64le
+
+package serial
+
+import "golang.org/x/sys/unix"
+
+// termios2 requests: they carry the numeric input and output speeds that
+// BOTHER needs.
+const (
+	ioctlGetTermios = unix.TCGETS2
+	ioctlSetTermios = unix.TCSETS2
+)
