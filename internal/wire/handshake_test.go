@@ -403,7 +403,7 @@ func TestHandshakeSkippedAuth(t *testing.T) {
 func TestReverseRoles(t *testing.T) {
 	t.Parallel()
 	dialer, acceptor := tcpPair(t)
-	reversed := func(t *testing.T) (net.Conn, net.Conn) { return acceptor, dialer }
+	reversed := func(testing.TB) (net.Conn, net.Conn) { return acceptor, dialer }
 	cc, cerr, sc, serr := handshakePair(t, reversed, Config{Password: "s3cret"}, Config{Password: "s3cret"})
 	if cerr != nil || serr != nil {
 		t.Fatalf("reverse handshake: %v / %v", cerr, serr)

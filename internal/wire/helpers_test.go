@@ -10,7 +10,7 @@ import (
 // testTimeout bounds every wait in the tests; nothing here should come close.
 const testTimeout = 10 * time.Second
 
-type pairFunc func(t *testing.T) (client, server net.Conn)
+type pairFunc func(t testing.TB) (client, server net.Conn)
 
 // transports are the byte streams every handshake and Conn test runs over.
 var transports = []struct {
@@ -21,13 +21,13 @@ var transports = []struct {
 	{"tcp", tcpPair},
 }
 
-func pipePair(t *testing.T) (net.Conn, net.Conn) {
+func pipePair(t testing.TB) (net.Conn, net.Conn) {
 	a, b := net.Pipe()
 	t.Cleanup(func() { a.Close(); b.Close() })
 	return a, b
 }
 
-func tcpPair(t *testing.T) (net.Conn, net.Conn) {
+func tcpPair(t testing.TB) (net.Conn, net.Conn) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
