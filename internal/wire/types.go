@@ -115,7 +115,6 @@ const (
 type direction uint8
 
 const (
-	dirNone direction = 0
 	dirC2S  direction = 1 << 0
 	dirS2C  direction = 1 << 1
 	dirBoth           = dirC2S | dirS2C
