@@ -1,0 +1,143 @@
+package targetlink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"strconv"
+	"time"
+
+	"kdsrv/internal/serial"
+	"kdsrv/internal/spec"
+)
+
+// Link is an open target connection: a byte stream carrying raw KDCOM.
+// One reader and one writer may use it concurrently; Close unblocks both.
+type Link interface {
+	io.ReadWriteCloser
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+	// String describes the link for logs, e.g. "serial /dev/ttyS0 @115200",
+	// "pipe /run/vm/kd.sock" or "ipport 127.0.0.1:5555".
+	String() string
+}
+
+// Reconnecter is implemented by links that redial after the far end went
+// away (pipes with reconnect).
+type Reconnecter interface {
+	// Reconnects returns how many times the link has been re-established
+	// since Open.
+	Reconnects() int
+}
+
+// DefaultDialTimeout bounds a TCP connection attempt of an ipport link when
+// the context given to Open has no earlier deadline.
+const DefaultDialTimeout = 10 * time.Second
+
+// Open opens the link described by t, which has been filled from the
+// _NT_DEBUG_* variables and validated by t.Complete(). It checks the
+// allow-list first (nil means DefaultAllow()); a refusal is a
+// *NotAllowedError whose message names the -allow pattern that would admit
+// the target. ctx bounds the opening only: a pipe with reconnect waits for
+// its socket until ctx is done, an ipport link dials until ctx is done or
+// DefaultDialTimeout passes. The link outlives ctx.
+func Open(ctx context.Context, t *spec.Target, allow *AllowList) (Link, error) {
+	if t == nil {
+		return nil, errors.New("targetlink: no target given")
+	}
+	if err := t.Complete(); err != nil {
+		return nil, fmt.Errorf("targetlink: %w", err)
+	}
+	if allow == nil {
+		allow = DefaultAllow()
+	}
+	pl, err := allow.admit(t)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, targetError(pl.desc, "not opened: "+err.Error(), "")
+	}
+	switch pl.kind {
+	case spec.TargetSerial:
+		return openSerial(pl, t.Baud)
+	case spec.TargetPipe:
+		return openPipe(ctx, pl, t, allow)
+	case spec.TargetIPPort:
+		return openIPPort(ctx, pl)
+	case spec.TargetNet:
+		return nil, targetError(pl.desc, "KDNET target links are not available yet",
+			"use a serial port, a VM pipe (com:pipe) or com:ipport for now")
+	}
+	return nil, targetError(pl.desc, "unknown kind of target link", "")
+}
+
+// serialLink is a serial device.
+type serialLink struct {
+	*serial.Port
+	desc string
+}
+
+func (l *serialLink) String() string { return l.desc }
+
+func openSerial(pl *place, baud int) (Link, error) {
+	p, err := serial.Open(pl.real, baud)
+	if err != nil {
+		hint := ""
+		var se *serial.Error
+		if errors.Is(err, fs.ErrPermission) && !(errors.As(err, &se) && se.Hint != "") {
+			hint = "kdsrv's user may not open the device; on Linux add it to the dialout group"
+		}
+		return nil, wrapTarget(pl.desc, "cannot open the serial device", err, hint)
+	}
+	// serial.Open already drops pending input; flush again so that the
+	// contract holds whatever the driver buffered while configuring.
+	if err := p.Flush(); err != nil {
+		_ = p.Close()
+		return nil, wrapTarget(pl.desc, "cannot discard stale input", err, "")
+	}
+	return &serialLink{Port: p, desc: pl.desc}, nil
+}
+
+// wrapTarget wraps err with the target and what failed.
+func wrapTarget(desc, what string, err error, hint string) error {
+	if hint != "" {
+		return fmt.Errorf("target %s: %s: %w; %s", quote(desc), what, err, hint)
+	}
+	return fmt.Errorf("target %s: %s: %w", quote(desc), what, err)
+}
+
+func openIPPort(ctx context.Context, pl *place) (Link, error) {
+	addr := net.JoinHostPort(pl.host, strconv.Itoa(pl.port))
+	dctx, cancel := context.WithTimeout(ctx, DefaultDialTimeout)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(dctx, "tcp", addr)
+	if err != nil {
+		switch {
+		case isRefused(err):
+			return nil, wrapTarget(pl.desc, "nothing accepts connections there", err,
+				"check that the VM is running with its serial port on this TCP port (QEMU: -serial tcp::"+strconv.Itoa(pl.port)+",server,nowait)")
+		case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+			return nil, wrapTarget(pl.desc, "no answer", err, "check the address, the port and any firewall between kdsrv and the VM")
+		}
+		return nil, wrapTarget(pl.desc, "cannot connect", err, "check the address and the port")
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		if err := tc.SetNoDelay(true); err != nil {
+			_ = c.Close()
+			return nil, wrapTarget(pl.desc, "cannot set TCP_NODELAY", err, "")
+		}
+	}
+	dial := func(context.Context) (net.Conn, error) { return nil, errors.New("ipport links do not redial") }
+	return newStreamLink(pl.desc, c, dial, false), nil
+}
+
+// isTimeout reports whether err is a timeout of any origin (os, net, winio).
+func isTimeout(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.As(err, &te) && te.Timeout()
+}
