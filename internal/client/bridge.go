@@ -1,0 +1,272 @@
+package client
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+
+	"kdsrv/internal/kd"
+	"kdsrv/internal/wire"
+)
+
+// Bridge exposes a target opened on a kdsrv as a local KDCOM endpoint. It
+// plays the target's end of the KD link layer toward one local debugger at
+// a time (acknowledging, retransmitting and resynchronising locally) and
+// exchanges only whole data packets with the server.
+//
+// A debugger may leave and another attach: the bridge keeps the target's
+// current state (the state change it is stopped in) and gives it to the
+// new debugger when it resynchronises.
+type Bridge struct {
+	c *Conn
+
+	mu      sync.Mutex
+	halted  bool
+	lastSC  []byte
+	dbg     *debugger // the attached debugger, if any
+	onState func(wire.State)
+	onPrint func([]byte)
+}
+
+// debugger is one attached local debugger.
+type debugger struct {
+	l      *kd.Link
+	ctx    context.Context
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	epoch  uint64 // RESETs seen when the last state change went out
+}
+
+// NewBridge wraps a connection on which a target was opened.
+func NewBridge(c *Conn) *Bridge { return &Bridge{c: c} }
+
+// OnState sets a callback for the server's target-state notices.
+func (b *Bridge) OnState(f func(wire.State)) {
+	b.mu.Lock()
+	b.onState = f
+	b.mu.Unlock()
+}
+
+// Run carries packets from the server to the attached debugger until the
+// connection ends or ctx is cancelled (which closes the connection). It
+// returns nil after a clean close by either side.
+func (b *Bridge) Run(ctx context.Context) error {
+	stop := closeOnDone(ctx, b.c.wc)
+	defer stop()
+	for {
+		f, err := b.c.wc.Recv()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, io.EOF) {
+				return nil
+			}
+			return explain(b.c.srv, err)
+		}
+		switch f.Type {
+		case wire.TypeKD:
+			pt, payload, err := wire.DecodeKD(f.Payload)
+			if err != nil {
+				return err
+			}
+			b.fromServer(kd.PacketType(pt), append([]byte(nil), payload...))
+		case wire.TypeState:
+			st, err := wire.DecodeState(f.Payload)
+			if err != nil {
+				continue
+			}
+			b.mu.Lock()
+			cb := b.onState
+			b.mu.Unlock()
+			if cb != nil {
+				cb(st)
+			} else {
+				b.c.opts.Logger.Printf("target: %s: %s", st.State, st.Text)
+			}
+		}
+	}
+}
+
+func (b *Bridge) fromServer(pt kd.PacketType, payload []byte) {
+	b.mu.Lock()
+	if pt == kd.TypeStateChange64 {
+		b.halted = true
+		b.lastSC = payload
+	}
+	d := b.dbg
+	b.mu.Unlock()
+	if d != nil {
+		var err error
+		if pt == kd.TypeStateChange64 {
+			err = d.sendStateChange(payload)
+		} else {
+			err = d.l.Send(d.ctx, pt, payload)
+		}
+		if err == nil {
+			return
+		}
+	}
+	// No debugger to take it: answer what must not wait.
+	switch pt {
+	case kd.TypeFileIO:
+		if f, err := kd.DecodeFileIO(payload); err == nil && f.API == kd.APICreateFile {
+			r := kd.NewFileIORefusal(kd.APICreateFile)
+			_ = b.c.wc.SendKD(uint16(kd.TypeFileIO), r.Append(nil))
+		}
+	case kd.TypeDebugIO:
+		if d, err := kd.DecodeDebugIO(payload); err == nil && d.API == kd.APIGetString {
+			a := d.Answer(nil)
+			_ = b.c.wc.SendKD(uint16(kd.TypeDebugIO), a.Append(nil))
+		}
+	}
+}
+
+func (d *debugger) sendStateChange(sc []byte) error {
+	epoch, err := d.l.SendEpoch(d.ctx, kd.TypeStateChange64, sc)
+	if err == nil {
+		d.mu.Lock()
+		d.epoch = max(d.epoch, epoch)
+		d.mu.Unlock()
+	}
+	return err
+}
+
+// Serve attaches a local debugger on conn (replacing the one attached
+// before, if any) and carries its packets to the server until conn fails
+// or ctx ends. It closes conn.
+func (b *Bridge) Serve(ctx context.Context, conn io.ReadWriteCloser) error {
+	dctx, cancel := context.WithCancel(ctx)
+	d := &debugger{l: kd.NewLink(conn, kd.Config{Role: kd.RoleTarget}), ctx: dctx, cancel: cancel}
+	defer d.l.Close()
+	defer cancel()
+	b.mu.Lock()
+	old := b.dbg
+	b.dbg = d
+	b.mu.Unlock()
+	if old != nil {
+		old.cancel()
+		old.l.Close()
+	}
+	defer func() {
+		b.mu.Lock()
+		if b.dbg == d {
+			b.dbg = nil
+		}
+		b.mu.Unlock()
+	}()
+	for {
+		m, err := d.l.Recv(dctx)
+		if err != nil {
+			if dctx.Err() != nil || errors.Is(err, io.EOF) || errors.Is(err, kd.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		if err := b.fromDebugger(d, m); err != nil {
+			return err
+		}
+	}
+}
+
+func (b *Bridge) state() (bool, []byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.halted, b.lastSC
+}
+
+func (b *Bridge) fromDebugger(d *debugger, m kd.Message) error {
+	switch m.Kind {
+	case kd.MsgBreakIn:
+		if halted, sc := b.state(); halted && sc != nil {
+			// Already stopped: give this debugger the stop again.
+			return ignoreGone(d.sendStateChange(sc))
+		}
+		return b.c.wc.Send(wire.TypeBreakIn, nil)
+	case kd.MsgReset:
+		d.mu.Lock()
+		stale := m.ResetSeq <= d.epoch
+		d.mu.Unlock()
+		if halted, sc := b.state(); halted && sc != nil && !stale {
+			return ignoreGone(d.sendStateChange(sc))
+		}
+	case kd.MsgResend:
+		if halted, sc := b.state(); halted && sc != nil {
+			return ignoreGone(d.sendStateChange(sc))
+		}
+	case kd.MsgPacket:
+		p := m.Packet
+		if p.Type == kd.TypeStateManipulate && len(p.Payload) >= 4 {
+			switch kd.APINumber(binary.LittleEndian.Uint32(p.Payload)) {
+			case kd.APIContinue, kd.APIContinue2, kd.APIReboot:
+				b.mu.Lock()
+				b.halted, b.lastSC = false, nil
+				b.mu.Unlock()
+			}
+		}
+		return b.c.wc.SendKD(uint16(p.Type), p.Payload)
+	}
+	return nil
+}
+
+// ignoreGone drops errors that only mean this debugger went away.
+func ignoreGone(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, kd.ErrClosed) || errors.Is(err, io.EOF) {
+		return nil
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return nil
+	}
+	return nil
+}
+
+// Listen accepts debuggers on ln one after another; a new one replaces the
+// one attached before (it reconnected). It returns when ln is closed or ctx
+// ends.
+func (b *Bridge) Listen(ctx context.Context, ln net.Listener, logf func(string, ...any)) error {
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("bridge: accept: %w", err)
+		}
+		if logf != nil {
+			logf("debugger attached from %s", c.RemoteAddr())
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := b.Serve(ctx, c); err != nil && logf != nil {
+				logf("debugger connection: %v", err)
+			}
+			if logf != nil {
+				logf("debugger detached")
+			}
+		}()
+	}
+}
+
+// Host attaches an in-process debugger (a kd.Host over an in-memory pipe)
+// to the bridge: the built-in commands use it. stop detaches it.
+func (b *Bridge) Host(ctx context.Context, cfg kd.Config, opts kd.HostOptions) (h *kd.Host, stop func()) {
+	a, z := net.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = b.Serve(ctx, z)
+	}()
+	cfg.Role = kd.RoleHost
+	l := kd.NewLink(a, cfg)
+	return kd.NewHost(l, opts), func() {
+		l.Close()
+		<-done
+	}
+}

@@ -1,0 +1,181 @@
+// Package client is the smart-client side of kdsrv: it connects to a KD
+// connection server, opens a target, and either bridges it to a local
+// debugger as a KDCOM endpoint (playing the target's end of the KD link
+// layer toward that debugger) or runs built-in commands against it.
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"time"
+
+	"kdsrv/internal/spec"
+	"kdsrv/internal/transport"
+	"kdsrv/internal/wire"
+)
+
+// Software is what the client reports in the handshake.
+const Software = "kdclient/0.1"
+
+// Options configure a connection to a server.
+type Options struct {
+	// HandshakeTimeout bounds each handshake step (default 10s).
+	HandshakeTimeout time.Duration
+	// KeepAlive is the wire ping interval (default 15s).
+	KeepAlive time.Duration
+	// TakeOver opens the target even if another client owns it.
+	TakeOver bool
+	// Logger receives notices (default: standard error).
+	Logger *log.Logger
+	// Dial replaces transport.Dial (tests, benchmarks).
+	Dial func(ctx context.Context, t *spec.Transport) (net.Conn, error)
+}
+
+func (o *Options) setDefaults() {
+	if o.Logger == nil {
+		o.Logger = log.New(os.Stderr, "kdclient: ", 0)
+	}
+	if o.Dial == nil {
+		o.Dial = transport.Dial
+	}
+}
+
+// Conn is an authenticated connection to a kdsrv.
+type Conn struct {
+	wc   *wire.Conn
+	opts Options
+	srv  *spec.Transport
+}
+
+// Dial connects to the server described by t and runs the handshake.
+func Dial(ctx context.Context, t *spec.Transport, opts Options) (*Conn, error) {
+	opts.setDefaults()
+	nc, err := opts.Dial(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	binding, err := transport.Binding(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	wc, err := wire.Client(ctx, nc, wire.Config{
+		Password:         t.Password,
+		Binding:          binding,
+		HandshakeTimeout: opts.HandshakeTimeout,
+		KeepAlive:        opts.KeepAlive,
+		Software:         Software,
+	})
+	if err != nil {
+		nc.Close()
+		return nil, explain(t, err)
+	}
+	return &Conn{wc: wc, opts: opts, srv: t}, nil
+}
+
+// explain turns wire errors into messages that say what to do.
+func explain(t *spec.Transport, err error) error {
+	code, ok := wire.ErrorCode(err)
+	if !ok {
+		return fmt.Errorf("kdsrv at %s: %w", t, err)
+	}
+	switch code {
+	case wire.AccessDenied:
+		if t.Password == "" {
+			return fmt.Errorf("kdsrv at %s: access denied: the server requires a password; add password=... to server=@{...}", t)
+		}
+		return fmt.Errorf("kdsrv at %s: access denied: the password was not accepted (or the server could not prove it knows it)", t)
+	case wire.VersionMismatch:
+		return fmt.Errorf("kdsrv at %s: incompatible protocol versions (%v); upgrade kdclient or kdsrv so both speak the same version", t, err)
+	case wire.InUse:
+		return fmt.Errorf("%v (run with -takeover to take it over)", err)
+	case wire.NotAllowed:
+		return fmt.Errorf("the server refused the target: %v", err)
+	case wire.TargetUnavailable:
+		return fmt.Errorf("the server could not open the target: %v", err)
+	case wire.ServerShutdown:
+		return fmt.Errorf("kdsrv at %s is shutting down", t)
+	}
+	return fmt.Errorf("kdsrv at %s: %w", t, err)
+}
+
+// Wire returns the underlying wire connection.
+func (c *Conn) Wire() *wire.Conn { return c.wc }
+
+// Close ends the connection cleanly.
+func (c *Conn) Close() error { return c.wc.Close() }
+
+// Open asks the server to open a target and waits for its answer.
+func (c *Conn) Open(ctx context.Context, t *spec.Target) (wire.Opened, error) {
+	if err := c.wc.Send(wire.TypeOpen, wire.EncodeOpen(wire.Open{Target: t.Canonical(), TakeOver: c.opts.TakeOver})); err != nil {
+		return wire.Opened{}, err
+	}
+	stop := closeOnDone(ctx, c.wc)
+	defer stop()
+	for {
+		f, err := c.wc.Recv()
+		if err != nil {
+			if ctx.Err() != nil {
+				return wire.Opened{}, fmt.Errorf("opening %s: %w", t, ctx.Err())
+			}
+			return wire.Opened{}, explain(c.srv, err)
+		}
+		switch f.Type {
+		case wire.TypeOpened:
+			return wire.DecodeOpened(f.Payload)
+		case wire.TypeState:
+			continue
+		default:
+			return wire.Opened{}, fmt.Errorf("kdsrv sent %s while the target was being opened", f.Type)
+		}
+	}
+}
+
+// Control sends a control request and waits for its reply, before any
+// target is opened (or with no bridge running).
+func (c *Conn) Control(ctx context.Context, cmd wire.Command, body []byte) (wire.Control, error) {
+	if err := c.wc.Send(wire.TypeControl, wire.EncodeControl(wire.Control{ID: 1, Command: cmd, Body: body})); err != nil {
+		return wire.Control{}, err
+	}
+	stop := closeOnDone(ctx, c.wc)
+	defer stop()
+	for {
+		f, err := c.wc.Recv()
+		if err != nil {
+			return wire.Control{}, explain(c.srv, err)
+		}
+		if f.Type == wire.TypeControl {
+			r, err := wire.DecodeControl(f.Payload)
+			if err != nil {
+				return r, err
+			}
+			r.Body = append([]byte(nil), r.Body...)
+			return r, nil
+		}
+	}
+}
+
+// closeOnDone closes wc if ctx ends before stop is called.
+func closeOnDone(ctx context.Context, wc *wire.Conn) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		select {
+		case <-ctx.Done():
+			_ = wc.Close()
+		case <-done:
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
+}
+
+// ErrClosed is returned after the session ended normally.
+var ErrClosed = errors.New("kdclient: session closed")

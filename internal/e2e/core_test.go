@@ -1,0 +1,416 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"kdsrv/internal/client"
+	"kdsrv/internal/kd"
+	"kdsrv/internal/server"
+	"kdsrv/internal/sim"
+	"kdsrv/internal/wire"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// suite is the end-to-end sequence every transport must pass: attach,
+// version, context, read/write, 100 reads of 4 KiB, DbgPrint while
+// running, break-in again.
+func suite(t *testing.T, s *session, tgt *sim.Target) {
+	t.Helper()
+	ctx := ctxFor(t, 60*time.Second)
+	var mu sync.Mutex
+	var prints []string
+	h := s.host(t, kd.HostOptions{OnPrint: func(cpu uint16, text []byte) {
+		mu.Lock()
+		prints = append(prints, string(text))
+		mu.Unlock()
+	}})
+	sc, err := h.Attach(ctx)
+	if err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	if sc.ProgramCounter != sim.BreakAddress || sc.Exception.ExceptionCode != kd.StatusBreakpoint {
+		t.Fatalf("state change %v", sc)
+	}
+	v, err := h.Version(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.KernBase != sim.KernBase || v.MinorVersion != tgt.Config().Build || v.MachineType != kd.MachineAMD64 {
+		t.Fatalf("version %+v", v)
+	}
+	c, err := h.Context(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := tgt.Context(0); c.Rip != want.Rip || c.Rax != want.Rax || c.Rsp != want.Rsp {
+		t.Fatalf("context rip %#x rax %#x, want %#x %#x", c.Rip, c.Rax, want.Rip, want.Rax)
+	}
+	addr := sim.DataBase + 0x10000
+	data := []byte("kdsrv end-to-end write")
+	if n, err := h.WriteVirtual(ctx, addr, data); err != nil || n != len(data) {
+		t.Fatalf("write: %d %v", n, err)
+	}
+	got, err := h.ReadVirtual(ctx, addr, len(data))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back %q %v", got, err)
+	}
+	for i := range 100 {
+		a := sim.DataBase + 0x100000 + uint64(i)*4096
+		got, err := h.ReadVirtual(ctx, a, 4096)
+		if err != nil {
+			t.Fatalf("read %d: %v", i, err)
+		}
+		if !bytes.Equal(got, patternBytes(a, 4096)) {
+			t.Fatalf("read %d at %#x: wrong content", i, a)
+		}
+	}
+	// Run with DbgPrint output, then break in again.
+	if err := h.Continue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 400*time.Millisecond)
+	if _, err := h.WaitStateChange(wctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("state change while running: %v", err)
+	}
+	cancel()
+	sc, err = h.Break(ctx)
+	if err != nil {
+		t.Fatalf("break: %v", err)
+	}
+	if sc.Exception.ExceptionCode != kd.StatusBreakpoint {
+		t.Fatalf("after break %v", sc)
+	}
+	mu.Lock()
+	n := len(prints)
+	first := ""
+	if n > 0 {
+		first = prints[0]
+	}
+	mu.Unlock()
+	if tgt.Config().PrintEvery > 0 && (n < 2 || !strings.HasPrefix(first, "kdtarget: tick")) {
+		t.Fatalf("DbgPrint lines %d (first %q)", n, first)
+	}
+	// The target-side link saw no resets and needed no retransmissions.
+	st := tgt.Stats()
+	if st.Link.ResetsReceived != 0 || st.Link.Retransmits != 0 || st.Link.Corrupt != 0 {
+		t.Fatalf("target link stats %+v", st.Link)
+	}
+}
+
+func TestEndToEndTCP(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	trans, tgt := h.addTarget("vm1", sim.Config{PrintEvery: 50 * time.Millisecond})
+	s, err := h.open(h.serverSpec(""), trans, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	suite(t, s, tgt)
+}
+
+func TestEndToEndPassword(t *testing.T) {
+	h := newHarness(t, harnessOpts{transports: []string{"tcp:port=20000:29999,password=s3cret"}})
+	trans, tgt := h.addTarget("vm1", sim.Config{PrintEvery: 50 * time.Millisecond})
+	t.Run("wrong", func(t *testing.T) {
+		_, err := h.open(h.serverSpec("password=wrong1"), trans, client.Options{})
+		if err == nil || !strings.Contains(err.Error(), "access denied") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("missing", func(t *testing.T) {
+		_, err := h.open(h.serverSpec(""), trans, client.Options{})
+		if err == nil || !strings.Contains(err.Error(), "requires a password") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("right", func(t *testing.T) {
+		s, err := h.open(h.serverSpec("password=s3cret"), trans, client.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		suite(t, s, tgt)
+	})
+	if strings.Contains(h.logs.String(), "s3cret") {
+		t.Fatal("the password appears in the server log")
+	}
+}
+
+// A debugger attaches to the bridge the way radare2 and WinDbg do (break-in
+// and RESET on the raw line), leaves, and a new one attaches and gets the
+// state change.
+func TestBridgeDebuggerReattach(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	trans, _ := h.addTarget("vm1", sim.Config{})
+	s, err := h.open(h.serverSpec(""), trans, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", h.dir+"/bridge.sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.bridge.Listen(ctx, ln, nil) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	for i := range 3 {
+		c, err := net.Dial("unix", h.dir+"/bridge.sock")
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := []byte{kd.BreakInByte}
+		if i != 1 {
+			first = append(first, kd.AppendControl(nil, kd.TypeReset, 0)...)
+		}
+		sc := rawAttach(t, c, first)
+		if sc.Exception.ExceptionCode != kd.StatusBreakpoint {
+			t.Fatalf("debugger %d: %v", i, sc)
+		}
+		// Ask for the version over the raw line with the ids a fresh
+		// debugger uses, like radare2 does after its RESET.
+		c.Close()
+	}
+	// And a full debugger afterwards still works.
+	c, err := net.Dial("unix", h.dir+"/bridge.sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := kd.NewLink(c, kd.Config{Role: kd.RoleHost})
+	defer l.Close()
+	dh := kd.NewHost(l, kd.HostOptions{})
+	tctx := ctxFor(t, 20*time.Second)
+	if _, err := dh.Attach(tctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := dh.Version(tctx); err != nil || v.KernBase != sim.KernBase {
+		t.Fatalf("version after re-attach: %+v %v", v, err)
+	}
+}
+
+// rawAttach writes first on c and waits for a state change, ACKing it.
+func rawAttach(t *testing.T, c net.Conn, first []byte) kd.StateChange {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(first); err != nil {
+		t.Fatal(err)
+	}
+	var d kd.Decoder
+	buf := make([]byte, 4096)
+	for {
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("waiting for a state change: %v", err)
+		}
+		d.Feed(buf[:n])
+		for {
+			f, ok := d.Next()
+			if !ok {
+				break
+			}
+			if f.Kind == kd.FramePacket && f.Packet.Type == kd.TypeStateChange64 {
+				sc, err := kd.DecodeStateChange(f.Packet.Payload)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.Write(kd.AppendControl(nil, kd.TypeAcknowledge, f.Packet.ID&^kd.SyncPacketID))
+				return sc
+			}
+		}
+	}
+}
+
+func TestClientKilledSecondTakesOver(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	trans, tgt := h.addTarget("vm1", sim.Config{})
+	s1, err := h.open(h.serverSpec(""), trans, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxFor(t, 30*time.Second)
+	h1 := s1.host(t, kd.HostOptions{})
+	if _, err := h1.Attach(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h1.WriteVirtual(ctx, sim.DataBase, []byte("first client")); err != nil {
+		t.Fatal(err)
+	}
+	s1.kill()
+	// The server notices the dead client and frees the target; a second
+	// client gets in within 2 s.
+	deadline := time.Now().Add(2 * time.Second)
+	var s2 *session
+	for {
+		s2, err = h.open(h.serverSpec(""), trans, client.Options{})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("second client could not open the target within 2s: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	h2 := s2.host(t, kd.HostOptions{})
+	sc, err := h2.Attach(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.Exception.ExceptionCode != kd.StatusBreakpoint {
+		t.Fatalf("state %v", sc)
+	}
+	got, err := h2.ReadVirtual(ctx, sim.DataBase, 12)
+	if err != nil || string(got) != "first client" {
+		t.Fatalf("memory seen by the second client %q %v", got, err)
+	}
+	st := tgt.Stats()
+	if st.Link.ResetsReceived != 0 || st.Link.Retransmits != 0 || st.Connections != 1 {
+		t.Fatalf("target saw %+v over %d connections", st.Link, st.Connections)
+	}
+}
+
+func TestParallelTargetsAndInUse(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	transA, tgtA := h.addTarget("vmA", sim.Config{})
+	transB, tgtB := h.addTarget("vmB", sim.Config{Build: 9600})
+	sa, err := h.open(h.serverSpec(""), transA, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := h.open(h.serverSpec(""), transB, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A third client for a busy target is refused.
+	_, err = h.open(h.serverSpec(""), transA, client.Options{})
+	if code, _ := wire.ErrorCode(errors.Unwrap(err)); err == nil || (code != wire.InUse && !strings.Contains(err.Error(), "in use")) {
+		t.Fatalf("third client: %v", err)
+	}
+	var wg sync.WaitGroup
+	for _, p := range []struct {
+		s   *session
+		tgt *sim.Target
+	}{{sa, tgtA}, {sb, tgtB}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx := ctxFor(t, 30*time.Second)
+			hh := p.s.host(t, kd.HostOptions{})
+			if _, err := hh.Attach(ctx); err != nil {
+				t.Error(err)
+				return
+			}
+			for i := range 50 {
+				v, err := hh.Version(ctx)
+				if err != nil || v.MinorVersion != p.tgt.Config().Build {
+					t.Errorf("call %d: %+v %v", i, v, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// -takeover gets in anyway and the first owner is told.
+	s3, err := h.open(h.serverSpec(""), transA, client.Options{TakeOver: true})
+	if err != nil {
+		t.Fatalf("takeover: %v", err)
+	}
+	h3 := s3.host(t, kd.HostOptions{})
+	if _, err := h3.Attach(ctxFor(t, 20*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-sa.runErr:
+		sa.runErr <- err
+		if err == nil || !strings.Contains(err.Error(), "took this target over") {
+			t.Fatalf("first owner's session ended with %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("first owner was not told about the takeover")
+	}
+}
+
+func TestAllowList(t *testing.T) {
+	h := newHarness(t, harnessOpts{noAllowDir: true})
+	trans, _ := h.addTarget("vm1", sim.Config{})
+	_, err := h.open(h.serverSpec(""), trans, client.Options{})
+	if err == nil || !strings.Contains(err.Error(), "-allow") {
+		t.Fatalf("target outside the allow-list: %v", err)
+	}
+	h2 := newHarness(t, harnessOpts{allow: []string{h.dir + "/vm1.sock"}, noAllowDir: true})
+	if _, err := h2.open(h2.serverSpec(""), trans, client.Options{}); err != nil {
+		t.Fatalf("with -allow: %v", err)
+	}
+}
+
+func TestSilentClientDropped(t *testing.T) {
+	h := newHarness(t, harnessOpts{mutate: func(c *server.Config) { c.HandshakeTimeout = 200 * time.Millisecond }})
+	c, err := net.Dial("tcp", h.srv.Addrs()[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	_, err = io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("the server did not close a silent connection: %v", err)
+	}
+	if time.Since(start) < 150*time.Millisecond {
+		t.Fatal("closed before the handshake deadline")
+	}
+}
+
+func TestOversizedFrameRefused(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	c, err := net.Dial("tcp", h.srv.Addrs()[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	hdr := []byte{wire.Magic, byte(wire.TypeHello), 0, 0, 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(hdr[4:], 1<<30)
+	c.Write(hdr)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("connection not closed: %v", err)
+	}
+	// The server says why (an Error frame) and closes.
+	if len(b) < wire.HeaderSize || b[1] != byte(wire.TypeError) {
+		t.Fatalf("reply % x", b)
+	}
+}
+
+func TestDump1MiB(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	trans, _ := h.addTarget("vm1", sim.Config{})
+	s, err := h.open(h.serverSpec(""), trans, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, buf bytes.Buffer
+	cm := &client.Commander{Host: s.host(t, kd.HostOptions{}), Out: &out}
+	addr := sim.DataBase + 0x200000
+	if err := cm.Dump(ctxFor(t, 60*time.Second), addr, 1<<20, &buf); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf.Bytes(), patternBytes(addr, 1<<20)) {
+		t.Fatal("dump differs from the target's memory")
+	}
+	if !strings.Contains(out.String(), "dumped 1048576 bytes") {
+		t.Fatalf("summary %q", out.String())
+	}
+}

@@ -1,0 +1,238 @@
+// Package e2e holds the end-to-end tests: simulated targets behind a real
+// kdsrv, reached by real kdclient sessions over each transport.
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"kdsrv/internal/client"
+	"kdsrv/internal/kd"
+	"kdsrv/internal/server"
+	"kdsrv/internal/sim"
+	"kdsrv/internal/spec"
+	"kdsrv/internal/targetlink"
+)
+
+// harness is one kdsrv with simulated targets on unix sockets.
+type harness struct {
+	t    testing.TB
+	dir  string
+	srv  *server.Server
+	sims map[string]*sim.Target
+	logs *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b = append(s.b, p...)
+	return len(p), nil
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(s.b)
+}
+
+// shortDir is a temporary directory with a path short enough for unix
+// sockets (108 bytes).
+func shortDir(t testing.TB) string {
+	d, err := os.MkdirTemp("", "kde2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+type harnessOpts struct {
+	transports []string // -t values; default a tcp port range on loopback
+	allow      []string // extra -allow patterns; default DIR/*.sock
+	noAllowDir bool
+	mutate     func(*server.Config)
+}
+
+func newHarness(t testing.TB, o harnessOpts) *harness {
+	t.Helper()
+	h := &harness{t: t, dir: shortDir(t), sims: map[string]*sim.Target{}, logs: &syncBuffer{}}
+	if len(o.transports) == 0 {
+		o.transports = []string{"tcp:port=20000:29999"}
+	}
+	var ts []*spec.Transport
+	for _, s := range o.transports {
+		tr, err := spec.ParseServerTransport(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts = append(ts, tr)
+	}
+	allows := append([]string(nil), o.allow...)
+	if !o.noAllowDir {
+		allows = append(allows, filepath.Join(h.dir, "*.sock"))
+	}
+	allow, err := targetlink.NewAllowList(allows, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := server.Config{
+		Transports:       ts,
+		Allow:            allow,
+		HandshakeTimeout: 2 * time.Second,
+		Logger:           log.New(h.logs, "kdsrv: ", log.Lmicroseconds),
+	}
+	cfg.Listen.BindHost = "127.0.0.1"
+	if o.mutate != nil {
+		o.mutate(&cfg)
+	}
+	s, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Listen(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.srv = s
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-served; !errors.Is(err, server.ErrServerClosed) {
+			t.Errorf("Serve returned %v", err)
+		}
+		if t.Failed() {
+			t.Logf("server log:\n%s", h.logs)
+		}
+	})
+	return h
+}
+
+// addTarget starts a simulated target serving debuggers on DIR/name.sock,
+// like a VM's serial pipe, and returns the trans=@{...} text for it.
+func (h *harness) addTarget(name string, cfg sim.Config) (trans string, tgt *sim.Target) {
+	h.t.Helper()
+	path := filepath.Join(h.dir, name+".sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	tgt = sim.New(cfg)
+	h.sims[name] = tgt
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = tgt.Serve(ctx, c) // one debugger (the server) at a time
+		}
+	}()
+	h.t.Cleanup(func() {
+		cancel()
+		ln.Close()
+		wg.Wait()
+	})
+	return "com:pipe,port=" + path, tgt
+}
+
+// serverSpec is the client's server=@{...} for the harness's first listener.
+func (h *harness) serverSpec(extra string) string {
+	addr := h.srv.Addrs()[0].(*net.TCPAddr)
+	s := fmt.Sprintf("tcp:server=127.0.0.1,port=%d", addr.Port)
+	if extra != "" {
+		s += "," + extra
+	}
+	return s
+}
+
+// session is a connected client with a running bridge.
+type session struct {
+	conn   *client.Conn
+	bridge *client.Bridge
+	cancel context.CancelFunc
+	runErr chan error
+	once   sync.Once
+}
+
+func (h *harness) open(serverSpec, trans string, opts client.Options) (*session, error) {
+	c, err := spec.ParseConnect(fmt.Sprintf("kdsrv:server=@{%s},trans=@{%s}", serverSpec, trans))
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if opts.Logger == nil {
+		opts.Logger = log.New(io.Discard, "", 0)
+	}
+	conn, err := client.Dial(ctx, c.Server, opts)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Open(ctx, c.Trans); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	b := client.NewBridge(conn)
+	rctx, rcancel := context.WithCancel(context.Background())
+	s := &session{conn: conn, bridge: b, cancel: rcancel, runErr: make(chan error, 1)}
+	go func() { s.runErr <- b.Run(rctx) }()
+	h.t.Cleanup(s.close)
+	return s, nil
+}
+
+func (s *session) close() {
+	s.once.Do(func() {
+		s.cancel()
+		<-s.runErr
+	})
+}
+
+// kill drops the connection without a goodbye, as a crashed client would.
+func (s *session) kill() {
+	s.conn.Wire().NetConn().Close()
+	s.close()
+}
+
+// host attaches an in-process debugger to the session's bridge.
+func (s *session) host(t testing.TB, opts kd.HostOptions) *kd.Host {
+	h, stop := s.bridge.Host(context.Background(), kd.Config{}, opts)
+	t.Cleanup(stop)
+	return h
+}
+
+func ctxFor(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func patternBytes(addr uint64, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = sim.Pattern(addr + uint64(i))
+	}
+	return b
+}

@@ -1,0 +1,336 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"kdsrv/internal/spec"
+	"kdsrv/internal/targetlink"
+	"kdsrv/internal/transport"
+	"kdsrv/internal/wire"
+)
+
+// client is one connected smart client.
+type client struct {
+	s    *Server
+	nc   net.Conn
+	l    *listener
+	from string
+	since time.Time
+
+	mu      sync.Mutex
+	wc      *wire.Conn
+	tgt     *target
+	stopped bool
+	reason  wire.Code
+}
+
+func (s *Server) startClient(nc net.Conn, l *listener) {
+	c := &client{s: s, nc: nc, l: l, from: nc.RemoteAddr().String(), since: time.Now()}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		closeQuietly(nc)
+		return
+	}
+	s.clients[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		c.run()
+	}()
+}
+
+func (c *client) String() string {
+	if c.from == "" {
+		return c.l.ln.Display()
+	}
+	return c.from + " on " + c.l.ln.Display()
+}
+
+// stop ends the client's connection from another goroutine.
+func (c *client) stop(reason wire.Code) {
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return
+	}
+	c.stopped = true
+	c.reason = reason
+	wc := c.wc
+	c.mu.Unlock()
+	if wc != nil {
+		_ = wc.CloseWithReason(reason)
+	} else {
+		closeQuietly(c.nc)
+	}
+}
+
+func (c *client) run() {
+	s := c.s
+	defer func() {
+		c.detach()
+		c.mu.Lock()
+		wc := c.wc
+		c.stopped = true
+		c.mu.Unlock()
+		if wc != nil {
+			_ = wc.Close()
+		} else {
+			closeQuietly(c.nc)
+		}
+		s.mu.Lock()
+		delete(s.clients, c)
+		s.mu.Unlock()
+	}()
+	binding, err := transport.Binding(c.nc)
+	if err != nil {
+		s.cfg.Logger.Printf("client %s: %v", c, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*s.cfg.HandshakeTimeout)
+	wc, err := wire.Server(ctx, c.nc, wire.Config{
+		Password:         c.l.t.Password,
+		Binding:          binding,
+		HandshakeTimeout: s.cfg.HandshakeTimeout,
+		KeepAlive:        s.cfg.KeepAlive,
+		Software:         Software,
+	})
+	cancel()
+	if err != nil {
+		s.cfg.Logger.Printf("client %s: handshake failed: %v", c, err)
+		return
+	}
+	c.mu.Lock()
+	c.wc = wc
+	stopped := c.stopped
+	c.mu.Unlock()
+	if stopped {
+		_ = wc.CloseWithReason(c.reason)
+		return
+	}
+	s.cfg.Logger.Printf("client %s connected (%s)", c, wc.PeerSoftware())
+	for {
+		f, err := wc.Recv()
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !c.isStopped() {
+				s.cfg.Logger.Printf("client %s: %v", c, err)
+			} else {
+				s.cfg.Logger.Printf("client %s disconnected", c)
+			}
+			return
+		}
+		if err := c.handle(f); err != nil {
+			s.cfg.Logger.Printf("client %s: %v", c, err)
+			return
+		}
+	}
+}
+
+func (c *client) isStopped() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stopped
+}
+
+// handle processes one frame; an error ends the connection (after an
+// Error frame has been sent where the peer should learn why).
+func (c *client) handle(f wire.Frame) error {
+	switch f.Type {
+	case wire.TypeOpen:
+		o, err := wire.DecodeOpen(f.Payload)
+		if err != nil {
+			return c.fail(wire.BadRequest, err.Error())
+		}
+		return c.open(o)
+	case wire.TypeKD:
+		t := c.target()
+		if t == nil {
+			return c.fail(wire.BadRequest, "KD packet before a target was opened")
+		}
+		pt, payload, err := wire.DecodeKD(f.Payload)
+		if err != nil {
+			return c.fail(wire.BadRequest, err.Error())
+		}
+		return t.fromClient(c, pt, payload)
+	case wire.TypeBreakIn:
+		if t := c.target(); t != nil {
+			t.breakIn()
+		}
+		return nil
+	case wire.TypeReset:
+		if t := c.target(); t != nil {
+			t.resendState(c)
+		}
+		return nil
+	case wire.TypeDetach:
+		c.detach()
+		return c.wc.Send(wire.TypeDetached, nil)
+	case wire.TypeControl:
+		ctl, err := wire.DecodeControl(f.Payload)
+		if err != nil {
+			return c.fail(wire.BadRequest, err.Error())
+		}
+		return c.control(ctl)
+	}
+	return c.fail(wire.BadRequest, fmt.Sprintf("unexpected %s frame", f.Type))
+}
+
+// fail sends an Error frame and returns an error that ends the session.
+func (c *client) fail(code wire.Code, msg string) error {
+	_ = c.wc.SendError(code, msg)
+	return fmt.Errorf("%s: %s", code, msg)
+}
+
+// refuse reports a failed Open (logged on the server) and ends the
+// connection: Error frames are final.
+func (c *client) refuse(code wire.Code, msg string) error {
+	c.s.cfg.Logger.Printf("client %s: open refused: %s", c, msg)
+	return c.fail(code, msg)
+}
+
+func (c *client) target() *target {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.tgt
+}
+
+func (c *client) open(o wire.Open) error {
+	if c.target() != nil {
+		return c.fail(wire.BadRequest, "a target is already open on this connection; detach first")
+	}
+	ts, err := spec.ParseTarget(o.Target)
+	if err != nil {
+		return c.refuse(wire.BadRequest, err.Error())
+	}
+	if err := ts.FillFromEnv(c.s.cfg.Getenv); err != nil {
+		return c.refuse(wire.BadRequest, "on the server: "+err.Error())
+	}
+	if err := ts.Complete(); err != nil {
+		return c.refuse(wire.BadRequest, "on the server: "+err.Error())
+	}
+	if err := c.s.cfg.Allow.Check(ts); err != nil {
+		return c.refuse(wire.NotAllowed, err.Error())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.OpenTimeout)
+	defer cancel()
+	t, err := c.s.acquireTarget(ctx, c, ts, o.TakeOver)
+	if err != nil {
+		var inUse *inUseError
+		var na *targetlink.NotAllowedError
+		switch {
+		case errors.As(err, &inUse):
+			return c.refuse(wire.InUse, err.Error())
+		case errors.As(err, &na):
+			return c.refuse(wire.NotAllowed, err.Error())
+		default:
+			return c.refuse(wire.TargetUnavailable, err.Error())
+		}
+	}
+	c.mu.Lock()
+	c.tgt = t
+	c.mu.Unlock()
+	sess := c.s.nextSess.Add(1)
+	info := t.describe()
+	if err := c.wc.Send(wire.TypeOpened, wire.EncodeOpened(wire.Opened{Session: sess, Info: info})); err != nil {
+		return err
+	}
+	c.s.cfg.Logger.Printf("client %s opened %s (session %d)", c, ts, sess)
+	// A halted target's state goes to the new client at once, so its
+	// debugger sees the stop without the target being reset.
+	t.resendState(c)
+	return nil
+}
+
+func (c *client) detach() {
+	c.mu.Lock()
+	t := c.tgt
+	c.tgt = nil
+	c.mu.Unlock()
+	if t != nil {
+		t.release(c)
+	}
+}
+
+// sendKD delivers a packet from the target; errors end the session through
+// the read loop, so they are only returned for logging.
+func (c *client) sendKD(pt uint16, payload []byte) error {
+	c.mu.Lock()
+	wc := c.wc
+	c.mu.Unlock()
+	if wc == nil {
+		return errors.New("no connection")
+	}
+	return wc.SendKD(pt, payload)
+}
+
+func (c *client) sendState(st wire.StateCode, text string) {
+	c.mu.Lock()
+	wc := c.wc
+	c.mu.Unlock()
+	if wc != nil {
+		_ = wc.Send(wire.TypeState, wire.EncodeState(wire.State{State: st, Text: text}))
+	}
+}
+
+func (c *client) control(ctl wire.Control) error {
+	reply := wire.Control{ID: ctl.ID, Command: ctl.Command}
+	switch ctl.Command {
+	case wire.CmdShutdown:
+		if !c.s.cfg.AllowShutdown {
+			reply.Status = wire.Refused
+			reply.Body = []byte("this kdsrv does not accept remote shutdown; its operator can allow it by starting kdsrv with -allow-endpsrv")
+			break
+		}
+		c.s.cfg.Logger.Printf("client %s asked the server to shut down", c)
+		c.s.requestShutdown()
+		reply.Body = []byte("kdsrv is shutting down")
+	case wire.CmdGetInfo:
+		reply.Body = []byte(c.s.info())
+	case wire.CmdSetOption:
+		name, value, _ := strings.Cut(string(ctl.Body), "=")
+		t := c.target()
+		if t == nil {
+			reply.Status = wire.BadRequest
+			reply.Body = []byte("open a target before setting session options")
+			break
+		}
+		if err := t.setOption(name, value); err != nil {
+			reply.Status = wire.BadRequest
+			reply.Body = []byte(err.Error())
+		}
+	default:
+		reply.Status = wire.BadRequest
+		reply.Body = []byte(fmt.Sprintf("unknown control command %d", ctl.Command))
+	}
+	return c.wc.Send(wire.TypeControl, wire.EncodeControl(reply))
+}
+
+func (s *Server) requestShutdown() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.shutdownC:
+	default:
+		close(s.shutdownC)
+	}
+}
+
+func (s *Server) info() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s; transports:", Software)
+	for _, l := range s.listeners {
+		fmt.Fprintf(&b, " %s", l.ln.Display())
+	}
+	fmt.Fprintf(&b, "; clients: %d; targets: %d", len(s.clients), len(s.targets))
+	return b.String()
+}

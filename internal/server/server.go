@@ -1,0 +1,312 @@
+// Package server is the KD connection server: it accepts smart clients on
+// any number of transports, authenticates them, opens the kernel debug
+// links they ask for (within the operator's allow-list), and runs the KD
+// link layer toward each target itself, so that only whole KD data packets
+// cross the network. A target link outlives the client that opened it: the
+// next client that opens the same target gets its current state.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"kdsrv/internal/spec"
+	"kdsrv/internal/targetlink"
+	"kdsrv/internal/transport"
+	"kdsrv/internal/wire"
+)
+
+// Software is what the server reports in the handshake.
+const Software = "kdsrv/0.1"
+
+// Config configures a Server. Zero fields take the defaults noted.
+type Config struct {
+	// Transports are the parsed -t values; each gets its own listener.
+	Transports []*spec.Transport
+	// Allow decides which target links clients may open (default: local
+	// serial devices only).
+	Allow *targetlink.AllowList
+	// Getenv supplies _NT_DEBUG_* defaults for omitted trans= fields
+	// (default os.Getenv).
+	Getenv func(string) string
+	// Listen carries settings that are not in the grammar (bind address).
+	Listen transport.Options
+	// HandshakeTimeout bounds each handshake step (default 10s).
+	HandshakeTimeout time.Duration
+	// KeepAlive is the wire ping interval (default 15s).
+	KeepAlive time.Duration
+	// TargetTimeout is how long a packet for the target may wait for the
+	// target's acknowledgement before the client is told that the target
+	// is not responding (default 5s). Sending goes on meanwhile.
+	TargetTimeout time.Duration
+	// OpenTimeout bounds opening a target link (default 10s).
+	OpenTimeout time.Duration
+	// AllowShutdown lets clients stop the server (kdclient ... endpsrv).
+	AllowShutdown bool
+	// OpenTarget opens target links (default targetlink.Open); tests
+	// replace it.
+	OpenTarget func(ctx context.Context, t *spec.Target, allow *targetlink.AllowList) (targetlink.Link, error)
+	// TargetKey names a target for "in use" checks (default targetlink.Key).
+	TargetKey func(t *spec.Target) (string, error)
+	// Logger receives operational messages (default: standard logger).
+	Logger *log.Logger
+	// Ready is called once per listener when it accepts connections, with
+	// its display form (e.g. "tcp:port=53:60").
+	Ready func(display string)
+}
+
+func (c *Config) setDefaults() {
+	if c.Getenv == nil {
+		c.Getenv = os.Getenv
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = wire.DefaultHandshakeTimeout
+	}
+	if c.KeepAlive == 0 {
+		c.KeepAlive = wire.DefaultKeepAlive
+	}
+	if c.TargetTimeout <= 0 {
+		c.TargetTimeout = 5 * time.Second
+	}
+	if c.OpenTimeout <= 0 {
+		c.OpenTimeout = 10 * time.Second
+	}
+	if c.OpenTarget == nil {
+		c.OpenTarget = targetlink.Open
+	}
+	if c.TargetKey == nil {
+		c.TargetKey = targetlink.Key
+	}
+	if c.Logger == nil {
+		c.Logger = log.New(os.Stderr, "kdsrv: ", log.LstdFlags)
+	}
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("kdsrv: server closed")
+
+// Server is a KD connection server.
+type Server struct {
+	cfg Config
+
+	mu        sync.Mutex
+	listeners []*listener
+	clients   map[*client]struct{}
+	targets   map[string]*target
+	closed    bool
+	nextSess  atomic.Uint32
+	shutdownC chan struct{} // closed when a client asked for shutdown
+
+	wg sync.WaitGroup // accept loops, clients, targets
+}
+
+type listener struct {
+	ln transport.Listener
+	t  *spec.Transport
+}
+
+// New checks cfg and returns a server that is not yet listening.
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if len(cfg.Transports) == 0 {
+		return nil, errors.New("kdsrv: no transport given: add at least one -t (for example -t tcp:port=5005)")
+	}
+	if cfg.Allow == nil {
+		a, err := targetlink.NewAllowList(nil, true)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Allow = a
+	}
+	return &Server{
+		cfg:       cfg,
+		clients:   make(map[*client]struct{}),
+		targets:   make(map[string]*target),
+		shutdownC: make(chan struct{}),
+	}, nil
+}
+
+// Listen opens every transport's listener. Nothing is served until Serve.
+// On error, listeners already opened are closed.
+func (s *Server) Listen(ctx context.Context) error {
+	for _, t := range s.cfg.Transports {
+		ln, err := transport.Listen(ctx, t, s.cfg.Listen)
+		if err != nil {
+			s.closeListeners()
+			return err
+		}
+		s.mu.Lock()
+		s.listeners = append(s.listeners, &listener{ln: ln, t: t})
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// Displays returns the display form of every open listener, in -t order.
+func (s *Server) Displays() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, len(s.listeners))
+	for i, l := range s.listeners {
+		out[i] = l.ln.Display()
+	}
+	return out
+}
+
+// Addrs returns the bound address of every listener, in -t order.
+func (s *Server) Addrs() []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]net.Addr, len(s.listeners))
+	for i, l := range s.listeners {
+		out[i] = l.ln.Addr()
+	}
+	return out
+}
+
+// Serve accepts clients on every listener until Shutdown; it returns
+// ErrServerClosed then. A listener that fails for good (for example a
+// reverse connection that could not be made) ends Serve with its error.
+func (s *Server) Serve() error {
+	s.mu.Lock()
+	lns := append([]*listener(nil), s.listeners...)
+	s.mu.Unlock()
+	if len(lns) == 0 {
+		return errors.New("kdsrv: Serve called before Listen")
+	}
+	errc := make(chan error, len(lns))
+	for _, l := range lns {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			errc <- s.acceptLoop(l)
+		}()
+		if s.cfg.Ready != nil {
+			s.cfg.Ready(l.ln.Display())
+		}
+	}
+	var first error
+	for range lns {
+		err := <-errc
+		if first == nil && err != nil && !s.isClosed() {
+			first = err
+			s.closeListeners() // one listener failed for good: stop the rest
+		}
+	}
+	if first != nil {
+		return first
+	}
+	return ErrServerClosed
+}
+
+// ShutdownRequested is closed when a client asked the server to stop
+// (endpsrv, allowed by Config.AllowShutdown).
+func (s *Server) ShutdownRequested() <-chan struct{} { return s.shutdownC }
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+func (s *Server) acceptLoop(l *listener) error {
+	var delay time.Duration
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			if s.isClosed() || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				// Accept errors such as EMFILE: back off like net/http.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.cfg.Logger.Printf("%s: accept: %v; retrying in %v", l.ln.Display(), err, delay)
+				time.Sleep(delay)
+				continue
+			}
+			return fmt.Errorf("%s: %w", l.ln.Display(), err)
+		}
+		delay = 0
+		s.startClient(c, l)
+	}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	lns := s.listeners
+	s.mu.Unlock()
+	for _, l := range lns {
+		_ = l.ln.Close()
+	}
+}
+
+// Shutdown stops accepting, ends every client session cleanly (Bye with
+// ServerShutdown), closes every target link and waits for all goroutines,
+// or until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+	} else {
+		s.closed = true
+		s.mu.Unlock()
+	}
+	s.closeListeners()
+	s.mu.Lock()
+	clients := make([]*client, 0, len(s.clients))
+	for c := range s.clients {
+		clients = append(clients, c)
+	}
+	targets := make([]*target, 0, len(s.targets))
+	for _, t := range s.targets {
+		targets = append(targets, t)
+	}
+	s.mu.Unlock()
+	for _, c := range clients {
+		c.stop(wire.ServerShutdown)
+	}
+	for _, t := range targets {
+		t.close()
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("kdsrv: shutdown did not finish: %w", ctx.Err())
+	}
+}
+
+// Stats is a snapshot of the server's activity.
+type Stats struct {
+	Clients int // connected clients
+	Targets int // open target links
+}
+
+// Stats returns current counts.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{Clients: len(s.clients), Targets: len(s.targets)}
+}
+
+// closeQuietly closes c, ignoring errors (used on failed handshakes).
+func closeQuietly(c io.Closer) { _ = c.Close() }

@@ -1,0 +1,105 @@
+// Package transport opens the byte streams between kdsrv and its smart
+// clients: listeners on the server side and dialers on the client side, for
+// every transport of the command-line grammar (tcp with port ranges and
+// IPv6; more transports register themselves in the same table).
+//
+// Each server-side Listener reports a display form, the transport as a
+// client would type it back (e.g. "tcp:port=53:60" when port=51:60 found
+// 53 free), which kdsrv prints when it is ready and -QR discovery shows.
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+
+	"kdsrv/internal/spec"
+)
+
+// Listener is a server-side transport endpoint.
+type Listener interface {
+	// Accept waits for the next client connection.
+	Accept() (net.Conn, error)
+	// Close stops accepting and unblocks Accept.
+	Close() error
+	// Addr is the bound address.
+	Addr() net.Addr
+	// Display is the transport as clients spell it, with the port or pipe
+	// actually in use, e.g. "tcp:port=53:60" or "npipe:pipe=kd_1234".
+	Display() string
+}
+
+// Options are server-side settings that are not part of the grammar.
+type Options struct {
+	// BindHost restricts TCP/SSL listeners to one address (our extension;
+	// empty = every interface, like the original).
+	BindHost string
+	// PID and TID expand %d/%x codes in pipe names.
+	PID, TID int
+}
+
+// ListenFunc opens a listener for one parsed server transport.
+type ListenFunc func(ctx context.Context, t *spec.Transport, o Options) (Listener, error)
+
+// DialFunc opens a client connection for one parsed client transport.
+type DialFunc func(ctx context.Context, t *spec.Transport) (net.Conn, error)
+
+var (
+	regMu   sync.RWMutex
+	listens = map[spec.Proto]ListenFunc{}
+	dials   = map[spec.Proto]DialFunc{}
+)
+
+// Register installs the listener and dialer of a protocol. Transports
+// register themselves from init functions.
+func Register(p spec.Proto, l ListenFunc, d DialFunc) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	if l != nil {
+		listens[p] = l
+	}
+	if d != nil {
+		dials[p] = d
+	}
+}
+
+// ErrUnsupported is returned for a transport this build cannot serve.
+var ErrUnsupported = errors.New("transport not supported by this build")
+
+// Listen opens the server side of t.
+func Listen(ctx context.Context, t *spec.Transport, o Options) (Listener, error) {
+	regMu.RLock()
+	f := listens[t.Proto]
+	regMu.RUnlock()
+	if f == nil {
+		return nil, fmt.Errorf("%s: %w", t, ErrUnsupported)
+	}
+	return f(ctx, t, o)
+}
+
+// Dial opens the client side of t.
+func Dial(ctx context.Context, t *spec.Transport) (net.Conn, error) {
+	regMu.RLock()
+	f := dials[t.Proto]
+	regMu.RUnlock()
+	if f == nil {
+		return nil, fmt.Errorf("%s: %w", t, ErrUnsupported)
+	}
+	return f(ctx, t)
+}
+
+// Binder is implemented by connections that offer channel-binding data
+// (TLS exporters); the wire handshake mixes it into the password proof.
+type Binder interface {
+	Binding() ([]byte, error)
+}
+
+// Binding returns the channel binding of c, or nil when c has none.
+func Binding(c net.Conn) ([]byte, error) {
+	if b, ok := c.(Binder); ok {
+		return b.Binding()
+	}
+	return nil, nil
+}
