@@ -18,10 +18,10 @@ import (
 
 // client is one connected smart client.
 type client struct {
-	s    *Server
-	nc   net.Conn
-	l    *listener
-	from string
+	s     *Server
+	nc    net.Conn
+	l     *listener
+	from  string
 	since time.Time
 
 	mu      sync.Mutex
