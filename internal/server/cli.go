@@ -61,6 +61,37 @@ private session.
 
 `
 
+// feature is an optional part of kdsrv (discovery, firewall opening, ...)
+// that adds its own flags and start-up step without editing Main. Feature
+// files register themselves from init functions.
+type feature struct {
+	name string
+	// flags registers the feature's flags.
+	flags func(fs *flag.FlagSet)
+	// start runs after every listener is open and before clients are
+	// served. The returned stop runs at exit, in reverse order. An error
+	// stops kdsrv.
+	start func(ctx context.Context, r *Run) (stop func(), err error)
+}
+
+var features []feature
+
+// registerFeature adds a feature; call it from init.
+func registerFeature(f feature) { features = append(features, f) }
+
+// Run is what a feature's start step sees of the running server.
+type Run struct {
+	Server     *Server
+	Transports []*spec.Transport
+	Stdout     io.Writer
+	Stderr     io.Writer
+	Logger     *log.Logger
+}
+
+// subcommands are "kdsrv NAME ..." forms handled apart from the server
+// (for example "kdsrv cert create"); files register them from init.
+var subcommands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) int{}
+
 type multiFlag []string
 
 func (m *multiFlag) String() string     { return strings.Join(*m, " ") }
@@ -70,9 +101,15 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 // the server stops. It returns the exit code: 0 success, 1 failure, 2 bad
 // usage.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		if sub := subcommands[args[0]]; sub != nil {
+			return sub(ctx, args[1:], stdout, stderr)
+		}
+	}
 	var ts, allows multiFlag
 	var bind string
 	var dryRun, allowEndpsrv, verbose bool
+	var listenOpts transport.Options
 	fs := flag.NewFlagSet("kdsrv", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { io.WriteString(stderr, Usage+spec.ServerHelp) }
@@ -82,6 +119,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&dryRun, "dry-run", false, "parse and print every -t, then exit")
 	fs.BoolVar(&allowEndpsrv, "allow-endpsrv", false, "let clients stop the server")
 	fs.BoolVar(&verbose, "v", false, "verbose logging")
+	fs.BoolVar(&listenOpts.CliconRetry, "clicon-retry", false, "reverse connections: keep retrying instead of exiting")
+	for _, f := range features {
+		if f.flags != nil {
+			f.flags(fs)
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -128,7 +171,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	s, err := New(Config{
 		Transports:    parsed,
 		Allow:         allow,
-		Listen:        transportOptions(bind),
+		Listen:        transportOptions(bind, listenOpts),
 		AllowShutdown: allowEndpsrv,
 		Logger:        logger,
 		Ready:         func(d string) { fmt.Fprintf(stdout, "kdsrv: listening on %s\n", d) },
@@ -140,6 +183,29 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := s.Listen(ctx); err != nil {
 		fmt.Fprintf(stderr, "kdsrv: %v\n", err)
 		return 1
+	}
+	run := &Run{Server: s, Transports: parsed, Stdout: stdout, Stderr: stderr, Logger: logger}
+	var stops []func()
+	defer func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}()
+	for _, f := range features {
+		if f.start == nil {
+			continue
+		}
+		stop, err := f.start(ctx, run)
+		if err != nil {
+			fmt.Fprintf(stderr, "kdsrv: %s: %v\n", f.name, err)
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = s.Shutdown(sctx)
+			cancel()
+			return 1
+		}
+		if stop != nil {
+			stops = append(stops, stop)
+		}
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.Serve() }()
@@ -165,7 +231,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func transportOptions(bind string) (o transport.Options) {
+func transportOptions(bind string, o transport.Options) transport.Options {
 	o.BindHost = bind
 	o.PID = os.Getpid()
 	o.TID = os.Getpid() // the main thread's id equals the process id on Linux

@@ -38,6 +38,10 @@ type Options struct {
 	BindHost string
 	// PID and TID expand %d/%x codes in pipe names.
 	PID, TID int
+	// CliconRetry keeps a reverse (clicon) server dialing its client after
+	// a refused or broken connection, instead of giving up (our extension;
+	// the original exits).
+	CliconRetry bool
 }
 
 // ListenFunc opens a listener for one parsed server transport.
