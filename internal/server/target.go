@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -25,8 +26,8 @@ type target struct {
 	opening chan struct{} // closed when the link is open (or failed: err)
 	err     error
 
-	link targetlink.Link
-	kdl  *kd.Link
+	link io.Closer // the target link (a byte stream, or a KDNET endpoint)
+	kdl  Endpoint   // the KD link layer in the host role
 	out  chan outPacket // packets for the target, in order
 	ctx  context.Context
 	stop context.CancelFunc
@@ -38,9 +39,24 @@ type target struct {
 	lastSC  []byte // payload of the state change the target is stopped in
 	slow    bool   // the client was told the target is not responding
 	opened  time.Time
+	desc    string // how the link is described in logs
 	readers sync.WaitGroup
 	closed  bool
 }
+
+// Endpoint is the host (debugger) end of a KD link layer: KDCOM over a
+// byte stream (*kd.Link) or KDNET over UDP.
+type Endpoint interface {
+	Send(ctx context.Context, t kd.PacketType, payload []byte) error
+	Recv(ctx context.Context) (kd.Message, error)
+	SendBreakIn() error
+	Close() error
+	Stats() kd.Stats
+}
+
+// OpenNet opens a KDNET target link (trans=@{net:...}) in the host role.
+// It is nil until the KDNET support registers itself.
+var OpenNet func(ctx context.Context, t *spec.Target, allow *targetlink.AllowList) (Endpoint, fmt.Stringer, error)
 
 type outPacket struct {
 	typ     kd.PacketType
@@ -134,7 +150,28 @@ func (c *client) takenOver(t *target) {
 // placeholder is removed and waiters see t.err.
 func (t *target) open(ctx context.Context) error {
 	s := t.s
-	link, err := s.cfg.OpenTarget(ctx, t.spec, s.cfg.Allow)
+	var desc fmt.Stringer
+	var err error
+	if t.spec.Kind == spec.TargetNet {
+		if OpenNet == nil {
+			err = errors.New("KDNET target links are not supported by this build")
+		} else {
+			var ep Endpoint
+			ep, desc, err = OpenNet(ctx, t.spec, s.cfg.Allow)
+			if err == nil {
+				t.kdl = ep
+				t.link = ep
+			}
+		}
+	} else {
+		var link targetlink.Link
+		link, err = s.cfg.OpenTarget(ctx, t.spec, s.cfg.Allow)
+		if err == nil {
+			t.link = link
+			t.kdl = kd.NewLink(link, kd.Config{Role: kd.RoleHost})
+			desc = link
+		}
+	}
 	if err != nil {
 		t.err = err
 		s.mu.Lock()
@@ -143,8 +180,7 @@ func (t *target) open(ctx context.Context) error {
 		close(t.opening)
 		return err
 	}
-	t.link = link
-	t.kdl = kd.NewLink(link, kd.Config{Role: kd.RoleHost})
+	t.desc = desc.String()
 	t.out = make(chan outPacket, 64)
 	t.ctx, t.stop = context.WithCancel(context.Background())
 	t.done = make(chan struct{})
@@ -164,7 +200,7 @@ func (t *target) open(ctx context.Context) error {
 		s.wg.Done()
 	}()
 	close(t.opening)
-	s.cfg.Logger.Printf("target %s opened (%s)", t.spec, link)
+	s.cfg.Logger.Printf("target %s opened (%s)", t.spec, t.desc)
 	if s.isClosed() {
 		t.close() // Shutdown ran while the link was opening
 		return errors.New("the server is shutting down")
@@ -173,7 +209,7 @@ func (t *target) open(ctx context.Context) error {
 }
 
 func (t *target) describe() string {
-	return fmt.Sprintf("%s (%s)", t.spec, t.link)
+	return fmt.Sprintf("%s (%s)", t.spec, t.desc)
 }
 
 // close stops the target's goroutines and closes the link.

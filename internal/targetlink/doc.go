@@ -64,7 +64,7 @@
 // favour of a device glob such as /dev/ttyS*.
 //
 // Host patterns are matched after lower-casing, with IP addresses in their
-// canonical form; the host part may use "*", "?" and "[...]" as above. No
+// canonical form; the host part may use "*" and "?" as above. No
 // name is looked up: "debughost:5555" admits the target spelled
 // "debughost", not its address. The one alias is localhost: a pattern host
 // "localhost" also admits 127.0.0.1 and ::1 (all three are this machine),
