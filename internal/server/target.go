@@ -26,8 +26,8 @@ type target struct {
 	opening chan struct{} // closed when the link is open (or failed: err)
 	err     error
 
-	link io.Closer // the target link (a byte stream, or a KDNET endpoint)
-	kdl  Endpoint   // the KD link layer in the host role
+	link io.Closer      // the target link (a byte stream, or a KDNET endpoint)
+	kdl  Endpoint       // the KD link layer in the host role
 	out  chan outPacket // packets for the target, in order
 	ctx  context.Context
 	stop context.CancelFunc
