@@ -29,7 +29,6 @@ type Bridge struct {
 	lastSC  []byte
 	dbg     *debugger // the attached debugger, if any
 	onState func(wire.State)
-	onPrint func([]byte)
 }
 
 // debugger is one attached local debugger.
@@ -210,16 +209,15 @@ func (b *Bridge) fromDebugger(d *debugger, m kd.Message) error {
 	return nil
 }
 
-// ignoreGone drops errors that only mean this debugger went away.
+// ignoreGone drops errors that only mean this debugger went away (its
+// link closed or it was replaced); anything else ends the debugger's
+// session.
 func ignoreGone(err error) error {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, kd.ErrClosed) || errors.Is(err, io.EOF) {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, kd.ErrClosed) ||
+		errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrClosedPipe) {
 		return nil
 	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return nil
-	}
-	return nil
+	return err
 }
 
 // Listen accepts debuggers on ln one after another; a new one replaces the
