@@ -116,10 +116,10 @@ func patternError(p, msg, hint string) error {
 
 // parse turns one pattern into a rule.
 func (a *AllowList) parse(p string) (rule, error) {
-	s := strings.TrimSpace(p)
+	s := p // spaces are kept: they may belong to a path
 	r := rule{text: p}
 	switch {
-	case s == "":
+	case strings.TrimSpace(s) == "":
 		return r, patternError(p, "empty pattern", "give a path glob, HOST:PORT or net:PORT")
 	case len(s) >= 4 && strings.EqualFold(s[:4], "net:"):
 		lo, hi, err := parsePortRange(s[4:])

@@ -43,28 +43,40 @@ func waitForPipe(ctx context.Context, dial dialFunc) (net.Conn, error) {
 	backoff := minBackoff
 	t := time.NewTimer(backoff)
 	defer t.Stop()
+	var last error
 	for {
 		select {
 		case <-ctx.Done():
-			return nil, &waitError{ctx.Err()}
+			return nil, &waitError{ctx.Err(), last}
 		case <-t.C:
 		}
 		c, err := dial(ctx)
 		if err == nil {
 			return c, nil
 		}
+		if ctx.Err() != nil {
+			return nil, &waitError{ctx.Err(), last}
+		}
 		if !vmAbsent(err) {
 			return nil, err
 		}
+		last = err
 		backoff = min(2*backoff, maxBackoff)
 		t.Reset(backoff)
 	}
 }
 
 // waitError is returned when the wait for a VM pipe ran out of time.
-type waitError struct{ err error }
+type waitError struct{ err, last error }
 
-func (e *waitError) Error() string { return "no VM started serving it in time: " + e.err.Error() }
+func (e *waitError) Error() string {
+	s := "no VM started serving it in time: " + e.err.Error()
+	if e.last != nil {
+		s += " (last attempt: " + e.last.Error() + ")"
+	}
+	return s
+}
+
 func (e *waitError) Unwrap() error { return e.err }
 
 // pipeError explains a failure to connect to a VM pipe.

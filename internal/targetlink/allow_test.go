@@ -1,0 +1,363 @@
+package targetlink
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// admits is one expectation: trans= value → admitted, or refused with a
+// suggested pattern (and glob, if not empty).
+type admits struct {
+	trans   string
+	ok      bool
+	suggest string // the exact pattern the refusal suggests
+	glob    string // the broader glob it suggests ("" = not checked)
+}
+
+// checkAdmits runs the expectations against a.
+func checkAdmits(t *testing.T, a *AllowList, cases []admits) {
+	t.Helper()
+	for _, c := range cases {
+		err := a.Check(target(t, c.trans))
+		if c.ok {
+			if err != nil {
+				t.Errorf("%v: Check(%s) = %v, want admitted", a.Patterns(), c.trans, err)
+			}
+			continue
+		}
+		var na *NotAllowedError
+		if !errors.As(err, &na) {
+			t.Errorf("%v: Check(%s) = %v, want *NotAllowedError", a.Patterns(), c.trans, err)
+			continue
+		}
+		if na.Suggest != c.suggest {
+			t.Errorf("Check(%s): Suggest = %q, want %q", c.trans, na.Suggest, c.suggest)
+		}
+		if c.glob != "" && na.Glob != c.glob {
+			t.Errorf("Check(%s): Glob = %q, want %q", c.trans, na.Glob, c.glob)
+		}
+		if want := "-allow " + shellQuote(c.suggest); !strings.Contains(err.Error(), want) {
+			t.Errorf("Check(%s): message %q lacks %q", c.trans, err, want)
+		}
+	}
+}
+
+func TestDefaultAllowLinux(t *testing.T) {
+	t.Parallel()
+	a, err := newAllowList(nil, true, "linux", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAdmits(t, a, []admits{
+		{"com:port=/dev/ttyS0,baud=115200", true, "", ""},
+		{"com:port=/dev/ttyUSB3,baud=115200", true, "", ""},
+		{"com:port=/dev/ttyACM0,baud=9600", true, "", ""},
+		{"com:port=COM2,baud=115200", true, "", ""}, // /dev/ttyS1
+		{"com:port=/dev/./ttyS0,baud=115200", true, "", ""},
+		{"com:pipe,port=/tmp/x.sock", false, "/tmp/x.sock", "/tmp/*.sock"},
+		{"com:pipe,port=/dev/ttyS0", false, "/dev/ttyS0", "/dev/*"}, // defaults admit serial devices only
+		{"com:port=/etc/passwd,baud=9600", false, "/etc/passwd", "/etc/*"},
+		{"com:port=/dev/ttyS0/../../etc/passwd,baud=9600", false, "/etc/passwd", ""},
+		{"com:port=/dev/ttyXR7,baud=9600", false, "/dev/ttyXR7", "/dev/ttyXR*"},
+		{"com:ipport=5555,port=127.0.0.1", false, "127.0.0.1:5555", "127.0.0.1:*"},
+		{"net:port=50000,key=1.2.3.4", false, "net:50000", "net:*"},
+	})
+	if got, want := a.Patterns(), defaultPatterns("linux"); !slices.Equal(got, want) {
+		t.Errorf("Patterns() = %v, want %v", got, want)
+	}
+}
+
+func TestDefaultAllowWindows(t *testing.T) {
+	t.Parallel()
+	a, err := newAllowList(nil, true, "windows", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAdmits(t, a, []admits{
+		{"com:port=COM2,baud=115200", true, "", ""},
+		{`com:port=\\.\COM12,baud=115200`, true, "", ""},
+		{"com:port=com7,baud=115200", true, "", ""},
+		{`com:port=\\.\CNCA0,baud=115200`, false, `\\.\CNCA0`, `\\.\CNCA*`},
+		{`com:pipe,port=\\.\pipe\vm1`, false, `\\.\pipe\vm1`, `\\.\pipe\*`},
+		{"com:ipport=5555,port=127.0.0.1", false, "127.0.0.1:5555", ""},
+	})
+	b, err := newAllowList([]string{`\\.\pipe\vm*`, `\\.\CNCA*`}, false, "windows", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAdmits(t, b, []admits{
+		{`com:pipe,port=\\.\pipe\vm1`, true, "", ""},
+		{`com:pipe,port=\\.\PIPE\VM2`, true, "", ""}, // case-insensitive
+		{`com:pipe,port=\\.\pipe\other`, false, `\\.\pipe\other`, `\\.\pipe\*`},
+		{`com:port=\\.\cnca3,baud=9600`, true, "", ""},
+		{"com:port=COM2,baud=115200", false, "COM2", "COM*"},
+	})
+	// ".." in a Windows pipe path is refused before matching: Win32 would fold it.
+	if err := b.Check(target(t, `com:pipe,port=\\.\pipe\vm1\..\..\x`)); err == nil || !strings.Contains(err.Error(), `".."`) {
+		t.Errorf(`Check(\\.\pipe\vm1\..\..\x) = %v, want a ".." error`, err)
+	}
+	// A unix socket path means nothing on Windows.
+	if err := b.Check(target(t, "com:pipe,port=/tmp/x.sock")); err == nil || !strings.Contains(err.Error(), `\\.\pipe\Name`) {
+		t.Errorf("Check(/tmp/x.sock) on windows = %v, want a hint at \\\\.\\pipe\\Name", err)
+	}
+}
+
+func TestDefaultAllowDarwin(t *testing.T) {
+	t.Parallel()
+	a, err := newAllowList(nil, true, "darwin", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAdmits(t, a, []admits{
+		{"com:port=/dev/cu.usbserial-1420,baud=115200", true, "", ""},
+		{"com:port=/dev/tty.usbserial-1420,baud=115200", false, "/dev/tty.usbserial-1420", "/dev/tty.usbserial-*"},
+	})
+	if err := a.Check(target(t, "com:port=COM1,baud=9600")); err == nil || !strings.Contains(err.Error(), "/dev/cu.") {
+		t.Errorf("Check(COM1) on darwin = %v, want an error pointing at /dev/cu.*", err)
+	}
+	if _, err := newAllowList([]string{"COM1"}, false, "darwin", nil); err == nil {
+		t.Error("COM1 pattern on darwin accepted, want an error")
+	}
+}
+
+func TestDefaultAllowPublic(t *testing.T) {
+	t.Parallel()
+	if got := DefaultAllow().Patterns(); !slices.Equal(got, DefaultPatterns()) || len(got) == 0 {
+		t.Errorf("DefaultAllow().Patterns() = %v, want %v", got, DefaultPatterns())
+	}
+	want := "/dev/ttyS*"
+	if runtime.GOOS == "windows" {
+		want = "COM*"
+	}
+	if !slices.Contains(DefaultPatterns(), want) {
+		t.Errorf("DefaultPatterns() = %v lacks %q", DefaultPatterns(), want)
+	}
+}
+
+// TestAllowPathsAndSymlinks builds a directory with sockets, escapes and
+// symbolic links and checks that only what the glob names is admitted.
+func TestAllowPathsAndSymlinks(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS == "windows" {
+		t.Skip("unix paths")
+	}
+	dir := t.TempDir()
+	vm := filepath.Join(dir, "vm")
+	mustMkdir(t, vm)
+	mustWrite(t, filepath.Join(dir, "x.sock"))
+	mustWrite(t, filepath.Join(vm, "real.sock"))
+	mustSymlink(t, filepath.Join(dir, "x.sock"), filepath.Join(vm, "evil.sock"))        // points outside
+	mustSymlink(t, "real.sock", filepath.Join(vm, "good.sock"))                         // stays inside (relative)
+	mustSymlink(t, "/etc/passwd", filepath.Join(vm, "dangling.sock"))                   // exists, outside
+	mustSymlink(t, filepath.Join(dir, "nowhere.sock"), filepath.Join(vm, "ghost.sock")) // dangling, outside
+	mustSymlink(t, vm, filepath.Join(dir, "alias"))                                     // a directory link
+
+	a, err := NewAllowList([]string{vm + "/*.sock", dir + "/alias/*.sock"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAdmits(t, a, []admits{
+		{"com:pipe,port=" + vm + "/a.sock", true, "", ""},           // does not exist yet
+		{"com:pipe,port=" + vm + "/real.sock", true, "", ""},        // exists
+		{"com:pipe,port=" + vm + "/good.sock", true, "", ""},        // link inside
+		{"com:pipe,port=" + vm + "//./real.sock", true, "", ""},     // odd spelling
+		{"com:pipe,port=" + dir + "/alias/real.sock", true, "", ""}, // through the directory link
+		{"com:pipe,port=" + vm + "/../x.sock", false, dir + "/x.sock", dir + "/*.sock"},
+		{"com:pipe,port=" + vm + "/sub/../../x.sock", false, dir + "/x.sock", ""},
+		{"com:pipe,port=" + vm + "/evil.sock", false, dir + "/x.sock", dir + "/*.sock"},
+		{"com:pipe,port=" + vm + "/dangling.sock", false, "/etc/passwd", ""},
+		{"com:pipe,port=" + vm + "/ghost.sock", false, dir + "/nowhere.sock", ""},
+		{"com:pipe,port=" + vm + "/real.txt", false, vm + "/real.txt", vm + "/*.txt"},
+		{"com:pipe,port=" + vm + "/sub/a.sock", false, vm + "/sub/a.sock", ""}, // * stays in one element
+	})
+	// The refusal of a symlink says where it leads.
+	err = a.Check(target(t, "com:pipe,port="+vm+"/evil.sock"))
+	var na *NotAllowedError
+	if !errors.As(err, &na) || na.Resolved != filepath.Join(dir, "x.sock") || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("Check(evil.sock) = %v, want a refusal naming the link target", err)
+	}
+	// A link in an unrelated directory that points into the allowed one is
+	// refused for its own name, not for where it leads.
+	mustSymlink(t, filepath.Join(vm, "real.sock"), filepath.Join(dir, "in.sock"))
+	err = a.Check(target(t, "com:pipe,port="+dir+"/in.sock"))
+	if !errors.As(err, &na) || na.Suggest != dir+"/in.sock" || na.Resolved != "" {
+		t.Errorf("Check(in.sock) = %#v, want a refusal of the given name only", err)
+	}
+	// Both names refused: both patterns are suggested.
+	b, err := NewAllowList(nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.Check(target(t, "com:pipe,port="+vm+"/evil.sock"))
+	if !errors.As(err, &na) || len(na.Patterns) != 2 || !strings.Contains(err.Error(), "-allow '"+vm+"/evil.sock' -allow '"+dir+"/x.sock'") {
+		t.Errorf("Check(evil.sock) without patterns = %v, want both names suggested", err)
+	}
+}
+
+func mustMkdir(t *testing.T, p string) {
+	t.Helper()
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustWrite(t *testing.T, p string) {
+	t.Helper()
+	if err := os.WriteFile(p, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustSymlink(t *testing.T, oldname, newname string) {
+	t.Helper()
+	if err := os.Symlink(oldname, newname); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAllowHosts(t *testing.T) {
+	t.Parallel()
+	a, err := newAllowList([]string{"127.0.0.1:5555", "localhost:6000-6001", "[::1]:*", "10.0.0.*:5555-5560", "VMHost:7000", "*:9999"}, false, "linux", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAdmits(t, a, []admits{
+		{"com:ipport=5555,port=127.0.0.1", true, "", ""},
+		{"com:ipport=5556,port=127.0.0.1", false, "127.0.0.1:5556", "127.0.0.1:*"},
+		{"com:ipport=6000,port=localhost", true, "", ""},
+		{"com:ipport=6001,port=127.0.0.1", true, "", ""}, // localhost pattern admits 127.0.0.1
+		{"com:ipport=6001,port=[::1]", true, "", ""},
+		{"com:ipport=6002,port=localhost", false, "localhost:6002", "localhost:*"},
+		{"com:ipport=5555,port=localhost", false, "localhost:5555", ""}, // 127.0.0.1 pattern does not admit the name
+		{"com:ipport=1,port=::1", true, "", ""},
+		{"com:ipport=1,port=[0:0::1]", true, "", ""}, // canonical IPv6
+		{"com:ipport=1,port=::2", false, "[::2]:1", "[::2]:*"},
+		{"com:ipport=5560,port=10.0.0.7", true, "", ""},
+		{"com:ipport=5561,port=10.0.0.7", false, "10.0.0.7:5561", ""},
+		{"com:ipport=5555,port=10.0.1.7", false, "10.0.1.7:5555", ""},
+		{"com:ipport=7000,port=vmhost", true, "", ""},
+		{`com:ipport=7000,port=\\VMHOST`, true, "", ""},
+		{"com:ipport=7000,port=vmhost2", false, "vmhost2:7000", ""},
+		{"com:ipport=9999,port=anything.example", true, "", ""},
+		{"com:pipe,port=/tmp/x.sock", false, "/tmp/x.sock", ""},
+		{"net:port=5555,key=1.2.3.4", false, "net:5555", ""},
+	})
+}
+
+func TestAllowNet(t *testing.T) {
+	t.Parallel()
+	a, err := newAllowList([]string{"net:50000", "NET:50010-50039"}, false, "linux", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAdmits(t, a, []admits{
+		{"net:port=50000,key=1.2.3.4", true, "", ""},
+		{"net:port=50001,key=1.2.3.4", false, "net:50001", "net:*"},
+		{"net:port=50010,key=1.2.3.4", true, "", ""},
+		{"net:port=50039,key=1.2.3.4,target=192.0.2.1", true, "", ""},
+		{"net:port=50040,key=1.2.3.4", false, "net:50040", ""},
+		{"com:ipport=50000,port=127.0.0.1", false, "127.0.0.1:50000", ""},
+	})
+	b, err := newAllowList([]string{"net:*"}, false, "linux", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAdmits(t, b, []admits{{"net:port=1,key=1.2.3.4", true, "", ""}, {"net:port=65535,key=1.2.3.4", true, "", ""}})
+	// The key never shows in a refusal.
+	err = a.Check(target(t, "net:port=1,key=9.8.7.6"))
+	if err == nil || strings.Contains(err.Error(), "9.8.7.6") {
+		t.Errorf("refusal %v shows the KDNET key or is missing", err)
+	}
+}
+
+func TestAllowCOMPatternUnix(t *testing.T) {
+	t.Parallel()
+	a, err := newAllowList([]string{"COM3", "com4"}, false, "linux", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAdmits(t, a, []admits{
+		{"com:port=COM3,baud=9600", true, "", ""},
+		{"com:port=/dev/ttyS2,baud=9600", true, "", ""},
+		{"com:port=/dev/ttyS3,baud=9600", true, "", ""},
+		{"com:port=COM1,baud=9600", false, "/dev/ttyS0", "/dev/ttyS*"},
+	})
+	if !slices.Equal(a.Patterns(), []string{"COM3", "com4"}) {
+		t.Errorf("Patterns() = %v, want as given", a.Patterns())
+	}
+}
+
+func TestInvalidPatterns(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		goos, pattern, frag string
+	}{
+		{"linux", "", "empty"},
+		{"linux", "   ", "empty"},
+		{"linux", "relative/x.sock", "absolute"},
+		{"linux", "/run/**/x.sock", `"**"`},
+		{"linux", "/run/[vm/x.sock", "wildcard"},
+		{"linux", "COM*", "/dev/ttyS*"},
+		{"linux", "COMX", "not a COM port"},
+		{"linux", "127.0.0.1", "HOST:PORT"},
+		{"linux", "127.0.0.1:0", "1 to 65535"},
+		{"linux", "host:65536", "1 to 65535"},
+		{"linux", "host:x", "not a number"},
+		{"linux", "host:+5", "not a number"},
+		{"linux", "host:9-3", "backwards"},
+		{"linux", ":5555", "host is empty"},
+		{"linux", "net:", "not a number"},
+		{"linux", "net:abc", "not a number"},
+		{"linux", "net:1-", "not a number"},
+		{"windows", "/dev/ttyS0", `\\.\pipe\Name`},
+		{"windows", `\\.\pipe\[x`, "wildcard"},
+		{"freebsd", "COM*", "/dev/cuau*"},
+	}
+	for _, tc := range tests {
+		_, err := newAllowList([]string{"COM1", tc.pattern}, false, tc.goos, nil)
+		if err == nil {
+			t.Errorf("%s: pattern %q accepted, want an error", tc.goos, tc.pattern)
+			continue
+		}
+		if !strings.Contains(err.Error(), quote(tc.pattern)) || !strings.Contains(err.Error(), tc.frag) {
+			t.Errorf("%s: pattern %q: error %q should name the pattern and contain %q", tc.goos, tc.pattern, err, tc.frag)
+		}
+	}
+	// The public constructor reports the same.
+	if _, err := NewAllowList([]string{"/ok/*", ""}, true); err == nil {
+		t.Error("NewAllowList with an empty pattern succeeded")
+	}
+}
+
+func TestNotAllowedErrorMessage(t *testing.T) {
+	t.Parallel()
+	a, err := newAllowList(nil, false, "linux", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = a.Check(target(t, "com:pipe,port=/tmp/x.sock"))
+	want := `target "pipe /tmp/x.sock" is not allowed by this kdsrv; the operator can admit it with -allow '/tmp/x.sock' (or a glob such as -allow '/tmp/*.sock')`
+	if err == nil || err.Error() != want {
+		t.Errorf("got  %v\nwant %s", err, want)
+	}
+	// Wildcard characters in a real name are escaped in the suggestion, and
+	// the suggestion then admits exactly that name.
+	err = a.Check(target(t, "com:pipe,port=/tmp/a*b?.sock"))
+	var na *NotAllowedError
+	if !errors.As(err, &na) || na.Suggest != `/tmp/a\*b\?.sock` {
+		t.Fatalf("Check(/tmp/a*b?.sock) = %v, want an escaped suggestion", err)
+	}
+	b, err := newAllowList([]string{na.Suggest}, false, "linux", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAdmits(t, b, []admits{
+		{"com:pipe,port=/tmp/a*b?.sock", true, "", ""},
+		{"com:pipe,port=/tmp/aXbY.sock", false, "/tmp/aXbY.sock", ""},
+	})
+}
