@@ -43,8 +43,8 @@
 // the next character (on Windows, where the backslash is the separator,
 // there is no escape). "**" has no special meaning and is refused, so list
 // each directory. A path pattern must be absolute; it is cleaned, so
-// "/run/vm/../x" means "/run/x". Path globs admit serial devices and pipes
-// alike.
+// "/run/vm/../x" means "/run/x". Spaces are part of a pattern. Path globs
+// admit serial devices and pipes alike.
 //
 // Before matching, the target's path is cleaned (".." is resolved
 // lexically, so "/run/vm/../x.sock" is "/run/x.sock" and cannot sneak out of
@@ -55,8 +55,8 @@
 // points outside it is refused. The directory part of a pattern (up to its
 // first wildcard) is resolved the same way when the pattern is read, so an
 // allowed /tmp/vm/*.sock also admits its real location /private/tmp/vm on
-// macOS. Link opens the resolved path and checks again each time a pipe is
-// redialled.
+// macOS. Open opens the resolved path, and a reconnecting pipe checks again
+// before each redial.
 //
 // On Windows, paths and COM names are matched case-insensitively, and "\"
 // and "/" are the same separator. A COM pattern on other systems names one
