@@ -47,6 +47,12 @@ Options:
   -bind ADDR       listen for tcp/ssl clients on this address only
                    (default: every interface, like the original)
   -allow-endpsrv   let clients stop the server (kdclient ... endpsrv)
+  -qr-port N       answer kdclient -QR queries on UDP port N (default
+                   50100, 0 = never answer). Only servers running as root
+                   (elevated on Windows) are listed, and never hidden or
+                   clicon transports
+  -no-mdns         do not announce this server on the local network by
+                   multicast DNS (kdclient -QR -browse)
   -dry-run         parse and validate every -t, print each normalised, exit
   -v               log client and target events on standard error
 
@@ -86,6 +92,8 @@ type Run struct {
 	Stdout     io.Writer
 	Stderr     io.Writer
 	Logger     *log.Logger
+	// Flags is the parsed command line, for features to read their flags.
+	Flags *flag.FlagSet
 }
 
 // subcommands are "kdsrv NAME ..." forms handled apart from the server
@@ -184,7 +192,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kdsrv: %v\n", err)
 		return 1
 	}
-	run := &Run{Server: s, Transports: parsed, Stdout: stdout, Stderr: stderr, Logger: logger}
+	run := &Run{Server: s, Transports: parsed, Stdout: stdout, Stderr: stderr, Logger: logger, Flags: fs}
 	var stops []func()
 	defer func() {
 		for i := len(stops) - 1; i >= 0; i-- {
