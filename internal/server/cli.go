@@ -47,6 +47,8 @@ Options:
   -bind ADDR       listen for tcp/ssl clients on this address only
                    (default: every interface, like the original)
   -allow-endpsrv   let clients stop the server (kdclient ... endpsrv)
+  -clicon-retry    reverse connections (clicon=): keep dialing the client
+                   after a refused or broken connection instead of exiting
   -qr-port N       answer kdclient -QR queries on UDP port N (default
                    50100, 0 = never answer). Only servers running as root
                    (elevated on Windows) are listed, and never hidden or

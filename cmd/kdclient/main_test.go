@@ -1,0 +1,70 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func build(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "kdclient")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func run(t *testing.T, bin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	default:
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), code
+}
+
+func TestDryRunUsageAndErrors(t *testing.T) {
+	bin := build(t)
+	k := "kdsrv:server=@{tcp:server=host,port=5005},trans=@{com:port=com1,baud=115200}"
+	out, _, code := run(t, bin, "-dry-run", "-k", k)
+	if code != 0 || strings.TrimSpace(out) != "kdsrv:server=@{tcp:server=host,port=5005},trans=@{com:port=COM1,baud=115200}" {
+		t.Fatalf("dry-run: %d %q", code, out)
+	}
+	_, errOut, code := run(t, bin, "-dry-run", "-k", "kdsrv:server=@{tcp:server=host,port=70000},trans=@{com:port=com1,baud=115200}")
+	if code != 2 || !strings.Contains(errOut, "port") {
+		t.Fatalf("bad port: %d %q", code, errOut)
+	}
+	_, errOut, code = run(t, bin, "-h")
+	if code != 0 {
+		t.Fatalf("-h: %d", code)
+	}
+	for _, want := range []string{"-listen", "-QR", "dump ADDR LEN FILE", "dbgprint", "endpsrv", "_NT_DEBUG_PORT", "com:ipport"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("-h does not mention %q", want)
+		}
+	}
+	if _, errOut, code := run(t, bin, "-k", k, "frobnicate"); code != 2 || !strings.Contains(errOut, "unknown command") {
+		t.Fatalf("unknown command: %d %q", code, errOut)
+	}
+	if _, errOut, code := run(t, bin, "-k", k, "read", "zz", "16"); code != 2 || !strings.Contains(errOut, "hexadecimal") {
+		t.Fatalf("bad address: %d %q", code, errOut)
+	}
+	// An unreachable server is a clear error, not a hang.
+	_, errOut, code = run(t, bin, "-timeout", "3s", "-k", "kdsrv:server=@{tcp:server=127.0.0.1,port=1},trans=@{com:port=com1,baud=115200}", "version")
+	if code != 1 || !strings.Contains(errOut, "cannot reach kdsrv") {
+		t.Fatalf("unreachable server: %d %q", code, errOut)
+	}
+}
