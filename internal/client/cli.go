@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,7 +26,8 @@ const Usage = `kdclient — smart client for a KD connection server (kdsrv)
 Usage:
   kdclient -k 'kdsrv:server=@{<transport>},trans=@{<target>}' [options] COMMAND [ARGS]
   kdclient -k 'kdsrv:server=@{<transport>},trans=@{<target>}' -listen ENDPOINT [options]
-  kdclient -QR [\\Host] [-json] [-browse]
+  kdclient -QR [\\Host[:PORT]] [-json] [-qr-port N] [-timeout D]
+  kdclient -QR -browse [-json]
   kdclient -dry-run -k '...'
 
 The first form runs one built-in command against the remote target; the
@@ -65,24 +67,28 @@ Options:
   -trace         print every KD packet of a command on standard error
   -QR            list servers on a host (\\ before the host is optional;
                  no host = this machine); with -browse, servers announced
-                 on the local network by mDNS
+                 on the local network by mDNS. Only servers running as
+                 root (elevated on Windows) are listed, never hidden ones
+  -qr-port N     UDP port the host answers -QR on (default 50100)
   -dry-run       parse and validate -k, print it normalised, and exit
   -v             log connection events on standard error
 
 `
 
 type cliOptions struct {
-	k        string
-	listen   string
-	takeover bool
-	timeout  time.Duration
-	cpu      uint
-	json     bool
-	trace    bool
-	qr       bool
-	browse   bool
-	dryRun   bool
-	verbose  bool
+	k          string
+	listen     string
+	takeover   bool
+	timeout    time.Duration
+	cpu        uint
+	json       bool
+	trace      bool
+	qr         bool
+	browse     bool
+	qrPort     int
+	timeoutSet bool
+	dryRun     bool
+	verbose    bool
 }
 
 // Main runs kdclient with args (without the program name) and returns the
@@ -101,6 +107,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.trace, "trace", false, "print KD packets on standard error")
 	fs.BoolVar(&o.qr, "QR", false, "list the KD connection servers on a host")
 	fs.BoolVar(&o.browse, "browse", false, "with -QR: list servers announced on the local network")
+	fs.IntVar(&o.qrPort, "qr-port", discovery.DefaultPort, "with -QR: the host's discovery UDP port")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "parse and print -k, then exit")
 	fs.BoolVar(&o.verbose, "v", false, "verbose")
 	var pos []string
@@ -128,6 +135,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if o.qr {
+		fs.Visit(func(f *flag.Flag) { o.timeoutSet = o.timeoutSet || f.Name == "timeout" })
 		return runQR(ctx, o, pos, stdout, stderr)
 	}
 	if o.k == "" {
@@ -363,52 +371,92 @@ func runEndpsrv(ctx context.Context, c *spec.Connect, copts Options, stdout io.W
 }
 
 func runQR(ctx context.Context, o cliOptions, pos []string, stdout, stderr io.Writer) int {
-	if o.browse {
-		res, err := discovery.Browse(ctx, 3*time.Second)
-		if err != nil {
-			fmt.Fprintf(stderr, "kdclient: -QR -browse: %v\n", err)
-			return 1
-		}
-		if len(res) == 0 {
-			fmt.Fprintln(stdout, "No KD connection servers announced on the local network.")
-		}
-		for _, r := range res {
-			for _, l := range r.Lines {
-				fmt.Fprintf(stdout, "%s (%s:%d) - %s\n", r.Instance, r.Host, r.Port, l)
-			}
-		}
-		return 0
+	usage := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "kdclient: -QR: "+format+"\n(kdclient -h shows the usage)\n", a...)
+		return 2
 	}
 	if len(pos) > 1 {
-		fmt.Fprintf(stderr, "kdclient: -QR takes at most one host, got %q\n", pos)
-		return 2
+		return usage("give at most one host, got %q", pos)
+	}
+	if o.qrPort <= 0 || o.qrPort > 65535 {
+		return usage("-qr-port %d is not a UDP port (1-65535)", o.qrPort)
+	}
+	timeout := 2 * time.Second // -QR's own default, not the session one
+	if o.timeoutSet {
+		if o.timeout <= 0 {
+			return usage("-timeout must be positive")
+		}
+		timeout = o.timeout
+	}
+	if o.browse {
+		if len(pos) > 0 {
+			return usage("-browse lists the whole local network; it takes no host (got %q)", pos[0])
+		}
+		return runBrowse(ctx, o, timeout, stdout, stderr)
 	}
 	host := ""
 	if len(pos) == 1 {
-		host = strings.TrimPrefix(pos[0], `\\`)
+		// \\Host as typed for the original; an unquoted \\Host reaches
+		// us from a Unix shell as \Host.
+		host = strings.TrimLeft(pos[0], `\\`)
+		if host == "" {
+			return usage("%q names no host", pos[0])
+		}
 	}
-	display := host
-	if display == "" {
-		display, _ = os.Hostname()
-	}
-	res, err := discovery.Query(ctx, host, discovery.QueryOptions{})
+	res, err := discovery.Query(ctx, host, discovery.QueryOptions{Port: o.qrPort, Timeout: timeout})
 	if err != nil {
-		fmt.Fprintf(stderr, "kdclient: -QR %s: %v\n", display, err)
+		fmt.Fprintf(stderr, "kdclient: -QR: %v\n", err)
 		return 1
 	}
-	if host != "" {
-		display = host
+	display := host
+	if display == "" || display == "." || strings.EqualFold(display, "localhost") {
+		display = res.Host // this machine: show its name, as the original does
+	}
+	if res.Truncated {
+		fmt.Fprintf(stderr, "kdclient: -QR: %s runs more servers than one answer can list; only the first %d are shown\n", display, len(res.Lines))
 	}
 	if o.json {
 		b, err := discovery.FormatJSON(display, res.Lines)
 		if err != nil {
-			fmt.Fprintf(stderr, "kdclient: %v\n", err)
+			fmt.Fprintf(stderr, "kdclient: -QR: %v\n", err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "%s\n", b)
+		_, _ = stdout.Write(b)
 		return 0
 	}
 	fmt.Fprint(stdout, discovery.Format(display, res.Lines))
+	return 0
+}
+
+// runBrowse lists the servers announced on the local network by multicast
+// DNS, one line per transport.
+func runBrowse(ctx context.Context, o cliOptions, timeout time.Duration, stdout, stderr io.Writer) int {
+	res, err := discovery.Browse(ctx, timeout)
+	if err != nil {
+		fmt.Fprintf(stderr, "kdclient: -QR -browse: %v\n", err)
+		return 1
+	}
+	if o.json {
+		if res == nil {
+			res = []discovery.BrowseResult{}
+		}
+		b, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			fmt.Fprintf(stderr, "kdclient: -QR -browse: %v\n", err)
+			return 1
+		}
+		_, _ = stdout.Write(append(b, '\n'))
+		return 0
+	}
+	if len(res) == 0 {
+		fmt.Fprintln(stdout, "No KD connection servers announced on the local network.")
+		return 0
+	}
+	for _, r := range res {
+		for _, l := range r.Lines {
+			fmt.Fprintf(stdout, "%s (%s:%d) - %s\n", r.Instance, r.Host, r.Port, l)
+		}
+	}
 	return 0
 }
 

@@ -1,0 +1,227 @@
+package server
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"kdsrv/internal/discovery"
+	"kdsrv/internal/spec"
+)
+
+// Discovery: make this server visible to "kdclient -QR \\Host" and to LAN
+// browsers. A server is listed when it runs elevated and per transport only
+// when that transport is neither hidden nor a reverse (clicon) one (see
+// discovery.Discoverable). A discoverable server
+//
+//   - records its transports in the machine-wide registry (-registry, by
+//     default discovery.DefaultDir()) and removes them when it exits;
+//   - runs a -QR responder on UDP -qr-port (default 50100); when another
+//     server holds the port this one stands by and takes over when that
+//     one exits;
+//   - announces itself by multicast DNS unless -no-mdns is given.
+//
+// Problems with any of these are warnings: the server runs anyway.
+func init() {
+	registerFeature(feature{name: "discovery", flags: discoveryFlags, start: startDiscovery})
+}
+
+// elevated reports whether this process may be listed by -QR; tests
+// replace it (CI runs as root).
+var elevated = discovery.Elevated
+
+// Flag names of the discovery feature.
+const (
+	flagQRPort   = "qr-port"
+	flagRegistry = "registry"
+	flagNoMDNS   = "no-mdns"
+)
+
+func discoveryFlags(fs *flag.FlagSet) {
+	fs.Int(flagQRPort, discovery.DefaultPort, "UDP port of the -QR responder (0 = no responder)")
+	fs.String(flagRegistry, "", "registry directory of discoverable servers (default "+discovery.DefaultDir()+")")
+	fs.Bool(flagNoMDNS, false, "do not announce this server by multicast DNS")
+}
+
+// discoveryConfig is the feature's view of the command line.
+type discoveryConfig struct {
+	qrPort   int
+	registry string
+	noMDNS   bool
+	bindHost string
+}
+
+func readDiscoveryConfig(fs *flag.FlagSet) (discoveryConfig, error) {
+	c := discoveryConfig{qrPort: discovery.DefaultPort}
+	if fs == nil {
+		return c, nil
+	}
+	get := func(name string) (flag.Getter, bool) {
+		f := fs.Lookup(name)
+		if f == nil {
+			return nil, false
+		}
+		g, ok := f.Value.(flag.Getter)
+		return g, ok
+	}
+	if g, ok := get(flagQRPort); ok {
+		c.qrPort, _ = g.Get().(int)
+	}
+	if g, ok := get(flagRegistry); ok {
+		c.registry, _ = g.Get().(string)
+	}
+	if g, ok := get(flagNoMDNS); ok {
+		c.noMDNS, _ = g.Get().(bool)
+	}
+	if g, ok := get("bind"); ok {
+		c.bindHost, _ = g.Get().(string)
+	}
+	if c.qrPort < 0 || c.qrPort > 65535 {
+		return c, fmt.Errorf("-%s %d is not a UDP port: give 1-65535, or 0 for no -QR responder", flagQRPort, c.qrPort)
+	}
+	return c, nil
+}
+
+func startDiscovery(_ context.Context, r *Run) (func(), error) {
+	cfg, err := readDiscoveryConfig(r.Flags)
+	if err != nil {
+		return nil, err
+	}
+	lines, notices := discoveryLines(r.Transports, r.Server.Displays(), r.Server.Addrs(), elevated())
+	for _, n := range notices {
+		fmt.Fprintf(r.Stderr, "kdsrv: %s\n", n)
+	}
+	if len(lines) == 0 {
+		return nil, nil
+	}
+	warn := func(format string, a ...any) {
+		fmt.Fprintf(r.Stderr, "kdsrv: warning: "+format+"\n", a...)
+	}
+	reg := &discovery.Registry{Dir: cfg.registry}
+	unregister, err := reg.Register(discovery.Server{Transports: lines})
+	if err != nil {
+		warn("not discoverable by -QR: %v", err)
+		return nil, nil
+	}
+	r.Logger.Printf("discoverable by -QR as %s", strings.Join(lines, ", "))
+	var responder *discovery.Responder
+	if cfg.qrPort != 0 {
+		addr := net.JoinHostPort(cfg.bindHost, strconv.Itoa(cfg.qrPort))
+		responder, err = discovery.StartResponder(reg, addr, discovery.ResponderOptions{Logf: r.Logger.Printf})
+		if err != nil {
+			warn("-QR queries will not be answered by this process: %v (another kdsrv on this host may still answer them)", err)
+		} else if !responder.Active() {
+			r.Logger.Printf("-QR: UDP %s is held by another kdsrv; standing by to take it over", addr)
+		}
+	}
+	var stopAnnounce func()
+	if !cfg.noMDNS {
+		stopAnnounce, err = discovery.Announce(discovery.AnnounceInfo{Port: firstTCPPort(r.Transports, r.Server.Addrs()), Lines: lines},
+			discovery.AnnounceOptions{Logf: r.Logger.Printf})
+		if err != nil {
+			warn("not announced on the local network: %v (start kdsrv with -%s to skip announcing)", err, flagNoMDNS)
+			stopAnnounce = nil
+		}
+	}
+	return func() {
+		if err := unregister(); err != nil {
+			warn("%v", err)
+		}
+		if stopAnnounce != nil {
+			stopAnnounce()
+		}
+		if responder != nil {
+			_ = responder.Close()
+		}
+	}, nil
+}
+
+// discoveryLines returns the display line of every discoverable transport
+// (transports, displays and addrs are in -t order), and the start-up
+// notices for the operator.
+func discoveryLines(ts []*spec.Transport, displays []string, addrs []net.Addr, isElevated bool) (lines, notices []string) {
+	notElevated := ""
+	for i, t := range ts {
+		ok, reason := discovery.Discoverable(isElevated, t.Hidden, t.Reverse())
+		if !ok {
+			// Hidden and clicon transports are unlisted on purpose; say
+			// why only when elevation is what is missing.
+			if !t.Hidden && !t.Reverse() {
+				notElevated = reason
+			}
+			continue
+		}
+		var display string
+		var addr net.Addr
+		if i < len(displays) {
+			display = displays[i]
+		}
+		if i < len(addrs) {
+			addr = addrs[i]
+		}
+		lines = append(lines, discoveryLine(t, display, addr))
+	}
+	if notElevated != "" {
+		notices = append(notices, notElevated)
+	}
+	return lines, notices
+}
+
+// shownKeys are the fields of a listener's display form that -QR shows, in
+// the order they are shown. Everything else (certificates, flags such as
+// hidden, and above all the password) is left out.
+var shownKeys = []string{"proto", "port", "pipe", "baud", "channel", "ipversion"}
+
+// discoveryLine is the -QR display line of one transport: the listener's
+// display form (the transport as a client types it back, with the port or
+// pipe actually in use) cut down to shownKeys and capitalised the way the
+// original shows it, e.g. "tcp:Port=53:60" or
+// "npipe:Pipe=KernelPipe,Password=*".
+func discoveryLine(t *spec.Transport, display string, addr net.Addr) string {
+	proto, rest, ok := strings.Cut(display, ":")
+	if !ok || proto == "" {
+		proto, rest = string(t.Proto), ""
+	}
+	values := map[string]string{}
+	for _, f := range strings.Split(rest, ",") {
+		k, v, ok := strings.Cut(f, "=")
+		if ok && k != "" {
+			values[strings.ToLower(strings.TrimSpace(k))] = v
+		}
+	}
+	// The port actually bound, then the end of the range (tcp, ssl).
+	if ta, ok := addr.(*net.TCPAddr); ok && (t.Proto == spec.TCP || t.Proto == spec.SSL) && ta.Port > 0 {
+		end := 0
+		if t.Port.IsRange() {
+			end = int(t.Port.Hi)
+		}
+		values["port"] = discovery.PortField(ta.Port, end)
+	}
+	if _, ok := values["pipe"]; !ok && t.Pipe != "" && (t.Proto == spec.NPipe || t.Proto == spec.SPipe) {
+		values["pipe"] = t.Pipe
+	}
+	var fields []discovery.KV
+	for _, k := range shownKeys {
+		if v, ok := values[k]; ok && v != "" {
+			fields = append(fields, discovery.KV{Key: k, Value: v})
+		}
+	}
+	return discovery.Line(proto, fields, t.Password != "")
+}
+
+// firstTCPPort is the port of the first tcp or ssl listener, which the
+// multicast DNS SRV record carries (0 when there is none).
+func firstTCPPort(ts []*spec.Transport, addrs []net.Addr) int {
+	for i, t := range ts {
+		if t.Proto != spec.TCP && t.Proto != spec.SSL || t.Hidden || t.Reverse() || i >= len(addrs) {
+			continue
+		}
+		if ta, ok := addrs[i].(*net.TCPAddr); ok {
+			return ta.Port
+		}
+	}
+	return 0
+}
