@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 
 	"kdsrv/internal/spec"
 )
@@ -42,6 +43,10 @@ type Options struct {
 	// a refused or broken connection, instead of giving up (our extension;
 	// the original exits).
 	CliconRetry bool
+	// TLSHandshakeTimeout bounds the TLS handshake of each ssl/spipe client
+	// connection, so a client that does not speak TLS (or says nothing)
+	// cannot hold a connection open (default DefaultTLSHandshakeTimeout).
+	TLSHandshakeTimeout time.Duration
 }
 
 // ListenFunc opens a listener for one parsed server transport.
