@@ -118,7 +118,7 @@ type Target struct {
 	ticks    uint64
 	stats    Stats
 	linkSum  kd.Stats
-	curLink  *kd.Link
+	curLink  Link
 	physical *Memory
 }
 
@@ -265,6 +265,17 @@ func addStats(a, b kd.Stats) kd.Stats {
 	return a
 }
 
+// Link is the target (kernel) end of a KD link layer as the simulated
+// kernel uses it: a target-role *kd.Link (KDCOM over a byte stream)
+// satisfies it, and so does a KDNET target endpoint (kdnet.DialTarget).
+type Link interface {
+	Send(ctx context.Context, t kd.PacketType, payload []byte) error
+	SendRetries(ctx context.Context, t kd.PacketType, payload []byte, retries int) error
+	SendEpoch(ctx context.Context, t kd.PacketType, payload []byte) (uint64, error)
+	Recv(ctx context.Context) (kd.Message, error)
+	Stats() kd.Stats
+}
+
 // Serve runs the target on one debugger connection until the connection
 // fails or ctx ends. It closes conn. The machine's state carries over to
 // the next Serve call, as a real target keeps running when a debugger goes
@@ -273,12 +284,27 @@ func (t *Target) Serve(ctx context.Context, conn io.ReadWriteCloser) error {
 	t.serveMu.Lock()
 	defer t.serveMu.Unlock()
 	l := kd.NewLink(conn, kd.Config{Role: kd.RoleTarget, AckTimeout: t.cfg.AckTimeout})
+	return t.serve(ctx, l, func() { l.Close() })
+}
+
+// ServeEndpoint is Serve over a message-level link in the target role (for
+// example a KDNET target endpoint). It returns when l fails or ctx ends;
+// the caller closes l. Like Serve, one link is served at a time.
+func (t *Target) ServeEndpoint(ctx context.Context, l Link) error {
+	t.serveMu.Lock()
+	defer t.serveMu.Unlock()
+	return t.serve(ctx, l, func() {})
+}
+
+// serve runs the kernel on l; closeLink runs when it ends, before the
+// link's counters are added up. The caller holds serveMu.
+func (t *Target) serve(ctx context.Context, l Link, closeLink func()) error {
 	t.mu.Lock()
 	t.curLink = l
 	t.stats.Connections++
 	t.mu.Unlock()
 	defer func() {
-		l.Close()
+		closeLink()
 		t.mu.Lock()
 		t.linkSum = addStats(t.linkSum, l.Stats())
 		t.curLink = nil
@@ -302,7 +328,7 @@ func isDisconnect(err error) bool {
 // debuggerConn is the state of one debugger connection.
 type debuggerConn struct {
 	t       *Target
-	l       *kd.Link
+	l       Link
 	present bool // a debugger answered recently
 	// scResets is how many RESETs the link had seen when the last state
 	// change was sent: a queued RESET older than that needs no re-send.
