@@ -1,0 +1,465 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"kdsrv/internal/kd"
+)
+
+// Endpoint networks understood by ParseEndpoint, Listen and Connect.
+const (
+	NetworkUnix = "unix" // AF_UNIX stream socket (radare2 winkd, QEMU-style serial pipes)
+	NetworkTCP  = "tcp"  // KDCOM over TCP (WinDbg com:ipport, QEMU -serial tcp)
+	NetworkPTY  = "pty"  // a pseudo-terminal pair; ServePTY only
+)
+
+// ErrPTYUnsupported is returned by ServePTY where the system has no
+// pseudo-terminals.
+var ErrPTYUnsupported = errors.New("pty endpoints need a Unix system (Linux, macOS, BSD); use a unix:PATH or tcp:HOST:PORT endpoint instead")
+
+// EndpointOptions tunes how a target is made reachable. The zero value is
+// ready to use.
+type EndpointOptions struct {
+	// Ready is called once the endpoint is usable: with "unix:PATH" or
+	// "tcp:HOST:PORT" (the bound address, so port 0 shows the real port)
+	// for Listen, with the address being dialled for Connect, and with the
+	// slave device path (such as /dev/pts/5) for ServePTY. Optional.
+	Ready func(addr string)
+	// Logf receives one line per connection event: a debugger attached,
+	// was replaced, went away (with the link counters of that connection),
+	// and dial failures. Optional; nil keeps the endpoint quiet.
+	Logf func(format string, args ...any)
+	// RedialMin and RedialMax bound Connect's back-off between attempts
+	// (defaults 100ms and 5s). The delay doubles after every failed or
+	// short-lived connection.
+	RedialMin, RedialMax time.Duration
+	// DialTimeout bounds one connection attempt of Connect (default 5s).
+	DialTimeout time.Duration
+	// PollInterval is how often ServePTY looks for a debugger on the
+	// slave side while none has it open (default 100ms).
+	PollInterval time.Duration
+}
+
+func (o *EndpointOptions) setDefaults() {
+	if o.RedialMin <= 0 {
+		o.RedialMin = 100 * time.Millisecond
+	}
+	if o.RedialMax <= 0 {
+		o.RedialMax = 5 * time.Second
+	}
+	if o.RedialMax < o.RedialMin {
+		o.RedialMax = o.RedialMin
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 5 * time.Second
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = 100 * time.Millisecond
+	}
+}
+
+func (o *EndpointOptions) ready(addr string) {
+	if o.Ready != nil {
+		o.Ready(addr)
+	}
+}
+
+func (o *EndpointOptions) logf(format string, args ...any) {
+	if o.Logf != nil {
+		o.Logf(format, args...)
+	}
+}
+
+// ParseEndpoint splits an endpoint written as "unix:PATH", "tcp:HOST:PORT"
+// or "pty" into a network (NetworkUnix, NetworkTCP, NetworkPTY) and an
+// address. The scheme is case-insensitive. The TCP port must be a number
+// from 0 to 65535 (0 picks a free port when listening).
+func ParseEndpoint(s string) (network, address string, err error) {
+	scheme, rest, hasColon := strings.Cut(s, ":")
+	switch strings.ToLower(scheme) {
+	case NetworkPTY:
+		if hasColon {
+			return "", "", fmt.Errorf("endpoint %q: pty takes no address (the device is allocated and reported at start)", s)
+		}
+		return NetworkPTY, "", nil
+	case NetworkUnix:
+		if rest == "" {
+			return "", "", fmt.Errorf("endpoint %q: unix needs a socket path, as in unix:/tmp/kd.sock", s)
+		}
+		return NetworkUnix, rest, nil
+	case NetworkTCP:
+		host, port, err := net.SplitHostPort(rest)
+		if err != nil {
+			return "", "", fmt.Errorf("endpoint %q: tcp needs HOST:PORT, as in tcp:127.0.0.1:5555 or tcp:[::1]:5555", s)
+		}
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || port == "" {
+			return "", "", fmt.Errorf("endpoint %q: port %q is not a number from 0 to 65535", s, port)
+		} else if n == 0 && port != "0" {
+			return "", "", fmt.Errorf("endpoint %q: port %q is not a number from 0 to 65535", s, port)
+		}
+		return NetworkTCP, net.JoinHostPort(host, port), nil
+	}
+	return "", "", fmt.Errorf("endpoint %q: unknown kind %q; use unix:PATH, tcp:HOST:PORT or pty", s, scheme)
+}
+
+// checkNetwork validates a stream network for Listen and Connect.
+func checkNetwork(op, network, address string) error {
+	switch network {
+	case NetworkTCP, "tcp4", "tcp6":
+		return nil
+	case NetworkUnix:
+		if address == "" {
+			return fmt.Errorf("%s unix: empty socket path", op)
+		}
+		if len(address) > maxUnixPath {
+			return fmt.Errorf("%s unix:%s: the path is %d bytes, longer than the %d this system allows for a socket; choose a shorter path (for example under /tmp)",
+				op, address, len(address), maxUnixPath)
+		}
+		return nil
+	case NetworkPTY:
+		return fmt.Errorf("%s: a pty is not a socket; use ServePTY", op)
+	}
+	return fmt.Errorf("%s: unsupported network %q; use unix or tcp", op, network)
+}
+
+// Listen makes t reachable at a listening socket ("unix" path or "tcp"
+// host:port) and serves debugger connections one after another until ctx
+// ends. Like a VM's serial port there is one debugger at a time: a new
+// connection replaces the current one (the old connection is closed, then
+// the new one is served), so a debugger that restarts or reconnects is
+// never locked out. The target's state carries over between connections.
+//
+// A unix socket file left behind by an earlier run is removed first (only
+// if it is a socket; any other file is an error), and the socket file is
+// removed when Listen returns. Listen returns nil when ctx ends, and an
+// error when the endpoint cannot be set up or stops accepting.
+func Listen(ctx context.Context, t *Target, network, address string, opts EndpointOptions) error {
+	opts.setDefaults()
+	if err := checkNetwork("listen", network, address); err != nil {
+		return err
+	}
+	if network == NetworkUnix {
+		if err := removeStaleSocket(address); err != nil {
+			return err
+		}
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, network, address)
+	if err != nil {
+		return fmt.Errorf("listen %s:%s: %w (is another program using it?)", network, address, err)
+	}
+	if ul, ok := ln.(*net.UnixListener); ok {
+		ul.SetUnlinkOnClose(true)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	defer ln.Close()
+
+	name := network + ":" + ln.Addr().String()
+	opts.ready(name)
+
+	var cur *session
+	defer func() {
+		if cur != nil {
+			cur.stop()
+		}
+	}()
+	delay := time.Duration(0)
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("listen %s: the listener was closed: %w", name, err)
+			}
+			// Out of file descriptors and the like: back off and retry,
+			// as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			opts.logf("accept on %s: %v; retrying in %v", name, err, delay)
+			if !sleepCtx(ctx, delay) {
+				return nil
+			}
+			continue
+		}
+		delay = 0
+		peer := peerName(network, c, name)
+		if cur != nil && !cur.finished() {
+			opts.logf("debugger connection from %s replaces the one from %s", peer, cur.peer)
+		}
+		if cur != nil {
+			cur.stop()
+		}
+		cur = startSession(ctx, t, c, peer, &opts)
+	}
+}
+
+// peerName names the far end of an accepted connection for log lines.
+func peerName(network string, c net.Conn, local string) string {
+	if a := c.RemoteAddr(); a != nil && a.String() != "" && a.String() != "@" {
+		return network + ":" + a.String()
+	}
+	return local
+}
+
+// removeStaleSocket deletes a socket file left at path by an earlier run.
+// Anything that is not a socket is left alone and reported.
+func removeStaleSocket(path string) error {
+	if strings.HasPrefix(path, "@") {
+		return nil // Linux abstract socket: no file
+	}
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("listen unix:%s: cannot check the existing file: %w", path, err)
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("listen unix:%s: a %s with that name exists and is not a socket; remove it or choose another path",
+			path, describeMode(fi.Mode()))
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("listen unix:%s: cannot remove the stale socket: %w", path, err)
+	}
+	return nil
+}
+
+func describeMode(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m.IsRegular():
+		return "regular file"
+	case m&fs.ModeSymlink != 0:
+		return "symbolic link"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "file"
+}
+
+// session is one debugger connection being served in the background.
+type session struct {
+	peer   string
+	conn   io.Closer
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startSession(ctx context.Context, t *Target, c net.Conn, peer string, opts *EndpointOptions) *session {
+	sctx, cancel := context.WithCancel(ctx)
+	s := &session{peer: peer, conn: c, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		serveOne(sctx, t, c, peer, opts)
+	}()
+	return s
+}
+
+// finished reports whether the session's debugger already went away.
+func (s *session) finished() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop ends the session and waits for it: cancel, close the connection,
+// wait until Serve has returned.
+func (s *session) stop() {
+	s.cancel()
+	s.conn.Close()
+	<-s.done
+}
+
+// serveOne serves one debugger connection and logs its life.
+func serveOne(ctx context.Context, t *Target, conn io.ReadWriteCloser, peer string, opts *EndpointOptions) {
+	before := t.Stats()
+	start := time.Now()
+	opts.logf("debugger connected: %s", peer)
+	err := t.Serve(ctx, conn)
+	conn.Close()
+	after := t.Stats()
+	if err != nil {
+		opts.logf("debugger %s: serving stopped: %v", peer, err)
+	}
+	opts.logf("debugger disconnected: %s after %v; %s", peer, time.Since(start).Round(time.Millisecond), statsDelta(before, after))
+}
+
+// statsDelta describes what happened on one connection.
+func statsDelta(a, b Stats) string {
+	l := subStats(b.Link, a.Link)
+	return fmt.Sprintf("%d requests, %d state changes, %d prints; link: %d packets sent, %d received, %d retransmits, resets %d sent/%d received, %d break-ins, %d corrupt, %d duplicates, %d noise bytes",
+		b.Requests-a.Requests, b.StateChanges-a.StateChanges, b.Prints-a.Prints,
+		l.PacketsSent, l.PacketsReceived, l.Retransmits, l.ResetsSent, l.ResetsReceived,
+		l.BreakInsRecv, l.Corrupt, l.Duplicates, l.NoiseBytes)
+}
+
+func subStats(a, b kd.Stats) kd.Stats {
+	a.PacketsSent -= b.PacketsSent
+	a.PacketsReceived -= b.PacketsReceived
+	a.Retransmits -= b.Retransmits
+	a.ResendsSent -= b.ResendsSent
+	a.ResendsReceived -= b.ResendsReceived
+	a.ResetsSent -= b.ResetsSent
+	a.ResetsReceived -= b.ResetsReceived
+	a.Corrupt -= b.Corrupt
+	a.Duplicates -= b.Duplicates
+	a.BreakInsSent -= b.BreakInsSent
+	a.BreakInsRecv -= b.BreakInsRecv
+	a.Dropped -= b.Dropped
+	a.NoiseBytes -= b.NoiseBytes
+	return a
+}
+
+// Connect makes t reach out to a debugger that listens ("tcp" host:port or
+// "unix" path), like a VM serial port in client mode, and serves each
+// connection it makes. When a dial fails or the connection closes it dials
+// again after a back-off that doubles from RedialMin to RedialMax (reset
+// after a connection that lasted longer than RedialMax). Connect returns
+// nil when ctx ends; it returns an error only for an unusable network or
+// address.
+func Connect(ctx context.Context, t *Target, network, address string, opts EndpointOptions) error {
+	opts.setDefaults()
+	if err := checkNetwork("connect", network, address); err != nil {
+		return err
+	}
+	if network != NetworkUnix {
+		_, port, err := net.SplitHostPort(address)
+		if err != nil {
+			return fmt.Errorf("connect %s:%s: %w", network, address, err)
+		}
+		if port == "0" {
+			return fmt.Errorf("connect %s:%s: port 0 cannot be dialled; give the port the debugger listens on", network, address)
+		}
+	}
+	name := network + ":" + address
+	opts.ready(name)
+	delay := opts.RedialMin
+	for attempt := 1; ; attempt++ {
+		d := net.Dialer{Timeout: opts.DialTimeout}
+		c, err := d.DialContext(ctx, network, address)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			opts.logf("connect %s (attempt %d): %v; retrying in %v", name, attempt, err, delay)
+		} else {
+			attempt = 0
+			start := time.Now()
+			serveOne(ctx, t, c, name, &opts)
+			if ctx.Err() != nil {
+				return nil
+			}
+			if time.Since(start) > opts.RedialMax {
+				delay = opts.RedialMin
+			}
+			opts.logf("connection to %s closed; dialling again in %v", name, delay)
+		}
+		if !sleepCtx(ctx, delay) {
+			return nil
+		}
+		delay = min(2*delay, opts.RedialMax)
+	}
+}
+
+// sleepCtx waits d or until ctx ends; it reports whether ctx is still live.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// fileConn gives one debugger session the use of a long-lived file (the
+// pty master) without letting the session close it. Close interrupts
+// pending I/O through deadlines and makes later calls fail; wait returns
+// once no call is in flight, so the next session cannot lose bytes to a
+// reader of the previous one.
+type fileConn struct {
+	f      deadlineFile
+	mu     sync.Mutex
+	closed bool
+	active sync.WaitGroup
+}
+
+// deadlineFile is the part of *os.File that fileConn uses.
+type deadlineFile interface {
+	io.ReadWriter
+	SetDeadline(time.Time) error
+}
+
+func (c *fileConn) enter() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.active.Add(1)
+	return true
+}
+
+func (c *fileConn) Read(b []byte) (int, error) {
+	if !c.enter() {
+		return 0, net.ErrClosed
+	}
+	defer c.active.Done()
+	return c.f.Read(b)
+}
+
+func (c *fileConn) Write(b []byte) (int, error) {
+	if !c.enter() {
+		return 0, net.ErrClosed
+	}
+	defer c.active.Done()
+	return c.f.Write(b)
+}
+
+// Close ends the session's use of the file; the file stays open.
+func (c *fileConn) Close() error {
+	c.mu.Lock()
+	first := !c.closed
+	c.closed = true
+	c.mu.Unlock()
+	if first {
+		_ = c.f.SetDeadline(time.Now()) // wake blocked Read/Write
+	}
+	return nil
+}
+
+// reopen lets a new session use the file.
+func (c *fileConn) reopen() {
+	c.mu.Lock()
+	c.closed = false
+	c.mu.Unlock()
+}
+
+// release closes the session and waits for its calls to return, then
+// clears the deadlines for the next session.
+func (c *fileConn) release() {
+	c.Close()
+	c.active.Wait()
+	_ = c.f.SetDeadline(time.Time{})
+}

@@ -1,0 +1,15 @@
+//go:build darwin || dragonfly || freebsd || netbsd || openbsd
+
+package sim
+
+import "golang.org/x/sys/unix"
+
+// Terminal ioctls of BSD flavoured systems.
+const (
+	ioctlGetTermios = unix.TIOCGETA
+	ioctlSetTermios = unix.TIOCSETA
+)
+
+// flushTTY discards both queues of a terminal (TIOCFLUSH with 0 means
+// input and output).
+func flushTTY(fd int) error { return unix.IoctlSetPointerInt(fd, unix.TIOCFLUSH, 0) }

@@ -1,0 +1,168 @@
+//go:build unix
+
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
+)
+
+// maxUnixPath is the longest socket path this system accepts (sun_path
+// minus its terminating NUL): 107 bytes on Linux, 103 on macOS and BSD.
+var maxUnixPath = len(unix.RawSockaddrUnix{}.Path) - 1
+
+// ServePTY makes t reachable on a new pseudo-terminal, the way a VM exposes
+// a serial port as a pty: the slave device (reported through opts.Ready,
+// for example /dev/pts/5) is in raw mode (8-bit, no echo, no CR/LF
+// translation, no signals, no line editing), and the target serves the
+// master side. A debugger opens the slave; when it closes it, the master
+// sees EIO, which means "no debugger": the master stays open, output queued
+// for the departed debugger is flushed, and the target is served again as
+// soon as the slave is reopened. ServePTY returns nil when ctx ends.
+func ServePTY(ctx context.Context, t *Target, opts EndpointOptions) error {
+	opts.setDefaults()
+	master, slavePath, err := openRawPTY()
+	if err != nil {
+		return err
+	}
+	defer master.Close()
+	opts.ready(slavePath)
+
+	fc := &fileConn{f: master}
+	for ctx.Err() == nil {
+		open, err := slaveOpen(master)
+		if err != nil {
+			return fmt.Errorf("pty %s: checking for a debugger: %w", slavePath, err)
+		}
+		if !open {
+			if !sleepCtx(ctx, opts.PollInterval) {
+				break
+			}
+			continue
+		}
+		fc.reopen()
+		serveOne(ctx, t, fc, "pty:"+slavePath, &opts)
+		fc.release()
+		// Bytes the target wrote after the debugger left would greet the
+		// next one as stale packets: drop them.
+		flushSlave(slavePath)
+		// Where a closed slave does not poll as hung up, this pause keeps
+		// the loop from spinning.
+		if !sleepCtx(ctx, opts.PollInterval) {
+			break
+		}
+	}
+	return nil
+}
+
+// openRawPTY allocates a pty pair, puts the slave in raw mode, closes it
+// (so that a debugger closing it is seen as EIO on the master) and returns
+// a non-blocking master that honours deadlines.
+func openRawPTY() (*os.File, string, error) {
+	m, s, err := pty.Open()
+	if errors.Is(err, pty.ErrUnsupported) {
+		return nil, "", ErrPTYUnsupported
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("pty: cannot allocate a pseudo-terminal: %w (is /dev/ptmx available?)", err)
+	}
+	path := s.Name()
+	rerr := withFd(s, makeRaw)
+	s.Close()
+	if rerr != nil {
+		m.Close()
+		return nil, "", fmt.Errorf("pty %s: cannot set raw mode: %w", path, rerr)
+	}
+	// pty.Open leaves the master in blocking mode, where Close cannot
+	// interrupt a Read. A non-blocking duplicate goes through the runtime
+	// poller, so deadlines and Close work.
+	var fd int
+	derr := withFd(m, func(f int) error {
+		var err error
+		fd, err = unix.Dup(f)
+		return err
+	})
+	m.Close()
+	if derr != nil {
+		return nil, "", fmt.Errorf("pty %s: cannot duplicate the master: %w", path, derr)
+	}
+	unix.CloseOnExec(fd)
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, "", fmt.Errorf("pty %s: cannot make the master non-blocking: %w", path, err)
+	}
+	return os.NewFile(uintptr(fd), "/dev/ptmx"), path, nil
+}
+
+// withFd runs fn on f's descriptor without switching f to blocking mode
+// (as f.Fd would).
+func withFd(f *os.File, fn func(fd int) error) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
+		return err
+	}
+	return ferr
+}
+
+// slaveOpen reports whether someone holds the slave side open: while nobody
+// does, the master polls as hung up.
+func slaveOpen(master *os.File) (bool, error) {
+	var revents int16
+	err := withFd(master, func(fd int) error {
+		p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLOUT}}
+		for {
+			_, err := unix.Poll(p, 0)
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			revents = p[0].Revents
+			return err
+		}
+	})
+	if err != nil {
+		return false, err
+	}
+	if revents&unix.POLLNVAL != 0 {
+		return false, fmt.Errorf("the pty master is no longer valid")
+	}
+	return revents&unix.POLLHUP == 0, nil
+}
+
+// flushSlave discards whatever is queued toward the slave side. It opens
+// the slave briefly; failure only means stale bytes may reach the next
+// debugger, which the KD link layer resynchronises over.
+func flushSlave(path string) {
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	_ = flushTTY(fd)
+	unix.Close(fd)
+}
+
+// makeRaw puts a terminal in raw mode, as cfmakeraw does: 8-bit
+// characters, no parity, no echo, no input or output translation, no
+// signals or line editing, reads return as soon as one byte is there.
+func makeRaw(fd int) error {
+	tio, err := unix.IoctlGetTermios(fd, ioctlGetTermios)
+	if err != nil {
+		return err
+	}
+	tio.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON | unix.IXOFF
+	tio.Oflag &^= unix.OPOST
+	tio.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	tio.Cflag &^= unix.CSIZE | unix.PARENB
+	tio.Cflag |= unix.CS8 | unix.CREAD | unix.CLOCAL
+	tio.Cc[unix.VMIN] = 1
+	tio.Cc[unix.VTIME] = 0
+	return unix.IoctlSetTermios(fd, ioctlSetTermios, tio)
+}

@@ -1,0 +1,16 @@
+//go:build windows
+
+package sim
+
+import "context"
+
+// maxUnixPath is the longest AF_UNIX socket path Windows accepts.
+const maxUnixPath = 107
+
+// ServePTY is not available on Windows: it returns ErrPTYUnsupported.
+func ServePTY(ctx context.Context, t *Target, opts EndpointOptions) error {
+	return ErrPTYUnsupported
+}
+
+// makeRaw exists so the tests build; Windows has no terminals to set.
+func makeRaw(fd int) error { return ErrPTYUnsupported }
