@@ -17,6 +17,7 @@ import (
 	"kdsrv/internal/discovery"
 	"kdsrv/internal/kd"
 	"kdsrv/internal/spec"
+	"kdsrv/internal/transport"
 	"kdsrv/internal/wire"
 )
 
@@ -62,6 +63,8 @@ Options:
   -takeover      open the target even if another client has it
   -timeout D     how long to wait for the server and for the target to stop
                  (default 10s)
+  -wait D        reverse connections (server=@{tcp:clicon=...}): how long to
+                 wait for kdsrv to connect (default 0: until interrupted)
   -cpu N         processor for regs (default 0)
   -json          machine-readable output (one JSON object per line)
   -trace         print every KD packet of a command on standard error
@@ -80,6 +83,7 @@ type cliOptions struct {
 	listen     string
 	takeover   bool
 	timeout    time.Duration
+	wait       time.Duration
 	cpu        uint
 	json       bool
 	trace      bool
@@ -102,6 +106,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.listen, "listen", "", "bridge endpoint: unix:PATH, tcp:HOST:PORT or pty")
 	fs.BoolVar(&o.takeover, "takeover", false, "take the target over from another client")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "time-out for connecting and for the target to stop")
+	fs.DurationVar(&o.wait, "wait", 0, "clicon: how long to wait for the server to connect (0 = until interrupted)")
 	fs.UintVar(&o.cpu, "cpu", 0, "processor for regs")
 	fs.BoolVar(&o.json, "json", false, "JSON output")
 	fs.BoolVar(&o.trace, "trace", false, "print KD packets on standard error")
@@ -176,7 +181,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	dctx, cancel := context.WithTimeout(ctx, o.timeout)
+	dctx, cancel := dialContext(ctx, c.Server, o, stderr)
 	conn, err := Dial(dctx, c.Server, copts)
 	cancel()
 	if err != nil {
@@ -237,6 +242,20 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return errf("%v", err)
 	}
 	return 0
+}
+
+// dialContext bounds connecting to the server by -timeout, or, for a
+// reverse connection (the server dials us), by -wait (default: until
+// interrupted), and prints the waiting dialer's notices on stderr.
+func dialContext(ctx context.Context, t *spec.Transport, o cliOptions, stderr io.Writer) (context.Context, context.CancelFunc) {
+	if !t.Reverse() {
+		return context.WithTimeout(ctx, o.timeout)
+	}
+	ctx = transport.WithEvents(ctx, func(e transport.Event) { fmt.Fprintf(stderr, "kdclient: %s\n", e.Text) })
+	if o.wait > 0 {
+		return context.WithTimeout(ctx, o.wait)
+	}
+	return context.WithCancel(ctx)
 }
 
 func parseCommand(o cliOptions, pos []string) (func(context.Context, *Commander, *Bridge) error, error) {

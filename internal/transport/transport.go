@@ -43,6 +43,10 @@ type Options struct {
 	// a refused or broken connection, instead of giving up (our extension;
 	// the original exits).
 	CliconRetry bool
+	// CliconWindow is how long a reverse (clicon) server keeps dialing a
+	// client that refuses the first connection before it gives up, when
+	// CliconRetry is off (default DefaultCliconWindow).
+	CliconWindow time.Duration
 	// TLSHandshakeTimeout bounds the TLS handshake of each ssl/spipe client
 	// connection, so a client that does not speak TLS (or says nothing)
 	// cannot hold a connection open (default DefaultTLSHandshakeTimeout).
