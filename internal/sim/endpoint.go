@@ -10,7 +10,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"kdsrv/internal/kd"
@@ -391,75 +390,4 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-// fileConn gives one debugger session the use of a long-lived file (the
-// pty master) without letting the session close it. Close interrupts
-// pending I/O through deadlines and makes later calls fail; wait returns
-// once no call is in flight, so the next session cannot lose bytes to a
-// reader of the previous one.
-type fileConn struct {
-	f      deadlineFile
-	mu     sync.Mutex
-	closed bool
-	active sync.WaitGroup
-}
-
-// deadlineFile is the part of *os.File that fileConn uses.
-type deadlineFile interface {
-	io.ReadWriter
-	SetDeadline(time.Time) error
-}
-
-func (c *fileConn) enter() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return false
-	}
-	c.active.Add(1)
-	return true
-}
-
-func (c *fileConn) Read(b []byte) (int, error) {
-	if !c.enter() {
-		return 0, net.ErrClosed
-	}
-	defer c.active.Done()
-	return c.f.Read(b)
-}
-
-func (c *fileConn) Write(b []byte) (int, error) {
-	if !c.enter() {
-		return 0, net.ErrClosed
-	}
-	defer c.active.Done()
-	return c.f.Write(b)
-}
-
-// Close ends the session's use of the file; the file stays open.
-func (c *fileConn) Close() error {
-	c.mu.Lock()
-	first := !c.closed
-	c.closed = true
-	c.mu.Unlock()
-	if first {
-		_ = c.f.SetDeadline(time.Now()) // wake blocked Read/Write
-	}
-	return nil
-}
-
-// reopen lets a new session use the file.
-func (c *fileConn) reopen() {
-	c.mu.Lock()
-	c.closed = false
-	c.mu.Unlock()
-}
-
-// release closes the session and waits for its calls to return, then
-// clears the deadlines for the next session.
-func (c *fileConn) release() {
-	c.Close()
-	c.active.Wait()
-	_ = c.f.SetDeadline(time.Time{})
 }

@@ -1,0 +1,279 @@
+// Command kdtarget is a simulated Windows x64 kernel debug target that
+// speaks KDCOM on a unix socket, a TCP port or a pseudo-terminal, so kdsrv,
+// kdclient and real debuggers (WinDbg/kd, radare2 winkd) can be tried
+// without Windows. See kdtarget -h.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"kdsrv/internal/sim"
+)
+
+// usageText is kdtarget's -h text. The addresses come from package sim.
+var usageText = fmt.Sprintf(`kdtarget — a simulated Windows x64 kernel debug target (KDCOM)
+
+Usage:
+  kdtarget -listen unix:PATH | tcp:HOST:PORT | pty  [options]   serve debuggers
+  kdtarget -connect tcp:HOST:PORT | unix:PATH       [options]   dial out to one
+
+-listen waits for debuggers, one at a time: a new connection replaces the
+current one, as on a VM serial port, and the machine keeps its state (a
+debugger that re-attaches finds the target as the last one left it).
+-listen pty allocates a pseudo-terminal in raw mode and prints its path; a
+debugger may close and reopen it. -connect dials a debugger that listens,
+like a VM serial port in client mode, and dials again with back-off when
+the connection fails or closes.
+
+When ready, kdtarget prints one line on standard output:
+  kdtarget: listening on unix:/tmp/kd.sock
+  kdtarget: pty /dev/pts/5
+  kdtarget: connecting to tcp:127.0.0.1:5555
+Ctrl-C or SIGTERM stops it (exit status 0). Bad usage exits with 2, a
+failure to set up the endpoint with 1.
+
+Options:
+  -listen EP        serve debuggers on EP: unix:PATH, tcp:HOST:PORT, pty
+  -connect EP       dial a debugger at EP: tcp:HOST:PORT, unix:PATH
+  -build N          Windows build number reported to debuggers (default 19045)
+  -sp N             service pack number, 0-255 (default 0)
+  -cpus N           number of processors, 1-64 (default 1)
+  -data-size BYTES  size of the pattern data region; K, M, G suffixes are
+                    powers of 1024 (default 16M)
+  -dbgprint D       while running, DbgPrint a line every D (e.g. 1s; 0 = off)
+  -halted           start stopped at a breakpoint instead of running
+  -v                log each connection, and its link counters when it ends,
+                    on standard error
+  -h                this help
+
+Examples:
+  radare2 (connects to an AF_UNIX stream socket):
+    kdtarget -listen unix:/tmp/kd.sock
+    r2 -d winkd:///tmp/kd.sock
+  WinDbg/kd directly (it is a TCP client of a serial-over-IP port):
+    kdtarget -listen tcp:0.0.0.0:5555
+    kd -k com:ipport=5555,port=HOST
+  WinDbg through a KD connection server and the kdclient bridge:
+    kdtarget -listen unix:/run/kd/target.sock                  (server machine)
+    kdsrv -t tcp:port=5005 -allow '/run/kd/*.sock'              (server machine)
+    kdclient -k 'kdsrv:server=@{tcp:server=SERVER,port=5005},trans=@{com:pipe,port=/run/kd/target.sock}' -listen tcp:127.0.0.1:5555
+    windbg -k com:ipport=5555,port=127.0.0.1                    (client machine)
+  Like a QEMU serial port:
+    kdtarget -listen pty                          (QEMU -serial pty)
+    kdtarget -listen unix:/tmp/kd.sock            (QEMU -serial unix:/tmp/kd.sock,server)
+    kdtarget -connect tcp:127.0.0.1:5555          (QEMU -serial tcp:127.0.0.1:5555)
+
+Simulated memory (virtual addresses):
+  %#016x  kernel image (nt), %d MiB; a minimal PE header at its start
+  %#016x  KDDEBUGGER_DATA64 block (KDBG), reachable from the GetVersion
+                      DebuggerDataList; PsLoadedModuleList and
+                      PsActiveProcessHead are empty lists
+  %#016x  break-in address (int3; ret) where every stop is reported
+  %#016x  data region of -data-size bytes: the byte at address A is
+                      the top byte of A*0x9E3779B97F4A7C15 (mod 2^64), so
+                      tests can check any read (sim.Pattern); writes to
+                      any mapped address are remembered
+`, sim.KernBase, sim.KernSize>>20, sim.DebuggerDataBlock, sim.BreakAddress, sim.DataBase)
+
+// maxDataSize keeps the data region clear of the end of the address space.
+const maxDataSize = 1 << 40
+
+// options is the parsed command line. New endpoint kinds (such as a later
+// -kdnet HOST:PORT -key K) add a field here, a case in parseArgs' mode
+// check and a case in serve.
+type options struct {
+	listen   string // -listen endpoint, as given
+	connect  string // -connect endpoint, as given
+	network  string // of the chosen endpoint
+	address  string
+	build    uint
+	sp       uint
+	cpus     int
+	dataSize byteSize
+	dbgprint time.Duration
+	halted   bool
+	verbose  bool
+}
+
+// errHelp is returned by parseArgs for -h.
+var errHelp = flag.ErrHelp
+
+// usageError is a bad command line: exit status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
+}
+
+// byteSize is a flag value in bytes with optional K/M/G/T suffixes.
+type byteSize uint64
+
+func (b *byteSize) String() string { return strconv.FormatUint(uint64(*b), 10) }
+
+func (b *byteSize) Set(s string) error {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
+	shift := 0
+	if t != "" {
+		switch t[len(t)-1] {
+		case 'K':
+			shift = 10
+		case 'M':
+			shift = 20
+		case 'G':
+			shift = 30
+		case 'T':
+			shift = 40
+		}
+	}
+	if shift > 0 {
+		t = t[:len(t)-1]
+	}
+	n, err := strconv.ParseUint(t, 0, 64)
+	if err != nil || n == 0 || n > maxDataSize>>shift {
+		return fmt.Errorf("%q is not a size from 1 byte to 1T (such as 4096, 64K, 16M)", s)
+	}
+	*b = byteSize(n << shift)
+	return nil
+}
+
+func parseArgs(args []string) (*options, error) {
+	o := &options{dataSize: 16 << 20}
+	fs := flag.NewFlagSet("kdtarget", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	fs.StringVar(&o.listen, "listen", "", "")
+	fs.StringVar(&o.connect, "connect", "", "")
+	fs.UintVar(&o.build, "build", 19045, "")
+	fs.UintVar(&o.sp, "sp", 0, "")
+	fs.IntVar(&o.cpus, "cpus", 1, "")
+	fs.Var(&o.dataSize, "data-size", "")
+	fs.DurationVar(&o.dbgprint, "dbgprint", 0, "")
+	fs.BoolVar(&o.halted, "halted", false, "")
+	fs.BoolVar(&o.verbose, "v", false, "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, errHelp
+		}
+		return nil, usagef("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, usagef("unexpected argument %q (all settings are flags)", fs.Arg(0))
+	}
+	switch {
+	case o.build < 1 || o.build > 65535:
+		return nil, usagef("-build %d: a Windows build number is 1-65535", o.build)
+	case o.sp > 255:
+		return nil, usagef("-sp %d: the service pack number is 0-255", o.sp)
+	case o.cpus < 1 || o.cpus > 64:
+		return nil, usagef("-cpus %d: the simulated machine has 1-64 processors", o.cpus)
+	case o.dbgprint < 0:
+		return nil, usagef("-dbgprint %v: the interval cannot be negative (0 turns it off)", o.dbgprint)
+	}
+	// Exactly one endpoint mode.
+	switch {
+	case o.listen != "" && o.connect != "":
+		return nil, usagef("-listen and -connect exclude each other: give one")
+	case o.listen != "":
+		n, a, err := sim.ParseEndpoint(o.listen)
+		if err != nil {
+			return nil, usagef("-listen: %v", err)
+		}
+		o.network, o.address = n, a
+	case o.connect != "":
+		n, a, err := sim.ParseEndpoint(o.connect)
+		if err != nil {
+			return nil, usagef("-connect: %v", err)
+		}
+		if n == sim.NetworkPTY {
+			return nil, usagef("-connect pty: a pty cannot be dialled; use -listen pty")
+		}
+		o.network, o.address = n, a
+	default:
+		return nil, usagef("say where debuggers reach the target: -listen unix:PATH|tcp:HOST:PORT|pty or -connect tcp:HOST:PORT|unix:PATH")
+	}
+	return o, nil
+}
+
+func (o *options) config() sim.Config {
+	return sim.Config{
+		Build:       uint16(o.build),
+		ServicePack: uint8(o.sp),
+		Processors:  o.cpus,
+		DataSize:    uint64(o.dataSize),
+		PrintEvery:  o.dbgprint,
+		StartHalted: o.halted,
+	}
+}
+
+// serve runs the chosen endpoint until ctx ends.
+func (o *options) serve(ctx context.Context, t *sim.Target, stdout io.Writer, logger *log.Logger) error {
+	eo := sim.EndpointOptions{}
+	if logger != nil {
+		eo.Logf = logger.Printf
+	}
+	switch {
+	case o.connect != "":
+		eo.Ready = func(addr string) { fmt.Fprintf(stdout, "kdtarget: connecting to %s\n", addr) }
+		return sim.Connect(ctx, t, o.network, o.address, eo)
+	case o.network == sim.NetworkPTY:
+		eo.Ready = func(path string) { fmt.Fprintf(stdout, "kdtarget: pty %s\n", path) }
+		return sim.ServePTY(ctx, t, eo)
+	default:
+		eo.Ready = func(addr string) { fmt.Fprintf(stdout, "kdtarget: listening on %s\n", addr) }
+		return sim.Listen(ctx, t, o.network, o.address, eo)
+	}
+}
+
+// run is kdtarget with args (without the program name); it returns the
+// exit status: 0 after a clean stop, 1 on failure, 2 on bad usage.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, err := parseArgs(args)
+	if errors.Is(err, errHelp) {
+		fmt.Fprint(stdout, usageText)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "kdtarget: %v\nRun kdtarget -h for help.\n", err)
+		return 2
+	}
+	var logger *log.Logger
+	if o.verbose {
+		logger = log.New(stderr, "kdtarget: ", log.LstdFlags|log.Lmicroseconds)
+	}
+	t := sim.New(o.config())
+	if logger != nil {
+		c := t.Config()
+		logger.Printf("simulating Windows build %d SP%d, %d CPU(s), data region %#x+%#x, %s",
+			c.Build, c.ServicePack, c.Processors, sim.DataBase, c.DataSize, map[bool]string{true: "halted", false: "running"}[c.StartHalted])
+	}
+	if err := o.serve(ctx, t, stdout, logger); err != nil {
+		fmt.Fprintf(stderr, "kdtarget: %v\n", err)
+		return 1
+	}
+	if logger != nil {
+		s := t.Stats()
+		logger.Printf("stopped after %d connection(s), %d requests", s.Connections, s.Requests)
+	}
+	return 0
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}

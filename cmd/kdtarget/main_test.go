@@ -1,0 +1,262 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"kdsrv/internal/kd"
+	"kdsrv/internal/sim"
+)
+
+func TestMain(m *testing.M) {
+	// goleak.Cleanup replaces goleak's own os.Exit: exit here.
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		if binPath != "" {
+			os.RemoveAll(filepath.Dir(binPath))
+		}
+		os.Exit(code)
+	}))
+}
+
+func TestParseArgs(t *testing.T) {
+	good := []struct {
+		args []string
+		want func(*options) bool
+	}{
+		{[]string{"-listen", "unix:/tmp/x.sock"}, func(o *options) bool {
+			c := o.config()
+			return o.network == "unix" && o.address == "/tmp/x.sock" && c.Build == 19045 && c.Processors == 1 && c.DataSize == 16<<20 && !c.StartHalted
+		}},
+		{[]string{"-listen", "pty", "-halted", "-cpus", "4", "-build", "22631", "-sp", "2"}, func(o *options) bool {
+			c := o.config()
+			return o.network == "pty" && c.StartHalted && c.Processors == 4 && c.Build == 22631 && c.ServicePack == 2
+		}},
+		{[]string{"-connect", "tcp:127.0.0.1:5555", "-dbgprint", "1s", "-data-size", "64K", "-v"}, func(o *options) bool {
+			c := o.config()
+			return o.connect != "" && o.address == "127.0.0.1:5555" && c.PrintEvery == time.Second && c.DataSize == 64<<10 && o.verbose
+		}},
+		{[]string{"-listen", "tcp:[::1]:0", "-data-size", "4096"}, func(o *options) bool { return o.dataSize == 4096 }},
+		{[]string{"-listen", "tcp:[::1]:0", "-data-size", "1GiB"}, func(o *options) bool { return o.dataSize == 1<<30 }},
+	}
+	for _, c := range good {
+		o, err := parseArgs(c.args)
+		if err != nil || !c.want(o) {
+			t.Errorf("parseArgs(%q) = %+v, %v", c.args, o, err)
+		}
+	}
+	bad := []struct {
+		args []string
+		want string
+	}{
+		{nil, "-listen"},
+		{[]string{"-listen", "pty", "-connect", "tcp:h:1"}, "exclude"},
+		{[]string{"-connect", "pty"}, "cannot be dialled"},
+		{[]string{"-listen", "udp:1.2.3.4:5"}, "unknown kind"},
+		{[]string{"-listen", "pty", "extra"}, "unexpected argument"},
+		{[]string{"-listen", "pty", "-cpus", "0"}, "-cpus"},
+		{[]string{"-listen", "pty", "-cpus", "65"}, "-cpus"},
+		{[]string{"-listen", "pty", "-build", "70000"}, "-build"},
+		{[]string{"-listen", "pty", "-build", "0"}, "-build"},
+		{[]string{"-listen", "pty", "-sp", "256"}, "-sp"},
+		{[]string{"-listen", "pty", "-dbgprint", "-1s"}, "negative"},
+		{[]string{"-listen", "pty", "-data-size", "0"}, "not a size"},
+		{[]string{"-listen", "pty", "-data-size", "2T"}, "not a size"},
+		{[]string{"-listen", "pty", "-data-size", "lots"}, "not a size"},
+		{[]string{"-listen", "pty", "-nosuchflag"}, "nosuchflag"},
+	}
+	for _, c := range bad {
+		_, err := parseArgs(c.args)
+		var ue *usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("parseArgs(%q) error %v; want a usage error containing %q", c.args, err, c.want)
+		}
+	}
+	if _, err := parseArgs([]string{"-h"}); !errors.Is(err, errHelp) {
+		t.Errorf("-h: %v; want errHelp", err)
+	}
+}
+
+func TestRunExitCodes(t *testing.T) {
+	cases := []struct {
+		args           []string
+		code           int
+		stdout, stderr string
+	}{
+		{[]string{"-h"}, 0, "r2 -d winkd://", ""},
+		{[]string{"-help"}, 0, "Simulated memory", ""},
+		{[]string{"-listen", "bogus"}, 2, "", "kdtarget -h"},
+		{[]string{}, 2, "", "-listen"},
+		{[]string{"-listen", "unix:/" + strings.Repeat("x", 300)}, 1, "", "longer than"},
+	}
+	for _, c := range cases {
+		var out, errb bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		code := run(ctx, c.args, &out, &errb)
+		cancel()
+		if code != c.code || !strings.Contains(out.String(), c.stdout) || !strings.Contains(errb.String(), c.stderr) {
+			t.Errorf("run(%q) = %d, stdout %q, stderr %q; want %d with %q / %q",
+				c.args, code, trim(out.String()), errb.String(), c.code, c.stdout, c.stderr)
+		}
+	}
+}
+
+func trim(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// kdtargetBinary builds the command once per test run.
+func kdtargetBinary(t *testing.T) string {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go tool to build kdtarget: %v", err)
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "kdtbin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "kdtarget")
+		if runtime.GOOS == "windows" {
+			binPath += ".exe"
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, goTool, "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = errors.New(string(out) + err.Error())
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("go build: %v", buildErr)
+	}
+	return binPath
+}
+
+func TestCommandServesAndStopsOnSIGTERM(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("SIGTERM cannot be sent to a process on Windows")
+	}
+	bin := kdtargetBinary(t)
+	dir, err := os.MkdirTemp("", "kdt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "kd.sock")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-listen", "unix:"+sock, "-build", "22000", "-halted", "-v")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 4)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	select {
+	case l := <-lines:
+		if want := "kdtarget: listening on unix:" + sock; l != want {
+			t.Fatalf("ready line %q; want %q", l, want)
+		}
+	case <-ctx.Done():
+		t.Fatalf("no ready line; stderr: %s", stderr.String())
+	}
+
+	conn, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := kd.NewLink(conn, kd.Config{Role: kd.RoleHost})
+	h := kd.NewHost(l, kd.HostOptions{AttachInterval: 200 * time.Millisecond})
+	if _, err := h.Attach(ctx); err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	v, err := h.Version(ctx)
+	if err != nil || v.MinorVersion != 22000 || v.KernBase != sim.KernBase {
+		t.Fatalf("version %+v, %v; want build 22000 at KernBase %#x", v, err, sim.KernBase)
+	}
+	got, err := h.ReadVirtual(ctx, sim.DataBase, 16)
+	if err != nil || len(got) != 16 || got[5] != sim.Pattern(sim.DataBase+5) {
+		t.Fatalf("read data region: % x, %v", got, err)
+	}
+	l.Close()
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for range lines {
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("after SIGTERM: %v; want exit 0; stderr: %s", err, stderr.String())
+	}
+	if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket left behind after exit: %v", err)
+	}
+	if !strings.Contains(stderr.String(), "debugger connected") {
+		t.Errorf("-v did not log the connection; stderr: %s", stderr.String())
+	}
+}
+
+func TestCommandBadFlagExitCode(t *testing.T) {
+	bin := kdtargetBinary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, c := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"-h"}, 0},
+		{[]string{"-listen"}, 2},
+		{[]string{"-listen", "pty", "-cpus", "100"}, 2},
+		{[]string{"-connect", "tcp:127.0.0.1:0"}, 1},
+	} {
+		cmd := exec.CommandContext(ctx, bin, c.args...)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("%q: %v", c.args, err)
+		}
+		if code != c.code {
+			t.Errorf("kdtarget %q exited %d; want %d; output: %s", c.args, code, c.code, out)
+		}
+	}
+}
