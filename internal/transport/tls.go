@@ -195,6 +195,12 @@ func (l *tlsListener) Addr() net.Addr { return l.inner.Addr() }
 // Display is the ssl/spipe form of the transport in use.
 func (l *tlsListener) Display() string { return l.display }
 
+// Reverse reports whether the listener below dials its client (clicon=).
+func (l *tlsListener) Reverse() bool {
+	r, ok := l.inner.(interface{ Reverse() bool })
+	return ok && r.Reverse()
+}
+
 // tlsConn is one end of an ssl/spipe connection. It implements Binder.
 type tlsConn struct {
 	*tls.Conn

@@ -520,3 +520,44 @@ func TestTLSListenerAddrIsTCP(t *testing.T) {
 		t.Fatalf("display %q", ln.Display())
 	}
 }
+
+// TestSPipeOverNPipe: spipe through the registered npipe transport.
+func TestSPipeOverNPipe(t *testing.T) {
+	regMu.RLock()
+	_, have := listens[spec.NPipe]
+	regMu.RUnlock()
+	if !have {
+		t.Skip("this build has no npipe transport")
+	}
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	f := newTLSFixture(t)
+	dir, err := os.MkdirTemp("", "kdsp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	t.Setenv("KDSRV_PIPE_DIR", dir)
+	ln, err := Listen(context.Background(), mustServer(t, "spipe:proto=tls1,certuser=kd-user,pipe=kd_%d"), Options{PID: 42})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if got, want := ln.Display(), "spipe:proto=tls1,certuser=kd-user,pipe=kd_42"; got != want {
+		t.Errorf("display %q, want %q", got, want)
+	}
+	ch := serveOne(ln)
+	c, err := Dial(dialCtx(t), mustClient(t, "spipe:proto=tls1,server=.,pipe=kd_42,thumbprint="+f.user.Thumbprint()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Binding(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("hello"))
+	io.ReadFull(c, make([]byte, 5))
+	c.Close()
+	if s := <-ch; s.err != nil || !bytes.Equal(s.binding, b) {
+		t.Fatalf("server %v, bindings %x / %x", s.err, s.binding, b)
+	}
+}
