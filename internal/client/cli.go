@@ -417,7 +417,7 @@ func runQR(ctx context.Context, o cliOptions, pos []string, stdout, stderr io.Wr
 	if len(pos) == 1 {
 		// \\Host as typed for the original; an unquoted \\Host reaches
 		// us from a Unix shell as \Host.
-		host = strings.TrimLeft(pos[0], `\\`)
+		host = strings.TrimLeft(pos[0], `\`)
 		if host == "" {
 			return usage("%q names no host", pos[0])
 		}

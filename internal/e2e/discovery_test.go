@@ -186,18 +186,6 @@ func unsupported(err error) bool {
 	return err != nil && errors.Is(err, errNotReady) && strings.Contains(err.Error(), "not supported by this build")
 }
 
-// qrLine is a -QR line from a display form: "tcp:port=53:60" becomes
-// "tcp:Port=53:60".
-func qrLine(display string, password bool) string {
-	proto, rest, _ := strings.Cut(display, ":")
-	var kvs []discovery.KV
-	for _, f := range strings.Split(rest, ",") {
-		k, v, _ := strings.Cut(f, "=")
-		kvs = append(kvs, discovery.KV{Key: k, Value: v})
-	}
-	return discovery.Line(proto, kvs, password)
-}
-
 const discoveryPassword = "Sekr1tPw7"
 
 func TestDiscoveryQR(t *testing.T) {
