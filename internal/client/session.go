@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"os"
@@ -72,9 +73,20 @@ func Dial(ctx context.Context, t *spec.Transport, opts Options) (*Conn, error) {
 	})
 	if err != nil {
 		nc.Close()
-		return nil, explain(t, err)
+		return nil, explainPlainToTLS(t, explain(t, err))
 	}
 	return &Conn{wc: wc, opts: opts, srv: t}, nil
+}
+
+// explainPlainToTLS adds a hint to a plain (tcp, npipe) handshake that the
+// server cut short: an ssl/spipe server drops clients that do not speak
+// TLS without a word.
+func explainPlainToTLS(t *spec.Transport, err error) error {
+	secure := map[spec.Proto]spec.Proto{spec.TCP: spec.SSL, spec.NPipe: spec.SPipe}[t.Proto]
+	if secure == "" || !errors.Is(err, io.ErrUnexpectedEOF) {
+		return err
+	}
+	return fmt.Errorf("%w (if that server runs %s, it drops clients that do not speak TLS: connect with server=@{%s:proto=tls1,...})", err, secure, secure)
 }
 
 // explain turns wire errors into messages that say what to do.

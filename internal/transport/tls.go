@@ -244,6 +244,8 @@ func serverHandshakeError(c *tls.Conn, timeout time.Duration, err error) error {
 		hint = "the client does not speak TLS: it must connect with ssl:/spipe: (not tcp:/npipe:)"
 	case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET):
 		hint = "the client closed the connection during the handshake; it probably rejected this server's certificate (see the client's message)"
+	case isRemoteCertAlert(err):
+		hint = "the client rejected this server's certificate: it pins another certificate or does not trust its issuer (the client's message says which)"
 	default:
 		if m := err.Error(); strings.Contains(m, "protocol version") || strings.Contains(m, "unsupported versions") {
 			hint = "the client offers only protocols older than TLS 1.2, which this server refuses; upgrade the client"
@@ -252,6 +254,18 @@ func serverHandshakeError(c *tls.Conn, timeout time.Duration, err error) error {
 		}
 	}
 	return fmt.Errorf("TLS handshake with %s failed: %w; %s", peer, err, hint)
+}
+
+// isRemoteCertAlert reports whether err is a TLS alert from the peer about
+// our certificate (crypto/tls reports received alerts as a *net.OpError
+// with Op "remote error").
+func isRemoteCertAlert(err error) bool {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "remote error" || op.Err == nil {
+		return false
+	}
+	m := op.Err.Error()
+	return strings.Contains(m, "certificate") || strings.Contains(m, "unknown ca")
 }
 
 func addrString(a net.Addr) string {
