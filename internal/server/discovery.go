@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -119,11 +120,16 @@ func startDiscovery(_ context.Context, r *Run) (func(), error) {
 	}
 	var stopAnnounce func()
 	if !cfg.noMDNS {
-		stopAnnounce, err = discovery.Announce(discovery.AnnounceInfo{Port: firstTCPPort(r.Transports, r.Server.Addrs()), Lines: lines},
-			discovery.AnnounceOptions{Logf: r.Logger.Printf})
-		if err != nil {
-			warn("not announced on the local network: %v (start kdsrv with -%s to skip announcing)", err, flagNoMDNS)
-			stopAnnounce = nil
+		ifaces, skip := announceInterfaces(cfg.bindHost)
+		if skip != "" {
+			r.Logger.Printf("not announced by multicast DNS: %s", skip)
+		} else {
+			stopAnnounce, err = discovery.Announce(discovery.AnnounceInfo{Port: firstTCPPort(r.Transports, r.Server.Addrs()), Lines: lines},
+				discovery.AnnounceOptions{Interfaces: ifaces, Logf: r.Logger.Printf})
+			if err != nil {
+				warn("not announced on the local network: %v (start kdsrv with -%s to skip announcing)", err, flagNoMDNS)
+				stopAnnounce = nil
+			}
 		}
 	}
 	return func() {
@@ -224,4 +230,42 @@ func firstTCPPort(ts []*spec.Transport, addrs []net.Addr) int {
 		}
 	}
 	return 0
+}
+
+// announceInterfaces picks where to announce for a server bound with -bind
+// to bindHost: everywhere when unbound, only the interface holding the
+// address otherwise, and nowhere (skip says why) when the server listens
+// on loopback only, since nobody on the network could reach it.
+func announceInterfaces(bindHost string) (names []string, skip string) {
+	if bindHost == "" {
+		return nil, ""
+	}
+	ips, err := net.LookupIP(bindHost)
+	if err != nil || len(ips) == 0 {
+		return nil, fmt.Sprintf("cannot resolve -bind %s: %v", bindHost, err)
+	}
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, fmt.Sprintf("list network interfaces: %v", err)
+	}
+	for _, ip := range ips {
+		if ip.IsLoopback() {
+			return nil, "kdsrv listens on loopback only (-bind " + bindHost + ")"
+		}
+		if ip.IsUnspecified() {
+			return nil, ""
+		}
+		for _, ifi := range ifs {
+			addrs, _ := ifi.Addrs()
+			for _, a := range addrs {
+				if ipn, ok := a.(*net.IPNet); ok && ipn.IP.Equal(ip) && !slices.Contains(names, ifi.Name) {
+					names = append(names, ifi.Name)
+				}
+			}
+		}
+	}
+	if len(names) == 0 {
+		return nil, "no network interface holds the -bind address " + bindHost
+	}
+	return names, ""
 }

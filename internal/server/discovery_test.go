@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -291,4 +292,40 @@ func TestMainBadQRPort(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr.String(), "-qr-port 70000 is not a UDP port") {
 		t.Errorf("exit %d, stderr %q; want 1 and a message about -qr-port", code, stderr.String())
 	}
+}
+
+func TestAnnounceInterfaces(t *testing.T) {
+	for _, tc := range []struct {
+		bind     string
+		wantSkip string // substring; "" = announce
+	}{
+		{"", ""},
+		{"0.0.0.0", ""},
+		{"::", ""},
+		{"127.0.0.1", "loopback only"},
+		{"::1", "loopback only"},
+		{"192.0.2.55", "no network interface holds"}, // TEST-NET-1, on no interface
+	} {
+		names, skip := announceInterfaces(tc.bind)
+		if tc.wantSkip == "" && (skip != "" || names != nil) || tc.wantSkip != "" && !strings.Contains(skip, tc.wantSkip) {
+			t.Errorf("-bind %q: interfaces %q, skip %q; want skip containing %q", tc.bind, names, skip, tc.wantSkip)
+		}
+	}
+	// An address of a real interface selects that interface.
+	ifs, _ := net.Interfaces()
+	for _, ifi := range ifs {
+		addrs, _ := ifi.Addrs()
+		for _, a := range addrs {
+			ipn, ok := a.(*net.IPNet)
+			if !ok || ipn.IP.IsLoopback() || ipn.IP.IsLinkLocalUnicast() {
+				continue
+			}
+			names, skip := announceInterfaces(ipn.IP.String())
+			if skip != "" || !slices.Contains(names, ifi.Name) {
+				t.Errorf("-bind %s: interfaces %q, skip %q; want %s", ipn.IP, names, skip, ifi.Name)
+			}
+			return
+		}
+	}
+	t.Log("no non-loopback address on this machine: interface selection not exercised")
 }
