@@ -475,3 +475,31 @@ func TestCertCreateThenServe(t *testing.T) {
 	}
 	quick(t, s, tgt)
 }
+
+// TestSSLShutdownDuringHandshake: a client stuck in the TLS handshake does
+// not hold up Shutdown (the handshake deadline here is the default 10 s,
+// longer than Shutdown may take).
+func TestSSLShutdownDuringHandshake(t *testing.T) {
+	newPKIEnv(t)
+	h := newHarness(t, harnessOpts{transports: []string{"ssl:proto=tls1,certuser=kd-e2e,port=20000:29999"}})
+	c, err := net.Dial("tcp", h.srv.Addrs()[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := 0; h.srv.Stats().Clients == 0; i++ {
+		if i == 100 {
+			t.Fatal("the server never took the connection")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown with a pending TLS handshake: %v", err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(c); err != nil {
+		t.Fatalf("the pending connection was not closed: %v", err)
+	}
+}
