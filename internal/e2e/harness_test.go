@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"kdsrv/internal/sim"
 	"kdsrv/internal/spec"
 	"kdsrv/internal/targetlink"
+	"kdsrv/internal/transport"
 )
 
 // harness is one kdsrv with simulated targets on unix sockets.
@@ -116,7 +118,9 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		if err := s.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
-		if err := <-served; !errors.Is(err, server.ErrServerClosed) {
+		// A reverse (clicon) server without -clicon-retry ends by itself
+		// when its client leaves: that is its normal end.
+		if err := <-served; !errors.Is(err, server.ErrServerClosed) && !errors.Is(err, transport.ErrReverseGone) {
 			t.Errorf("Serve returned %v", err)
 		}
 		if t.Failed() {
@@ -162,6 +166,31 @@ func (h *harness) addTarget(name string, cfg sim.Config) (trans string, tgt *sim
 func (h *harness) serverSpec(extra string) string {
 	addr := h.srv.Addrs()[0].(*net.TCPAddr)
 	s := fmt.Sprintf("tcp:server=127.0.0.1,port=%d", addr.Port)
+	if extra != "" {
+		s += "," + extra
+	}
+	return s
+}
+
+// clientSpec is the client's server=@{...} for the harness's listener i,
+// built from its display form: a tcp listener is reached on 127.0.0.1 at
+// its port, an npipe listener on this machine. (TLS transports need the
+// client's verification keys, and reverse (clicon) listeners have no
+// address to reach: their tests build the spec themselves.)
+func (h *harness) clientSpec(i int, extra string) string {
+	h.t.Helper()
+	d := h.srv.Displays()[i]
+	proto, rest, _ := strings.Cut(d, ":")
+	var s string
+	switch {
+	case proto == "npipe":
+		s = "npipe:server=.," + rest
+	case proto == "tcp" && !strings.Contains(rest, "clicon="):
+		addr := h.srv.Addrs()[i].(*net.TCPAddr)
+		s = fmt.Sprintf("tcp:server=127.0.0.1,port=%d", addr.Port)
+	default:
+		h.t.Fatalf("clientSpec: no client form for %s", d)
+	}
 	if extra != "" {
 		s += "," + extra
 	}
