@@ -1,0 +1,151 @@
+package kdnet
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"kdsrv/internal/kd"
+)
+
+// HostConfig configures ListenHost.
+type HostConfig struct {
+	Config
+	// Addr is the local UDP address to listen on: ":50000" (every
+	// interface, as a Windows debugger does) or "IP:PORT". Port 0 picks a
+	// free port (tests).
+	Addr string
+	// Target, if set, is the target's IP address (target=IP): the host
+	// sends it an empty control datagram every ContactInterval, to the
+	// listening port, until it pokes (a target answers those at once),
+	// and ignores datagrams from any other address.
+	Target netip.Addr
+	// ContactInterval is the contact period with Target (default 500ms).
+	ContactInterval time.Duration
+}
+
+// ListenHost opens the host (debugger) end of a KDNET link: it listens on
+// cfg.Addr and waits for the target whose pokes authenticate with cfg.Key.
+// Datagrams that do not authenticate are counted (NetStats.Rejected) and
+// never answered. Every poke with a new client random starts a new session
+// (a rebooted target): the host answers it, derives the new data key, sends
+// RESET to resynchronise the packet ids and reports kd.MsgSync from the
+// second session on. The caller must Close the endpoint.
+func ListenHost(ctx context.Context, cfg HostConfig) (*Endpoint, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	if cfg.ContactInterval <= 0 {
+		cfg.ContactInterval = DefaultContactInterval
+	}
+	var lc net.ListenConfig
+	pc, err := lc.ListenPacket(ctx, "udp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("kdnet: listen on udp %s: %w; is another debugger or kdsrv using the port? choose another port=, or stop it", cfg.Addr, err)
+	}
+	e := newEndpoint(kd.RoleHost, cfg.Config, pc.(*net.UDPConn))
+	e.desc = fmt.Sprintf("kdnet host udp/%d", e.local.Port())
+	if cfg.Target.IsValid() {
+		e.target = cfg.Target.Unmap()
+		e.contactEvery = cfg.ContactInterval
+		e.hasDuty = true
+		e.desc += ", target " + e.target.String()
+	}
+	if err := e.start(); err != nil {
+		_ = pc.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// contactAddr is where a host with a target address sends before the
+// handshake: the target at the listening port (KDNET uses the same port
+// on both ends).
+func (e *Endpoint) contactAddr() netip.AddrPort {
+	return netip.AddrPortFrom(e.target, e.local.Port())
+}
+
+// hostControl handles a target's control-channel datagram: a poke.
+func (e *Endpoint) hostControl(s *loopState, in inbound) error {
+	d := in.d
+	poke, err := ParsePoke(d.Payload)
+	if err != nil {
+		e.nst.malformed.Add(1)
+		return nil
+	}
+	if s.session && poke.ClientRandom == s.clientRandom {
+		// The target pokes again in the current session (our response
+		// was lost, or a keep-alive): answer with the same body, so the
+		// data key stays. A replayed poke does not advance and is ignored.
+		if err := e.win.Accept(d); err != nil {
+			e.nst.stale.Add(1)
+			return nil
+		}
+		s.peer, s.version = in.from, d.Version
+		e.nst.pokes.Add(1)
+		return e.write(s, ChannelControl, d.Seq, s.response)
+	}
+	for i := range s.nSuperseded {
+		if s.superseded[i] == poke.ClientRandom {
+			e.nst.stale.Add(1) // an old session's poke, replayed
+			return nil
+		}
+	}
+	var hostRandom [randomSize]byte
+	if _, err := rand.Read(hostRandom[:]); err != nil {
+		return fmt.Errorf("kdnet: %s: no random numbers for the handshake: %w", e.desc, err)
+	}
+	body, dataKey := AnswerPoke(e.ctlKey, poke, hostRandom)
+	ns, err := e.ctl.WithDataKey(dataKey)
+	if err != nil {
+		return fmt.Errorf("kdnet: %s: %w", e.desc, err)
+	}
+	// Tell the owner about a restart only if the old session was in use
+	// (not when our response to an earlier poke was merely lost).
+	restarted := s.session && s.used
+	if s.session {
+		s.superseded[s.supNext] = s.clientRandom
+		s.supNext = (s.supNext + 1) % supersededRandoms
+		s.nSuperseded = min(s.nSuperseded+1, supersededRandoms)
+	}
+	s.clientRandom, s.response = poke.ClientRandom, body
+	// A new session: the target restarted its numbering.
+	e.win.Reset()
+	_ = e.win.Accept(d)
+	e.sealer.Store(ns)
+	s.session, s.used = true, false
+	s.peer, s.version = in.from, d.Version
+	s.haveRecv = false
+	s.sendID = HostInitialID
+	n := e.nst.sessions.Add(1)
+	e.nst.pokes.Add(1)
+	e.logf("%s: KDNET session %d with the target at %s", e.desc, n, in.from)
+	// The response reuses the poke's seq.
+	if err := e.write(s, ChannelControl, d.Seq, body); err != nil {
+		return err
+	}
+	// Resynchronise the packet ids, as WinDbg does; the target answers
+	// RESET and sends its pending packet again.
+	e.st.resetsSent.Add(1)
+	if err := e.sendControl(s, kd.TypeReset, s.sendID); err != nil {
+		return err
+	}
+	if restarted {
+		s.queue = append(s.queue, kd.Message{Kind: kd.MsgSync})
+	}
+	if s.pending != nil {
+		s.pending.pkt.ID = s.sendID
+		e.st.retransmits.Add(1)
+		if err := e.transmit(s); err != nil {
+			return err
+		}
+	}
+	if s.wantBreak {
+		s.wantBreak = false
+		return e.repeatBreakIn(s)
+	}
+	return nil
+}
