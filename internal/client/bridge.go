@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"kdsrv/internal/kd"
+	"kdsrv/internal/readahead"
 	"kdsrv/internal/wire"
 )
 
@@ -29,6 +30,7 @@ type Bridge struct {
 	lastSC  []byte
 	dbg     *debugger // the attached debugger, if any
 	onState func(wire.State)
+	ra      *bridgeReadAhead // set by EnableReadAhead (readahead.go)
 }
 
 // debugger is one attached local debugger.
@@ -70,11 +72,21 @@ func (b *Bridge) Run(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			if ra := b.readAhead(); ra != nil {
+				if push, err := ra.fromServer(pt, payload); err != nil {
+					return err
+				} else if push {
+					continue
+				}
+			}
 			b.fromServer(kd.PacketType(pt), append([]byte(nil), payload...))
 		case wire.TypeState:
 			st, err := wire.DecodeState(f.Payload)
 			if err != nil {
 				continue
+			}
+			if ra := b.readAhead(); ra != nil {
+				ra.clear()
 			}
 			b.mu.Lock()
 			cb := b.onState
@@ -202,6 +214,14 @@ func (b *Bridge) fromDebugger(d *debugger, m kd.Message) error {
 				b.mu.Lock()
 				b.halted, b.lastSC = false, nil
 				b.mu.Unlock()
+			}
+		}
+		if ra := b.readAhead(); ra != nil {
+			if reply, hint := ra.fromDebugger(p); reply != nil {
+				if err := b.c.wc.SendKD(readahead.PacketType, hint); err != nil {
+					return err
+				}
+				return ignoreGone(d.l.Send(d.ctx, kd.TypeStateManipulate, reply))
 			}
 		}
 		return b.c.wc.SendKD(uint16(p.Type), p.Payload)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,6 +43,7 @@ type target struct {
 	desc    string // how the link is described in logs
 	readers sync.WaitGroup
 	closed  bool
+	ra      *readAhead // read-ahead, once a client enabled it (readahead.go)
 }
 
 // Endpoint is the host (debugger) end of a KD link layer: KDCOM over a
@@ -233,11 +235,12 @@ func (t *target) close() {
 // release drops c's ownership; the link stays open for the next client.
 func (t *target) release(c *client) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.owner == c {
 		t.owner = nil
 		t.s.cfg.Logger.Printf("client %s released target %s", c, t.spec)
 	}
+	t.mu.Unlock()
+	t.releaseReadAhead(c)
 }
 
 func (t *target) ownerClient() *client {
@@ -262,6 +265,7 @@ func (t *target) pump() {
 		switch m.Kind {
 		case kd.MsgSync:
 			// The target restarted its id streams (reboot or reset).
+			t.targetEvent()
 			if c := t.ownerClient(); c != nil {
 				c.sendState(wire.StateReconnected, "the target restarted its debug link")
 			}
@@ -272,6 +276,9 @@ func (t *target) pump() {
 }
 
 func (t *target) fromTarget(p kd.Packet) {
+	if t.raFromTarget(p) {
+		return // the reply to the server's own prefetch
+	}
 	t.mu.Lock()
 	if p.Type == kd.TypeStateChange64 {
 		t.halted = true
@@ -303,6 +310,9 @@ func (t *target) fromTarget(p kd.Packet) {
 func (t *target) fromClient(c *client, pt uint16, payload []byte) error {
 	if t.ownerClient() != c {
 		return nil // taken over meanwhile
+	}
+	if ra := t.readAheadFor(c); ra != nil {
+		return ra.fromClient(c, pt, payload)
 	}
 	typ := kd.PacketType(pt)
 	if typ.IsControl() || typ >= kd.TypeMax || len(payload) > kd.MaxPayload {
@@ -408,5 +418,8 @@ func (t *target) lost(err error) {
 }
 
 func (t *target) setOption(name, value string) error {
-	return fmt.Errorf("unknown session option %q", name)
+	if strings.EqualFold(name, "readahead") {
+		return t.setReadAhead(value)
+	}
+	return fmt.Errorf("unknown session option %q (known: readahead=on|off)", name)
 }

@@ -1,0 +1,679 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"log"
+	"math/rand/v2"
+	"net"
+	"path"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	kdclient "kdsrv/internal/client"
+	"kdsrv/internal/kd"
+	"kdsrv/internal/readahead"
+	"kdsrv/internal/sim"
+	"kdsrv/internal/spec"
+	"kdsrv/internal/targetlink"
+	"kdsrv/internal/wire"
+)
+
+// simLink is one end of an in-memory pipe to a simulated target.
+type simLink struct{ net.Conn }
+
+func (simLink) String() string { return "sim pipe" }
+
+// raHarness is a kdsrv on loopback whose target links are in-memory pipes
+// to simulated targets (one per trans= path).
+type raHarness struct {
+	t    *testing.T
+	srv  *Server
+	mu   sync.Mutex
+	sims map[string]*sim.Target
+	cfg  sim.Config
+	wg   sync.WaitGroup
+	ctx  context.Context
+	logs strings.Builder
+}
+
+func newRAHarness(t *testing.T, cfg sim.Config) *raHarness {
+	t.Helper()
+	h := &raHarness{t: t, sims: map[string]*sim.Target{}, cfg: cfg}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.ctx = ctx
+	tr, err := spec.ParseServerTransport("tcp:port=41000:48999")
+	if err != nil {
+		t.Fatal(err)
+	}
+	allow, err := targetlink.NewAllowList([]string{"/kdsim/*"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lmu sync.Mutex
+	scfg := Config{
+		Transports:       []*spec.Transport{tr},
+		Allow:            allow,
+		HandshakeTimeout: 5 * time.Second,
+		Logger: log.New(writerFunc(func(b []byte) (int, error) {
+			lmu.Lock()
+			defer lmu.Unlock()
+			return h.logs.Write(b)
+		}), "", log.Lmicroseconds),
+		OpenTarget: func(_ context.Context, ts *spec.Target, _ *targetlink.AllowList) (targetlink.Link, error) {
+			a, z := net.Pipe()
+			tgt := h.sim(path.Base(ts.Port))
+			h.wg.Add(1)
+			go func() {
+				defer h.wg.Done()
+				_ = tgt.Serve(ctx, z)
+			}()
+			return simLink{a}, nil
+		},
+	}
+	scfg.Listen.BindHost = "127.0.0.1"
+	s, err := New(scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Listen(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.srv = s
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer scancel()
+		if err := s.Shutdown(sctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		<-served
+		cancel()
+		h.wg.Wait()
+		if t.Failed() {
+			lmu.Lock()
+			t.Logf("server log:\n%s", h.logs.String())
+			lmu.Unlock()
+		}
+	})
+	return h
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+func (h *raHarness) sim(name string) *sim.Target {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	tgt := h.sims[name]
+	if tgt == nil {
+		tgt = sim.New(h.cfg)
+		h.sims[name] = tgt
+	}
+	return tgt
+}
+
+func (h *raHarness) spec(name string) (*spec.Connect, error) {
+	port := h.srv.Addrs()[0].(*net.TCPAddr).Port
+	return spec.ParseConnect(fmt.Sprintf("kdsrv:server=@{tcp:server=127.0.0.1,port=%d},trans=@{com:pipe,port=/kdsim/%s}", port, name))
+}
+
+func (h *raHarness) target(name string) *target {
+	h.srv.mu.Lock()
+	defer h.srv.mu.Unlock()
+	for _, t := range h.srv.targets {
+		if strings.HasSuffix(t.spec.Port, "/"+name) {
+			return t
+		}
+	}
+	return nil
+}
+
+// rawClient speaks the wire protocol directly, to see exactly what the
+// server sends: replies, pushes and state changes.
+type rawClient struct {
+	t      *testing.T
+	conn   *kdclient.Conn
+	frames chan wire.Frame
+	done   chan struct{}
+	sent   uint32 // invalidating KD packets sent (the read-ahead stamp)
+	tgt    *sim.Target
+	pushes int
+	// verify checks each push that is current against the target's memory.
+	verify bool
+}
+
+func (h *raHarness) rawOpen(name string, readAhead bool) *rawClient {
+	h.t.Helper()
+	c, err := h.spec(name)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := kdclient.Dial(ctx, c.Server, kdclient.Options{Logger: log.New(io.Discard, "", 0)})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if _, err := conn.Open(ctx, c.Trans); err != nil {
+		conn.Close()
+		h.t.Fatal(err)
+	}
+	if readAhead {
+		r, err := conn.Control(ctx, wire.CmdSetOption, []byte("readahead=on"))
+		if err != nil || r.Status != wire.OK {
+			conn.Close()
+			h.t.Fatalf("readahead=on: %v %v %s", err, r.Status, r.Body)
+		}
+	}
+	rc := &rawClient{t: h.t, conn: conn, frames: make(chan wire.Frame, 256), done: make(chan struct{}), tgt: h.sim(name), verify: true}
+	go func() {
+		defer close(rc.done)
+		for {
+			f, err := conn.Wire().Recv()
+			if err != nil {
+				close(rc.frames)
+				return
+			}
+			f.Payload = append([]byte(nil), f.Payload...)
+			rc.frames <- f
+		}
+	}()
+	h.t.Cleanup(func() {
+		conn.Close()
+		for range rc.frames {
+		}
+		<-rc.done
+	})
+	// The targets start running (a halted one sends its state change as
+	// soon as the server connects, which may race with Open): stop it.
+	if err := conn.Wire().Send(wire.TypeBreakIn, nil); err != nil {
+		h.t.Fatal(err)
+	}
+	rc.waitState()
+	return rc
+}
+
+// next returns the next KD frame, checking pushes on the way.
+func (rc *rawClient) next() (kd.PacketType, []byte) {
+	rc.t.Helper()
+	timer := time.NewTimer(10 * time.Second)
+	defer timer.Stop()
+	for {
+		select {
+		case f, ok := <-rc.frames:
+			if !ok {
+				rc.t.Fatal("the server closed the connection")
+			}
+			if f.Type != wire.TypeKD {
+				continue
+			}
+			pt, payload, err := wire.DecodeKD(f.Payload)
+			if err != nil {
+				rc.t.Fatal(err)
+			}
+			if pt == readahead.PacketType {
+				rc.checkPush(payload)
+				continue
+			}
+			return kd.PacketType(pt), payload
+		case <-timer.C:
+			rc.t.Fatal("no KD packet from the server within 10s")
+		}
+	}
+}
+
+// checkPush verifies that a push stamped with the current count carries
+// exactly what the target would answer now.
+func (rc *rawClient) checkPush(payload []byte) {
+	rc.t.Helper()
+	stamp, rep, err := readahead.Decode(payload)
+	if err != nil {
+		rc.t.Fatalf("bad push: %v", err)
+	}
+	rc.pushes++
+	if stamp != rc.sent || !rc.verify {
+		return
+	}
+	want := expectRead(rc.tgt, rep)
+	if !sameRead(rep, want) {
+		rc.t.Fatalf("push for %#x (stamp %d) is stale: got %s, target has %s", rep.Memory().Address, stamp, describeRead(rep), describeRead(want))
+	}
+}
+
+func (rc *rawClient) waitState() kd.StateChange {
+	rc.t.Helper()
+	for {
+		pt, payload := rc.next()
+		if pt == kd.TypeStateChange64 {
+			sc, err := kd.DecodeStateChange(payload)
+			if err != nil {
+				rc.t.Fatal(err)
+			}
+			return sc
+		}
+	}
+}
+
+func (rc *rawClient) send(m kd.Manipulate) {
+	rc.t.Helper()
+	p := m.Append(nil)
+	if readahead.Invalidates(kd.TypeStateManipulate, p) {
+		rc.sent++
+	}
+	if err := rc.conn.Wire().SendKD(uint16(kd.TypeStateManipulate), p); err != nil {
+		rc.t.Fatal(err)
+	}
+}
+
+func (rc *rawClient) call(m kd.Manipulate) kd.Manipulate {
+	rc.t.Helper()
+	rc.send(m)
+	for {
+		pt, payload := rc.next()
+		if pt == kd.TypeStateChange64 {
+			continue // a repeat of the current state
+		}
+		if pt != kd.TypeStateManipulate {
+			rc.t.Fatalf("got %v while waiting for the %v reply", pt, m.API)
+		}
+		rep, err := kd.DecodeManipulate(payload)
+		if err != nil {
+			rc.t.Fatal(err)
+		}
+		if !kd.Matches(m, rep) {
+			rc.t.Fatalf("reply %v does not match request %v at %#x", rep, m.API, m.Memory().Address)
+		}
+		return rep
+	}
+}
+
+// read reads n bytes at addr and checks the reply against the target's
+// memory as it is now.
+func (rc *rawClient) read(addr uint64, n uint32) kd.Manipulate {
+	rc.t.Helper()
+	rep := rc.call(kd.NewReadVirtual(addr, n))
+	want := expectRead(rc.tgt, rep)
+	if !sameRead(rep, want) {
+		rc.t.Fatalf("read %d at %#x: got %s, target has %s", n, addr, describeRead(rep), describeRead(want))
+	}
+	return rep
+}
+
+// expectRead is the reply the simulated target gives to the request
+// echoed in rep, computed from its memory directly.
+func expectRead(tgt *sim.Target, rep kd.Manipulate) kd.Manipulate {
+	a := rep.Memory()
+	n := min(a.Count, kd.MaxManipulateData)
+	buf := make([]byte, n)
+	got := tgt.Memory().Read(a.Address, buf)
+	status := kd.StatusSuccess
+	if got == 0 && n > 0 {
+		status = kd.StatusUnsuccessful
+	}
+	w := rep.Reply(status, buf[:got])
+	a.Actual = uint32(got)
+	w.SetMemory(a)
+	return w
+}
+
+func sameRead(a, b kd.Manipulate) bool {
+	return bytes.Equal(a.Append(nil), b.Append(nil))
+}
+
+func describeRead(m kd.Manipulate) string {
+	sum := 0
+	for _, c := range m.Extra {
+		sum += int(c)
+	}
+	return fmt.Sprintf("status=%#x actual=%d len=%d sum=%d head=% x", m.ReturnStatus, m.Memory().Actual, len(m.Extra), sum, m.Extra[:min(len(m.Extra), 24)])
+}
+
+// waitPrefetched waits until the server has pushed at least n replies.
+func waitPrefetched(t *testing.T, tg *target, n uint64) {
+	t.Helper()
+	for range 500 {
+		if tg.readAheadStats().Pushed >= n {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("read-ahead did not prefetch %d chunks: %+v", n, tg.readAheadStats())
+}
+
+const chunk = kd.MaxManipulateData
+
+func TestReadAheadSequentialDumpIsExact(t *testing.T) {
+	t.Parallel()
+	h := newRAHarness(t, sim.Config{})
+	rc := h.rawOpen("seq", true)
+	base := sim.DataBase + 0x1000
+	for i := range 40 {
+		rc.read(base+uint64(i)*chunk, chunk)
+	}
+	st := h.target("seq").readAheadStats()
+	if st.Prefetches == 0 || st.Hits == 0 || st.Pushed == 0 {
+		t.Fatalf("sequential reads were not read ahead: %+v", st)
+	}
+	if rc.pushes == 0 {
+		t.Fatal("no push reached the client")
+	}
+}
+
+func TestReadAheadOffByDefault(t *testing.T) {
+	t.Parallel()
+	h := newRAHarness(t, sim.Config{})
+	rc := h.rawOpen("off", false)
+	for i := range 10 {
+		rc.read(sim.DataBase+uint64(i)*chunk, chunk)
+	}
+	if st := h.target("off").readAheadStats(); st != (raStats{}) {
+		t.Fatalf("read-ahead ran without being enabled: %+v", st)
+	}
+	if rc.pushes != 0 {
+		t.Fatalf("%d pushes to a client that did not ask", rc.pushes)
+	}
+}
+
+func TestReadAheadShortReadsAtUnmappedEnd(t *testing.T) {
+	t.Parallel()
+	const size = 64 << 10
+	h := newRAHarness(t, sim.Config{DataSize: size})
+	rc := h.rawOpen("end", true)
+	// A stream whose chunks are not page-aligned runs off the end of the
+	// region: a short read, then failures.
+	start := sim.DataBase + size - 6*chunk - 100
+	for i := range 10 {
+		rep := rc.read(start+uint64(i)*chunk, chunk)
+		if i == 6 && (rep.Memory().Actual != 100 || rep.ReturnStatus != kd.StatusSuccess) {
+			t.Fatalf("chunk %d at the end: %s, want a 100-byte short read", i, describeRead(rep))
+		}
+		if i > 6 && rep.ReturnStatus != kd.StatusUnsuccessful {
+			t.Fatalf("chunk %d past the end: %s, want a failure", i, describeRead(rep))
+		}
+	}
+}
+
+// TestReadAheadNeverStale proves the cache never answers with data older
+// than the last write, continue or state change.
+func TestReadAheadNeverStale(t *testing.T) {
+	t.Parallel()
+	base := sim.DataBase + 0x40000
+	cases := []struct {
+		name   string
+		change func(t *testing.T, rc *rawClient, addr uint64) // changes memory at addr
+	}{
+		{"WriteVirtual", func(t *testing.T, rc *rawClient, addr uint64) {
+			rep := rc.call(kd.NewWriteVirtual(addr, bytes.Repeat([]byte{0xEE}, 64)))
+			if rep.ReturnStatus != kd.StatusSuccess {
+				t.Fatalf("write: %v", rep)
+			}
+		}},
+		{"WriteBreakPoint", func(t *testing.T, rc *rawClient, addr uint64) {
+			var m kd.Manipulate
+			m.API = kd.APIWriteBreakPoint
+			m.SetBreakPoint(kd.BreakPointArgs{Address: addr + 7})
+			if rep := rc.call(m); rep.ReturnStatus != kd.StatusSuccess {
+				t.Fatalf("breakpoint: %v", rep)
+			}
+		}},
+		{"ContinueThenBreak", func(t *testing.T, rc *rawClient, addr uint64) {
+			rc.send(kd.NewContinue2(kd.Continue2Args{ContinueStatus: kd.DbgContinue}))
+			for range 200 {
+				if !rc.tgt.Halted() {
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			if rc.tgt.Halted() {
+				t.Fatal("the target did not resume")
+			}
+			// The target runs and changes its memory by itself.
+			rc.tgt.Memory().Write(addr, bytes.Repeat([]byte{0xC3}, 100))
+			if err := rc.conn.Wire().Send(wire.TypeBreakIn, nil); err != nil {
+				t.Fatal(err)
+			}
+			rc.waitState()
+		}},
+		{"StateChangeOnly", func(t *testing.T, rc *rawClient, addr uint64) {
+			// Memory changes behind the debugger's back and the target
+			// reports a state change (here: a halted target answering a
+			// break-in) without any debugger packet: the server must
+			// drop what it prefetched.
+			rc.verify = false // pushes already in flight are stale by design
+			rc.tgt.Memory().Write(addr, bytes.Repeat([]byte{0x5A}, 100))
+			if err := rc.conn.Wire().Send(wire.TypeBreakIn, nil); err != nil {
+				t.Fatal(err)
+			}
+			rc.waitState()
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newRAHarness(t, sim.Config{})
+			rc := h.rawOpen("stale", true)
+			rc.read(base, chunk)
+			rc.read(base+chunk, chunk)
+			waitPrefetched(t, h.target("stale"), 6) // chunks 2..7 are cached now
+			victim := base + 4*chunk + 10
+			before := h.target("stale").readAheadStats()
+			tc.change(t, rc, victim)
+			after := h.target("stale").readAheadStats()
+			if after.Invalidate == before.Invalidate {
+				t.Fatalf("%s did not invalidate the cache", tc.name)
+			}
+			rc.verify = true
+			for i := 2; i < 10; i++ {
+				rc.read(base+uint64(i)*chunk, chunk) // checks against memory now
+			}
+		})
+	}
+}
+
+// TestReadAheadRandomOperations runs a random mix of reads, writes,
+// resumes and state changes and checks every reply and every current push
+// against the target's memory.
+func TestReadAheadRandomOperations(t *testing.T) {
+	t.Parallel()
+	const size = 256 << 10
+	h := newRAHarness(t, sim.Config{DataSize: size})
+	rc := h.rawOpen("rand", true)
+	rng := rand.New(rand.NewPCG(1, 2))
+	pos := sim.DataBase
+	for range 300 {
+		switch op := rng.IntN(20); {
+		case op < 12: // sequential read
+			n := uint32(chunk)
+			if rng.IntN(4) == 0 {
+				n = uint32(1 + rng.IntN(chunk))
+			}
+			rc.read(pos, n)
+			pos += uint64(n)
+			if pos >= sim.DataBase+size+4*chunk {
+				pos = sim.DataBase + uint64(rng.IntN(size))
+			}
+		case op < 14: // jump
+			pos = sim.DataBase + uint64(rng.IntN(size+chunk))
+			rc.read(pos, chunk)
+		case op < 17: // write ahead of the reader
+			data := make([]byte, 1+rng.IntN(64))
+			for i := range data {
+				data[i] = byte(rng.Uint32())
+			}
+			addr := pos + uint64(rng.IntN(8*chunk))
+			rc.call(kd.NewWriteVirtual(addr, data))
+		case op < 18: // resume, memory changes, break in
+			rc.send(kd.NewContinue2(kd.Continue2Args{ContinueStatus: kd.DbgContinue}))
+			for range 200 {
+				if !rc.tgt.Halted() {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			rc.tgt.Memory().Write(pos+uint64(rng.IntN(4*chunk)), []byte{byte(rng.Uint32()), 1, 2, 3})
+			if err := rc.conn.Wire().Send(wire.TypeBreakIn, nil); err != nil {
+				t.Fatal(err)
+			}
+			rc.waitState()
+		default: // other calls in between
+			rc.call(kd.NewGetContext(0))
+		}
+	}
+	if st := h.target("rand").readAheadStats(); st.Pushed == 0 {
+		t.Fatalf("nothing was read ahead: %+v", st)
+	}
+}
+
+// TestReadAheadBridgeDump runs a debugger (kd.Host) through a kdclient
+// bridge with read-ahead: the dump is exact, most chunks are answered by
+// the bridge, and a write in the middle is seen by the next dump.
+func TestReadAheadBridgeDump(t *testing.T) {
+	t.Parallel()
+	h := newRAHarness(t, sim.Config{})
+	c, err := h.spec("bridge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, err := kdclient.Dial(ctx, c.Server, kdclient.Options{Logger: log.New(io.Discard, "", 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Open(ctx, c.Trans); err != nil {
+		t.Fatal(err)
+	}
+	b := kdclient.NewBridge(conn)
+	if err := b.EnableReadAhead(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rctx, stopRun := context.WithCancel(ctx)
+	runErr := make(chan error, 1)
+	go func() { runErr <- b.Run(rctx) }()
+	defer func() {
+		stopRun()
+		<-runErr
+	}()
+	host, stopHost := b.Host(rctx, kd.Config{}, kd.HostOptions{})
+	defer stopHost()
+	if _, err := host.Attach(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tgt := h.sim("bridge")
+	addr := sim.DataBase + 0x100000
+	const n = 1 << 20
+	check := func(what string, off, n uint64) {
+		t.Helper()
+		got, err := host.ReadVirtual(ctx, addr+off, int(n))
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		want := make([]byte, n)
+		tgt.Memory().Read(addr+off, want)
+		if !bytes.Equal(got, want) {
+			i := 0
+			for i < len(want) && got[i] == want[i] {
+				i++
+			}
+			t.Fatalf("%s: dump differs from the target's memory at offset %#x", what, off+uint64(i))
+		}
+	}
+	check("first dump", 0, n)
+	if st := b.ReadAheadStats(); st.Hits < n/chunk/2 {
+		t.Fatalf("the bridge answered only %d of %d chunks locally: %+v", st.Hits, n/chunk, st)
+	}
+	// Read half, change memory just ahead of the reader (where the bridge
+	// holds pushed chunks now), read on.
+	const half = 64 * chunk // chunk-aligned: the second half continues the stream
+	check("first half", 0, half)
+	if _, err := host.WriteVirtual(ctx, addr+half+chunk+5, []byte("fresh bytes")); err != nil {
+		t.Fatal(err)
+	}
+	check("second half after a write", half, n-half)
+	check("first half again", 0, half)
+	if err := host.Continue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 200 {
+		if !tgt.Halted() {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	tgt.Memory().Write(addr+half+2*chunk, []byte("changed while running"))
+	if _, err := host.Break(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("second half after continue and break", half, n-half)
+}
+
+func TestReadAheadOptionErrors(t *testing.T) {
+	t.Parallel()
+	h := newRAHarness(t, sim.Config{})
+	c, err := h.spec("opt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := kdclient.Dial(ctx, c.Server, kdclient.Options{Logger: log.New(io.Discard, "", 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Open(ctx, c.Trans); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		body string
+		ok   bool
+		want string
+	}{
+		{"readahead=on", true, ""},
+		{"READAHEAD=off", true, ""},
+		{"readahead=maybe", false, "readahead=on or readahead=off"},
+		{"bogus=1", false, "unknown session option"},
+	} {
+		r, err := conn.Control(ctx, wire.CmdSetOption, []byte(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (r.Status == wire.OK) != tc.ok || !strings.Contains(string(r.Body), tc.want) {
+			t.Errorf("%s: status %v body %q", tc.body, r.Status, r.Body)
+		}
+	}
+}
+
+// TestReadAheadFrameDecode is a table test of the extension frame decoder.
+func TestReadAheadFrameDecode(t *testing.T) {
+	req := kd.NewReadVirtual(0x1000, 16)
+	rep := req.Reply(kd.StatusSuccess, bytes.Repeat([]byte{1}, 16))
+	good := readahead.Encode(7, rep.Append(nil))
+	write := kd.NewWriteVirtual(0x1000, []byte{1})
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		ok   bool
+	}{
+		{"good", good, true},
+		{"short", good[:20], false},
+		{"not a read", readahead.Encode(1, write.Append(nil)), false},
+		{"empty", nil, false},
+	} {
+		stamp, m, err := readahead.Decode(tc.b)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: err %v", tc.name, err)
+		}
+		if tc.ok && (stamp != 7 || binary.LittleEndian.Uint64(m.U[0:]) != 0x1000) {
+			t.Errorf("%s: stamp %d, address %#x", tc.name, stamp, m.Memory().Address)
+		}
+	}
+}
