@@ -76,7 +76,8 @@ func TestDryRunAndHelp(t *testing.T) {
 
 func TestServeAndSIGTERM(t *testing.T) {
 	bin := build(t)
-	cmd := exec.Command(bin, "-t", "tcp:port=31000:31999", "-t", "tcp:port=32000:32999,password=abc", "-bind", "127.0.0.1")
+	cmd := exec.Command(bin, "-t", "tcp:port=31000:31999", "-t", "tcp:port=32000:32999,password=abc", "-bind", "127.0.0.1",
+		"-registry", t.TempDir(), "-qr-port", "0", "-no-mdns")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
