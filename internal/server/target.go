@@ -254,6 +254,7 @@ func (t *target) ownerClient() *client {
 func (t *target) pump() {
 	defer t.readers.Done()
 	defer t.stop()
+	heard := false // a target's first packet always carries the sync bit
 	for {
 		m, err := t.kdl.Recv(t.ctx)
 		if err != nil {
@@ -264,12 +265,14 @@ func (t *target) pump() {
 		}
 		switch m.Kind {
 		case kd.MsgSync:
-			// The target restarted its id streams (reboot or reset).
+			// The target restarted its id streams (reboot or reset);
+			// its very first packet always carries the sync bit.
 			t.targetEvent()
-			if c := t.ownerClient(); c != nil {
+			if c := t.ownerClient(); c != nil && heard {
 				c.sendState(wire.StateReconnected, "the target restarted its debug link")
 			}
 		case kd.MsgPacket:
+			heard = true
 			t.fromTarget(m.Packet)
 		}
 	}
