@@ -82,4 +82,6 @@ func (l *listener) closeLocked() {
 // Addr returns com:<port>#<channel>.
 func (l *listener) Addr() net.Addr { return Addr{Port: l.m.name, Channel: int(l.ch)} }
 
-func (l *listener) String() string { return fmt.Sprintf("commux listener on %s", l.m.chanName(int(l.ch))) }
+func (l *listener) String() string {
+	return fmt.Sprintf("commux listener on %s", l.m.chanName(int(l.ch)))
+}

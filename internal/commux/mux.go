@@ -114,8 +114,8 @@ type Stats struct {
 
 const (
 	maxRTO        = 30 * time.Second
-	maxTimeouts   = 10       // consecutive timeouts without any answer before a connection fails
-	acceptBacklog = 16       // OPENs a listener queues before Accept
+	maxTimeouts   = 10 // consecutive timeouts without any answer before a connection fails
+	acceptBacklog = 16 // OPENs a listener queues before Accept
 	closeFlush    = 250 * time.Millisecond
 	readBufSize   = 16 << 10 // bytes per read from the line
 )
