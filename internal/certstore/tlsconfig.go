@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"kdsrv/internal/wire"
 	"strings"
 )
 
@@ -173,10 +174,11 @@ func pinConfig(cfg *tls.Config, p pin) {
 }
 
 // Channel binding parameters: the TLS exporter label and length used to bind
-// the password proof of the wire protocol to one TLS session.
+// the password proof of the wire protocol to one TLS session. They are the
+// wire protocol's, so Binding and wire.TLSBinding agree.
 const (
-	BindingLabel = "EXPORTER-kdsrv-auth"
-	BindingSize  = 32
+	BindingLabel = wire.TLSBindingLabel
+	BindingSize  = wire.TLSBindingSize
 )
 
 // Binding returns the channel-binding value of a TLS connection: the

@@ -55,6 +55,11 @@ type Conn struct {
 // Dial connects to the server described by t and runs the handshake.
 func Dial(ctx context.Context, t *spec.Transport, opts Options) (*Conn, error) {
 	opts.setDefaults()
+	// Derive the password key before dialing: the derivation is slow by
+	// design and must not eat into the handshake's deadlines.
+	if err := wire.PrepareKey(t.Password); err != nil {
+		return nil, err
+	}
 	nc, err := opts.Dial(ctx, t)
 	if err != nil {
 		return nil, err

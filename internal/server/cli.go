@@ -22,6 +22,7 @@ const Usage = `kdsrv — KD connection server
 Usage:
   kdsrv -t TRANSPORT [-t TRANSPORT ...] [options]
   kdsrv -dry-run -t TRANSPORT ...
+  kdsrv cert create NAME | kdsrv cert list   certificates for ssl/spipe (kdsrv cert -h)
 
 kdsrv runs on the machine that owns a kernel debug link (serial cable, a
 VM's serial pipe, KDCOM over TCP) and lets remote smart clients (kdclient,

@@ -119,6 +119,16 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.Transports) == 0 {
 		return nil, errors.New("kdsrv: no transport given: add at least one -t (for example -t tcp:port=5005)")
 	}
+	for _, t := range cfg.Transports {
+		// The password key is slow to derive by design: do it now, not
+		// under the first client's handshake deadline.
+		if err := wire.PrepareKey(t.Password); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Listen.TLSHandshakeTimeout == 0 {
+		cfg.Listen.TLSHandshakeTimeout = cfg.HandshakeTimeout
+	}
 	if cfg.Allow == nil {
 		a, err := targetlink.NewAllowList(nil, true)
 		if err != nil {
