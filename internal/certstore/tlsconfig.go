@@ -4,8 +4,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"kdsrv/internal/wire"
 	"strings"
+
+	"kdsrv/internal/wire"
 )
 
 // cipherSuites are the TLS 1.2 suites offered and accepted: ECDHE key
