@@ -49,7 +49,14 @@ func payloadHexText(b []byte) string {
 // the file when -update is given.
 func checkPayloadGolden(t *testing.T, name string, b []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", "payloads", name+".hex")
+	checkGolden(t, "payloads", name, b)
+}
+
+// checkGolden compares b with testdata/<dir>/<name>.hex, rewriting the file
+// when -update is given.
+func checkGolden(t *testing.T, dir, name string, b []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", dir, name+".hex")
 	text := payloadHexText(b)
 	if *update {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {

@@ -2,23 +2,10 @@ package kd
 
 import (
 	"bytes"
-	"encoding/hex"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
-
-// unhex decodes hex text, ignoring white space.
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.Join(strings.Fields(s), ""))
-	if err != nil {
-		t.Fatalf("bad hex %q: %v", s, err)
-	}
-	return b
-}
 
 // Whole-packet vectors from kd-protocol.md §8 (V1–V4, V9).
 var packetVectors = []struct {
@@ -41,11 +28,11 @@ func TestPacketGolden(t *testing.T) {
 	for _, v := range packetVectors {
 		t.Run(v.name, func(t *testing.T) {
 			got := AppendPacket(nil, v.pkt)
-			want := unhex(t, v.wire)
+			want := payloadFromHex(t, v.wire)
 			if !bytes.Equal(got, want) {
 				t.Fatalf("encode:\n got %x\nwant %x", got, want)
 			}
-			checkGoldenFile(t, filepath.Join("testdata", "packets", v.name+".hex"), got)
+			checkGolden(t, "packets", v.name, got)
 			var d Decoder
 			d.Feed(want)
 			f, ok := d.Next()
@@ -57,40 +44,6 @@ func TestPacketGolden(t *testing.T) {
 			}
 		})
 	}
-}
-
-// checkGoldenFile compares b with the hex golden file at path, rewriting it
-// with -update.
-func checkGoldenFile(t *testing.T, path string, b []byte) {
-	t.Helper()
-	text := hexLines(b)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("golden file missing (run go test ./internal/kd -update): %v", err)
-	}
-	if string(want) != text {
-		t.Fatalf("%s differs:\n got %s\nwant %s", path, text, want)
-	}
-}
-
-func hexLines(b []byte) string {
-	var sb strings.Builder
-	for len(b) > 0 {
-		n := min(16, len(b))
-		sb.WriteString(hex.EncodeToString(b[:n]))
-		sb.WriteByte('\n')
-		b = b[n:]
-	}
-	return sb.String()
 }
 
 func TestChecksum(t *testing.T) {
@@ -234,7 +187,7 @@ func TestDecoderControlNoiseDoesNotHideData(t *testing.T) {
 
 func FuzzDecoder(f *testing.F) {
 	for _, v := range packetVectors {
-		f.Add(unhex(f, v.wire))
+		f.Add(payloadFromHex(f, v.wire))
 	}
 	f.Add([]byte{0x62, 0x30, 0x30, 0x30, 0x30, 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
