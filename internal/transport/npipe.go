@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"runtime"
 	"strings"
 
 	"kdsrv/internal/spec"
@@ -112,12 +111,4 @@ func isLocalHost(host string) bool {
 	short, _, _ := strings.Cut(self, ".")
 	hshort, _, _ := strings.Cut(h, ".")
 	return h == self || h == short || (hshort == short && !strings.Contains(h, ":") && net.ParseIP(h) == nil)
-}
-
-// remotePipeError is the error for a pipe on another machine where this
-// operating system cannot reach remote pipes.
-func remotePipeError(host, name string) error {
-	return fmt.Errorf("npipe:server=%s,pipe=%s: named pipes on other machines can only be reached from Windows, and this is %s; "+
-		"run kdsrv on %s with -t tcp:port=N (or ssl) and connect with server=@{tcp:server=%s,port=N}",
-		host, name, runtime.GOOS, host, host)
 }

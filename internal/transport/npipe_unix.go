@@ -151,6 +151,30 @@ type unixPipeListener struct {
 	once sync.Once
 }
 
+// Accept returns the next client; its RemoteAddr names the peer process
+// where the system tells (Linux: "uid 1000 pid 4321").
+func (l *unixPipeListener) Accept() (net.Conn, error) {
+	c, err := l.UnixListener.AcceptUnix()
+	if err != nil {
+		return nil, err
+	}
+	return &pipeConn{UnixConn: c, remote: pipeAddr(peerOf(c))}, nil
+}
+
+// pipeConn is an accepted pipe connection with a readable remote address.
+type pipeConn struct {
+	*net.UnixConn
+	remote net.Addr
+}
+
+func (c *pipeConn) RemoteAddr() net.Addr { return c.remote }
+
+// pipeAddr describes the process at the other end of a pipe.
+type pipeAddr string
+
+func (a pipeAddr) Network() string { return "unix" }
+func (a pipeAddr) String() string  { return string(a) }
+
 func (l *unixPipeListener) Close() error {
 	err := l.UnixListener.Close()
 	l.once.Do(func() {
@@ -260,4 +284,12 @@ func dialPipe(ctx context.Context, host, name string) (net.Conn, error) {
 	}
 	return nil, fmt.Errorf("cannot reach kdsrv on pipe %s: no such pipe (looked for %s); start kdsrv -t npipe:pipe=%s on this machine, as the same user or with the same %s",
 		name, strings.Join(tried, " and "), name, PipeDirEnv)
+}
+
+// remotePipeError is the error for a pipe on another machine where this
+// operating system cannot reach remote pipes.
+func remotePipeError(host, name string) error {
+	return fmt.Errorf("npipe:server=%s,pipe=%s: named pipes on other machines can only be reached from Windows, and this is %s; "+
+		"run kdsrv on %s with -t tcp:port=N (or ssl) and connect with server=@{tcp:server=%s,port=N}",
+		host, name, runtime.GOOS, host, host)
 }

@@ -5,11 +5,13 @@ package transport
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -376,5 +378,48 @@ func TestPipeDialErrors(t *testing.T) {
 	_, err := ListenPipe(strings.Repeat("p", 30))
 	if err == nil || !strings.Contains(err.Error(), "longer than") {
 		t.Fatalf("long path: %v", err)
+	}
+}
+
+// TestPipePeerAddr: the server sees which process connected (on Linux its
+// uid and pid), not the empty name of an unbound unix socket.
+func TestPipePeerAddr(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	pipeTestDir(t)
+	ln, err := ListenPipe("peer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := DialPipe(testCtx(t, 5*time.Second), ".", "peer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	want := "local pipe client"
+	if runtime.GOOS == "linux" {
+		want = fmt.Sprintf("uid %d pid %d", os.Geteuid(), os.Getpid())
+	}
+	if got := sc.RemoteAddr().String(); got != want {
+		t.Fatalf("remote %q, want %q", got, want)
+	}
+	roundTripPair(t, sc, c)
+}
+
+func roundTripPair(t *testing.T, a, b net.Conn) {
+	t.Helper()
+	a.SetDeadline(time.Now().Add(5 * time.Second))
+	b.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := a.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(b, got); err != nil || string(got) != "ping" {
+		t.Fatalf("%q %v", got, err)
 	}
 }
