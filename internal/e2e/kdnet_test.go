@@ -1,0 +1,438 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"kdsrv/internal/client"
+	"kdsrv/internal/kd"
+	"kdsrv/internal/kdnet"
+	"kdsrv/internal/server"
+	"kdsrv/internal/sim"
+	"kdsrv/internal/wire"
+)
+
+// KDNET end to end: a simulated kernel in KDNET mode (sim over a kdnet
+// target endpoint, like kdtarget -kdnet) ↔ kdsrv (trans net, host role) ↔
+// kdclient bridge ↔ a KDCOM debugger (kd.Host). Every socket is on
+// loopback.
+
+func init() {
+	// Keep the server's KDNET sockets on loopback.
+	server.KDNETBindHost = "127.0.0.1"
+}
+
+const netKey = "2steg4fzbj2sz.w8sa3ldw8i1c.2c3jhbvjqxqz7.1yyr7dsp1jkj"
+
+// freeKDNETPort returns a UDP port that was free on 127.0.0.1 a moment ago.
+func freeKDNETPort(t testing.TB) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// netTarget is a simulated machine whose debug link is KDNET toward a host.
+type netTarget struct {
+	sim    *sim.Target
+	ep     *kdnet.Endpoint
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+}
+
+func startNetTarget(t testing.TB, tgt *sim.Target, hostAddr, key string) *netTarget {
+	t.Helper()
+	k, err := kdnet.ParseKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := kdnet.DialTarget(context.Background(), kdnet.TargetConfig{
+		Config:       kdnet.Config{Key: k},
+		Host:         hostAddr,
+		Local:        "127.0.0.1:0",
+		PokeInterval: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &netTarget{sim: tgt, ep: ep, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(n.done)
+		if err := tgt.ServeEndpoint(ctx, ep); err != nil {
+			t.Errorf("simulated target: %v", err)
+		}
+	}()
+	t.Cleanup(n.stop)
+	return n
+}
+
+// stop powers the machine's debug link off.
+func (n *netTarget) stop() {
+	n.once.Do(func() {
+		n.cancel()
+		<-n.done
+		n.ep.Close()
+	})
+}
+
+// lossyProxy relays UDP between one target and a host, dropping a share of
+// the datagrams each way (seeded, so runs are repeatable).
+type lossyProxy struct {
+	front, back *net.UDPConn
+	host        netip.AddrPort
+	permille    int
+	dropped     atomic.Int64
+	relayed     atomic.Int64
+
+	mu     sync.Mutex
+	rng    *rand.Rand
+	target netip.AddrPort
+	wg     sync.WaitGroup
+}
+
+func newLossyProxy(t testing.TB, host netip.AddrPort, permille int) *lossyProxy {
+	t.Helper()
+	lo := net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0"))
+	front, err := net.ListenUDP("udp", lo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := net.ListenUDP("udp", lo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &lossyProxy{front: front, back: back, host: host, permille: permille, rng: rand.New(rand.NewPCG(10, 11))}
+	p.wg.Add(2)
+	go p.relay(true)
+	go p.relay(false)
+	t.Cleanup(func() {
+		front.Close()
+		back.Close()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *lossyProxy) addr() string { return p.front.LocalAddr().String() }
+
+func (p *lossyProxy) relay(toHost bool) {
+	defer p.wg.Done()
+	in, out := p.back, p.front
+	if toHost {
+		in, out = p.front, p.back
+	}
+	buf := make([]byte, 65536)
+	for {
+		n, from, err := in.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		drop := p.rng.IntN(1000) < p.permille
+		dst := p.target
+		if toHost {
+			p.target, dst = from, p.host
+		}
+		p.mu.Unlock()
+		if drop {
+			p.dropped.Add(1)
+			continue
+		}
+		p.relayed.Add(1)
+		out.WriteToUDPAddrPort(buf[:n], dst)
+	}
+}
+
+// netSuite is suite for KDNET: the same calls, but a UDP link may need
+// retransmissions (and the target retransmits its prints before the server
+// has opened the port), so the final check is only that nothing was
+// corrupt.
+func netSuite(t *testing.T, s *session, tgt *sim.Target) *kd.Host {
+	t.Helper()
+	ctx := ctxFor(t, 90*time.Second)
+	var mu sync.Mutex
+	var prints []string
+	h := s.host(t, kd.HostOptions{OnPrint: func(cpu uint16, text []byte) {
+		mu.Lock()
+		prints = append(prints, string(text))
+		mu.Unlock()
+	}})
+	sc, err := h.Attach(ctx)
+	if err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	if sc.ProgramCounter != sim.BreakAddress || sc.Exception.ExceptionCode != kd.StatusBreakpoint {
+		t.Fatalf("state change %v", sc)
+	}
+	v, err := h.Version(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.KernBase != sim.KernBase || v.MinorVersion != tgt.Config().Build || v.MachineType != kd.MachineAMD64 {
+		t.Fatalf("version %+v", v)
+	}
+	c, err := h.Context(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := tgt.Context(0); c.Rip != want.Rip || c.Rax != want.Rax || c.Rsp != want.Rsp {
+		t.Fatalf("context rip %#x rax %#x, want %#x %#x", c.Rip, c.Rax, want.Rip, want.Rax)
+	}
+	addr := sim.DataBase + 0x10000
+	data := []byte("kdsrv end-to-end write over KDNET")
+	if n, err := h.WriteVirtual(ctx, addr, data); err != nil || n != len(data) {
+		t.Fatalf("write: %d %v", n, err)
+	}
+	got, err := h.ReadVirtual(ctx, addr, len(data))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back %q %v", got, err)
+	}
+	for i := range 100 {
+		a := sim.DataBase + 0x100000 + uint64(i)*4096
+		got, err := h.ReadVirtual(ctx, a, 4096)
+		if err != nil {
+			t.Fatalf("read %d: %v", i, err)
+		}
+		if !bytes.Equal(got, patternBytes(a, 4096)) {
+			t.Fatalf("read %d at %#x: wrong content", i, a)
+		}
+	}
+	if err := h.Continue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 400*time.Millisecond)
+	if _, err := h.WaitStateChange(wctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("state change while running: %v", err)
+	}
+	cancel()
+	sc, err = h.Break(ctx)
+	if err != nil {
+		t.Fatalf("break: %v", err)
+	}
+	if sc.Exception.ExceptionCode != kd.StatusBreakpoint {
+		t.Fatalf("after break %v", sc)
+	}
+	mu.Lock()
+	n := len(prints)
+	first := ""
+	if n > 0 {
+		first = prints[0]
+	}
+	mu.Unlock()
+	if tgt.Config().PrintEvery > 0 && (n < 2 || !strings.HasPrefix(first, "kdtarget: tick")) {
+		t.Fatalf("DbgPrint lines %d (first %q)", n, first)
+	}
+	if st := tgt.Stats(); st.Link.Corrupt != 0 {
+		t.Fatalf("target link stats %+v", st.Link)
+	}
+	return h
+}
+
+func netTrans(port int, key string) string { return fmt.Sprintf("net:port=%d,key=%s", port, key) }
+
+func TestEndToEndKDNET(t *testing.T) {
+	h := newHarness(t, harnessOpts{allow: []string{"net:*"}})
+	port := freeKDNETPort(t)
+	tgt := sim.New(sim.Config{PrintEvery: 50 * time.Millisecond})
+	nt := startNetTarget(t, tgt, fmt.Sprintf("127.0.0.1:%d", port), netKey)
+	s, err := h.open(h.serverSpec(""), netTrans(port, netKey), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	netSuite(t, s, tgt)
+	if ns := nt.ep.NetStats(); ns.Sessions != 1 || ns.Rejected != 0 {
+		t.Fatalf("target endpoint %+v", ns)
+	}
+	if strings.Contains(h.logs.String(), netKey) {
+		t.Fatal("the KDNET key appears in the server log")
+	}
+}
+
+// TestEndToEndKDNETLossy: 1% of the datagrams lost each way between target
+// and server; every call still completes.
+func TestEndToEndKDNETLossy(t *testing.T) {
+	h := newHarness(t, harnessOpts{allow: []string{"net:*"}})
+	port := freeKDNETPort(t)
+	px := newLossyProxy(t, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)), 10)
+	tgt := sim.New(sim.Config{PrintEvery: 50 * time.Millisecond})
+	startNetTarget(t, tgt, px.addr(), netKey)
+	s, err := h.open(h.serverSpec(""), netTrans(port, netKey), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	netSuite(t, s, tgt)
+	t.Logf("proxy relayed %d datagrams and dropped %d; target link %+v", px.relayed.Load(), px.dropped.Load(), tgt.Stats().Link)
+	if px.dropped.Load() == 0 {
+		t.Fatal("the proxy dropped nothing: the test proves nothing")
+	}
+}
+
+// TestKDNETTargetRestart: the target reboots mid-session (new handshake,
+// new data key, restarted sequence numbers); the client is told and its
+// next break-in stops the new kernel.
+func TestKDNETTargetRestart(t *testing.T) {
+	h := newHarness(t, harnessOpts{allow: []string{"net:*"}})
+	port := freeKDNETPort(t)
+	hostAddr := fmt.Sprintf("127.0.0.1:%d", port)
+	nt := startNetTarget(t, sim.New(sim.Config{}), hostAddr, netKey)
+	s, err := h.open(h.serverSpec(""), netTrans(port, netKey), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := make(chan wire.State, 16)
+	s.bridge.OnState(func(st wire.State) {
+		select {
+		case states <- st:
+		default:
+		}
+	})
+	ctx := ctxFor(t, 60*time.Second)
+	dh := s.host(t, kd.HostOptions{})
+	if _, err := dh.Attach(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dh.WriteVirtual(ctx, sim.DataBase, []byte("before the reboot")); err != nil {
+		t.Fatal(err)
+	}
+	if err := dh.Continue(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	nt.stop()
+	rebooted := sim.New(sim.Config{Build: 22631})
+	startNetTarget(t, rebooted, hostAddr, netKey)
+	select {
+	case st := <-states:
+		if st.State != wire.StateReconnected {
+			t.Fatalf("client told %v: %s", st.State, st.Text)
+		}
+	case <-ctx.Done():
+		t.Fatal("the client was not told about the new session")
+	}
+	sc, err := dh.Break(ctx)
+	if err != nil {
+		t.Fatalf("break after the reboot: %v", err)
+	}
+	if sc.Exception.ExceptionCode != kd.StatusBreakpoint || !rebooted.Halted() {
+		t.Fatalf("state %v, halted %v", sc, rebooted.Halted())
+	}
+	v, err := dh.Version(ctx)
+	if err != nil || v.MinorVersion != 22631 {
+		t.Fatalf("version after the reboot: %+v %v", v, err)
+	}
+	got, err := dh.ReadVirtual(ctx, sim.DataBase, 17)
+	if err != nil || bytes.Equal(got, []byte("before the reboot")) {
+		t.Fatalf("memory after the reboot %q %v (the old machine's)", got, err)
+	}
+}
+
+// TestKDNETWrongKeyAndFlood: a target with the wrong key is never
+// answered, and 100,000 junk datagrams leave the session working without
+// growing memory.
+func TestKDNETWrongKeyAndFlood(t *testing.T) {
+	h := newHarness(t, harnessOpts{allow: []string{"net:*"}})
+	port := freeKDNETPort(t)
+	hostAddr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
+	tgt := sim.New(sim.Config{})
+	startNetTarget(t, tgt, hostAddr.String(), netKey)
+	s, err := h.open(h.serverSpec(""), netTrans(port, netKey), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxFor(t, 90*time.Second)
+	dh := s.host(t, kd.HostOptions{})
+	if _, err := dh.Attach(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wrong := startNetTarget(t, sim.New(sim.Config{}), hostAddr.String(), "1.2.3.4")
+
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	heapBefore := ms.HeapAlloc
+	junk, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer junk.Close()
+	rng := rand.New(rand.NewPCG(5, 6))
+	buf := make([]byte, 1500)
+	for i := range 100_000 {
+		b := buf[:kdnet.MinDatagram+16*rng.IntN(80)]
+		for j := range b {
+			b[j] = byte(rng.Uint32())
+		}
+		if i%4 != 0 {
+			copy(b, kdnet.Magic)
+			b[5] = byte(i % 2)
+		}
+		junk.WriteToUDPAddrPort(b, hostAddr)
+		if i%10_000 == 0 {
+			if v, err := dh.Version(ctx); err != nil || v.KernBase != sim.KernBase {
+				t.Fatalf("version during the flood (%d sent): %+v %v", i, v, err)
+			}
+		}
+	}
+	got, err := dh.ReadVirtual(ctx, sim.DataBase+0x4000, 4000)
+	if err != nil || !bytes.Equal(got, patternBytes(sim.DataBase+0x4000, 4000)) {
+		t.Fatalf("read after the flood: %v", err)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	if grow := int64(ms.HeapAlloc) - int64(heapBefore); grow > 32<<20 {
+		t.Fatalf("heap grew by %d bytes during the flood", grow)
+	}
+	if ns := wrong.ep.NetStats(); ns.Received != 0 || ns.Sessions != 0 || ns.Pokes == 0 {
+		t.Fatalf("the wrong-key target: %+v", ns)
+	}
+	if tgt.Stats().Connections != 1 {
+		t.Fatalf("the real target was disturbed: %+v", tgt.Stats())
+	}
+}
+
+// TestKDNETBuiltinCommand: kdclient's built-in version command against a
+// KDNET target.
+func TestKDNETBuiltinCommand(t *testing.T) {
+	h := newHarness(t, harnessOpts{allow: []string{"net:*"}})
+	port := freeKDNETPort(t)
+	startNetTarget(t, sim.New(sim.Config{Build: 26100}), fmt.Sprintf("127.0.0.1:%d", port), netKey)
+	var out, errb bytes.Buffer
+	args := []string{"-timeout", "20s", "-k", fmt.Sprintf("kdsrv:server=@{%s},trans=@{%s}", h.serverSpec(""), netTrans(port, netKey)), "version"}
+	if code := client.Main(ctxFor(t, 30*time.Second), args, &out, &errb); code != 0 {
+		t.Fatalf("kdclient version exited %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "build 26100") || !strings.Contains(out.String(), "machine x64") {
+		t.Fatalf("output %q", out.String())
+	}
+	if strings.Contains(out.String()+errb.String(), netKey) {
+		t.Fatal("the key was printed")
+	}
+}
+
+// TestKDNETNotAllowed: without -allow net:PORT the server refuses.
+func TestKDNETNotAllowed(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	_, err := h.open(h.serverSpec(""), netTrans(freeKDNETPort(t), netKey), client.Options{})
+	if err == nil || !strings.Contains(err.Error(), "net:") {
+		t.Fatalf("got %v", err)
+	}
+	if strings.Contains(err.Error(), netKey) {
+		t.Fatal("the key is in the error")
+	}
+}
