@@ -32,7 +32,8 @@ over; one process may serve several.
 When a listener is ready kdsrv prints one line per transport on standard
 output, for example:
   kdsrv: listening on tcp:port=53:60
-(the port actually used, then the end of the range, as -QR shows it).
+(the port actually used, then the end of the range, as -QR shows it), or
+for a reverse connection "kdsrv: connecting to the client of tcp:clicon=...".
 SIGINT or SIGTERM stops the server cleanly: sessions end, targets are
 released, and kdsrv exits 0.
 
@@ -185,7 +186,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Listen:        transportOptions(bind, listenOpts),
 		AllowShutdown: allowEndpsrv,
 		Logger:        logger,
-		Ready:         func(d string) { fmt.Fprintf(stdout, "kdsrv: listening on %s\n", d) },
+		Ready: func(d string) {
+			if strings.Contains(d, "clicon=") {
+				fmt.Fprintf(stdout, "kdsrv: connecting to the client of %s\n", d)
+				return
+			}
+			fmt.Fprintf(stdout, "kdsrv: listening on %s\n", d)
+		},
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "kdsrv: %v\n", err)

@@ -27,6 +27,11 @@ func startFirewall(ctx context.Context, r *Run) (func(), error) {
 		if !t.IcfEnable {
 			continue
 		}
+		if t.Reverse() {
+			// A reverse server dials out: there is no inbound port to open.
+			r.Stderr.Write([]byte("kdsrv: IcfEnable for " + displays[i] + ": nothing to open, kdsrv connects out to the client\n"))
+			continue
+		}
 		fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		var res firewall.Result
 		var err error

@@ -24,7 +24,8 @@ Parameters:
   pipe=PipeName      npipe, spipe: the pipe name; no spaces, quotes, / \ or "..".
                      A first %d or %x is replaced by the process id, a second by
                      the thread id. Outside Windows the pipe is a unix socket in
-                     $XDG_RUNTIME_DIR/kdsrv/ (or /run/kdsrv/ for root).
+                     $XDG_RUNTIME_DIR/kdsrv/ (/run/kdsrv/pipes/ for root;
+                     KDSRV_PIPE_DIR overrides, KDSRV_PIPE_MODE=0660 widens).
   port=Socket        tcp, ssl: a port 1-65535 or a range A:B; the first free port
                      of the range is used and -QR shows it as Used:B.
                      With clicon= the server must give the one port the client
