@@ -320,7 +320,7 @@ func (c *conn) timersLocked(now time.Time) time.Time {
 		return at
 	}
 	c.timeouts++
-	if c.timeouts > maxTimeouts {
+	if c.timeouts >= maxTimeouts {
 		m.abortLocked(c, rstAborted, fmt.Errorf("commux: %s: %w: %d retransmissions unanswered", c.name(), ErrNoAnswer, maxTimeouts))
 		return time.Time{}
 	}
