@@ -63,11 +63,10 @@ type conn struct {
 	// Receive side.
 	rcvNxt  uint16            // next in-order sequence number expected
 	ooo     map[uint16][]byte // received out of order (nil payload: CLOSE)
-	oooFin  map[uint16]bool
-	readQ   [][]byte // in-order data the application has not read
-	readOff int      // bytes of readQ[0] already read
-	peerFin bool     // the peer's CLOSE was delivered in order
-	lastAdv int      // window we last advertised
+	readQ   [][]byte          // in-order data the application has not read
+	readOff int               // bytes of readQ[0] already read
+	peerFin bool              // the peer's CLOSE was delivered in order
+	lastAdv int               // window we last advertised
 
 	localClosed bool  // the application called Close
 	err         error // terminal error for Read/Write/Dial (reset, mux failure)
