@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"kdsrv/internal/kdnet"
 	"kdsrv/internal/sim"
 )
 
@@ -27,6 +29,7 @@ var usageText = fmt.Sprintf(`kdtarget — a simulated Windows x64 kernel debug t
 Usage:
   kdtarget -listen unix:PATH | tcp:HOST:PORT | pty  [options]   serve debuggers
   kdtarget -connect tcp:HOST:PORT | unix:PATH       [options]   dial out to one
+  kdtarget -kdnet HOST:PORT -key a.b.c.d            [options]   KDNET over UDP
 
 -listen waits for debuggers, one at a time: a new connection replaces the
 current one, as on a VM serial port, and the machine keeps its state (a
@@ -34,18 +37,27 @@ debugger that re-attaches finds the target as the last one left it).
 -listen pty allocates a pseudo-terminal in raw mode and prints its path; a
 debugger may close and reopen it. -connect dials a debugger that listens,
 like a VM serial port in client mode, and dials again with back-off when
-the connection fails or closes.
+the connection fails or closes. -kdnet makes the target a network-debugging
+target of the debugger host HOST:PORT, like bcdedit /dbgsettings net
+hostip:HOST port:PORT key:KEY: it pokes the host every 3 s until one
+answers, and a host that restarts is found again by the next poke.
 
 When ready, kdtarget prints one line on standard output:
   kdtarget: listening on unix:/tmp/kd.sock
   kdtarget: pty /dev/pts/5
   kdtarget: connecting to tcp:127.0.0.1:5555
+  kdtarget: kdnet to 192.168.0.10:50000
 Ctrl-C or SIGTERM stops it (exit status 0). Bad usage exits with 2, a
 failure to set up the endpoint with 1.
 
 Options:
   -listen EP        serve debuggers on EP: unix:PATH, tcp:HOST:PORT, pty
   -connect EP       dial a debugger at EP: tcp:HOST:PORT, unix:PATH
+  -kdnet HOST:PORT  be a KDNET target of the debugger host HOST:PORT (UDP)
+  -key a.b.c.d      the KDNET key (with -kdnet); the host must use the same
+  -kdnet-local ADDR local UDP address for -kdnet (default: a free port; give
+                    :PORT to use the host's port as Windows does, which a
+                    host started with target=IP needs)
   -build N          Windows build number reported to debuggers (default 19045)
   -sp N             service pack number, 0-255 (default 0)
   -cpus N           number of processors, 1-64 (default 1)
@@ -69,6 +81,10 @@ Examples:
     kdsrv -t tcp:port=5005 -allow '/run/kd/*.sock'              (server machine)
     kdclient -k 'kdsrv:server=@{tcp:server=SERVER,port=5005},trans=@{com:pipe,port=/run/kd/target.sock}' -listen tcp:127.0.0.1:5555
     windbg -k com:ipport=5555,port=127.0.0.1                    (client machine)
+  KDNET through a KD connection server (kdsrv is the network debugging host):
+    kdsrv -t tcp:port=5005 -allow net:50000                     (server machine)
+    kdtarget -kdnet SERVER:50000 -key 1.2.3.4                   (target machine)
+    kdclient -k 'kdsrv:server=@{tcp:server=SERVER,port=5005},trans=@{net:port=50000,key=1.2.3.4}' version
   Like a QEMU serial port:
     kdtarget -listen pty                          (QEMU -serial pty)
     kdtarget -listen unix:/tmp/kd.sock            (QEMU -serial unix:/tmp/kd.sock,server)
@@ -89,12 +105,14 @@ Simulated memory (virtual addresses):
 // maxDataSize keeps the data region clear of the end of the address space.
 const maxDataSize = 1 << 40
 
-// options is the parsed command line. New endpoint kinds (such as a later
-// -kdnet HOST:PORT -key K) add a field here, a case in parseArgs' mode
-// check and a case in serve.
+// options is the parsed command line. New endpoint kinds add a field here,
+// a case in parseArgs' mode check and a case in serve.
 type options struct {
 	listen   string // -listen endpoint, as given
 	connect  string // -connect endpoint, as given
+	kdnet    string // -kdnet HOST:PORT
+	kdnetKey kdnet.Key
+	kdLocal  string // -kdnet-local
 	network  string // of the chosen endpoint
 	address  string
 	build    uint
@@ -157,6 +175,10 @@ func parseArgs(args []string) (*options, error) {
 	fs.Usage = func() {}
 	fs.StringVar(&o.listen, "listen", "", "")
 	fs.StringVar(&o.connect, "connect", "", "")
+	fs.StringVar(&o.kdnet, "kdnet", "", "")
+	var key string
+	fs.StringVar(&key, "key", "", "")
+	fs.StringVar(&o.kdLocal, "kdnet-local", "", "")
 	fs.UintVar(&o.build, "build", 19045, "")
 	fs.UintVar(&o.sp, "sp", 0, "")
 	fs.IntVar(&o.cpus, "cpus", 1, "")
@@ -184,9 +206,29 @@ func parseArgs(args []string) (*options, error) {
 		return nil, usagef("-dbgprint %v: the interval cannot be negative (0 turns it off)", o.dbgprint)
 	}
 	// Exactly one endpoint mode.
+	modes := 0
+	for _, m := range []string{o.listen, o.connect, o.kdnet} {
+		if m != "" {
+			modes++
+		}
+	}
 	switch {
-	case o.listen != "" && o.connect != "":
-		return nil, usagef("-listen and -connect exclude each other: give one")
+	case modes > 1:
+		return nil, usagef("-listen, -connect and -kdnet exclude each other: give one")
+	case o.kdnet == "" && (key != "" || o.kdLocal != ""):
+		return nil, usagef("-key and -kdnet-local go with -kdnet HOST:PORT")
+	case o.kdnet != "":
+		if _, _, err := net.SplitHostPort(o.kdnet); err != nil {
+			return nil, usagef("-kdnet %q: give the debugger host as HOST:PORT, e.g. 192.168.0.10:50000", o.kdnet)
+		}
+		if key == "" {
+			return nil, usagef("-kdnet needs -key a.b.c.d, the key the host uses")
+		}
+		k, err := kdnet.ParseKey(key)
+		if err != nil {
+			return nil, usagef("-key: %v", err)
+		}
+		o.kdnetKey = k
 	case o.listen != "":
 		n, a, err := sim.ParseEndpoint(o.listen)
 		if err != nil {
@@ -203,7 +245,7 @@ func parseArgs(args []string) (*options, error) {
 		}
 		o.network, o.address = n, a
 	default:
-		return nil, usagef("say where debuggers reach the target: -listen unix:PATH|tcp:HOST:PORT|pty or -connect tcp:HOST:PORT|unix:PATH")
+		return nil, usagef("say where debuggers reach the target: -listen unix:PATH|tcp:HOST:PORT|pty, -connect tcp:HOST:PORT|unix:PATH or -kdnet HOST:PORT -key a.b.c.d")
 	}
 	return o, nil
 }
@@ -226,6 +268,13 @@ func (o *options) serve(ctx context.Context, t *sim.Target, stdout io.Writer, lo
 		eo.Logf = logger.Printf
 	}
 	switch {
+	case o.kdnet != "":
+		eo.Ready = func(string) { fmt.Fprintf(stdout, "kdtarget: kdnet to %s\n", o.kdnet) }
+		return sim.ServeKDNET(ctx, t, kdnet.TargetConfig{
+			Config: kdnet.Config{Key: o.kdnetKey},
+			Host:   o.kdnet,
+			Local:  o.kdLocal,
+		}, eo)
 	case o.connect != "":
 		eo.Ready = func(addr string) { fmt.Fprintf(stdout, "kdtarget: connecting to %s\n", addr) }
 		return sim.Connect(ctx, t, o.network, o.address, eo)

@@ -18,10 +18,10 @@ type TargetConfig struct {
 	// Host is the debugger host, "HOST:PORT" (bcdedit /dbgsettings net
 	// hostip:HOST port:PORT).
 	Host string
-	// Local is the local UDP address. Default: the host's port on every
-	// interface, as Windows does (so a host started with target=IP
-	// reaches it), or a free port if that one is taken (for example by a
-	// host on the same machine).
+	// Local is the local UDP address (default ":0", a free port). Windows
+	// uses the host's port on its side too; give ":PORT" to do the same,
+	// which a host started with target=IP needs (it contacts the target at
+	// that port).
 	Local string
 	// PokeInterval is how often the target pokes the host, before and
 	// during a session (default 3s, as Windows). A poke in a session is a
@@ -48,18 +48,13 @@ func DialTarget(ctx context.Context, cfg TargetConfig) (*Endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	var lc net.ListenConfig
-	var pc net.PacketConn
-	if cfg.Local != "" {
-		pc, err = lc.ListenPacket(ctx, "udp", cfg.Local)
-	} else {
-		pc, err = lc.ListenPacket(ctx, "udp", ":"+strconv.Itoa(int(host.Port())))
-		if err != nil {
-			pc, err = lc.ListenPacket(ctx, "udp", ":0")
-		}
+	if cfg.Local == "" {
+		cfg.Local = ":0"
 	}
+	var lc net.ListenConfig
+	pc, err := lc.ListenPacket(ctx, "udp", cfg.Local)
 	if err != nil {
-		return nil, fmt.Errorf("kdnet: target: open a local udp socket (%q): %w", cfg.Local, err)
+		return nil, fmt.Errorf("kdnet: target: open the local udp socket %s: %w; choose another local address or port", cfg.Local, err)
 	}
 	e := newEndpoint(kd.RoleTarget, cfg.Config, pc.(*net.UDPConn))
 	if _, err := rand.Read(e.clientRandom[:]); err != nil {

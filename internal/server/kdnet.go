@@ -3,9 +3,11 @@ package server
 import (
 	"context"
 	"fmt"
+	"log"
 	"net"
 	"net/netip"
 	"strconv"
+	"sync/atomic"
 
 	"kdsrv/internal/kdnet"
 	"kdsrv/internal/spec"
@@ -17,6 +19,24 @@ import (
 // client like for any other link.
 func init() {
 	OpenNet = openNet
+	registerFeature(feature{name: "kdnet", start: startKDNETLog})
+}
+
+// kdnetLog is kdsrv's logger once Main runs: KDNET links report sessions
+// and datagrams that fail authentication (a wrong key) there.
+var kdnetLog atomic.Pointer[log.Logger]
+
+func startKDNETLog(_ context.Context, r *Run) (func(), error) {
+	if r.Logger != nil {
+		kdnetLog.Store(r.Logger)
+	}
+	return func() { kdnetLog.Store(nil) }, nil
+}
+
+func kdnetLogf(format string, args ...any) {
+	if l := kdnetLog.Load(); l != nil {
+		l.Printf(format, args...)
+	}
 }
 
 // KDNETBindHost is the local address KDNET target links listen on; empty
@@ -37,7 +57,7 @@ func openNet(ctx context.Context, t *spec.Target, allow *targetlink.AllowList) (
 		return nil, nil, fmt.Errorf("target %s: %w", t, err)
 	}
 	cfg := kdnet.HostConfig{
-		Config: kdnet.Config{Key: key},
+		Config: kdnet.Config{Key: key, Logf: kdnetLogf},
 		Addr:   net.JoinHostPort(KDNETBindHost, strconv.Itoa(t.NetPort)),
 	}
 	if t.TargetIP != "" {

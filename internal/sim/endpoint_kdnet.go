@@ -1,0 +1,44 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"kdsrv/internal/kdnet"
+)
+
+// ServeKDNET makes t a KDNET target of the debugger host cfg.Host, as
+// bcdedit /dbgsettings net hostip:H port:P key:K does on Windows: it pokes
+// the host every cfg.PokeInterval (default 3s) until a host answers, then
+// serves the kernel over the session. When the host goes away and comes
+// back (a restarted kdsrv or debugger), the next poke starts a new
+// session; the machine's state carries over. ServeKDNET returns nil when
+// ctx ends, and an error only if the endpoint cannot be set up.
+//
+// opts.Ready receives "kdnet:HOST:PORT"; opts.Logf (unless cfg.Logf is
+// set) receives session events. Other EndpointOptions fields are unused.
+func ServeKDNET(ctx context.Context, t *Target, cfg kdnet.TargetConfig, opts EndpointOptions) error {
+	if cfg.Logf == nil {
+		cfg.Logf = opts.Logf
+	}
+	if cfg.AckTimeout == 0 {
+		cfg.AckTimeout = t.cfg.AckTimeout
+	}
+	ep, err := kdnet.DialTarget(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer ep.Close()
+	opts.ready("kdnet:" + cfg.Host)
+	opts.logf("%s: poking the host", ep)
+	before := t.Stats()
+	start := time.Now()
+	err = t.ServeEndpoint(ctx, ep)
+	opts.logf("%s: stopped after %v; %d session(s); %s", ep, time.Since(start).Round(time.Millisecond), ep.NetStats().Sessions, statsDelta(before, t.Stats()))
+	if err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("kdnet target: %w", err)
+	}
+	return nil
+}

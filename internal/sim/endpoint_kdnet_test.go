@@ -1,0 +1,132 @@
+package sim
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"kdsrv/internal/kd"
+	"kdsrv/internal/kdnet"
+)
+
+// kdnetHost is a minimal debugger on a KDNET host endpoint: break in, ask
+// for the version, resume.
+func kdnetVersion(ctx context.Context, t *testing.T, h *kdnet.Endpoint) kd.Version {
+	t.Helper()
+	if err := h.SendBreakIn(); err != nil {
+		t.Fatal(err)
+	}
+	next := func() kd.Packet {
+		for {
+			m, err := h.Recv(ctx)
+			if err != nil {
+				t.Fatalf("host: %v", err)
+			}
+			if m.Kind == kd.MsgPacket {
+				return m.Packet
+			}
+		}
+	}
+	for p := next(); p.Type != kd.TypeStateChange64; p = next() {
+	}
+	req := kd.NewGetVersion()
+	if err := h.Send(ctx, kd.TypeStateManipulate, req.Append(nil)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		p := next()
+		if p.Type != kd.TypeStateManipulate {
+			continue
+		}
+		m, err := kd.DecodeManipulate(p.Payload)
+		if err != nil || m.API != kd.APIGetVersion {
+			t.Fatalf("reply %v %v", m, err)
+		}
+		v, err := kd.DecodeVersion(m.U[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := kd.NewContinue2(kd.Continue2Args{ContinueStatus: kd.DbgContinue})
+		if err := h.Send(ctx, kd.TypeStateManipulate, c.Append(nil)); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
+// TestServeKDNET: the simulated kernel serves a KDNET host, and a host that
+// restarts on the same port finds it again.
+func TestServeKDNET(t *testing.T) {
+	key, err := kdnet.ParseKey("1.2.3.4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	listen := func(addr string) *kdnet.Endpoint {
+		h, err := kdnet.ListenHost(ctx, kdnet.HostConfig{Config: kdnet.Config{Key: key, AckTimeout: 50 * time.Millisecond}, Addr: addr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	h := listen("127.0.0.1:0")
+	addr := h.LocalAddr().String()
+
+	tgt := New(Config{Build: 22000})
+	var mu sync.Mutex
+	var logs []string
+	ready := make(chan string, 1)
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() {
+		served <- ServeKDNET(sctx, tgt, kdnet.TargetConfig{
+			Config:       kdnet.Config{Key: key},
+			Host:         addr,
+			Local:        "127.0.0.1:0",
+			PokeInterval: 100 * time.Millisecond,
+		}, EndpointOptions{
+			Ready: func(a string) { ready <- a },
+			Logf: func(f string, a ...any) {
+				mu.Lock()
+				logs = append(logs, f)
+				mu.Unlock()
+			},
+		})
+	}()
+	if a := <-ready; a != "kdnet:"+addr {
+		t.Fatalf("ready %q", a)
+	}
+	if v := kdnetVersion(ctx, t, h); v.MinorVersion != 22000 || v.KernBase != KernBase {
+		t.Fatalf("version %+v", v)
+	}
+	h.Close()
+
+	h2 := listen(addr)
+	defer h2.Close()
+	if v := kdnetVersion(ctx, t, h2); v.MinorVersion != 22000 {
+		t.Fatalf("version from the restarted host %+v", v)
+	}
+	stop()
+	if err := <-served; err != nil {
+		t.Fatalf("ServeKDNET: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if s := strings.Join(logs, "\n"); !strings.Contains(s, "session") || !strings.Contains(s, "stopped after") {
+		t.Fatalf("log %q", s)
+	}
+	if st := tgt.Stats(); st.Requests < 4 || st.StateChanges < 2 {
+		t.Fatalf("target stats %+v", st)
+	}
+}
+
+func TestServeKDNETBadHost(t *testing.T) {
+	key, _ := kdnet.ParseKey("1.2.3.4")
+	err := ServeKDNET(context.Background(), New(Config{}), kdnet.TargetConfig{Config: kdnet.Config{Key: key}, Host: "no-port"}, EndpointOptions{})
+	if err == nil || !strings.Contains(err.Error(), "HOST:PORT") {
+		t.Fatalf("got %v", err)
+	}
+}
