@@ -31,6 +31,10 @@ type Bridge struct {
 	dbg     *debugger // the attached debugger, if any
 	onState func(wire.State)
 	ra      *bridgeReadAhead // set by EnableReadAhead (readahead.go)
+
+	detachOnce sync.Once
+	detached   chan struct{} // closed when the server confirmed a Detach
+	runDone    chan struct{} // closed when Run returns
 }
 
 // debugger is one attached local debugger.
@@ -43,7 +47,26 @@ type debugger struct {
 }
 
 // NewBridge wraps a connection on which a target was opened.
-func NewBridge(c *Conn) *Bridge { return &Bridge{c: c} }
+func NewBridge(c *Conn) *Bridge {
+	return &Bridge{c: c, detached: make(chan struct{}), runDone: make(chan struct{})}
+}
+
+// Detach releases the target on the server and waits (while Run is
+// running) until the server confirms, so that another client can open the
+// target as soon as this one is gone.
+func (b *Bridge) Detach(ctx context.Context) error {
+	if err := b.c.wc.Send(wire.TypeDetach, nil); err != nil {
+		return err
+	}
+	select {
+	case <-b.detached:
+		return nil
+	case <-b.runDone:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 // OnState sets a callback for the server's target-state notices.
 func (b *Bridge) OnState(f func(wire.State)) {
@@ -56,6 +79,7 @@ func (b *Bridge) OnState(f func(wire.State)) {
 // connection ends or ctx is cancelled (which closes the connection). It
 // returns nil after a clean close by either side.
 func (b *Bridge) Run(ctx context.Context) error {
+	defer close(b.runDone)
 	stop := closeOnDone(ctx, b.c.wc)
 	defer stop()
 	for {
@@ -67,6 +91,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 			return explain(b.c.srv, err)
 		}
 		switch f.Type {
+		case wire.TypeDetached:
+			b.detachOnce.Do(func() { close(b.detached) })
 		case wire.TypeKD:
 			pt, payload, err := wire.DecodeKD(f.Payload)
 			if err != nil {

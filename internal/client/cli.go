@@ -54,6 +54,8 @@ Bridge endpoints (-listen), each a local KDCOM endpoint an unmodified
 debugger attaches to as if it were a VM's serial pipe:
   unix:PATH            AF_UNIX stream socket: radare2 -d winkd:///PATH
   tcp:HOST:PORT        TCP: kd/WinDbg -k com:ipport=PORT,port=HOST
+  npipe:NAME           a named pipe: kd/WinDbg -k com:pipe,port=\\.\pipe\NAME
+                       (Windows; elsewhere a unix socket in the pipe directory)
   pty                  a pseudo-terminal; its path is printed (Linux, macOS)
   Debuggers may detach and re-attach; each new one gets the target's state.
 
@@ -198,14 +200,27 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	b := NewBridge(conn)
 	b.OnState(func(st wire.State) { fmt.Fprintf(stderr, "kdclient: target %s: %s\n", st.State, st.Text) })
-	rctx, stopRun := context.WithCancel(ctx)
-	defer stopRun()
-	runErr := make(chan error, 1)
-	go func() { runErr <- b.Run(rctx) }()
+	// The connection outlives ctx (Ctrl-C) long enough to detach cleanly,
+	// so that the server has released the target when kdclient exits and
+	// the next client can open it at once.
+	rctx, stopRun := context.WithCancel(context.Background())
+	var runResult error
+	runDone := make(chan struct{})
+	go func() {
+		runResult = b.Run(rctx)
+		close(runDone)
+	}()
+	finish := func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = b.Detach(dctx)
+		cancel()
+		stopRun()
+		<-runDone
+	}
 
 	if o.listen != "" {
-		err := runBridge(rctx, b, o.listen, stdout, logger, runErr)
-		stopRun()
+		err := runBridge(ctx, b, o.listen, stdout, logger, runDone, func() error { return runResult })
+		finish()
 		if err != nil {
 			return errf("%v", err)
 		}
@@ -222,19 +237,22 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	h, stopHost := b.Host(rctx, lcfg, kd.HostOptions{OnPrint: cm.PrintSink()})
 	cm.Host = h
+	cctx, cancelCmd := context.WithCancel(ctx)
 	cmdErr := make(chan error, 1)
-	go func() { cmdErr <- cmd(rctx, cm, b) }()
+	go func() { cmdErr <- cmd(cctx, cm, b) }()
 	select {
 	case err = <-cmdErr:
-	case err = <-runErr:
+	case <-runDone:
+		err = runResult
 		if err == nil {
 			err = errors.New("the server closed the connection")
 		}
-		stopRun()
+		cancelCmd()
 		<-cmdErr
 	}
+	cancelCmd()
 	stopHost()
-	stopRun()
+	finish()
 	if err != nil {
 		if ctx.Err() != nil {
 			return 0 // interrupted (dbgprint ends this way)
@@ -481,7 +499,7 @@ func runBrowse(ctx context.Context, o cliOptions, timeout time.Duration, stdout,
 
 // runBridge serves local debuggers on endpoint ep until ctx ends or the
 // server connection ends.
-func runBridge(ctx context.Context, b *Bridge, ep string, stdout io.Writer, logger *log.Logger, runErr <-chan error) error {
+func runBridge(ctx context.Context, b *Bridge, ep string, stdout io.Writer, logger *log.Logger, runDone <-chan struct{}, runErr func() error) error {
 	bctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
@@ -495,6 +513,16 @@ func runBridge(ctx context.Context, b *Bridge, ep string, stdout io.Writer, logg
 		defer ln.Close()
 		fmt.Fprintf(stdout, "kdclient: bridge ready on %s:%s (%s)\n", kind, ln.Addr(), attachHint(kind, ln.Addr()))
 		go func() { done <- b.Listen(bctx, ln, logger.Printf) }()
+	case "npipe":
+		// A named pipe on Windows (WinDbg: -k com:pipe,port=\\.\pipe\NAME),
+		// a unix socket in the pipe directory elsewhere.
+		ln, err := transport.ListenPipe(addr)
+		if err != nil {
+			return fmt.Errorf("-listen npipe:%s: %w", addr, err)
+		}
+		defer ln.Close()
+		fmt.Fprintf(stdout, "kdclient: bridge ready on npipe:%s (%s)\n", addr, ln.Addr())
+		go func() { done <- b.Listen(bctx, ln, logger.Printf) }()
 	case "pty":
 		path, serve, err := openBridgePTY()
 		if err != nil {
@@ -503,15 +531,16 @@ func runBridge(ctx context.Context, b *Bridge, ep string, stdout io.Writer, logg
 		fmt.Fprintf(stdout, "kdclient: bridge ready on pty %s (attach a debugger to that serial device)\n", path)
 		go func() { done <- serve(bctx, b) }()
 	default:
-		return fmt.Errorf("bad -listen %q: use unix:PATH, tcp:HOST:PORT or pty", ep)
+		return fmt.Errorf("bad -listen %q: use unix:PATH, tcp:HOST:PORT, npipe:NAME or pty", ep)
 	}
 	select {
 	case err := <-done:
 		cancel()
 		return err
-	case err := <-runErr:
+	case <-runDone:
 		cancel()
 		<-done
+		err := runErr()
 		if err == nil && ctx.Err() == nil {
 			return errors.New("the server closed the connection")
 		}
