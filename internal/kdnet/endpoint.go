@@ -492,7 +492,7 @@ func (e *Endpoint) handle(s *loopState, in inbound) error {
 				return nil // already reporting a stop: a repeated break-in
 			}
 			e.st.breakInsRecv.Add(1)
-			s.queue = append(s.queue, kd.Message{Kind: kd.MsgBreakIn})
+			e.notify(s, kd.Message{Kind: kd.MsgBreakIn})
 		}
 	case KindPseudo:
 		if e.role == kd.RoleHost {
@@ -524,7 +524,7 @@ func (e *Endpoint) handleControl(s *loopState, p kd.Packet) error {
 			e.st.retransmits.Add(1)
 			return e.transmit(s)
 		}
-		s.queue = append(s.queue, kd.Message{Kind: kd.MsgResend})
+		e.notify(s, kd.Message{Kind: kd.MsgResend})
 	case kd.TypeReset:
 		seq := e.st.resetsReceived.Add(1)
 		// In the host role a RESET is the target's answer to ours: not
@@ -552,7 +552,7 @@ func (e *Endpoint) handleControl(s *loopState, p kd.Packet) error {
 			}
 		}
 		if report {
-			s.queue = append(s.queue, kd.Message{Kind: kd.MsgReset, ResetSeq: seq})
+			e.notify(s, kd.Message{Kind: kd.MsgReset, ResetSeq: seq})
 		}
 	}
 	return nil
@@ -578,6 +578,17 @@ func (e *Endpoint) handleData(s *loopState, p kd.Packet) error {
 	}
 	s.queue = append(s.queue, kd.Message{Kind: kd.MsgPacket, Packet: p})
 	return nil
+}
+
+// notify queues a message that is not a data packet. Past QueueLimit it
+// is dropped (counted in Dropped), so a peer cannot grow the queue of an
+// owner that does not read.
+func (e *Endpoint) notify(s *loopState, m kd.Message) {
+	if len(s.queue) >= e.cfg.QueueLimit {
+		e.st.dropped.Add(1)
+		return
+	}
+	s.queue = append(s.queue, m)
 }
 
 // control runs a break-in or reset request from a caller.

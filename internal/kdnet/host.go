@@ -134,7 +134,7 @@ func (e *Endpoint) hostControl(s *loopState, in inbound) error {
 		return err
 	}
 	if restarted {
-		s.queue = append(s.queue, kd.Message{Kind: kd.MsgSync})
+		e.notify(s, kd.Message{Kind: kd.MsgSync})
 	}
 	if s.pending != nil {
 		s.pending.pkt.ID = s.sendID
