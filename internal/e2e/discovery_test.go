@@ -70,7 +70,7 @@ type proc struct {
 	displays       []string      // the "listening on" forms, in -t order
 }
 
-var readyLine = regexp.MustCompile(`(?m)^kdsrv: listening on (\S+)$`)
+var readyLine = regexp.MustCompile(`(?m)^kdsrv: (?:listening on|connecting to the client of) (\S+)$`)
 
 // errNotReady is returned by startProc when kdsrv exited before listening.
 var errNotReady = errors.New("kdsrv exited before it was ready")
