@@ -282,10 +282,9 @@ func TestCliconSecondClientNeverConnected(t *testing.T) {
 	if _, ok := h.srv.Addrs()[0].(*net.TCPAddr); ok {
 		t.Fatal("a reverse server has a listening address")
 	}
+	// The first client stopped listening once the server connected, so the
+	// second may well get the same port: the server still never dials again.
 	second := waitForServer(t, "tcp:clicon=127.0.0.1,port=20000:29999,password=s3cret", 1500*time.Millisecond)
-	if first.port == second.port {
-		t.Fatal("both clients on one port")
-	}
 	trans, _ := h.addTarget("vm1", sim.Config{})
 	s := first.session(t, trans)
 	_, err := second.result(t)
