@@ -2,8 +2,13 @@
 // key-exchange handshake of KDNET, Windows' kernel-debugger transport over UDP
 // (bcdedit /dbgsettings net hostip:IP port:N key:a.b.c.d).
 //
-// It is a pure codec: it owns no socket and starts no goroutine. The KD link
-// layer (packet ids, ACK/RESEND, break-in) is built on top of it elsewhere.
+// The codec part (Sealer, keys, handshake bodies, SeqWindow) is pure: it owns
+// no socket and starts no goroutine. On top of it, [Endpoint] runs the KD
+// link layer over UDP in either role — [ListenHost] for the debugger host
+// (what kdsrv does for trans=@{net:...}) and [DialTarget] for a target (what
+// kdtarget -kdnet does): KDNET packet ids (+2 per packet, exact-id ACKs, no
+// trailer), retransmission on loss, break-in datagrams, the handshake and
+// new sessions after a target reboot.
 //
 // # Wire format
 //

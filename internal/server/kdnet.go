@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
-	"sync/atomic"
 
 	"kdsrv/internal/kdnet"
 	"kdsrv/internal/spec"
@@ -19,24 +18,6 @@ import (
 // client like for any other link.
 func init() {
 	OpenNet = openNet
-	registerFeature(feature{name: "kdnet", start: startKDNETLog})
-}
-
-// kdnetLog is kdsrv's logger once Main runs: KDNET links report sessions
-// and datagrams that fail authentication (a wrong key) there.
-var kdnetLog atomic.Pointer[log.Logger]
-
-func startKDNETLog(_ context.Context, r *Run) (func(), error) {
-	if r.Logger != nil {
-		kdnetLog.Store(r.Logger)
-	}
-	return func() { kdnetLog.Store(nil) }, nil
-}
-
-func kdnetLogf(format string, args ...any) {
-	if l := kdnetLog.Load(); l != nil {
-		l.Printf(format, args...)
-	}
 }
 
 // KDNETBindHost is the local address KDNET target links listen on; empty
@@ -45,7 +26,7 @@ func kdnetLogf(format string, args ...any) {
 // 127.0.0.1 before starting a server.
 var KDNETBindHost = ""
 
-func openNet(ctx context.Context, t *spec.Target, allow *targetlink.AllowList) (Endpoint, fmt.Stringer, error) {
+func openNet(ctx context.Context, t *spec.Target, allow *targetlink.AllowList, logger *log.Logger) (Endpoint, fmt.Stringer, error) {
 	if allow == nil {
 		return nil, nil, fmt.Errorf("target %s: no allow-list; start kdsrv with -allow net:%d", t, t.NetPort)
 	}
@@ -57,7 +38,7 @@ func openNet(ctx context.Context, t *spec.Target, allow *targetlink.AllowList) (
 		return nil, nil, fmt.Errorf("target %s: %w", t, err)
 	}
 	cfg := kdnet.HostConfig{
-		Config: kdnet.Config{Key: key, Logf: kdnetLogf},
+		Config: kdnet.Config{Key: key, Logf: logger.Printf},
 		Addr:   net.JoinHostPort(KDNETBindHost, strconv.Itoa(t.NetPort)),
 	}
 	if t.TargetIP != "" {

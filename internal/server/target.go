@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"strings"
 	"sync"
 	"time"
@@ -58,7 +59,9 @@ type Endpoint interface {
 
 // OpenNet opens a KDNET target link (trans=@{net:...}) in the host role.
 // It is nil until the KDNET support registers itself.
-var OpenNet func(ctx context.Context, t *spec.Target, allow *targetlink.AllowList) (Endpoint, fmt.Stringer, error)
+// Events of the link (sessions, datagrams failing authentication) go to
+// logger.
+var OpenNet func(ctx context.Context, t *spec.Target, allow *targetlink.AllowList, logger *log.Logger) (Endpoint, fmt.Stringer, error)
 
 type outPacket struct {
 	typ     kd.PacketType
@@ -159,7 +162,7 @@ func (t *target) open(ctx context.Context) error {
 			err = errors.New("KDNET target links are not supported by this build")
 		} else {
 			var ep Endpoint
-			ep, desc, err = OpenNet(ctx, t.spec, s.cfg.Allow)
+			ep, desc, err = OpenNet(ctx, t.spec, s.cfg.Allow, s.cfg.Logger)
 			if err == nil {
 				t.kdl = ep
 				t.link = ep
