@@ -1,0 +1,455 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"kdsrv/internal/commux"
+	"kdsrv/internal/spec"
+)
+
+// comNoLeaks checks, after every other cleanup of t, that the goroutines of
+// the test (multiplexers, relays) are gone.
+func comNoLeaks(t *testing.T) {
+	opt := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
+}
+
+// comFakeDevice names a device path that suits this GOOS.
+func comFakeDevice(name string) string {
+	if runtime.GOOS == "windows" {
+		return `\\.\` + name
+	}
+	return "/dev/" + name
+}
+
+// comFakeLine is a "null-modem cable" between two fake devices: openSerial
+// is replaced so that opening either path returns its end of an in-memory
+// pipe. It counts opens and closes per path.
+type comFakeLine struct {
+	mu     sync.Mutex
+	ends   map[string]io.ReadWriteCloser
+	peer   map[string]string
+	opens  map[string]int
+	closes map[string]int
+	bauds  map[string]int
+}
+
+func newCOMFakeLine(t *testing.T, a, b string) *comFakeLine {
+	l := &comFakeLine{
+		ends:   map[string]io.ReadWriteCloser{},
+		peer:   map[string]string{a: b, b: a},
+		opens:  map[string]int{},
+		closes: map[string]int{},
+		bauds:  map[string]int{},
+	}
+	old := openSerial
+	openSerial = l.open
+	t.Cleanup(func() { openSerial = old })
+	return l
+}
+
+// open returns a fresh pipe end; a reopened end gets a new pipe whose
+// other end replaces the peer's (which then sees its line fail, as after
+// a real cable swap), so tests reopen both sides together.
+func (l *comFakeLine) open(path string, baud int) (io.ReadWriteCloser, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p, ok := l.peer[path]
+	if !ok {
+		return nil, fmt.Errorf("serial: open %s: no such file or directory", path)
+	}
+	l.opens[path]++
+	l.bauds[path] = baud
+	if e := l.ends[path]; e != nil {
+		delete(l.ends, path)
+		return &comCountedEnd{ReadWriteCloser: e, l: l, path: path}, nil
+	}
+	x, y := net.Pipe()
+	l.ends[p] = y
+	return &comCountedEnd{ReadWriteCloser: x, l: l, path: path}, nil
+}
+
+func (l *comFakeLine) counts(path string) (opens, closes int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.opens[path], l.closes[path]
+}
+
+type comCountedEnd struct {
+	io.ReadWriteCloser
+	l    *comFakeLine
+	path string
+	once sync.Once
+}
+
+func (e *comCountedEnd) Close() error {
+	e.once.Do(func() {
+		e.l.mu.Lock()
+		e.l.closes[e.path]++
+		e.l.mu.Unlock()
+	})
+	return e.ReadWriteCloser.Close()
+}
+
+func comServerT(t *testing.T, s string) *spec.Transport {
+	t.Helper()
+	tr, err := spec.ParseServerTransport(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+func comClientT(t *testing.T, s string) *spec.Transport {
+	t.Helper()
+	tr, err := spec.ParseClientTransport(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+func comFast(t *testing.T) {
+	SetCOMConfig(commux.Config{RetransmitTimeout: 50 * time.Millisecond, KeepAlive: -1})
+	t.Cleanup(func() { SetCOMConfig(commux.Config{}) })
+}
+
+// comEchoServe answers every connection of ln with an echo until ln closes.
+func comEchoServe(t *testing.T, ln Listener) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				_, _ = io.Copy(c, c)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+}
+
+func TestCOMDisplay(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"com:port=com2,baud=115200,channel=3", "com:port=COM2,baud=115200,channel=3"},
+		{"com:port=2,baud=9600,channel=0,hidden,password=s3cret", "com:port=COM2,baud=9600,channel=0"},
+		{"COM:PORT=COM10,BAUD=57600,CHANNEL=254", "com:port=COM10,baud=57600,channel=254"},
+		{"com:port=/dev/ttyUSB0,baud=921600,channel=17", "com:port=/dev/ttyUSB0,baud=921600,channel=17"},
+	}
+	for _, tt := range tests {
+		if got := comDisplay(comServerT(t, tt.in)); got != tt.want {
+			t.Errorf("%s: display %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestCOMChannelRange: the grammar refuses channels outside 0-254, on
+// both sides, before any device is opened.
+func TestCOMChannelRange(t *testing.T) {
+	for _, ch := range []string{"-1", "255", "256", "x"} {
+		if _, err := spec.ParseServerTransport("com:port=COM1,baud=115200,channel=" + ch); err == nil {
+			t.Errorf("server channel=%s accepted", ch)
+		}
+		if _, err := spec.ParseClientTransport("com:port=COM1,baud=115200,channel=" + ch); err == nil {
+			t.Errorf("client channel=%s accepted", ch)
+		}
+	}
+}
+
+// TestCOMSharedPort: three channels of one kdsrv share one open device;
+// a client process shares its device the same way; each channel carries
+// its own stream; the device closes when its last user goes.
+func TestCOMSharedPort(t *testing.T) {
+	comNoLeaks(t)
+	comFast(t)
+	srvDev, cliDev := comFakeDevice("kdfakeS0"), comFakeDevice("kdfakeC0")
+	line := newCOMFakeLine(t, srvDev, cliDev)
+	ctx := context.Background()
+	var lns []Listener
+	for _, ch := range []int{3, 7, 254} {
+		ln, err := Listen(ctx, comServerT(t, fmt.Sprintf("com:port=%s,baud=115200,channel=%d", srvDev, ch)), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("com:port=%s,baud=115200,channel=%d", srvDev, ch); ln.Display() != want {
+			t.Errorf("display %q, want %q", ln.Display(), want)
+		}
+		if want := fmt.Sprintf("com:%s#%d", srvDev, ch); ln.Addr().String() != want || ln.Addr().Network() != "com" {
+			t.Errorf("addr %s %q, want %q", ln.Addr().Network(), ln.Addr(), want)
+		}
+		lns = append(lns, ln)
+	}
+	if o, _ := line.counts(srvDev); o != 1 {
+		t.Fatalf("server device opened %d times for three channels, want 1", o)
+	}
+	for _, ln := range lns {
+		comEchoServe(t, ln)
+	}
+	var conns []net.Conn
+	for _, ch := range []int{3, 7, 254} {
+		c, err := Dial(ctx, comClientT(t, fmt.Sprintf("com:port=%s,baud=115200,channel=%d", cliDev, ch)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	if o, _ := line.counts(cliDev); o != 1 {
+		t.Fatalf("client device opened %d times for three dials, want 1", o)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(conns))
+	for i, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msg := []byte(strings.Repeat(fmt.Sprintf("channel %d says hello; ", i), 500))
+			go func() { _, _ = c.Write(msg) }()
+			got := make([]byte, len(msg))
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.ReadFull(c, got); err != nil {
+				errs <- fmt.Errorf("conn %d: %w", i, err)
+				return
+			}
+			if string(got) != string(msg) {
+				errs <- fmt.Errorf("conn %d: echo differs", i)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if st := conns[0].(COMLine).LineStats(); st.FramesSent == 0 || st.FramesReceived == 0 {
+		t.Errorf("line stats %+v", st)
+	}
+	for i, c := range conns {
+		if err := c.Close(); err != nil {
+			t.Errorf("close %d: %v", i, err)
+		}
+		if err := c.Close(); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("second close %d: %v", i, err)
+		}
+		_, closes := line.counts(cliDev)
+		if want := 0; i == len(conns)-1 {
+			want = 1
+			if closes != want {
+				t.Errorf("after the last client connection closed, client device closed %d times, want %d", closes, want)
+			}
+		} else if closes != want {
+			t.Errorf("client device closed with %d connections still open", len(conns)-1-i)
+		}
+	}
+}
+
+// TestCOMAcceptedOutlivesListener: closing the listener (kdsrv shutting
+// down) keeps accepted connections working; the device closes after the
+// last of them.
+func TestCOMAcceptedOutlivesListener(t *testing.T) {
+	comNoLeaks(t)
+	comFast(t)
+	srvDev, cliDev := comFakeDevice("kdfakeS1"), comFakeDevice("kdfakeC1")
+	line := newCOMFakeLine(t, srvDev, cliDev)
+	ctx := context.Background()
+	ln, err := Listen(ctx, comServerT(t, "com:port="+srvDev+",baud=115200,channel=5"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Error(err)
+			close(accepted)
+			return
+		}
+		accepted <- c
+	}()
+	cc, err := Dial(ctx, comClientT(t, "com:port="+cliDev+",baud=115200,channel=5"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	sc := <-accepted
+	if sc == nil {
+		t.FailNow()
+	}
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("accept after close: %v", err)
+	}
+	if _, closes := line.counts(srvDev); closes != 0 {
+		t.Fatal("device closed under an accepted connection")
+	}
+	if _, err := sc.Write([]byte("bye")); err != nil {
+		t.Fatal(err)
+	}
+	sc.Close()
+	buf := make([]byte, 3)
+	_ = cc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(cc, buf); err != nil || string(buf) != "bye" {
+		t.Fatalf("data written before the last close was lost: %q %v", buf, err)
+	}
+	if _, closes := line.counts(srvDev); closes != 1 {
+		t.Fatalf("server device closed %d times after its last user, want 1", closes)
+	}
+}
+
+// TestCOMListenErrors: conflicting transports of one kdsrv are refused
+// with a message naming the fix; a released port can be taken again.
+func TestCOMListenErrors(t *testing.T) {
+	comNoLeaks(t)
+	comFast(t)
+	srvDev, cliDev := comFakeDevice("kdfakeS2"), comFakeDevice("kdfakeC2")
+	line := newCOMFakeLine(t, srvDev, cliDev)
+	ctx := context.Background()
+	first, err := Listen(ctx, comServerT(t, "com:port="+srvDev+",baud=115200,channel=1"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, spec string
+		want       []string
+	}{
+		{"same channel", "com:port=" + srvDev + ",baud=115200,channel=1", []string{"channel 1 of " + srvDev + " is given twice", "its own channel"}},
+		{"other baud", "com:port=" + srvDev + ",baud=9600,channel=2", []string{"already open at 115200 baud", "use baud=115200"}},
+		{"no device", "com:port=" + comFakeDevice("kdmissing") + ",baud=115200,channel=1", []string{"com transport com:port=" + comFakeDevice("kdmissing"), "no such file"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ln, err := Listen(ctx, comServerT(t, tt.spec), Options{})
+			if err == nil {
+				ln.Close()
+				t.Fatal("accepted")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+		})
+	}
+	if o, c := line.counts(srvDev); o != 1 || c != 0 {
+		t.Fatalf("refused transports changed the open port: opens %d closes %d", o, c)
+	}
+	first.Close()
+	if _, c := line.counts(srvDev); c != 1 {
+		t.Fatalf("port not closed with its last listener")
+	}
+	again, err := Listen(ctx, comServerT(t, "com:port="+srvDev+",baud=9600,channel=1"), Options{})
+	if err != nil {
+		t.Fatalf("port not free after its last listener closed: %v", err)
+	}
+	again.Close()
+}
+
+// TestCOMDialErrors: what a client is told when nobody listens on its
+// channel, when nothing answers at all, and when its device is missing.
+func TestCOMDialErrors(t *testing.T) {
+	comNoLeaks(t)
+	comFast(t)
+	srvDev, cliDev := comFakeDevice("kdfakeS3"), comFakeDevice("kdfakeC3")
+	line := newCOMFakeLine(t, srvDev, cliDev)
+	ctx := context.Background()
+	ln, err := Listen(ctx, comServerT(t, "com:port="+srvDev+",baud=115200,channel=3"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	comEchoServe(t, ln)
+
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err = Dial(dctx, comClientT(t, "com:port="+cliDev+",baud=115200,channel=7"))
+	if !errors.Is(err, commux.ErrNoListener) {
+		t.Fatalf("dial of an unused channel: %v", err)
+	}
+	for _, w := range []string{"no kdsrv listening on COM channel 7 of " + cliDev, "-t com:port=...,baud=115200,channel=7"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not say %q", err, w)
+		}
+	}
+	if o, c := line.counts(cliDev); o != 1 || c != 1 {
+		t.Errorf("failed dial left the device open: opens %d closes %d", o, c)
+	}
+
+	// Nothing answers: the far end of the cable is open but mute.
+	mute := comFakeDevice("kdmute")
+	other := newCOMFakeLine(t, mute, comFakeDevice("kdmutepeer"))
+	far, err := other.open(comFakeDevice("kdmutepeer"), 115200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drained := make(chan struct{})
+	go func() { defer close(drained); _, _ = io.Copy(io.Discard, far) }()
+	dctx2, cancel2 := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel2()
+	_, err = Dial(dctx2, comClientT(t, "com:port="+mute+",baud=57600,channel=9"))
+	far.Close()
+	<-drained
+	if err == nil {
+		t.Fatal("dial over a mute line succeeded")
+	}
+	for _, w := range []string{"no kdsrv answered on COM channel 9 of " + mute, "both sides use baud=57600", "-t com:port=...,baud=57600,channel=9"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not say %q", err, w)
+		}
+	}
+
+	_, err = Dial(ctx, comClientT(t, "com:port="+comFakeDevice("kdnothere")+",baud=115200,channel=1"))
+	if err == nil || !strings.Contains(err.Error(), "cannot reach kdsrv over "+comFakeDevice("kdnothere")) || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("missing device: %v", err)
+	}
+}
+
+// TestCOMDeviceNames: COMn spellings map to the platform's device, and
+// messages show both.
+func TestCOMDeviceNames(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("COMn numbering checked on Linux")
+	}
+	var opened []string
+	old := openSerial
+	openSerial = func(path string, baud int) (io.ReadWriteCloser, error) {
+		opened = append(opened, path)
+		return nil, errors.New("not here")
+	}
+	t.Cleanup(func() { openSerial = old })
+	for _, p := range []string{"COM2", "com2", "2"} {
+		_, err := Listen(context.Background(), comServerT(t, "com:port="+p+",baud=115200,channel=0"), Options{})
+		if err == nil || !strings.Contains(err.Error(), "com:port=COM2,baud=115200,channel=0") {
+			t.Errorf("%s: %v", p, err)
+		}
+		_, err = Dial(context.Background(), comClientT(t, "com:port="+p+",baud=115200,channel=0"))
+		if err == nil || !strings.Contains(err.Error(), "COM2 (/dev/ttyS1)") {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	for _, o := range opened {
+		if o != "/dev/ttyS1" {
+			t.Errorf("opened %s, want /dev/ttyS1", o)
+		}
+	}
+}
