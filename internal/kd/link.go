@@ -450,9 +450,15 @@ func (l *Link) handleFrame(s *loopState, f Frame) error {
 
 func (l *Link) handleData(s *loopState, p Packet) error {
 	id := p.ID
-	if l.cfg.Role == RoleTarget && id&^1 != InitialPacketID {
-		// A host's ids are only ever 0x80800000/1: anything else is a
-		// corrupted header that happened to checksum (BdLib does the same).
+	// KDCOM ids are only ever 0x80800000/1, a target's with the sync bit
+	// now and then (a host never sets it). The checksum does not cover the
+	// id, so anything else is a corrupted header: ask for the packet again
+	// rather than adopt a nonsense id stream (BdLib does the same).
+	valid := id&^1 == InitialPacketID
+	if l.cfg.Role == RoleHost {
+		valid = id&^(SyncPacketID|1) == InitialPacketID
+	}
+	if !valid {
 		l.st.corrupt.Add(1)
 		l.st.resendsSent.Add(1)
 		return l.writeControl(TypeResend, 0)

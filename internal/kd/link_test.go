@@ -79,7 +79,7 @@ func call(t testing.TB, host *Link, seq uint64, body []byte) []byte {
 			t.Fatalf("call %d: %v", seq, err)
 		}
 	}
-	t.Fatalf("call %d: no reply within 20s", seq)
+	t.Fatalf("call %d: no reply within 20s; host link %+v", seq, host.Stats())
 	return nil
 }
 
@@ -341,4 +341,47 @@ func ExampleLink() {
 	m, _ := host.Recv(ctx)
 	fmt.Printf("%s %q\n", m.Packet.Type, m.Packet.Payload)
 	// Output: DEBUG_IO "hello"
+}
+
+// The id is not covered by the checksum: a data packet whose id is no
+// KDCOM id (a corrupted byte that also set the sync bit) must not make the
+// host adopt a nonsense id stream; it is refused with RESEND.
+func TestHostRefusesCorruptedID(t *testing.T) {
+	a, b := net.Pipe()
+	defer b.Close()
+	host := NewLink(a, Config{Role: RoleHost})
+	defer host.Close()
+	b.SetDeadline(time.Now().Add(5 * time.Second))
+	bad := AppendPacket(nil, Packet{Type: TypeStateManipulate, ID: 0x80805b00, Payload: []byte("stale")})
+	good := AppendPacket(nil, Packet{Type: TypeStateManipulate, ID: InitialPacketID, Payload: []byte("fresh")})
+	go func() {
+		b.Write(bad)
+		b.Write(good)
+	}()
+	var d Decoder
+	buf := make([]byte, 256)
+	var got []Packet
+	for len(got) < 2 {
+		n, err := b.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Feed(buf[:n])
+		for {
+			f, ok := d.Next()
+			if !ok {
+				break
+			}
+			got = append(got, f.Packet)
+		}
+	}
+	if got[0].Type != TypeResend || got[1].Type != TypeAcknowledge || got[1].ID != InitialPacketID {
+		t.Fatalf("host answered %v", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	m, err := host.Recv(ctx)
+	if err != nil || string(m.Packet.Payload) != "fresh" {
+		t.Fatalf("delivered %v %v", m, err)
+	}
 }
