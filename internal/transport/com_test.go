@@ -453,3 +453,35 @@ func TestCOMDeviceNames(t *testing.T) {
 		}
 	}
 }
+
+// TestCOMLineFailure: when the serial line itself fails, Accept returns a
+// permanent error that names the port and says what to do (kdsrv then
+// stops), not the net.ErrClosed of an orderly close.
+func TestCOMLineFailure(t *testing.T) {
+	comNoLeaks(t)
+	comFast(t)
+	srvDev, cliDev := comFakeDevice("kdfakeS4"), comFakeDevice("kdfakeC4")
+	line := newCOMFakeLine(t, srvDev, cliDev)
+	ln, err := Listen(context.Background(), comServerT(t, "com:port="+srvDev+",baud=115200,channel=1"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	far, err := line.open(cliDev, 115200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	far.Close() // the cable is cut: the server reads EOF
+	_, err = ln.Accept()
+	if err == nil || errors.Is(err, net.ErrClosed) {
+		t.Fatalf("accept on a failed line: %v", err)
+	}
+	for _, w := range []string{"serial line " + srvDev + " failed", "restart kdsrv"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not say %q", err, w)
+		}
+	}
+	if !errors.Is(err, commux.ErrMuxClosed) {
+		t.Errorf("error does not wrap commux.ErrMuxClosed: %v", err)
+	}
+}
