@@ -284,6 +284,11 @@ func (c *conn) sack() []byte {
 	return append([]byte(nil), bm[:n]...)
 }
 
+// maxBackoff caps the doubling of the retransmission timer at 8x: a noisy
+// line that still answers should not stall a connection for tens of
+// seconds, and a dead one is detected by maxTimeouts anyway.
+const maxBackoff = 3
+
 // timersLocked runs the OPEN and retransmission timers and returns the next
 // time they need attention.
 func (c *conn) timersLocked(now time.Time) time.Time {
@@ -301,7 +306,7 @@ func (c *conn) timersLocked(now time.Time) time.Time {
 			m.abortLocked(c, rstAborted, fmt.Errorf("commux: dial %s: %w (check the cable, the baud rate, and that kdsrv runs there)", c.name(), ErrNoAnswer))
 			return time.Time{}
 		}
-		c.backoff = min(c.backoff+1, 6)
+		c.backoff = min(c.backoff+1, maxBackoff)
 		c.needOpen = true
 		return time.Time{}
 	}
@@ -323,7 +328,7 @@ func (c *conn) timersLocked(now time.Time) time.Time {
 		m.abortLocked(c, rstAborted, fmt.Errorf("commux: %s: %w: %d retransmissions unanswered", c.name(), ErrNoAnswer, maxTimeouts))
 		return time.Time{}
 	}
-	c.backoff = min(c.backoff+1, 6)
+	c.backoff = min(c.backoff+1, maxBackoff)
 	for _, s := range c.inflight {
 		if !s.sacked && !now.Before(s.sentAt.Add(rto)) {
 			s.lost = true

@@ -169,6 +169,11 @@ type sendOp struct {
 	done    chan error
 }
 
+// sendOps recycles sendOps (and their done channels): Send allocates
+// nothing in steady state. An op goes back to the pool only after its
+// result was received, when the loop no longer refers to it.
+var sendOps = sync.Pool{New: func() any { return &sendOp{done: make(chan error, 1)} }}
+
 // Link runs the KDCOM link layer over a byte stream in one role: ids, ACKs,
 // retransmission, RESEND/RESET handling, resynchronisation and break-in. It
 // owns the stream: Close closes it (if it is an io.Closer) and stops the
@@ -187,6 +192,7 @@ type Link struct {
 
 	wmu    sync.Mutex // serialises writes on the line
 	wbuf   []byte
+	cbuf   [HeaderSize]byte // control packets, under wmu
 	closed sync.Once
 	err    error // set before done is closed
 
@@ -290,10 +296,15 @@ func (l *Link) loop(chunks <-chan chunk, free chan<- []byte, readerDone <-chan s
 		if s.pending != nil {
 			s.pending.done <- err
 		}
-		close(l.done)
+		// Close the stream and wait for the reader before announcing the
+		// end, so that whoever waits on Done or Close may reuse the
+		// stream's resources (a port, a socket path) at once. A stream
+		// that cannot be closed may leave its reader blocked in Read.
 		l.closed.Do(func() { close(l.quit) })
-		l.closeStream()
-		<-readerDone
+		if l.closeStream() {
+			<-readerDone
+		}
+		close(l.done)
 	}()
 	for err == nil {
 		var sendReq chan *sendOp
@@ -356,8 +367,11 @@ func (l *Link) loop(chunks <-chan chunk, free chan<- []byte, readerDone <-chan s
 				err = l.drain(s)
 			}
 		case out <- head:
-			s.queue[0] = Message{}
-			s.queue = s.queue[1:]
+			// Shift rather than reslice, so the backing array is reused
+			// and delivering a message allocates nothing.
+			n := copy(s.queue, s.queue[1:])
+			s.queue[n] = Message{}
+			s.queue = s.queue[:n]
 		}
 	}
 }
@@ -537,10 +551,9 @@ func (l *Link) writeControl(t PacketType, id uint32) error {
 	if l.cfg.Trace != nil {
 		l.cfg.Trace(Sent, Packet{Type: t, ID: id})
 	}
-	var b [HeaderSize]byte
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
-	return l.writeLocked(AppendControl(b[:0], t, id))
+	return l.writeLocked(AppendControl(l.cbuf[:0], t, id))
 }
 
 type writeDeadliner interface{ SetWriteDeadline(time.Time) error }
@@ -582,16 +595,25 @@ func (l *Link) send(ctx context.Context, t PacketType, payload []byte, retries i
 	if t.IsControl() || len(payload) > MaxPayload {
 		return 0, fmt.Errorf("kd: cannot send a %s packet of %d bytes", t, len(payload))
 	}
-	op := &sendOp{ctx: ctx, pkt: Packet{Type: t, Payload: payload}, retries: retries, done: make(chan error, 1)}
+	op := sendOps.Get().(*sendOp)
+	op.ctx, op.pkt, op.retries = ctx, Packet{Type: t, Payload: payload}, retries
+	recycle := func() {
+		*op = sendOp{done: op.done}
+		sendOps.Put(op)
+	}
 	select {
 	case l.sendReq <- op:
 	case <-ctx.Done():
+		recycle()
 		return 0, ctx.Err()
 	case <-l.done:
+		recycle()
 		return 0, l.err
 	}
 	err := <-op.done
-	return op.epoch, err
+	epoch := op.epoch
+	recycle()
+	return epoch, err
 }
 
 // Recv returns the next message from the peer.
@@ -643,10 +665,14 @@ func (l *Link) Close() error {
 	return nil
 }
 
-func (l *Link) closeStream() {
-	if c, ok := l.rw.(io.Closer); ok {
+// closeStream closes the stream if it can be closed, and says whether it
+// could.
+func (l *Link) closeStream() bool {
+	c, ok := l.rw.(io.Closer)
+	if ok {
 		_ = c.Close()
 	}
+	return ok
 }
 
 // Stats returns a snapshot of the link's counters.

@@ -366,10 +366,12 @@ func (e *Endpoint) loop() {
 		if s.pending != nil {
 			s.pending.done <- err
 		}
-		close(e.done)
+		// The socket is closed and its reader gone before Done/Close
+		// return, so the port can be bound again at once.
 		e.closed.Do(func() { close(e.quit) })
 		_ = e.conn.Close()
 		e.readers.Wait()
+		close(e.done)
 	}()
 	for err == nil {
 		var sendReq chan *sendOp
