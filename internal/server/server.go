@@ -187,14 +187,20 @@ func (s *Server) Addrs() []net.Addr {
 // reverse connection that could not be made) ends Serve with its error.
 func (s *Server) Serve() error {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
 	lns := append([]*listener(nil), s.listeners...)
+	// Added under the lock that Shutdown takes to set closed, so that no
+	// Add can race with Shutdown's Wait.
+	s.wg.Add(len(lns))
 	s.mu.Unlock()
 	if len(lns) == 0 {
 		return errors.New("kdsrv: Serve called before Listen")
 	}
 	errc := make(chan error, len(lns))
 	for _, l := range lns {
-		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			errc <- s.acceptLoop(l)
