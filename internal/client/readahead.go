@@ -113,7 +113,7 @@ func (ra *bridgeReadAhead) fromDebugger(p kd.Packet) (reply, hint []byte) {
 	defer ra.mu.Unlock()
 	if req, ok := readahead.ReadRequest(p.Type, p.Payload); ok {
 		k := readahead.KeyOf(req)
-		e, hit := ra.cache.Get(k)
+		e, hit := ra.cache.Lookup(k)
 		if !hit {
 			return nil, nil
 		}

@@ -169,6 +169,44 @@ func (c *Cache) Get(k Key) (Entry, bool) {
 	return e, ok
 }
 
+// Lookup returns the entry that answers a read of k: the entry stored
+// under k, or one assembled from complete entries of the same processor
+// that together cover the range. A read that returned everything it asked
+// for proves that every part of that range reads the same bytes in full,
+// so the assembled answer is what the target would give. Like the target,
+// Lookup clamps the count to MaxManipulateData.
+func (c *Cache) Lookup(k Key) (Entry, bool) {
+	if e, ok := c.m[k]; ok {
+		return e, true
+	}
+	n := min(k.Count, kd.MaxManipulateData)
+	end := k.Address + uint64(n)
+	if n == 0 || end < k.Address {
+		return Entry{}, false
+	}
+	data := make([]byte, 0, n)
+	for a := k.Address; a < end; {
+		found := false
+		for ek, e := range c.m {
+			eEnd := ek.Address + uint64(ek.Count)
+			if ek.Processor != k.Processor || ek.ProcessorLevel != k.ProcessorLevel ||
+				a < ek.Address || a >= eEnd || !e.Complete(ek.Count) {
+				continue
+			}
+			take := min(end, eEnd) - a
+			off := a - ek.Address
+			data = append(data, e.Data[off:off+take]...)
+			a += take
+			found = true
+			break
+		}
+		if !found {
+			return Entry{}, false
+		}
+	}
+	return Entry{Status: kd.StatusSuccess, Actual: n, Data: data}, true
+}
+
 // Put stores e under k.
 func (c *Cache) Put(k Key, e Entry) {
 	if _, ok := c.m[k]; !ok && len(c.m) >= c.max {

@@ -55,6 +55,7 @@ type readAhead struct {
 	// The sequential stream the client is reading.
 	tmpl     kd.Manipulate // its last request (processor, union), without data
 	seqRun   int           // consecutive sequential requests (0 = no stream)
+	seqCount uint32        // the largest read of the stream: the prefetch size
 	seqNext  uint64        // where the next sequential request starts
 	consumed uint64        // end of the client's last read (served or hinted)
 	pfNext   uint64        // next address to prefetch
@@ -287,7 +288,7 @@ func (ra *readAhead) fromClient(c *client, pt uint16, payload []byte) error {
 // target. Invalidation was done when the packet arrived.
 func (ra *readAhead) sendLocked(p outPacket) {
 	if req, ok := readahead.ReadRequest(p.typ, p.payload); ok {
-		if e, hit := ra.cache.Get(readahead.KeyOf(req)); hit && !ra.disabled {
+		if e, hit := ra.cache.Lookup(readahead.KeyOf(req)); hit && !ra.disabled {
 			ra.stats.Hits++
 			rep := e.Reply(req)
 			ra.onReadLocked(req)
@@ -329,16 +330,19 @@ func (ra *readAhead) releaseHeldLocked() {
 	}
 }
 
-// onReadLocked follows the client's position in its read stream.
+// onReadLocked follows the client's position in its read stream: reads of
+// one processor that each start where the last one ended, whatever their
+// sizes. Prefetches use the largest size seen in the stream.
 func (ra *readAhead) onReadLocked(req kd.Manipulate) {
 	k := readahead.KeyOf(req)
 	end := k.Address + uint64(k.Count)
 	tk := readahead.KeyOf(ra.tmpl)
-	if ra.seqRun > 0 && k.Address == ra.seqNext && k.Count == tk.Count &&
-		k.Processor == tk.Processor && k.ProcessorLevel == tk.ProcessorLevel {
+	if ra.seqRun > 0 && k.Address == ra.seqNext && k.Processor == tk.Processor && k.ProcessorLevel == tk.ProcessorLevel {
 		ra.seqRun++
+		ra.seqCount = max(ra.seqCount, min(k.Count, kd.MaxManipulateData))
 	} else {
 		ra.seqRun = 1
+		ra.seqCount = min(k.Count, kd.MaxManipulateData)
 		ra.pfNext = end
 		ra.pfStop = false
 	}
@@ -349,7 +353,7 @@ func (ra *readAhead) onReadLocked(req kd.Manipulate) {
 	if ra.pfNext < end {
 		ra.pfNext = end
 	}
-	if end < k.Address || k.Count == 0 || k.Count > kd.MaxManipulateData {
+	if end < k.Address || ra.seqCount == 0 {
 		ra.pfStop = true // wraps around, or nothing to stream
 	}
 	ra.cache.DropBelow(k.Address)
@@ -374,7 +378,7 @@ func (ra *readAhead) maybeIssueLocked() {
 	}
 	req := ra.tmpl
 	a := req.Memory()
-	a.Address, a.Actual = ra.pfNext, 0
+	a.Address, a.Count, a.Actual = ra.pfNext, uint32(count), 0
 	req.SetMemory(a)
 	req.ReturnStatus = 0
 	ra.pfNext += count
@@ -385,7 +389,7 @@ func (ra *readAhead) maybeIssueLocked() {
 	ra.t.enqueue(kd.TypeStateManipulate, req.Append(nil))
 }
 
-func (ra *readAhead) readCount() uint32 { return ra.tmpl.Memory().Count }
+func (ra *readAhead) readCount() uint32 { return ra.seqCount }
 
 // expire gives up on a prefetch whose reply did not come in time.
 func (ra *readAhead) expire(p *prefetch) {

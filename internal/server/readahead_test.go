@@ -32,7 +32,7 @@ func (simLink) String() string { return "sim pipe" }
 // raHarness is a kdsrv on loopback whose target links are in-memory pipes
 // to simulated targets (one per trans= path).
 type raHarness struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *Server
 	mu   sync.Mutex
 	sims map[string]*sim.Target
@@ -42,7 +42,7 @@ type raHarness struct {
 	logs strings.Builder
 }
 
-func newRAHarness(t *testing.T, cfg sim.Config) *raHarness {
+func newRAHarness(t testing.TB, cfg sim.Config) *raHarness {
 	t.Helper()
 	h := &raHarness{t: t, sims: map[string]*sim.Target{}, cfg: cfg}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -139,7 +139,7 @@ func (h *raHarness) target(name string) *target {
 // rawClient speaks the wire protocol directly, to see exactly what the
 // server sends: replies, pushes and state changes.
 type rawClient struct {
-	t      *testing.T
+	t      testing.TB
 	conn   *kdclient.Conn
 	frames chan wire.Frame
 	done   chan struct{}
