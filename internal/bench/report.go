@@ -13,7 +13,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 	fmt.Fprintf(&b, "WAN: rtt %gms, jitter ±%gms, rate %s, loss %g; %d CPUs (%s/%s, %s)\n\n",
 		r.RTTms, r.JitterMs, r.Rate, r.Loss, r.Machine.CPUs, r.Machine.GOOS, r.Machine.GOARCH, r.Machine.GoVersion)
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "path\tcalls/s\tp50 µs\tp99 µs\tRTTs/call\tdump MiB/s\tbreak-in ms\ttarget retx\ttarget resync\tdebugger retx\terrors\t")
+	header := false
 	for _, p := range []struct {
 		name string
 		r    *PathResult
@@ -22,6 +22,10 @@ func (r *Result) WriteTable(w io.Writer) error {
 			continue
 		}
 		x := p.r
+		if !header {
+			fmt.Fprintln(tw, "path\tcalls/s\tp50 µs\tp99 µs\tRTTs/call\tdump MiB/s\tbreak-in ms\ttarget retx\ttarget resync\tdebugger retx\terrors\t")
+			header = true
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.3f\t%s\t%d\t%d\t%d\t%d\t\n", p.name,
 			dash(x.CallsPerS, "%.0f"), dash(x.P50us, "%.0f"), dash(x.P99us, "%.0f"), dash(x.RTTsPerCall, "%.2f"),
 			x.DumpMiBs, dash(x.BreakInMs, "%.1f"), x.TargetRetransmits, x.TargetResyncs, x.DebuggerRetransmits, x.Errors)
@@ -29,7 +33,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	b.WriteString("\n")
+	if header {
+		b.WriteString("\n")
+	}
 	if r.Kdsrv != nil && r.ByteRelay != nil {
 		fmt.Fprintf(&b, "kdsrv vs byte relay: %.2fx calls/s, %.2fx dump; RTTs per call %.2f vs %.2f\n",
 			ratio(r.Kdsrv.CallsPerS, r.ByteRelay.CallsPerS), ratio(r.Kdsrv.DumpMiBs, r.ByteRelay.DumpMiBs),
