@@ -63,6 +63,10 @@ Options:
   -k SPEC        the server and target, as for WinDbg's -k kdsrv:...
   -listen EP     run as a bridge on endpoint EP (see above)
   -takeover      open the target even if another client has it
+  -readahead     let kdsrv read ahead of sequential virtual-memory reads
+                 (dumps) and answer them here without a network round trip;
+                 it reads memory before the debugger asks, so leave it off
+                 when reading device memory with read side effects
   -timeout D     how long to wait for the server and for the target to stop
                  (default 10s)
   -wait D        reverse connections (server=@{tcp:clicon=...}): how long to
@@ -84,6 +88,7 @@ type cliOptions struct {
 	k          string
 	listen     string
 	takeover   bool
+	readahead  bool
 	timeout    time.Duration
 	wait       time.Duration
 	cpu        uint
@@ -107,6 +112,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.k, "k", "", "kdsrv:server=@{...},trans=@{...}")
 	fs.StringVar(&o.listen, "listen", "", "bridge endpoint: unix:PATH, tcp:HOST:PORT or pty")
 	fs.BoolVar(&o.takeover, "takeover", false, "take the target over from another client")
+	fs.BoolVar(&o.readahead, "readahead", false, "let kdsrv read ahead of sequential memory reads")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "time-out for connecting and for the target to stop")
 	fs.DurationVar(&o.wait, "wait", 0, "clicon: how long to wait for the server to connect (0 = until interrupted)")
 	fs.UintVar(&o.cpu, "cpu", 0, "processor for regs")
@@ -200,6 +206,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	b := NewBridge(conn)
 	b.OnState(func(st wire.State) { fmt.Fprintf(stderr, "kdclient: target %s: %s\n", st.State, st.Text) })
+	if o.readahead {
+		actx, cancel := context.WithTimeout(ctx, o.timeout)
+		err := b.EnableReadAhead(actx)
+		cancel()
+		if err != nil {
+			return errf("%v", err)
+		}
+	}
 	// The connection outlives ctx (Ctrl-C) long enough to detach cleanly,
 	// so that the server has released the target when kdclient exits and
 	// the next client can open it at once.

@@ -9,7 +9,10 @@ import (
 	"log"
 	"math/rand/v2"
 	"net"
+	"os"
 	"path"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -675,5 +678,40 @@ func TestReadAheadFrameDecode(t *testing.T) {
 		if tc.ok && (stamp != 7 || binary.LittleEndian.Uint64(m.U[0:]) != 0x1000) {
 			t.Errorf("%s: stamp %d, address %#x", tc.name, stamp, m.Memory().Address)
 		}
+	}
+}
+
+// TestReadAheadKdclientFlag runs kdclient's dump command with -readahead
+// against the server: the file is exact and the server read ahead.
+func TestReadAheadKdclientFlag(t *testing.T) {
+	t.Parallel()
+	h := newRAHarness(t, sim.Config{})
+	c, err := h.spec("cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "dump.bin")
+	addr := sim.DataBase + 0x3000
+	const n = 256 << 10
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out, errs bytes.Buffer
+	code := kdclient.Main(ctx, []string{"-k", c.String(), "-readahead", "dump", fmt.Sprintf("%#x", addr), strconv.Itoa(n), file}, &out, &errs)
+	if code != 0 {
+		t.Fatalf("kdclient exit %d: %s", code, errs.String())
+	}
+	got, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, n)
+	h.sim("cli").Memory().Read(addr, want)
+	if !bytes.Equal(got, want) {
+		t.Fatal("the dump differs from the target's memory")
+	}
+	if st := h.target("cli"); st == nil {
+		t.Log("target already closed")
+	} else if s := st.readAheadStats(); s.Pushed == 0 {
+		t.Fatalf("kdclient -readahead did not enable read-ahead: %+v", s)
 	}
 }
