@@ -31,6 +31,12 @@ func openBridgePTY() (string, func(context.Context, *Bridge) error, error) {
 	// Keep no slave descriptor of our own: the debugger opens it. Until
 	// then, and between debuggers, reads of the master fail with EIO.
 	slave.Close()
+	// The master must be non-blocking so that Close interrupts a pending
+	// Read (creack/pty hands out a blocking file).
+	master, err = nonBlocking(master)
+	if err != nil {
+		return "", nil, fmt.Errorf("-listen pty: %w", err)
+	}
 	serve := func(ctx context.Context, b *Bridge) error {
 		m := &ptyMaster{f: master, quit: make(chan struct{})}
 		stop := context.AfterFunc(ctx, func() { m.Close() })
@@ -42,6 +48,30 @@ func openBridgePTY() (string, func(context.Context, *Bridge) error, error) {
 		return err
 	}
 	return path, serve, nil
+}
+
+// nonBlocking replaces f by a non-blocking duplicate served by the Go
+// runtime's poller (deadlines work, Close interrupts Read).
+func nonBlocking(f *os.File) (*os.File, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var fd int
+	var derr error
+	if err := rc.Control(func(raw uintptr) { fd, derr = unix.Dup(int(raw)) }); err != nil {
+		return nil, err
+	}
+	if derr != nil {
+		return nil, derr
+	}
+	name := f.Name()
+	f.Close()
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), name), nil
 }
 
 // makeRaw puts a terminal in raw 8-bit mode: no echo, no line editing, no

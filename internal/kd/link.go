@@ -153,6 +153,10 @@ type stats struct {
 	breakInsRecv, dropped, noise                                            atomic.Uint64
 }
 
+// readerGrace bounds how long Close waits for the reader goroutine after
+// closing the stream.
+const readerGrace = 2 * time.Second
+
 // ErrClosed is returned by operations on a closed link.
 var ErrClosed = errors.New("kd: link closed")
 
@@ -302,7 +306,16 @@ func (l *Link) loop(chunks <-chan chunk, free chan<- []byte, readerDone <-chan s
 		// that cannot be closed may leave its reader blocked in Read.
 		l.closed.Do(func() { close(l.quit) })
 		if l.closeStream() {
-			<-readerDone
+			// A stream whose Read is not interrupted by Close (a
+			// blocking file descriptor) would hold us here forever:
+			// give it a moment, then let its reader end on its own
+			// when that Read returns.
+			t := time.NewTimer(readerGrace)
+			select {
+			case <-readerDone:
+			case <-t.C:
+			}
+			t.Stop()
 		}
 		close(l.done)
 	}()

@@ -3,6 +3,7 @@
 package kd
 
 import (
+	"os"
 	"testing"
 
 	"github.com/creack/pty"
@@ -31,11 +32,33 @@ func TestLinkOverPTY(t *testing.T) {
 	if err := unix.IoctlSetTermios(int(slave.Fd()), unix.TCSETS, tio); err != nil {
 		t.Fatal(err)
 	}
-	host := NewLink(slave, Config{Role: RoleHost})
-	target := NewLink(master, Config{Role: RoleTarget})
+	// Non-blocking descriptors, so that Close interrupts a pending Read
+	// (creack/pty hands out blocking files).
+	host := NewLink(pollable(t, slave), Config{Role: RoleHost})
+	target := NewLink(pollable(t, master), Config{Role: RoleTarget})
 	defer func() {
 		host.Close()
 		target.Close()
 	}()
 	exerciseLink(t, host, target, 100)
+}
+
+// pollable returns a non-blocking duplicate of f (closing f), which the Go
+// runtime's poller serves: deadlines work and Close interrupts a Read.
+func pollable(t *testing.T, f *os.File) *os.File {
+	t.Helper()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fd int
+	var derr error
+	if err := rc.Control(func(raw uintptr) { fd, derr = unix.Dup(int(raw)) }); err != nil || derr != nil {
+		t.Fatalf("dup: %v %v", err, derr)
+	}
+	f.Close()
+	if err := unix.SetNonblock(fd, true); err != nil {
+		t.Fatal(err)
+	}
+	return os.NewFile(uintptr(fd), f.Name())
 }
