@@ -25,7 +25,12 @@ import (
 	"kdsrv/internal/spec"
 	"kdsrv/internal/targetlink"
 	"kdsrv/internal/wire"
+
+	"go.uber.org/goleak"
 )
+
+// TestMain checks that no test of the package leaves goroutines behind.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // simLink is one end of an in-memory pipe to a simulated target.
 type simLink struct{ net.Conn }
