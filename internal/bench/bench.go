@@ -14,7 +14,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -325,5 +324,3 @@ func (e *errorList) text() string {
 	}
 	return e.first.Error()
 }
-
-var errBudget = errors.New("time budget exhausted")
