@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
+	"log"
 	"net"
 	"strings"
 	"sync"
@@ -413,4 +415,39 @@ func TestDump1MiB(t *testing.T) {
 	if !strings.Contains(out.String(), "dumped 1048576 bytes") {
 		t.Fatalf("summary %q", out.String())
 	}
+}
+
+// A target that is already stopped sends its state change the moment the
+// server opens the link; it must reach the client after Opened, never
+// before it (which would break the client's Open).
+func TestOpenHaltedTarget(t *testing.T) {
+	// The server logs "target ... opened" between starting the link and
+	// answering Opened: a slow log widens that window, so the state change
+	// is sure to be waiting before Opened goes out.
+	h := newHarness(t, harnessOpts{mutate: func(c *server.Config) {
+		c.Logger = log.New(slowWriter{}, "", 0)
+	}})
+	for i := range 3 {
+		trans, _ := h.addTarget(fmt.Sprintf("halted%d", i), sim.Config{StartHalted: true})
+		s, err := h.open(h.serverSpec(""), trans, client.Options{})
+		if err != nil {
+			t.Fatalf("open %d: %v", i, err)
+		}
+		hh := s.host(t, kd.HostOptions{})
+		if _, err := hh.Attach(ctxFor(t, 20*time.Second)); err != nil {
+			t.Fatalf("attach %d: %v", i, err)
+		}
+		s.close()
+	}
+}
+
+// slowWriter discards log lines, pausing on the one that says a target
+// link was opened.
+type slowWriter struct{}
+
+func (slowWriter) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte("opened (")) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	return len(p), nil
 }

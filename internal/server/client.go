@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"kdsrv/internal/spec"
@@ -23,6 +24,10 @@ type client struct {
 	l     *listener
 	from  string
 	since time.Time
+
+	// opened is set once the client has been told its target is open
+	// (Opened sent): packets from the target go to it only from then on.
+	opened atomic.Bool
 
 	mu      sync.Mutex
 	wc      *wire.Conn
@@ -242,6 +247,7 @@ func (c *client) open(o wire.Open) error {
 	if err := c.wc.Send(wire.TypeOpened, wire.EncodeOpened(wire.Opened{Session: sess, Info: info})); err != nil {
 		return err
 	}
+	c.opened.Store(true)
 	c.s.cfg.Logger.Printf("client %s opened %s (session %d)", c, ts, sess)
 	// A halted target's state goes to the new client at once, so its
 	// debugger sees the stop without the target being reset.
@@ -250,6 +256,7 @@ func (c *client) open(o wire.Open) error {
 }
 
 func (c *client) detach() {
+	c.opened.Store(false)
 	c.mu.Lock()
 	t := c.tgt
 	c.tgt = nil
@@ -262,6 +269,12 @@ func (c *client) detach() {
 // sendKD delivers a packet from the target; errors end the session through
 // the read loop, so they are only returned for logging.
 func (c *client) sendKD(pt uint16, payload []byte) error {
+	if !c.opened.Load() {
+		// Before Opened: the target's state reaches the client right
+		// after it (resendState); other packets are handled as if
+		// nobody owned the target.
+		return errors.New("target not open on this connection yet")
+	}
 	c.mu.Lock()
 	wc := c.wc
 	c.mu.Unlock()

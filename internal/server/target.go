@@ -100,7 +100,9 @@ func (s *Server) acquireTarget(ctx context.Context, c *client, ts *spec.Target, 
 			s.wg.Add(1)
 			s.mu.Unlock()
 			if err := t.open(ctx); err != nil {
-				s.wg.Done()
+				if t.done == nil {
+					s.wg.Done() // no goroutines were started to do it
+				}
 				return nil, err
 			}
 			return t, nil
