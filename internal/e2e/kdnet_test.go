@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -165,83 +164,7 @@ func (p *lossyProxy) relay(toHost bool) {
 // corrupt.
 func netSuite(t *testing.T, s *session, tgt *sim.Target) *kd.Host {
 	t.Helper()
-	ctx := ctxFor(t, 90*time.Second)
-	var mu sync.Mutex
-	var prints []string
-	h := s.host(t, kd.HostOptions{OnPrint: func(cpu uint16, text []byte) {
-		mu.Lock()
-		prints = append(prints, string(text))
-		mu.Unlock()
-	}})
-	sc, err := h.Attach(ctx)
-	if err != nil {
-		t.Fatalf("attach: %v", err)
-	}
-	if sc.ProgramCounter != sim.BreakAddress || sc.Exception.ExceptionCode != kd.StatusBreakpoint {
-		t.Fatalf("state change %v", sc)
-	}
-	v, err := h.Version(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v.KernBase != sim.KernBase || v.MinorVersion != tgt.Config().Build || v.MachineType != kd.MachineAMD64 {
-		t.Fatalf("version %+v", v)
-	}
-	c, err := h.Context(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := tgt.Context(0); c.Rip != want.Rip || c.Rax != want.Rax || c.Rsp != want.Rsp {
-		t.Fatalf("context rip %#x rax %#x, want %#x %#x", c.Rip, c.Rax, want.Rip, want.Rax)
-	}
-	addr := sim.DataBase + 0x10000
-	data := []byte("kdsrv end-to-end write over KDNET")
-	if n, err := h.WriteVirtual(ctx, addr, data); err != nil || n != len(data) {
-		t.Fatalf("write: %d %v", n, err)
-	}
-	got, err := h.ReadVirtual(ctx, addr, len(data))
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("read back %q %v", got, err)
-	}
-	for i := range 100 {
-		a := sim.DataBase + 0x100000 + uint64(i)*4096
-		got, err := h.ReadVirtual(ctx, a, 4096)
-		if err != nil {
-			t.Fatalf("read %d: %v", i, err)
-		}
-		if !bytes.Equal(got, patternBytes(a, 4096)) {
-			t.Fatalf("read %d at %#x: wrong content", i, a)
-		}
-	}
-	if err := h.Continue(ctx); err != nil {
-		t.Fatal(err)
-	}
-	wctx, cancel := context.WithTimeout(ctx, 400*time.Millisecond)
-	if _, err := h.WaitStateChange(wctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("state change while running: %v", err)
-	}
-	cancel()
-	sc, err = h.Break(ctx)
-	if err != nil {
-		t.Fatalf("break: %v", err)
-	}
-	if sc.Exception.ExceptionCode != kd.StatusBreakpoint {
-		t.Fatalf("after break %v", sc)
-	}
-	mu.Lock()
-	n := len(prints)
-	first := ""
-	if n > 0 {
-		first = prints[0]
-	}
-	mu.Unlock()
-	if tgt.Config().PrintEvery > 0 && (n < 2 || !strings.HasPrefix(first, "kdtarget: tick")) {
-		t.Fatalf("DbgPrint lines %d (first %q)", n, first)
-	}
-	if st := tgt.Stats(); st.Link.Corrupt != 0 {
-		t.Fatalf("target link stats %+v", st.Link)
-	}
-	return h
+	return runSuite(t, s, tgt, true)
 }
 
 func netTrans(port int, key string) string { return fmt.Sprintf("net:port=%d,key=%s", port, key) }
