@@ -493,22 +493,6 @@ func TestTLSOverOtherTransport(t *testing.T) {
 	}
 }
 
-// TestSPipeNeedsNPipe: without an npipe transport, spipe says what is
-// missing instead of failing obscurely.
-func TestSPipeNeedsNPipe(t *testing.T) {
-	regMu.RLock()
-	_, have := listens[spec.NPipe]
-	regMu.RUnlock()
-	if have {
-		t.Skip("this build has an npipe transport")
-	}
-	newTLSFixture(t)
-	_, err := Listen(context.Background(), mustServer(t, "spipe:proto=tls1,certuser=kd-user,pipe=kd"), Options{})
-	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "no npipe transport") {
-		t.Fatalf("got %v", err)
-	}
-}
-
 // TestTLSListenerAddrIsTCP: IcfEnable opens the port of a *net.TCPAddr.
 func TestTLSListenerAddrIsTCP(t *testing.T) {
 	newTLSFixture(t)
