@@ -274,11 +274,20 @@ func Matches(req, rep Manipulate) bool {
 		return false
 	}
 	switch req.API {
-	case APIReadVirtualMemory, APIWriteVirtualMemory, APIReadPhysicalMemory,
-		APIWritePhysicalMemory, APIReadControlSpace, APIWriteControlSpace:
+	case APIReadVirtualMemory, APIWriteVirtualMemory, APIReadPhysicalMemory, APIWritePhysicalMemory:
 		return req.Memory().Address == rep.Memory().Address
+	case APIReadControlSpace, APIWriteControlSpace:
+		return req.Processor == rep.Processor && req.Memory().Address == rep.Memory().Address
+	case APIGetContext, APISetContext:
+		return req.Processor == rep.Processor
 	case APIGetContextEx, APISetContextEx:
-		return req.ContextEx().Offset == rep.ContextEx().Offset
+		return req.Processor == rep.Processor && req.ContextEx().Offset == rep.ContextEx().Offset
+	case APIWriteBreakPoint:
+		return req.BreakPoint().Address == rep.BreakPoint().Address
+	case APIRestoreBreakPoint:
+		return req.RestoreHandle() == rep.RestoreHandle()
+	case APIReadMachineSpecificRegister, APIWriteMachineSpecificRegister:
+		return req.Processor == rep.Processor && req.MSR().MSR == rep.MSR().MSR
 	}
 	return true
 }

@@ -278,6 +278,7 @@ type loopState struct {
 	stall    *time.Timer
 	stallOn  bool
 	reported uint64 // noise bytes already added to stats
+	lastSync uint32 // id of the last sync packet accepted (host role)
 }
 
 func (l *Link) loop(chunks <-chan chunk, free chan<- []byte, readerDone <-chan struct{}) {
@@ -365,6 +366,12 @@ func (l *Link) loop(chunks <-chan chunk, free chan<- []byte, readerDone <-chan s
 				op := s.pending
 				if op.retries > 0 && op.tries > op.retries {
 					s.pending = nil
+					if l.cfg.Role == RoleTarget {
+						// A target that gives up assumes the debugger is
+						// gone: both streams restart, the next packet
+						// carries the sync bit (kd-protocol.md §1.4).
+						s.sendID, s.expectID = InitialPacketID|SyncPacketID, InitialPacketID
+					}
 					op.done <- ErrRetriesExhausted
 					break
 				}
@@ -450,6 +457,7 @@ func (l *Link) handleFrame(s *loopState, f Frame) error {
 	case TypeReset:
 		seq := l.st.resetsReceived.Add(1)
 		s.sendID, s.expectID = InitialPacketID, InitialPacketID
+		s.lastSync = 0
 		if l.cfg.Role == RoleTarget {
 			l.st.resetsSent.Add(1)
 			if err := l.writeControl(TypeReset, 0); err != nil {
@@ -502,7 +510,14 @@ func (l *Link) handleData(s *loopState, p Packet) error {
 		return err
 	}
 	sync := l.cfg.Role == RoleHost && id&SyncPacketID != 0
+	if sync && s.lastSync == id && s.expectID == (id&^SyncPacketID)^1 {
+		// The same restart packet again (our ACK was lost) and nothing
+		// since: a duplicate, not another restart.
+		l.st.duplicates.Add(1)
+		return nil
+	}
 	if sync {
+		s.lastSync = id
 		// The target restarted its streams: adopt its id and restart ours.
 		s.expectID = id &^ SyncPacketID
 		s.sendID = InitialPacketID
@@ -536,7 +551,18 @@ func (l *Link) ackPending(s *loopState, err error) {
 	op.done <- err
 }
 
+// enqueue queues a message for Recv. Data packets are bounded before they
+// are acknowledged (handleData); the other messages are bounded here, so a
+// peer streaming break-in bytes or RESETs cannot grow memory: a break-in
+// right behind another is redundant, and past QueueLimit they are dropped.
 func (l *Link) enqueue(s *loopState, m Message) {
+	if m.Kind != MsgPacket {
+		if len(s.queue) >= l.cfg.QueueLimit ||
+			m.Kind == MsgBreakIn && len(s.queue) > 0 && s.queue[len(s.queue)-1].Kind == MsgBreakIn {
+			l.st.dropped.Add(1)
+			return
+		}
+	}
 	s.queue = append(s.queue, m)
 }
 
@@ -674,6 +700,9 @@ func (l *Link) Err() error {
 // once and from any goroutine.
 func (l *Link) Close() error {
 	l.closed.Do(func() { close(l.quit) })
+	// Closing the stream also frees a loop stuck in a Write that has no
+	// deadline (a peer that stopped reading).
+	l.closeStream()
 	<-l.done
 	return nil
 }

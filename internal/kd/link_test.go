@@ -6,9 +6,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -383,5 +385,65 @@ func TestHostRefusesCorruptedID(t *testing.T) {
 	m, err := host.Recv(ctx)
 	if err != nil || string(m.Packet.Payload) != "fresh" {
 		t.Fatalf("delivered %v %v", m, err)
+	}
+}
+
+// A peer streaming break-in bytes while nobody reads the link cannot grow
+// its queue without bound.
+func TestBreakInFloodBounded(t *testing.T) {
+	a, b := net.Pipe()
+	l := NewLink(a, Config{Role: RoleTarget, QueueLimit: 8})
+	defer l.Close()
+	b.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	flood := bytes.Repeat([]byte{BreakInByte, 'x'}, 64<<10)
+	if _, err := b.Write(flood); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return l.Stats().BreakInsRecv == 64<<10 }, "every break-in counted")
+	n := 0
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		_, err := l.Recv(ctx)
+		cancel()
+		if err != nil {
+			break
+		}
+		n++
+	}
+	if n > 8 || n == 0 {
+		t.Fatalf("%d break-ins queued, want 1..8", n)
+	}
+	b.Close()
+}
+
+// The target's restart packet arriving again (our ACK was lost) is a
+// duplicate: not a second stop, and our id stream is not restarted twice.
+func TestDuplicateSyncPacketNotRedelivered(t *testing.T) {
+	a, b := net.Pipe()
+	defer b.Close()
+	host := NewLink(a, Config{Role: RoleHost})
+	defer host.Close()
+	go io.Copy(io.Discard, b) // the host's ACKs
+	sc := AppendPacket(nil, Packet{Type: TypeStateChange64, ID: InitialPacketID | SyncPacketID, Payload: []byte("stop")})
+	b.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	b.Write(sc)
+	b.Write(sc)
+	next := AppendPacket(nil, Packet{Type: TypeDebugIO, ID: InitialPacketID | 1, Payload: []byte("next")})
+	b.Write(next)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var kinds []string
+	for len(kinds) < 3 {
+		m, err := host.Recv(ctx)
+		if err != nil {
+			t.Fatalf("after %v: %v", kinds, err)
+		}
+		kinds = append(kinds, m.Kind.String()+":"+string(m.Packet.Payload))
+	}
+	if want := "sync: packet:stop packet:next"; strings.Join(kinds, " ") != want {
+		t.Fatalf("got %v, want %s", kinds, want)
+	}
+	if host.Stats().Duplicates != 1 {
+		t.Fatalf("duplicates %d", host.Stats().Duplicates)
 	}
 }

@@ -215,8 +215,11 @@ func (d *Decoder) Next() (Frame, bool) {
 		}
 		if count > MaxPayload || p.Type.IsControl() || p.Type >= TypeMax || p.Type == TypeUnused {
 			// Not a packet we can trust: skip this leader and rescan.
+			// Bytes that may be its payload are not break-ins.
 			d.Discarded++
+			quiet := min(HeaderSize+count, len(d.buf)-start) - 1
 			d.rescanFrom(start + 1)
+			d.quiet = max(d.quiet, quiet)
 			if p.Type.IsControl() || p.Type >= TypeMax || p.Type == TypeUnused {
 				continue
 			}
