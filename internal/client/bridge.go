@@ -85,8 +85,11 @@ func (b *Bridge) Run(ctx context.Context) error {
 	for {
 		f, err := b.c.wc.Recv()
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, io.EOF) {
+			if ctx.Err() != nil {
 				return nil
+			}
+			if errors.Is(err, io.EOF) {
+				return nil // a clean close; Conn.Closed says why
 			}
 			return explain(b.c.srv, err)
 		}
@@ -139,7 +142,10 @@ func (b *Bridge) fromServer(pt kd.PacketType, payload []byte) {
 		if pt == kd.TypeStateChange64 {
 			err = d.sendStateChange(payload)
 		} else {
-			err = d.l.Send(d.ctx, pt, payload)
+			// Bounded: a debugger that never acknowledges (a pty nobody
+			// opened) must not stall the server's packets; past the
+			// budget the packet is handled as if no debugger were there.
+			err = d.l.SendRetries(d.ctx, pt, payload, debuggerRetries)
 		}
 		if err == nil {
 			return
@@ -159,6 +165,11 @@ func (b *Bridge) fromServer(pt kd.PacketType, payload []byte) {
 		}
 	}
 }
+
+// debuggerRetries bounds how often the bridge re-sends a packet (other than
+// a state change, which the bridge keeps for the next debugger anyway) to a
+// local debugger that does not acknowledge it.
+const debuggerRetries = 10
 
 func (d *debugger) sendStateChange(sc []byte) error {
 	epoch, err := d.l.SendEpoch(d.ctx, kd.TypeStateChange64, sc)

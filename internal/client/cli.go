@@ -179,7 +179,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	// Commands that need no target.
 	if len(pos) > 0 && pos[0] == "endpsrv" {
-		return runEndpsrv(ctx, c, copts, stdout, errf)
+		return runEndpsrv(ctx, c, copts, o, stdout, stderr, errf)
 	}
 	var cmd func(ctx context.Context, cm *Commander, b *Bridge) error
 	if o.listen == "" {
@@ -233,7 +233,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	if o.listen != "" {
-		err := runBridge(ctx, b, o.listen, stdout, logger, runDone, func() error { return runResult })
+		err := runBridge(ctx, b, o.listen, stdout, logger, runDone, func() error {
+			if runResult == nil {
+				return conn.Closed()
+			}
+			return runResult
+		})
 		finish()
 		if err != nil {
 			return errf("%v", err)
@@ -259,7 +264,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case <-runDone:
 		err = runResult
 		if err == nil {
-			err = errors.New("the server closed the connection")
+			err = conn.Closed()
 		}
 		cancelCmd()
 		<-cmdErr
@@ -402,8 +407,8 @@ func isTerminal(f *os.File) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-func runEndpsrv(ctx context.Context, c *spec.Connect, copts Options, stdout io.Writer, errf func(string, ...any) int) int {
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+func runEndpsrv(ctx context.Context, c *spec.Connect, copts Options, o cliOptions, stdout, stderr io.Writer, errf func(string, ...any) int) int {
+	dctx, cancel := dialContext(ctx, c.Server, o, stderr)
 	defer cancel()
 	conn, err := Dial(dctx, c.Server, copts)
 	if err != nil {
@@ -554,11 +559,10 @@ func runBridge(ctx context.Context, b *Bridge, ep string, stdout io.Writer, logg
 	case <-runDone:
 		cancel()
 		<-done
-		err := runErr()
-		if err == nil && ctx.Err() == nil {
-			return errors.New("the server closed the connection")
+		if ctx.Err() != nil {
+			return nil
 		}
-		return err
+		return runErr()
 	}
 }
 

@@ -39,6 +39,7 @@ func openBridgePTY() (string, func(context.Context, *Bridge) error, error) {
 	}
 	serve := func(ctx context.Context, b *Bridge) error {
 		m := &ptyMaster{f: master, quit: make(chan struct{})}
+		defer m.Close()
 		stop := context.AfterFunc(ctx, func() { m.Close() })
 		defer stop()
 		err := b.Serve(ctx, m)
@@ -60,9 +61,11 @@ func nonBlocking(f *os.File) (*os.File, error) {
 	var fd int
 	var derr error
 	if err := rc.Control(func(raw uintptr) { fd, derr = unix.Dup(int(raw)) }); err != nil {
+		f.Close()
 		return nil, err
 	}
 	if derr != nil {
+		f.Close()
 		return nil, derr
 	}
 	name := f.Name()

@@ -80,6 +80,13 @@ func Dial(ctx context.Context, t *spec.Transport, opts Options) (*Conn, error) {
 		nc.Close()
 		return nil, explainPlainToTLS(t, explain(t, err))
 	}
+	if t.Password != "" && !wc.Authenticated() {
+		// The server did not ask for the password, so it never proved it
+		// knows it: it may not be the kdsrv the user means. Stop before
+		// anything (such as a KDNET key in trans=) is sent to it.
+		wc.Close()
+		return nil, fmt.Errorf("kdsrv at %s did not ask for the password, so it could not prove it knows it; refusing to go on (if that server really has no password, remove password= from server=@{...})", t)
+	}
 	return &Conn{wc: wc, opts: opts, srv: t}, nil
 }
 
@@ -109,11 +116,11 @@ func explain(t *spec.Transport, err error) error {
 	case wire.VersionMismatch:
 		return fmt.Errorf("kdsrv at %s: incompatible protocol versions (%v); upgrade kdclient or kdsrv so both speak the same version", t, err)
 	case wire.InUse:
-		return fmt.Errorf("%v (run with -takeover to take it over)", err)
+		return fmt.Errorf("%v", err)
 	case wire.NotAllowed:
 		return fmt.Errorf("the server refused the target: %v", err)
 	case wire.TargetUnavailable:
-		return fmt.Errorf("the server could not open the target: %v", err)
+		return fmt.Errorf("the target link is not available: %v", err)
 	case wire.ServerShutdown:
 		return fmt.Errorf("kdsrv at %s is shutting down", t)
 	}
@@ -122,6 +129,14 @@ func explain(t *spec.Transport, err error) error {
 
 // Wire returns the underlying wire connection.
 func (c *Conn) Wire() *wire.Conn { return c.wc }
+
+// Closed describes a clean close by the server, for messages.
+func (c *Conn) Closed() error {
+	if c.wc.ByeReason() == wire.ServerShutdown {
+		return fmt.Errorf("kdsrv at %s is shutting down", c.srv)
+	}
+	return errors.New("the server closed the connection")
+}
 
 // Close ends the connection cleanly.
 func (c *Conn) Close() error { return c.wc.Close() }

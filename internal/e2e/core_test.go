@@ -460,3 +460,14 @@ func (slowWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// A client that has a password stops when the server never asks for it:
+// that server proved nothing and may not be the kdsrv the user means.
+func TestPasswordNotAskedRefused(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	trans, _ := h.addTarget("vm1", sim.Config{})
+	_, err := h.open(h.serverSpec("password=abc123"), trans, client.Options{})
+	if err == nil || !strings.Contains(err.Error(), "did not ask for the password") {
+		t.Fatalf("got %v", err)
+	}
+}

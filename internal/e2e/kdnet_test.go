@@ -185,6 +185,15 @@ func TestEndToEndKDNET(t *testing.T) {
 	if strings.Contains(h.logs.String(), netKey) {
 		t.Fatal("the KDNET key appears in the server log")
 	}
+	// The open link on that port is shared only with clients that know
+	// its key.
+	s.close()
+	if _, err := h.open(h.serverSpec(""), netTrans(port, "1.2.3.9"), client.Options{TakeOver: true}); err == nil || !strings.Contains(err.Error(), "key does not match") {
+		t.Fatalf("a client with another key got the open link: %v", err)
+	}
+	if _, err := h.open(h.serverSpec(""), netTrans(port, netKey), client.Options{}); err != nil {
+		t.Fatalf("the right key after a wrong one: %v", err)
+	}
 }
 
 // TestEndToEndKDNETLossy: 1% of the datagrams lost each way between target

@@ -233,7 +233,7 @@ func (c *client) open(o wire.Open) error {
 		switch {
 		case errors.As(err, &inUse):
 			return c.refuse(wire.InUse, err.Error())
-		case errors.As(err, &na):
+		case errors.As(err, &na), errors.Is(err, errKeyMismatch):
 			return c.refuse(wire.NotAllowed, err.Error())
 		default:
 			return c.refuse(wire.TargetUnavailable, err.Error())
@@ -303,8 +303,11 @@ func (c *client) control(ctl wire.Control) error {
 			break
 		}
 		c.s.cfg.Logger.Printf("client %s asked the server to shut down", c)
-		c.s.requestShutdown()
 		reply.Body = []byte("kdsrv is shutting down")
+		// Answer first: the shutdown closes this connection.
+		err := c.wc.Send(wire.TypeControl, wire.EncodeControl(reply))
+		c.s.requestShutdown()
+		return err
 	case wire.CmdGetInfo:
 		reply.Body = []byte(c.s.info())
 	case wire.CmdSetOption:

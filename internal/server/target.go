@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -68,6 +69,10 @@ type outPacket struct {
 	payload []byte
 }
 
+// errKeyMismatch refuses a client whose KDNET key differs from the one the
+// open link on that port authenticates with.
+var errKeyMismatch = errors.New("the key does not match the one the KDNET link open on this port uses")
+
 // inUseError says a target is owned by another client.
 type inUseError struct {
 	target string
@@ -115,6 +120,11 @@ func (s *Server) acquireTarget(ctx context.Context, c *client, ts *spec.Target, 
 		}
 		if t.err != nil {
 			continue // that open failed and removed itself; try again
+		}
+		if ts.Kind == spec.TargetNet && subtle.ConstantTimeCompare([]byte(ts.Key), []byte(t.spec.Key)) != 1 {
+			// The open KDNET link is authenticated with its own key: a
+			// client must know it to share the link.
+			return nil, fmt.Errorf("target %s: %w", ts, errKeyMismatch)
 		}
 		t.mu.Lock()
 		if t.closed {
