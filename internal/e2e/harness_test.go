@@ -232,8 +232,13 @@ func (h *harness) open(serverSpec, trans string, opts client.Options) (*session,
 	return s, nil
 }
 
+// close detaches (waiting for the server's answer, as kdclient does, so the
+// target is free the moment close returns) and ends the connection.
 func (s *session) close() {
 	s.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = s.bridge.Detach(ctx)
+		cancel()
 		s.cancel()
 		<-s.runErr
 	})
