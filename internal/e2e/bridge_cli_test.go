@@ -19,6 +19,7 @@ import (
 
 	"kdsrv/internal/client"
 	"kdsrv/internal/kd"
+	"kdsrv/internal/ptyraw"
 	"kdsrv/internal/sim"
 	"kdsrv/internal/transport"
 )
@@ -151,17 +152,7 @@ func TestBridgeCLITCPAndPTY(t *testing.T) {
 
 func rawTerminal(t *testing.T, fd int) {
 	t.Helper()
-	tio, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tio.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-	tio.Oflag &^= unix.OPOST
-	tio.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-	tio.Cflag &^= unix.CSIZE | unix.PARENB
-	tio.Cflag |= unix.CS8
-	tio.Cc[unix.VMIN], tio.Cc[unix.VTIME] = 1, 0
-	if err := unix.IoctlSetTermios(fd, unix.TCSETS, tio); err != nil {
+	if err := ptyraw.MakeRaw(fd); err != nil {
 		t.Fatal(err)
 	}
 }

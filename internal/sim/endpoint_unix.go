@@ -12,8 +12,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
+
+	"kdsrv/internal/ptyraw"
 )
 
 // maxUnixPath is the longest socket path this system accepts (sun_path
@@ -30,7 +31,10 @@ var maxUnixPath = len(unix.RawSockaddrUnix{}.Path) - 1
 // soon as the slave is reopened. ServePTY returns nil when ctx ends.
 func ServePTY(ctx context.Context, t *Target, opts EndpointOptions) error {
 	opts.setDefaults()
-	master, slavePath, err := openRawPTY()
+	master, slavePath, err := ptyraw.Open()
+	if errors.Is(err, ptyraw.ErrUnsupported) {
+		err = ErrPTYUnsupported
+	}
 	if err != nil {
 		return err
 	}
@@ -64,64 +68,11 @@ func ServePTY(ctx context.Context, t *Target, opts EndpointOptions) error {
 	return nil
 }
 
-// openRawPTY allocates a pty pair, puts the slave in raw mode, closes it
-// (so that a debugger closing it is seen as EIO on the master) and returns
-// a non-blocking master that honours deadlines.
-func openRawPTY() (*os.File, string, error) {
-	m, s, err := pty.Open()
-	if errors.Is(err, pty.ErrUnsupported) {
-		return nil, "", ErrPTYUnsupported
-	}
-	if err != nil {
-		return nil, "", fmt.Errorf("pty: cannot allocate a pseudo-terminal: %w (is /dev/ptmx available?)", err)
-	}
-	path := s.Name()
-	rerr := withFd(s, makeRaw)
-	s.Close()
-	if rerr != nil {
-		m.Close()
-		return nil, "", fmt.Errorf("pty %s: cannot set raw mode: %w", path, rerr)
-	}
-	// pty.Open leaves the master in blocking mode, where Close cannot
-	// interrupt a Read. A non-blocking duplicate goes through the runtime
-	// poller, so deadlines and Close work.
-	var fd int
-	derr := withFd(m, func(f int) error {
-		var err error
-		fd, err = unix.Dup(f)
-		return err
-	})
-	m.Close()
-	if derr != nil {
-		return nil, "", fmt.Errorf("pty %s: cannot duplicate the master: %w", path, derr)
-	}
-	unix.CloseOnExec(fd)
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return nil, "", fmt.Errorf("pty %s: cannot make the master non-blocking: %w", path, err)
-	}
-	return os.NewFile(uintptr(fd), "/dev/ptmx"), path, nil
-}
-
-// withFd runs fn on f's descriptor without switching f to blocking mode
-// (as f.Fd would).
-func withFd(f *os.File, fn func(fd int) error) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var ferr error
-	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
-		return err
-	}
-	return ferr
-}
-
 // slaveOpen reports whether someone holds the slave side open: while nobody
 // does, the master polls as hung up.
 func slaveOpen(master *os.File) (bool, error) {
 	var revents int16
-	err := withFd(master, func(fd int) error {
+	err := ptyraw.WithFd(master, func(fd int) error {
 		p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLOUT}}
 		for {
 			_, err := unix.Poll(p, 0)
@@ -149,26 +100,8 @@ func flushSlave(path string) {
 	if err != nil {
 		return
 	}
-	_ = flushTTY(fd)
+	_ = ptyraw.Flush(fd)
 	unix.Close(fd)
-}
-
-// makeRaw puts a terminal in raw mode, as cfmakeraw does: 8-bit
-// characters, no parity, no echo, no input or output translation, no
-// signals or line editing, reads return as soon as one byte is there.
-func makeRaw(fd int) error {
-	tio, err := unix.IoctlGetTermios(fd, ioctlGetTermios)
-	if err != nil {
-		return err
-	}
-	tio.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON | unix.IXOFF
-	tio.Oflag &^= unix.OPOST
-	tio.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-	tio.Cflag &^= unix.CSIZE | unix.PARENB
-	tio.Cflag |= unix.CS8 | unix.CREAD | unix.CLOCAL
-	tio.Cc[unix.VMIN] = 1
-	tio.Cc[unix.VTIME] = 0
-	return unix.IoctlSetTermios(fd, ioctlSetTermios, tio)
 }
 
 // fileConn gives one debugger session the use of a long-lived file (the

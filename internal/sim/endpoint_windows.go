@@ -11,6 +11,3 @@ const maxUnixPath = 107
 func ServePTY(ctx context.Context, t *Target, opts EndpointOptions) error {
 	return ErrPTYUnsupported
 }
-
-// makeRaw exists so the tests build; Windows has no terminals to set.
-func makeRaw(fd int) error { return ErrPTYUnsupported }

@@ -1,6 +1,6 @@
 //go:build aix || linux || solaris
 
-package sim
+package ptyraw
 
 import "golang.org/x/sys/unix"
 
@@ -10,5 +10,5 @@ const (
 	ioctlSetTermios = unix.TCSETS
 )
 
-// flushTTY discards both queues of a terminal.
-func flushTTY(fd int) error { return unix.IoctlSetInt(fd, unix.TCFLSH, unix.TCIOFLUSH) }
+// Flush discards both queues of a terminal.
+func Flush(fd int) error { return unix.IoctlSetInt(fd, unix.TCFLSH, unix.TCIOFLUSH) }

@@ -1,6 +1,6 @@
 //go:build darwin || dragonfly || freebsd || netbsd || openbsd
 
-package sim
+package ptyraw
 
 import "golang.org/x/sys/unix"
 
@@ -10,6 +10,6 @@ const (
 	ioctlSetTermios = unix.TIOCSETA
 )
 
-// flushTTY discards both queues of a terminal (TIOCFLUSH with 0 means
-// input and output).
-func flushTTY(fd int) error { return unix.IoctlSetPointerInt(fd, unix.TIOCFLUSH, 0) }
+// Flush discards both queues of a terminal (TIOCFLUSH with 0 means input
+// and output).
+func Flush(fd int) error { return unix.IoctlSetPointerInt(fd, unix.TIOCFLUSH, 0) }
