@@ -41,11 +41,30 @@ func checkParse(t *testing.T, g grammar, s string) printable {
 	}
 	str := v.String()
 	for _, secret := range secrets(v) {
-		if strings.Contains(str, "="+secret) {
+		if showsField(str, "password", secret) || showsField(str, "key", secret) {
 			t.Fatalf("%s %q: String() %q shows a secret", g, s, str)
 		}
 	}
 	return v
+}
+
+// showsField reports whether the printed form s has the field key=value as
+// a whole field (value "1" in "port=1" is not a password shown).
+func showsField(s, key, value string) bool {
+	field := key + "=" + value
+	for i := 0; ; {
+		j := strings.Index(s[i:], field)
+		if j < 0 {
+			return false
+		}
+		start, end := i+j, i+j+len(field)
+		before := start == 0 || strings.ContainsRune(",:{", rune(s[start-1]))
+		after := end == len(s) || s[end] == ',' || s[end] == '}'
+		if before && after {
+			return true
+		}
+		i = start + 1
+	}
 }
 
 // secrets lists the password and KDNET key held by a parse result.
