@@ -20,7 +20,7 @@ const (
 	ContextAll            uint32 = ContextControl | ContextInteger | ContextSegments | ContextFloatingPoint | ContextDebugRegisters // 0x10001F
 )
 
-// Offsets of selected fields in the AMD64 CONTEXT (kd-protocol.md §7).
+// Offsets of selected fields in the AMD64 CONTEXT (docs/kd-protocol.md §7).
 const (
 	ContextX64OffContextFlags  = 0x030
 	ContextX64OffSegCs         = 0x038

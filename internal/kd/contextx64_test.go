@@ -94,7 +94,7 @@ func TestContextFlags(t *testing.T) {
 	if ContextFull != 0x10000B || ContextAll != 0x10001F || ContextControl != 0x100001 ||
 		ContextInteger != 0x100002 || ContextSegments != 0x100004 || ContextFloatingPoint != 0x100008 ||
 		ContextDebugRegisters != 0x100010 {
-		t.Error("ContextFlags constants drifted from kd-protocol.md §7")
+		t.Error("ContextFlags constants drifted from docs/kd-protocol.md §7")
 	}
 }
 

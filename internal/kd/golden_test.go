@@ -124,7 +124,7 @@ var v5Version = Version{
 }
 
 // v10Payload is the captured STATE_CHANGE64 payload of vector V10 (wire
-// offsets 0x10..0xff of kd-protocol.md §8).
+// offsets 0x10..0xff of docs/kd-protocol.md §8).
 const v10Payload = `
 30300000 06000100 02000000 00000000
 009822bc 858cffff 80335ec5 02f8ffff
@@ -143,7 +143,7 @@ f00ffeff 00000000 00040000 00000000
 0f1f8400 00000000 10002b00 2b005300`
 
 // TestGoldenPayloads checks the encoders against the payloads of vectors
-// V4–V9 in kd-protocol.md §8, their checksums against the packet headers
+// V4–V9 in docs/kd-protocol.md §8, their checksums against the packet headers
 // there, and the golden files in testdata/payloads.
 func TestGoldenPayloads(t *testing.T) {
 	v5 := NewGetVersion()
@@ -152,7 +152,7 @@ func TestGoldenPayloads(t *testing.T) {
 	tests := []struct {
 		name    string
 		encode  func() []byte
-		want    string // payload hex from kd-protocol.md
+		want    string // payload hex from docs/kd-protocol.md
 		wantSum uint32 // checksum from the packet header there
 	}{
 		{"v4_getversion_request", func() []byte { m := NewGetVersion(); return m.Append(nil) },
@@ -189,7 +189,7 @@ func TestGoldenPayloads(t *testing.T) {
 			}
 			got := tt.encode()
 			if !bytes.Equal(got, want) {
-				t.Fatalf("encoding differs from kd-protocol.md:\n got %x\nwant %x", got, want)
+				t.Fatalf("encoding differs from docs/kd-protocol.md:\n got %x\nwant %x", got, want)
 			}
 			checkPayloadGolden(t, tt.name, got)
 		})

@@ -6,7 +6,7 @@ import (
 	"unicode/utf16"
 )
 
-// Fixed sizes of the I/O payload structures (kd-protocol.md §6).
+// Fixed sizes of the I/O payload structures (docs/kd-protocol.md §6).
 const (
 	DebugIOSize = 16 // DBGKD_DEBUG_IO
 	FileIOSize  = 64 // DBGKD_FILE_IO

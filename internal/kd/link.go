@@ -369,7 +369,7 @@ func (l *Link) loop(chunks <-chan chunk, free chan<- []byte, readerDone <-chan s
 					if l.cfg.Role == RoleTarget {
 						// A target that gives up assumes the debugger is
 						// gone: both streams restart, the next packet
-						// carries the sync bit (kd-protocol.md §1.4).
+						// carries the sync bit (docs/kd-protocol.md §1.4).
 						s.sendID, s.expectID = InitialPacketID|SyncPacketID, InitialPacketID
 					}
 					op.done <- ErrRetriesExhausted

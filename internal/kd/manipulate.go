@@ -35,7 +35,7 @@ const MaxManipulateData = MaxPayload - ManipulateSize
 // STATE_CHANGE payload.
 type APINumber uint32
 
-// DBGKD_MANIPULATE_STATE64 API numbers (kd-protocol.md §3.1).
+// DBGKD_MANIPULATE_STATE64 API numbers (docs/kd-protocol.md §3.1).
 const (
 	APIReadVirtualMemory            APINumber = 0x3130
 	APIWriteVirtualMemory           APINumber = 0x3131
@@ -259,7 +259,7 @@ func (m *Manipulate) Reply(status uint32, extra []byte) Manipulate {
 }
 
 // Little-endian helpers on the union. off is an offset from the start of the
-// 56-byte structure, as in kd-protocol.md, so it is always ≥ 16.
+// 56-byte structure, as in docs/kd-protocol.md, so it is always ≥ 16.
 func (m *Manipulate) u32(off int) uint32 {
 	return binary.LittleEndian.Uint32(m.U[off-manipulateUnionOff:])
 }

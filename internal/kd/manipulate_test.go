@@ -10,7 +10,7 @@ import (
 )
 
 // TestManipulateOffsets encodes each union member with distinct values and
-// checks the bytes at every offset kd-protocol.md §3 documents, then decodes
+// checks the bytes at every offset docs/kd-protocol.md §3 documents, then decodes
 // the bytes back through the same accessor.
 func TestManipulateOffsets(t *testing.T) {
 	header := []field{
@@ -322,7 +322,7 @@ func TestAPINumberString(t *testing.T) {
 	}
 	if APIGetVersion != 0x3146 || APIReadMachineSpecificRegister != 0x3152 || APIGetContextEx != 0x315F ||
 		APISetContextEx != 0x3160 || APIContinue2 != 0x313C || APIReadIOSpace != 0x3139 {
-		t.Error("API numbers drifted from kd-protocol.md §3.1")
+		t.Error("API numbers drifted from docs/kd-protocol.md §3.1")
 	}
 }
 

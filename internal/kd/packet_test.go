@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// Whole-packet vectors from kd-protocol.md §8 (V1–V4, V9).
+// Whole-packet vectors from docs/kd-protocol.md §8 (V1–V4, V9).
 var packetVectors = []struct {
 	name string
 	pkt  Packet

@@ -141,7 +141,7 @@ func (v Version) String() string {
 		v.MinorVersion, kind, arch, v.ProtocolVersion, v.KdSecondaryVersion, v.Flags)
 }
 
-// KDDEBUGGER_DATA64 (the "KDBG" block, kd-protocol.md §5.1): offsets from the
+// KDDEBUGGER_DATA64 (the "KDBG" block, docs/kd-protocol.md §5.1): offsets from the
 // start of the block. Debuggers read it with ReadVirtualMemory at the address
 // in the Flink of GetVersion's DebuggerDataList.
 const (

@@ -48,7 +48,7 @@ func TestVersionOffsets(t *testing.T) {
 func TestVersionConstants(t *testing.T) {
 	if VersionFlagMP != 1 || VersionFlagData != 2 || VersionFlagPtr64 != 4 || VersionFlagNoMM != 8 ||
 		VersionFlagHSS != 0x10 || VersionFlagPartitions != 0x20 {
-		t.Error("version flags drifted from kd-protocol.md §5")
+		t.Error("version flags drifted from docs/kd-protocol.md §5")
 	}
 	if MachineAMD64 != 0x8664 || MachineI386 != 0x14C || MachineARM64 != 0xAA64 {
 		t.Error("machine types drifted")

@@ -13,7 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// TestCaptureBreakIn checks the compact vector of kd-protocol.md §9: the
+// TestCaptureBreakIn checks the compact vector of docs/kd-protocol.md §9: the
 // host's break-in datagram from a real Windows session.
 func TestCaptureBreakIn(t *testing.T) {
 	t.Parallel()

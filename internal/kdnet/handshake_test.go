@@ -282,7 +282,7 @@ func TestGoldenSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Host GetVersion request (kd-protocol.md V4, without the 0xAA trailer).
+	// Host GetVersion request (docs/kd-protocol.md V4, without the 0xAA trailer).
 	getVersion := append(unhex(t, "30303030 0200 3800 00000080 77000000 46310000"), make([]byte, 52)...)
 	dataWire, err := host.Seal(nil, Datagram{Version: 2, Channel: ChannelData, Seq: 1, HostToTarget: true, Payload: getVersion})
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 )
 
 // KD packets decrypted from the captured Windows 8.1 KDNET session
-// (kd-protocol.md §8 V11): KDNET ids, no 0xAA trailer.
+// (docs/kd-protocol.md §8 V11): KDNET ids, no 0xAA trailer.
 const (
 	v11HostReset   = "69696969 0600 0000 00000080 00000000"
 	v11TargetReset = "69696969 0600 0000 26090000 00000000"
@@ -17,7 +17,7 @@ const (
 	v11HostGetVer  = "30303030 0200 3800 00000080 a0070000 46310000 00000000 03010000 00000000" +
 		"fc75d73f01000000 1000000000000000 a0b41a0000000000 0100000000000000 7a129feefe070000"
 	v11TargetGetVerHeader = "30303030 0200 3800 28090000 1e120000"
-	// The reply's payload is the one of kd-protocol.md §8 V5.
+	// The reply's payload is the one of docs/kd-protocol.md §8 V5.
 	v5Payload = "46310000 0000 0000 00000000 00000000" +
 		"0f00 8025 06 02 0700 6486 0c 03 31 00 0000" +
 		"0080c16b02f8ffff d022ee6b02f8ffff f091ef6b02f8ffff"

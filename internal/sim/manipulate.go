@@ -274,7 +274,7 @@ func (t *Target) Breakpoints() map[uint32]uint64 {
 	return out
 }
 
-// Control space on AMD64: the "address" is an index (kd-protocol.md §3.2).
+// Control space on AMD64: the "address" is an index (docs/kd-protocol.md §3.2).
 func (t *Target) readControlSpace(req kd.Manipulate) kd.Manipulate {
 	a := req.Memory()
 	if !t.cpuOK(req) {

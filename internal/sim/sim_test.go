@@ -188,7 +188,7 @@ func unixPair(t testing.TB) (net.Conn, net.Conn) {
 	return a, b
 }
 
-// First contact the way different debuggers do it (kd-protocol.md §1.7,
+// First contact the way different debuggers do it (docs/kd-protocol.md §1.7,
 // §10): RESET only, break-in only, break-in then RESET, and a RESET burst
 // with stray break-ins around it.
 func TestFirstContactVariants(t *testing.T) {
