@@ -55,6 +55,52 @@ type Config struct {
 	// (control packets included), from the link's own goroutine. It must
 	// not block and must not keep Payload.
 	Trace func(dir Direction, p Packet)
+	// Event, if set, is told of what happens on the line besides
+	// well-formed packets: break-in bytes, corrupt or stalled packets
+	// (answered with RESEND) and retransmissions. It is called from the
+	// link's goroutines (SendBreakIn: the caller's) and must not block.
+	Event func(e Event)
+	// Noise, if set, receives in order the bytes read from the line that
+	// were not part of any packet: a target's console text on a shared
+	// serial line (boot manager, firmware, hypervisor messages). In the
+	// host role this includes lone 0x62 bytes, which only a target
+	// receives as break-ins. Called from the link's goroutine; it must
+	// not block and must not keep b.
+	Noise func(b []byte)
+}
+
+// EventKind classifies an Event.
+type EventKind uint8
+
+const (
+	// EventBreakIn is a break-in byte sent (host) or received (target).
+	EventBreakIn EventKind = iota + 1
+	// EventCorrupt is a received packet with a bad checksum, length or
+	// trailer, or one that stopped mid-way; Packet holds its header.
+	EventCorrupt
+	// EventRetransmit is a data packet sent again (Reason says why); the
+	// packet itself follows through Trace.
+	EventRetransmit
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case EventBreakIn:
+		return "break-in"
+	case EventCorrupt:
+		return "corrupt"
+	case EventRetransmit:
+		return "retransmit"
+	}
+	return fmt.Sprintf("event(%d)", uint8(k))
+}
+
+// Event is a link event reported to Config.Event.
+type Event struct {
+	Kind   EventKind
+	Dir    Direction
+	Packet Packet // header fields (no payload) for EventCorrupt and EventRetransmit
+	Reason string
 }
 
 // Direction tells Trace whether a packet was sent or received.
@@ -66,6 +112,12 @@ const (
 	// Received marks a packet read from the line.
 	Received
 )
+
+func (l *Link) event(e Event) {
+	if l.cfg.Event != nil {
+		l.cfg.Event(e)
+	}
+}
 
 func (c *Config) setDefaults() {
 	if c.AckTimeout <= 0 {
@@ -283,6 +335,7 @@ type loopState struct {
 
 func (l *Link) loop(chunks <-chan chunk, free chan<- []byte, readerDone <-chan struct{}) {
 	s := &loopState{sendID: InitialPacketID, expectID: InitialPacketID}
+	s.dec.KeepNoise = l.cfg.Noise != nil
 	if l.cfg.Role == RoleTarget {
 		s.sendID = InitialPacketID | SyncPacketID
 	}
@@ -376,11 +429,14 @@ func (l *Link) loop(chunks <-chan chunk, free chan<- []byte, readerDone <-chan s
 					break
 				}
 				l.st.retransmits.Add(1)
+				l.retransmitted(s, "no acknowledgement in time")
 				err = l.transmit(s)
 			}
 		case <-s.stall.C:
 			s.stallOn = false
-			if f, ok := s.dec.Abort(); ok {
+			f, ok := s.dec.Abort()
+			l.flushNoise(s)
+			if ok {
 				err = l.handleFrame(s, f)
 			}
 			if err == nil {
@@ -401,6 +457,7 @@ func (l *Link) loop(chunks <-chan chunk, free chan<- []byte, readerDone <-chan s
 func (l *Link) drain(s *loopState) error {
 	for {
 		f, ok := s.dec.Next()
+		l.flushNoise(s)
 		if !ok {
 			break
 		}
@@ -423,15 +480,38 @@ func (l *Link) drain(s *loopState) error {
 	return nil
 }
 
+// flushNoise hands the bytes the decoder skipped to Config.Noise.
+func (l *Link) flushNoise(s *loopState) {
+	if l.cfg.Noise != nil {
+		if b := s.dec.TakeNoise(); len(b) > 0 {
+			l.cfg.Noise(b)
+		}
+	}
+}
+
+// retransmitted reports that the pending packet is about to be sent again.
+func (l *Link) retransmitted(s *loopState, why string) {
+	if l.cfg.Event != nil {
+		l.cfg.Event(Event{Kind: EventRetransmit, Dir: Sent, Packet: Packet{Type: s.pending.pkt.Type, ID: s.pending.pkt.ID}, Reason: why})
+	}
+}
+
+var breakInByte = []byte{BreakInByte}
+
 func (l *Link) handleFrame(s *loopState, f Frame) error {
 	switch f.Kind {
 	case FrameBreakIn:
 		if l.cfg.Role == RoleTarget {
 			l.st.breakInsRecv.Add(1)
+			l.event(Event{Kind: EventBreakIn, Dir: Received})
 			l.enqueue(s, Message{Kind: MsgBreakIn})
+		} else if l.cfg.Noise != nil {
+			// Only a target takes 0x62 as a break-in: here it is text.
+			l.cfg.Noise(breakInByte)
 		}
 		return nil
 	case FrameCorrupt:
+		l.event(Event{Kind: EventCorrupt, Dir: Received, Packet: f.Packet, Reason: f.Reason})
 		l.st.corrupt.Add(1)
 		l.st.resendsSent.Add(1)
 		return l.writeControl(TypeResend, 0)
@@ -450,6 +530,7 @@ func (l *Link) handleFrame(s *loopState, f Frame) error {
 		l.st.resendsReceived.Add(1)
 		if s.pending != nil {
 			l.st.retransmits.Add(1)
+			l.retransmitted(s, "the peer asked for a resend")
 			return l.transmit(s)
 		}
 		l.enqueue(s, Message{Kind: MsgResend})
@@ -471,6 +552,7 @@ func (l *Link) handleFrame(s *loopState, f Frame) error {
 			}
 			s.pending.pkt.ID = s.sendID
 			l.st.retransmits.Add(1)
+			l.retransmitted(s, "the peer reset the link")
 			if err := l.transmit(s); err != nil {
 				return err
 			}
@@ -670,6 +752,7 @@ func (l *Link) Recv(ctx context.Context) (Message, error) {
 // SendBreakIn writes a break-in byte (host role).
 func (l *Link) SendBreakIn() error {
 	l.st.breakInsSent.Add(1)
+	l.event(Event{Kind: EventBreakIn, Dir: Sent})
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	return l.writeLocked([]byte{BreakInByte})

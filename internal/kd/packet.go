@@ -103,6 +103,36 @@ type Decoder struct {
 	quiet   int // bytes still to scan that belonged to a rejected packet: a 0x62 there is payload, not a break-in
 	// Discarded counts bytes skipped while looking for a leader (noise).
 	Discarded uint64
+	// KeepNoise makes the decoder keep the bytes it skips that were not
+	// part of any packet (a target's console text on a shared line), in
+	// order, for TakeNoise.
+	KeepNoise bool
+	noise     []byte
+}
+
+// TakeNoise returns the bytes skipped since the last call (only kept when
+// KeepNoise is set). The slice is valid until the next call to any of the
+// decoder's methods.
+func (d *Decoder) TakeNoise() []byte {
+	n := d.noise
+	d.noise = d.noise[:0]
+	return n
+}
+
+// skipped records a byte that was not part of any packet.
+func (d *Decoder) skipped(b byte) {
+	if d.KeepNoise {
+		d.noise = append(d.noise, b)
+	}
+}
+
+// skippedRun records the bytes of an abandoned partial leader.
+func (d *Decoder) skippedRun() {
+	if d.KeepNoise {
+		for range d.run {
+			d.noise = append(d.noise, d.runByte)
+		}
+	}
 }
 
 // Feed appends received bytes.
@@ -140,6 +170,7 @@ func (d *Decoder) Abort() (Frame, bool) {
 	start := d.leaderAt()
 	if start < 0 {
 		// Partial leader only: forget the run, keep scanning after it.
+		d.skippedRun()
 		d.run = 0
 		d.consume(d.pos)
 		return Frame{}, false
@@ -150,6 +181,7 @@ func (d *Decoder) Abort() (Frame, bool) {
 		f = Frame{Kind: FrameCorrupt, Packet: headerPacket(d.buf[start:]), Reason: "packet stopped mid-way"}
 		ok = true
 	}
+	d.skipped(d.buf[start])
 	d.rescanFrom(start + 1)
 	d.quiet = len(d.buf)
 	return f, ok
@@ -207,6 +239,7 @@ func (d *Decoder) Next() (Frame, bool) {
 				// "iiii" followed by something that is no control packet:
 				// noise that happened to look like a leader.
 				d.Discarded++
+				d.skipped(h[0])
 				d.rescanFrom(start + 1)
 				continue
 			}
@@ -217,6 +250,7 @@ func (d *Decoder) Next() (Frame, bool) {
 			// Not a packet we can trust: skip this leader and rescan.
 			// Bytes that may be its payload are not break-ins.
 			d.Discarded++
+			d.skipped(h[0])
 			quiet := min(HeaderSize+count, len(d.buf)-start) - 1
 			d.rescanFrom(start + 1)
 			d.quiet = max(d.quiet, quiet)
@@ -237,6 +271,7 @@ func (d *Decoder) Next() (Frame, bool) {
 				reason = "missing trailing byte"
 			}
 			d.Discarded++
+			d.skipped(h[0])
 			d.rescanFrom(start + 1)
 			d.quiet = total - 1
 			return Frame{Kind: FrameCorrupt, Packet: p, Reason: reason}, true
@@ -280,6 +315,7 @@ func (d *Decoder) scan() bool {
 			} else {
 				if d.run > 0 {
 					d.Discarded += uint64(d.run)
+					d.skippedRun()
 				}
 				d.runByte = c
 				d.run = 1
@@ -294,6 +330,8 @@ func (d *Decoder) scan() bool {
 			return true
 		default:
 			d.Discarded += uint64(d.run) + 1
+			d.skippedRun()
+			d.skipped(c)
 			d.run = 0
 		}
 	}
