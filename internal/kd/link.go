@@ -225,11 +225,6 @@ type sendOp struct {
 	done    chan error
 }
 
-// sendOps recycles sendOps (and their done channels): Send allocates
-// nothing in steady state. An op goes back to the pool only after its
-// result was received, when the loop no longer refers to it.
-var sendOps = sync.Pool{New: func() any { return &sendOp{done: make(chan error, 1)} }}
-
 // Link runs the KDCOM link layer over a byte stream in one role: ids, ACKs,
 // retransmission, RESEND/RESET handling, resynchronisation and break-in. It
 // owns the stream: Close closes it (if it is an io.Closer) and stops the
@@ -251,6 +246,13 @@ type Link struct {
 	cbuf   [HeaderSize]byte // control packets, under wmu
 	closed sync.Once
 	err    error // set before done is closed
+
+	// sendOps recycles sendOps (and their done channels): Send allocates
+	// nothing in steady state. An op goes back to the pool only after its
+	// result was received, when the loop no longer refers to it. The pool
+	// is the link's own, so no channel outlives its link (a link inside a
+	// testing/synctest bubble never meets another bubble's channel).
+	sendOps sync.Pool
 
 	st stats
 }
@@ -274,6 +276,7 @@ func NewLink(rw io.ReadWriter, cfg Config) *Link {
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	l.sendOps.New = func() any { return &sendOp{done: make(chan error, 1)} }
 	chunks := make(chan chunk, 4)
 	free := make(chan []byte, 6)
 	for range cap(free) {
@@ -716,11 +719,11 @@ func (l *Link) send(ctx context.Context, t PacketType, payload []byte, retries i
 	if t.IsControl() || len(payload) > MaxPayload {
 		return 0, fmt.Errorf("kd: cannot send a %s packet of %d bytes", t, len(payload))
 	}
-	op := sendOps.Get().(*sendOp)
+	op := l.sendOps.Get().(*sendOp)
 	op.ctx, op.pkt, op.retries = ctx, Packet{Type: t, Payload: payload}, retries
 	recycle := func() {
 		*op = sendOp{done: op.done}
-		sendOps.Put(op)
+		l.sendOps.Put(op)
 	}
 	select {
 	case l.sendReq <- op:

@@ -335,8 +335,9 @@ func (d *Decoder) scan() bool {
 			d.run = 0
 		}
 	}
-	if d.run == 0 {
-		d.consume(d.pos)
-	}
+	// Keep only a partial leader: the noise before it is counted already,
+	// and keeping it would let a peer whose every read ends in a leader
+	// byte grow the buffer without bound.
+	d.consume(d.pos - d.run)
 	return false
 }

@@ -185,6 +185,41 @@ func TestDecoderControlNoiseDoesNotHideData(t *testing.T) {
 	}
 }
 
+// TestDecoderNoiseEndingInLeaderByteIsBounded: a peer whose every read ends
+// in a leader byte (noise, then "0") must not make the decoder keep all the
+// noise: memory stays within one packet however long the stream runs. Found
+// while fuzzing the link; the buffer grew by a read's size per read.
+func TestDecoderNoiseEndingInLeaderByteIsBounded(t *testing.T) {
+	var d Decoder
+	for _, last := range []byte{DataLeaderByte, CtrlLeaderByte} {
+		chunk := append(bytes.Repeat([]byte{'x'}, 4095), last)
+		for range 100 {
+			d.Feed(chunk)
+			for {
+				if _, ok := d.Next(); !ok {
+					break
+				}
+			}
+			if d.Buffered() > MaxPacketSize {
+				t.Fatalf("leader byte %q: decoder holds %d bytes after %d bytes of noise", last, d.Buffered(), 100*len(chunk))
+			}
+		}
+	}
+	// The partial leader kept is still a leader: a packet that completes it
+	// is decoded.
+	pkt := AppendPacket(nil, Packet{Type: TypeStateManipulate, ID: InitialPacketID, Payload: []byte("ok")})
+	d = Decoder{}
+	d.Feed(append([]byte("noise"), pkt[:2]...))
+	if _, ok := d.Next(); ok {
+		t.Fatal("frame from noise and half a leader")
+	}
+	d.Feed(pkt[2:])
+	f, ok := d.Next()
+	if !ok || f.Kind != FramePacket || string(f.Packet.Payload) != "ok" {
+		t.Fatalf("packet split inside its leader: got %+v, %v", f, ok)
+	}
+}
+
 func FuzzDecoder(f *testing.F) {
 	for _, v := range packetVectors {
 		f.Add(payloadFromHex(f, v.wire))
@@ -204,6 +239,11 @@ func FuzzDecoder(f *testing.F) {
 			checkFrame(t, fr)
 			n++
 		}
+		// Between reads the decoder holds at most one unfinished packet,
+		// however the stream was cut.
+		if d.Buffered() > MaxPacketSize {
+			t.Fatalf("buffered %d bytes between reads (> %d)", d.Buffered(), MaxPacketSize)
+		}
 		d.Feed(b[half:])
 		for {
 			fr, ok := d.Next()
@@ -212,6 +252,9 @@ func FuzzDecoder(f *testing.F) {
 			}
 			checkFrame(t, fr)
 			n++
+		}
+		if d.Buffered() > MaxPacketSize {
+			t.Fatalf("buffered %d bytes between reads (> %d)", d.Buffered(), MaxPacketSize)
 		}
 		if n > len(b) {
 			t.Fatalf("%d frames from %d bytes", n, len(b))
