@@ -105,7 +105,7 @@ func FuzzLink(f *testing.F) {
 	restart := pkt(TypeStateChange64, InitialPacketID|SyncPacketID, "state change")
 	bad := bytes.Clone(good)
 	bad[HeaderSize] ^= 1 // payload no longer matches the checksum
-	var flood []byte // more packets than the queue holds, nobody reading
+	var flood []byte     // more packets than the queue holds, nobody reading
 	for i := range 2 * 8 {
 		flood = append(flood, pkt(TypeStateManipulate, InitialPacketID|uint32(i&1), "flood")...)
 		flood = append(flood, BreakInByte)
