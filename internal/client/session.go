@@ -34,6 +34,9 @@ type Options struct {
 	Logger *log.Logger
 	// Dial replaces transport.Dial (tests, benchmarks).
 	Dial func(ctx context.Context, t *spec.Transport) (net.Conn, error)
+	// Keys caches password keys across dials (a bridge that reconnects
+	// derives once per server). Nil: a cache per Dial.
+	Keys *wire.KeyCache
 }
 
 func (o *Options) setDefaults() {
@@ -42,6 +45,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Dial == nil {
 		o.Dial = transport.Dial
+	}
+	if o.Keys == nil {
+		o.Keys = wire.NewKeyCache()
 	}
 }
 
@@ -55,11 +61,6 @@ type Conn struct {
 // Dial connects to the server described by t and runs the handshake.
 func Dial(ctx context.Context, t *spec.Transport, opts Options) (*Conn, error) {
 	opts.setDefaults()
-	// Derive the password key before dialing: the derivation is slow by
-	// design and must not eat into the handshake's deadlines.
-	if err := wire.PrepareKey(t.Password); err != nil {
-		return nil, err
-	}
 	nc, err := opts.Dial(ctx, t)
 	if err != nil {
 		return nil, err
@@ -75,6 +76,10 @@ func Dial(ctx context.Context, t *spec.Transport, opts Options) (*Conn, error) {
 		HandshakeTimeout: opts.HandshakeTimeout,
 		KeepAlive:        opts.KeepAlive,
 		Software:         Software,
+		// The key depends on the server's salt, so it is derived during
+		// the handshake (once per server and password with a shared
+		// cache; the server waits HandshakeTimeout for our proof).
+		Keys: opts.Keys,
 	})
 	if err != nil {
 		nc.Close()

@@ -107,6 +107,8 @@ func (c *client) run() {
 		HandshakeTimeout: s.cfg.HandshakeTimeout,
 		KeepAlive:        s.cfg.KeepAlive,
 		Software:         Software,
+		Salt:             s.salt,
+		Keys:             s.keys,
 	})
 	cancel()
 	if err != nil {

@@ -106,6 +106,11 @@ type Server struct {
 	shutdownC chan struct{} // closed when a client asked for shutdown
 
 	wg sync.WaitGroup // accept loops, clients, targets
+
+	// salt is this server's password salt, announced to every client;
+	// keys holds the password keys derived from it at start-up.
+	salt []byte
+	keys *wire.KeyCache
 }
 
 type listener struct {
@@ -119,10 +124,17 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.Transports) == 0 {
 		return nil, errors.New("kdsrv: no transport given: add at least one -t (for example -t tcp:port=5005)")
 	}
+	// A fresh salt per server process: a dictionary precomputed against
+	// one server is useless against another (docs/protocol.md).
+	salt, err := wire.NewSalt()
+	if err != nil {
+		return nil, err
+	}
+	keys := wire.NewKeyCache()
 	for _, t := range cfg.Transports {
 		// The password key is slow to derive by design: do it now, not
 		// under the first client's handshake deadline.
-		if err := wire.PrepareKey(t.Password); err != nil {
+		if err := keys.Prepare(t.Password, salt); err != nil {
 			return nil, err
 		}
 	}
@@ -141,6 +153,8 @@ func New(cfg Config) (*Server, error) {
 		clients:   make(map[*client]struct{}),
 		targets:   make(map[string]*target),
 		shutdownC: make(chan struct{}),
+		salt:      salt,
+		keys:      keys,
 	}, nil
 }
 

@@ -3,62 +3,105 @@ package wire
 import (
 	"crypto/hmac"
 	"crypto/pbkdf2"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"hash"
 	"sync"
 )
 
-// Authentication parameters of protocol version 1 (docs/protocol.md,
+// Authentication parameters of protocol version 2 (docs/protocol.md,
 // "Authentication").
 const (
 	// KeyIterations is the PBKDF2-HMAC-SHA-256 iteration count that turns
-	// the password into the proof key.
+	// the password and the server's salt into the proof key.
 	KeyIterations = 600_000
-	// keySalt is the fixed PBKDF2 salt. It is fixed (not per session) so a
-	// server derives its key once, and an unauthenticated peer cannot make
-	// it run PBKDF2 on every connection.
-	keySalt = "kdsrv wire v1 password key"
 	// transcriptLabel starts the handshake transcript hash.
-	transcriptLabel = "kdsrv wire v1 transcript"
+	transcriptLabel = "kdsrv wire v2 transcript"
 	// Proof labels.
 	clientProofLabel = "kdsrv client proof"
 	serverProofLabel = "kdsrv server proof"
 )
 
-// keyCache remembers derived keys so a server pays for PBKDF2 once per
-// password, not once per connection. It holds at most keyCacheMax entries;
-// they are as sensitive as the passwords the process already holds.
-var keyCache struct {
-	sync.Mutex
-	m map[string][sha256.Size]byte
+// NewSalt returns a fresh random password salt for a server. A server makes
+// one when it starts and announces it in every HelloReply, so it derives
+// each password's key once, while a dictionary precomputed against one
+// server is useless against another.
+func NewSalt() ([]byte, error) {
+	s := make([]byte, SaltSize)
+	if _, err := rand.Read(s); err != nil {
+		return nil, fmt.Errorf("wire: no randomness for the password salt: %w", err)
+	}
+	return s, nil
+}
+
+// KeyCache remembers derived proof keys by (password, salt), so that a
+// server pays for PBKDF2 once per password and a client once per server it
+// talks to. It holds at most keyCacheMax entries; they are as sensitive as
+// the passwords the process already holds. The zero value is not usable:
+// make one with NewKeyCache. A nil *KeyCache derives every time.
+type KeyCache struct {
+	mu sync.Mutex
+	m  map[keyCacheKey][sha256.Size]byte
+}
+
+type keyCacheKey struct {
+	password string
+	salt     [SaltSize]byte
 }
 
 const keyCacheMax = 16
 
-// deriveKey returns K = PBKDF2-HMAC-SHA-256(password, keySalt, KeyIterations, 32).
-// The error (possible only in FIPS 140-only mode) never contains the password.
-func deriveKey(password string) ([sha256.Size]byte, error) {
+// NewKeyCache returns an empty key cache.
+func NewKeyCache() *KeyCache {
+	return &KeyCache{m: make(map[keyCacheKey][sha256.Size]byte)}
+}
+
+// Prepare derives and caches the proof key for password and salt ahead of
+// any handshake, so that the deliberately slow derivation (a noticeable
+// fraction of a second, much more on a loaded machine) never runs under a
+// handshake deadline. Servers call it at start-up for each password. An
+// empty password needs no key. The error never contains the password.
+func (kc *KeyCache) Prepare(password string, salt []byte) error {
+	if password == "" {
+		return nil
+	}
+	_, err := kc.key(password, salt)
+	return err
+}
+
+// key returns K = PBKDF2-HMAC-SHA-256(password, salt, KeyIterations, 32).
+func (kc *KeyCache) key(password string, salt []byte) ([sha256.Size]byte, error) {
 	var k [sha256.Size]byte
-	keyCache.Lock()
-	k, ok := keyCache.m[password]
-	keyCache.Unlock()
-	if ok {
-		return k, nil
+	if len(salt) != SaltSize {
+		return k, protoErr(Internal, "password salt is %d bytes, want %d", len(salt), SaltSize)
+	}
+	ck := keyCacheKey{password: password}
+	copy(ck.salt[:], salt)
+	if kc != nil {
+		kc.mu.Lock()
+		k, ok := kc.m[ck]
+		kc.mu.Unlock()
+		if ok {
+			return k, nil
+		}
 	}
 	// Derive without holding the lock: it takes a noticeable fraction of a
 	// second, and other passwords need not wait for it.
-	raw, err := pbkdf2.Key(sha256.New, password, []byte(keySalt), KeyIterations, sha256.Size)
+	raw, err := pbkdf2.Key(sha256.New, password, salt, KeyIterations, sha256.Size)
 	if err != nil {
 		return k, protoErr(Internal, "deriving the password key failed (PBKDF2 refused: FIPS 140-only mode?)")
 	}
 	copy(k[:], raw)
-	keyCache.Lock()
-	defer keyCache.Unlock()
-	if keyCache.m == nil || len(keyCache.m) >= keyCacheMax {
-		keyCache.m = make(map[string][sha256.Size]byte)
+	if kc != nil {
+		kc.mu.Lock()
+		defer kc.mu.Unlock()
+		if kc.m == nil || len(kc.m) >= keyCacheMax {
+			kc.m = make(map[keyCacheKey][sha256.Size]byte)
+		}
+		kc.m[ck] = k
 	}
-	keyCache.m[password] = k
 	return k, nil
 }
 
@@ -72,7 +115,7 @@ func hmacSum(key []byte, parts ...[]byte) []byte {
 
 // transcript accumulates the handshake transcript hash:
 //
-//	SHA-256( "kdsrv wire v1 transcript"
+//	SHA-256( "kdsrv wire v2 transcript"
 //	         || u32(len(hello)) || hello            (whole Hello frame, header included)
 //	         || u32(len(reply)) || reply            (whole HelloReply frame)
 //	         || u32(len(binding)) || binding )      (channel binding, may be empty)
@@ -99,17 +142,4 @@ func proofs(key [sha256.Size]byte, th []byte) (client, server [ProofSize]byte) {
 	copy(client[:], hmacSum(key[:], []byte(clientProofLabel), th))
 	copy(server[:], hmacSum(key[:], []byte(serverProofLabel), th))
 	return client, server
-}
-
-// PrepareKey derives and caches the proof key for password ahead of any
-// handshake, so that the deliberately slow derivation (a noticeable
-// fraction of a second, much more on a loaded machine) never runs under a
-// handshake deadline. Servers call it at start-up for each password,
-// clients before they dial. An empty password needs no key.
-func PrepareKey(password string) error {
-	if password == "" {
-		return nil
-	}
-	_, err := deriveKey(password)
-	return err
 }

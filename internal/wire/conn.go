@@ -403,6 +403,10 @@ func (c *Conn) recvOne() (f Frame, deliver bool, err error) {
 		if len(f.Payload) < 2 {
 			return Frame{}, false, c.violation(protoErr(BadFrame, "KD payload is %d bytes, want at least 2", len(f.Payload)))
 		}
+	case TypeNotice:
+		if len(f.Payload) < 2 {
+			return Frame{}, false, c.violation(protoErr(BadFrame, "Notice payload is %d bytes, want at least 2", len(f.Payload)))
+		}
 	}
 	return f, true, nil
 }

@@ -21,11 +21,11 @@ func rawClient(t *testing.T, pair pairFunc, scfg Config) (*Conn, net.Conn, *Deco
 	cn, sn := pair(t)
 	ch := make(chan hsResult, 1)
 	go func() {
-		c, err := Server(context.Background(), sn, scfg)
+		c, err := Server(context.Background(), sn, srv(scfg))
 		ch <- hsResult{c, err}
 	}()
 	d := NewDecoder(cn)
-	writeRaw(t, cn, AppendFrame(nil, TypeHello, EncodeHello(Hello{MinVersion: 1, MaxVersion: 1, Software: "raw"})))
+	writeRaw(t, cn, AppendFrame(nil, TypeHello, EncodeHello(Hello{MinVersion: Version, MaxVersion: Version, Software: "raw"})))
 	if f, err := readFrame(t, d, cn); err != nil || f.Type != TypeHelloReply {
 		t.Fatalf("HelloReply: %v %v", f.Type, err)
 	}
@@ -300,7 +300,7 @@ func TestConnProtocolViolations(t *testing.T) {
 		code Code
 	}{
 		{"unknown type", AppendFrame(nil, 0x66, []byte{1}), BadFrame},
-		{"handshake frame", AppendFrame(nil, TypeHello, EncodeHello(Hello{MinVersion: 1, MaxVersion: 1})), BadFrame},
+		{"handshake frame", AppendFrame(nil, TypeHello, EncodeHello(Hello{MinVersion: Version, MaxVersion: Version})), BadFrame},
 		{"wrong direction", AppendFrame(nil, TypeOpened, EncodeOpened(Opened{})), BadFrame},
 		{"1 GiB frame", header(TypeKD, 0, 1<<30), FrameTooLarge},
 		{"bad magic", []byte("SSH-2.0-x\r\n"), BadFrame},

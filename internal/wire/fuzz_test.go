@@ -99,6 +99,11 @@ func FuzzDecodeError(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) { roundTrip(t, data, DecodeError, enc, false) })
 }
 
+func FuzzDecodeNotice(f *testing.F) {
+	enc := func(n Notice) []byte { return EncodeNotice(n.Code, n.Text) }
+	f.Fuzz(func(t *testing.T, data []byte) { roundTrip(t, data, DecodeNotice, enc, false) })
+}
+
 func FuzzDecodeBye(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) { roundTrip(t, data, DecodeBye, EncodeBye, false) })
 }
@@ -136,9 +141,10 @@ func TestFuzzSeeds(t *testing.T) {
 			stream[:len(stream)-3],
 		},
 		"FuzzDecodeHello":      {g["hello"], append(bytes.Clone(g["hello"]), 1, 2, 3), g["hello"][:36]},
-		"FuzzDecodeHelloReply": {g["hello_reply"], EncodeHelloReply(HelloReply{Version: 1})},
+		"FuzzDecodeHelloReply": {g["hello_reply"], EncodeHelloReply(HelloReply{Version: 1}), g["hello_reply"][:40]},
 		"FuzzDecodeProof":      {g["auth"], g["auth_ok"][:31]},
-		"FuzzDecodeOpen":       {g["open"], EncodeOpen(Open{}), []byte{0, 0, 0, 2, 0xC3, 0x28}},
+		"FuzzDecodeOpen":       {g["open"], g["open_watch"], EncodeOpen(Open{}), []byte{0, 0, 0, 2, 0xC3, 0x28}, []byte{0, 3, 0, 0}},
+		"FuzzDecodeNotice":     {g["notice"], {0, 10}, []byte{0, 10, 0x1B, '[', 0xFF}},
 		"FuzzDecodeOpened":     {g["opened"], []byte{0, 0, 0, 1, 0, 3, 'a', '\n', 0xFF}},
 		"FuzzDecodeKD":         {g["kd"], {0, 4}},
 		"FuzzDecodeError":      {g["error"], EncodeError(Internal, ""), []byte{0, 1, 0x1B, '[', 0xFF}},

@@ -13,6 +13,14 @@ import (
 // goldenPassword is the password the golden Auth/AuthOK proofs are built with.
 const goldenPassword = "s3cret"
 
+// goldenSalt is the salt of the golden HelloReply: a0..af.
+func goldenSalt() (s [SaltSize]byte) {
+	for i := range s {
+		s[i] = 0xa0 + byte(i)
+	}
+	return s
+}
+
 func seq(start byte) (n [32]byte) {
 	for i := range n {
 		n[i] = start + byte(i)
@@ -21,8 +29,8 @@ func seq(start byte) (n [32]byte) {
 }
 
 var (
-	goldenHello      = Hello{MinVersion: 1, MaxVersion: 1, Nonce: seq(0x00), Software: "kdclient/0.1"}
-	goldenHelloReply = HelloReply{Version: 1, PasswordRequired: true, Nonce: seq(0x20), Software: "kdsrv/0.1"}
+	goldenHello      = Hello{MinVersion: 2, MaxVersion: 2, Nonce: seq(0x00), Software: "kdclient/0.1"}
+	goldenHelloReply = HelloReply{Version: 2, PasswordRequired: true, Nonce: seq(0x20), Salt: goldenSalt(), Software: "kdsrv/0.1"}
 )
 
 // goldenProofs computes the proofs for the golden Hello/HelloReply pair, so
@@ -33,7 +41,8 @@ func goldenProofs(t testing.TB) (client, server [ProofSize]byte) {
 	tr.add(AppendFrame(nil, TypeHello, EncodeHello(goldenHello)))
 	tr.add(AppendFrame(nil, TypeHelloReply, EncodeHelloReply(goldenHelloReply)))
 	tr.add(nil) // no channel binding
-	key, err := deriveKey(goldenPassword)
+	salt := goldenSalt()
+	key, err := (*KeyCache)(nil).key(goldenPassword, salt[:])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,10 +60,13 @@ func goldenCases(t testing.TB) []goldenCase {
 	cp, sp := goldenProofs(t)
 	kdPayload := append([]byte{0x46, 0x31, 0x00, 0x00}, make([]byte, 12)...)
 	return []goldenCase{
-		{"hello", "Hello: versions 1-1, nonce 00..1f, software kdclient/0.1", TypeHello, EncodeHello(goldenHello)},
-		{"hello_reply", "HelloReply: version 1, password required, nonce 20..3f, software kdsrv/0.1", TypeHelloReply, EncodeHelloReply(goldenHelloReply)},
+		{"hello", "Hello: versions 2-2, nonce 00..1f, software kdclient/0.1", TypeHello, EncodeHello(goldenHello)},
+		{"hello_reply", "HelloReply: version 2, password required, nonce 20..3f, salt a0..af, software kdsrv/0.1", TypeHelloReply, EncodeHelloReply(goldenHelloReply)},
 		{"auth", "Auth: client proof for the hello/hello_reply vectors, password s3cret, no binding", TypeAuth, EncodeProof(cp)},
 		{"auth_ok", "AuthOK: server proof for the hello/hello_reply vectors, password s3cret, no binding", TypeAuthOK, EncodeProof(sp)},
+		{"open_watch", "Open: watch the console, target com:pipe,port=/tmp/vm.sock", TypeOpen, EncodeOpen(Open{Target: "com:pipe,port=/tmp/vm.sock", Watch: true})},
+		{"notice", "Notice: bad request, KD packet refused", TypeNotice, EncodeNotice(BadRequest, "KD packet of type 0 (UNUSED) refused: a debugger never sends it to a target")},
+		{"console", "Console: boot text", TypeConsole, []byte("Booting Windows...\r\n")},
 		{"open", "Open: take over, target com:pipe,port=/tmp/vm.sock,resets=0,reconnect", TypeOpen, EncodeOpen(Open{Target: "com:pipe,port=/tmp/vm.sock,resets=0,reconnect", TakeOver: true})},
 		{"opened", "Opened: session 7, info", TypeOpened, EncodeOpened(Opened{Session: 7, Info: "Windows 10 x64 build 19041 on /tmp/vm.sock"})},
 		{"detach", "Detach (empty)", TypeDetach, nil},
@@ -68,6 +80,7 @@ func goldenCases(t testing.TB) []goldenCase {
 		{"ping", "Ping: 01..08", TypePing, []byte{1, 2, 3, 4, 5, 6, 7, 8}},
 		{"pong", "Pong: 01..08", TypePong, []byte{1, 2, 3, 4, 5, 6, 7, 8}},
 		{"error", "Error: access denied", TypeError, EncodeError(AccessDenied, "access denied")},
+		{"error_too_many", "Error: too many failed attempts", TypeError, EncodeError(TooManyAttempts, "too many failed attempts; try again in 8 s")},
 		{"bye", "Bye: normal close (empty)", TypeBye, EncodeBye(OK)},
 		{"bye_shutdown", "Bye: reason server shutdown", TypeBye, EncodeBye(ServerShutdown)},
 	}

@@ -45,6 +45,13 @@ type Config struct {
 	// Software names this side's program and version, e.g. "kdsrv/0.1"
 	// (at most MaxSoftware bytes; longer is cut).
 	Software string
+	// Salt is the server's password salt (SaltSize bytes, from NewSalt),
+	// announced in HelloReply. Server role only; required when Password is
+	// set. Clients use the salt the server announces.
+	Salt []byte
+	// Keys caches derived proof keys; nil derives on every handshake
+	// (slow: PBKDF2). A server should Prepare its keys at start-up.
+	Keys *KeyCache
 }
 
 // String describes the configuration without revealing the password.
@@ -53,8 +60,8 @@ func (c Config) String() string {
 	if c.Password != "" {
 		pw = "set"
 	}
-	return fmt.Sprintf("wire.Config{Password: %s, Binding: %d bytes, HandshakeTimeout: %v, KeepAlive: %v, Software: %q}",
-		pw, len(c.Binding), c.HandshakeTimeout, c.KeepAlive, c.Software)
+	return fmt.Sprintf("wire.Config{Password: %s, Binding: %d bytes, HandshakeTimeout: %v, KeepAlive: %v, Software: %q, Salt: %d bytes}",
+		pw, len(c.Binding), c.HandshakeTimeout, c.KeepAlive, c.Software, len(c.Salt))
 }
 
 // GoString is String, so that %#v does not print the password either.
@@ -266,7 +273,7 @@ func (h *handshake) client() (*Conn, error) {
 		_, _ = h.write(TypeBye, EncodeBye(AccessDenied))
 		return nil, ErrPasswordRequired
 	}
-	key, err := deriveKey(h.cfg.Password)
+	key, err := h.cfg.Keys.key(h.cfg.Password, reply.Salt[:])
 	if err != nil {
 		return nil, err
 	}
@@ -334,6 +341,12 @@ func (h *handshake) server() (*Conn, error) {
 	if _, err := rand.Read(reply.Nonce[:]); err != nil {
 		return nil, protoErr(Internal, "no randomness for the nonce: %v", err)
 	}
+	if reply.PasswordRequired {
+		if len(h.cfg.Salt) != SaltSize {
+			return nil, protoErr(Internal, "server has a password but no %d-byte salt (wire.Config.Salt)", SaltSize)
+		}
+		copy(reply.Salt[:], h.cfg.Salt)
+	}
 	b, err := h.write(TypeHelloReply, EncodeHelloReply(reply))
 	if err != nil {
 		return nil, err
@@ -343,7 +356,7 @@ func (h *handshake) server() (*Conn, error) {
 	if !reply.PasswordRequired {
 		return c, nil
 	}
-	key, err := deriveKey(h.cfg.Password)
+	key, err := h.cfg.Keys.key(h.cfg.Password, reply.Salt[:])
 	if err != nil {
 		return nil, err
 	}
@@ -370,4 +383,21 @@ func (h *handshake) server() (*Conn, error) {
 	}
 	c.authenticated = true
 	return c, nil
+}
+
+// refuseWriteTimeout bounds Refuse's write of the Error frame.
+const refuseWriteTimeout = 2 * time.Second
+
+// Refuse turns a peer away before any handshake: it sends an Error frame
+// with code and msg (best effort, under a short write deadline) and closes
+// nc. A client waiting for HelloReply reports it as a *RemoteError with
+// that code, e.g. TooManyAttempts or Busy. The returned error is the write
+// error, if any; nc is closed either way.
+func Refuse(nc net.Conn, code Code, msg string) error {
+	_ = nc.SetWriteDeadline(time.Now().Add(refuseWriteTimeout))
+	_, err := nc.Write(AppendFrame(nil, TypeError, EncodeError(code, msg)))
+	if cerr := nc.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -1,9 +1,11 @@
 package wire
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -121,12 +123,12 @@ func TestHandshakeWrongPasswordClosesConnection(t *testing.T) {
 			defer cancel()
 			done := make(chan error, 1)
 			go func() {
-				_, err := Server(ctx, sn, Config{Password: "s3cret"})
+				_, err := Server(ctx, sn, srv(Config{Password: "s3cret"}))
 				done <- err
 			}()
 			// A hand-made client that sends a garbage proof.
 			d := NewDecoder(cn)
-			writeRaw(t, cn, AppendFrame(nil, TypeHello, EncodeHello(Hello{MinVersion: 1, MaxVersion: 1})))
+			writeRaw(t, cn, AppendFrame(nil, TypeHello, EncodeHello(Hello{MinVersion: Version, MaxVersion: Version})))
 			f, err := readFrame(t, d, cn)
 			if err != nil || f.Type != TypeHelloReply {
 				t.Fatalf("HelloReply: %v %v", f.Type, err)
@@ -164,7 +166,9 @@ func TestHandshakeImpostorServer(t *testing.T) {
 				}
 				trs := newTranscript()
 				trs.add(AppendFrame(nil, f.Type, f.Payload))
-				reply := AppendFrame(nil, TypeHelloReply, EncodeHelloReply(HelloReply{Version: 1, PasswordRequired: true, Software: "evil"}))
+				hr := HelloReply{Version: Version, PasswordRequired: true, Software: "evil"}
+				hr.Salt[0] = 1
+				reply := AppendFrame(nil, TypeHelloReply, EncodeHelloReply(hr))
 				trs.add(reply)
 				trs.add(nil)
 				if _, err := sn.Write(reply); err != nil {
@@ -173,7 +177,7 @@ func TestHandshakeImpostorServer(t *testing.T) {
 				if f, err = d.Next(); err != nil || f.Type != TypeAuth {
 					return
 				}
-				key, _ := deriveKey("wrong1") // the impostor's guess
+				key, _ := (*KeyCache)(nil).key("wrong1", hr.Salt[:]) // the impostor's guess
 				_, sp := proofs(key, trs.sum())
 				if _, err := sn.Write(AppendFrame(nil, TypeAuthOK, EncodeProof(sp))); err != nil {
 					return
@@ -185,7 +189,7 @@ func TestHandshakeImpostorServer(t *testing.T) {
 			}()
 			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 			defer cancel()
-			c, err := Client(ctx, cn, Config{Password: "s3cret"})
+			c, err := Client(ctx, cn, cli(Config{Password: "s3cret"}))
 			if err == nil {
 				c.Close()
 				t.Fatal("client accepted an impostor server")
@@ -203,25 +207,34 @@ func TestHandshakeImpostorServer(t *testing.T) {
 
 func TestHandshakeVersionMismatch(t *testing.T) {
 	t.Parallel()
-	t.Run("server refuses a newer client", func(t *testing.T) {
-		t.Parallel()
-		cn, sn := tcpPair(t)
-		done := make(chan error, 1)
-		go func() {
-			_, err := Server(context.Background(), sn, Config{HandshakeTimeout: testTimeout})
-			done <- err
-		}()
-		d := NewDecoder(cn)
-		writeRaw(t, cn, AppendFrame(nil, TypeHello, EncodeHello(Hello{MinVersion: 2, MaxVersion: 3})))
-		re := expectError(t, d, cn)
-		if re.Code != VersionMismatch || !strings.Contains(re.Msg, "2-3") || !strings.Contains(re.Msg, "1-1") {
-			t.Errorf("server sent %+v, want VersionMismatch naming both ranges", re)
-		}
-		expectClosed(t, d, cn)
-		if code, _ := ErrorCode(<-done); code != VersionMismatch {
-			t.Error("server did not report VersionMismatch")
-		}
-	})
+	for _, tc := range []struct {
+		name   string
+		lo, hi uint16
+	}{
+		{"server refuses a newer client", 3, 4},
+		{"server refuses a version-1 client", 1, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cn, sn := tcpPair(t)
+			done := make(chan error, 1)
+			go func() {
+				_, err := Server(context.Background(), sn, srv(Config{HandshakeTimeout: testTimeout}))
+				done <- err
+			}()
+			d := NewDecoder(cn)
+			writeRaw(t, cn, AppendFrame(nil, TypeHello, EncodeHello(Hello{MinVersion: tc.lo, MaxVersion: tc.hi})))
+			re := expectError(t, d, cn)
+			theirs, ours := fmt.Sprintf("%d-%d", tc.lo, tc.hi), fmt.Sprintf("%d-%d", MinVersion, Version)
+			if re.Code != VersionMismatch || !strings.Contains(re.Msg, theirs) || !strings.Contains(re.Msg, ours) {
+				t.Errorf("server sent %+v, want VersionMismatch naming %s and %s", re, theirs, ours)
+			}
+			expectClosed(t, d, cn)
+			if code, _ := ErrorCode(<-done); code != VersionMismatch {
+				t.Error("server did not report VersionMismatch")
+			}
+		})
+	}
 	t.Run("client explains a refusal", func(t *testing.T) {
 		t.Parallel()
 		cn, sn := pipePair(t)
@@ -233,7 +246,7 @@ func TestHandshakeVersionMismatch(t *testing.T) {
 			}
 			sn.Close()
 		}()
-		_, err := Client(context.Background(), cn, Config{HandshakeTimeout: testTimeout})
+		_, err := Client(context.Background(), cn, cli(Config{HandshakeTimeout: testTimeout}))
 		var re *RemoteError
 		if !errors.As(err, &re) || re.Code != VersionMismatch || !strings.Contains(err.Error(), "upgrade kdclient or kdsrv") {
 			t.Fatalf("client error = %v, want a RemoteError VersionMismatch with upgrade advice", err)
@@ -256,7 +269,7 @@ func TestHandshakeVersionMismatch(t *testing.T) {
 				got <- re
 			}
 		}()
-		_, err := Client(context.Background(), cn, Config{HandshakeTimeout: testTimeout})
+		_, err := Client(context.Background(), cn, cli(Config{HandshakeTimeout: testTimeout}))
 		if code, _ := ErrorCode(err); code != VersionMismatch {
 			t.Fatalf("client error = %v, want VersionMismatch", err)
 		}
@@ -275,7 +288,7 @@ func TestHandshakeTimeouts(t *testing.T) {
 			cn, sn := tr.pair(t)
 			done := make(chan error, 1)
 			go func() {
-				_, err := Server(context.Background(), sn, Config{HandshakeTimeout: short})
+				_, err := Server(context.Background(), sn, srv(Config{HandshakeTimeout: short}))
 				done <- err
 			}()
 			d := NewDecoder(cn)
@@ -293,11 +306,11 @@ func TestHandshakeTimeouts(t *testing.T) {
 			cn, sn := tr.pair(t)
 			done := make(chan error, 1)
 			go func() {
-				_, err := Server(context.Background(), sn, Config{HandshakeTimeout: short, Password: "s3cret"})
+				_, err := Server(context.Background(), sn, srv(Config{HandshakeTimeout: short, Password: "s3cret"}))
 				done <- err
 			}()
 			d := NewDecoder(cn)
-			writeRaw(t, cn, AppendFrame(nil, TypeHello, EncodeHello(Hello{MinVersion: 1, MaxVersion: 1})))
+			writeRaw(t, cn, AppendFrame(nil, TypeHello, EncodeHello(Hello{MinVersion: Version, MaxVersion: Version})))
 			if f, err := readFrame(t, d, cn); err != nil || f.Type != TypeHelloReply {
 				t.Fatalf("HelloReply: %v %v", f.Type, err)
 			}
@@ -320,7 +333,7 @@ func TestHandshakeTimeouts(t *testing.T) {
 					}
 				}
 			}()
-			_, err := Client(context.Background(), cn, Config{HandshakeTimeout: short})
+			_, err := Client(context.Background(), cn, cli(Config{HandshakeTimeout: short}))
 			if !errors.Is(err, os.ErrDeadlineExceeded) || !strings.Contains(err.Error(), "HelloReply") {
 				t.Fatalf("client error = %v, want a deadline error naming HelloReply", err)
 			}
@@ -337,7 +350,7 @@ func TestHandshakeContextCancel(t *testing.T) {
 	cn, _ := pipePair(t) // the server end never reads
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
-	_, err := Client(ctx, cn, Config{HandshakeTimeout: testTimeout})
+	_, err := Client(ctx, cn, cli(Config{HandshakeTimeout: testTimeout}))
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("client error = %v, want context.Canceled", err)
 	}
@@ -361,7 +374,7 @@ func TestHandshakeBadFirstFrame(t *testing.T) {
 			cn, sn := tcpPair(t)
 			done := make(chan error, 1)
 			go func() {
-				_, err := Server(context.Background(), sn, Config{HandshakeTimeout: testTimeout})
+				_, err := Server(context.Background(), sn, srv(Config{HandshakeTimeout: testTimeout}))
 				done <- err
 			}()
 			d := NewDecoder(cn)
@@ -381,11 +394,11 @@ func TestHandshakeSkippedAuth(t *testing.T) {
 	cn, sn := tcpPair(t)
 	done := make(chan error, 1)
 	go func() {
-		_, err := Server(context.Background(), sn, Config{Password: "s3cret", HandshakeTimeout: testTimeout})
+		_, err := Server(context.Background(), sn, srv(Config{Password: "s3cret", HandshakeTimeout: testTimeout}))
 		done <- err
 	}()
 	d := NewDecoder(cn)
-	writeRaw(t, cn, AppendFrame(nil, TypeHello, EncodeHello(Hello{MinVersion: 1, MaxVersion: 1})))
+	writeRaw(t, cn, AppendFrame(nil, TypeHello, EncodeHello(Hello{MinVersion: Version, MaxVersion: Version})))
 	if f, err := readFrame(t, d, cn); err != nil || f.Type != TypeHelloReply {
 		t.Fatalf("HelloReply: %v %v", f.Type, err)
 	}
@@ -423,18 +436,105 @@ func TestConfigStringHidesPassword(t *testing.T) {
 	}
 }
 
-func TestDeriveKeyCache(t *testing.T) {
+func TestKeyCache(t *testing.T) {
 	t.Parallel()
-	k1, err := deriveKey(goldenPassword)
+	salt1, err := NewSalt()
 	if err != nil {
 		t.Fatal(err)
 	}
-	k2, _ := deriveKey(goldenPassword)
-	if k1 != k2 || k1 == [sha256.Size]byte{} {
-		t.Fatal("deriveKey is not deterministic")
+	salt2, _ := NewSalt()
+	if bytes.Equal(salt1, salt2) || len(salt1) != SaltSize {
+		t.Fatalf("NewSalt gave %x and %x: want two different %d-byte salts", salt1, salt2, SaltSize)
 	}
-	k3, _ := deriveKey("wrong1")
-	if k3 == k1 {
+	kc := NewKeyCache()
+	if err := kc.Prepare(goldenPassword, salt1); err != nil {
+		t.Fatal(err)
+	}
+	k1, err := kc.key(goldenPassword, salt1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, _ := (*KeyCache)(nil).key(goldenPassword, salt1) // uncached derivation
+	if k1 != k2 || k1 == [sha256.Size]byte{} {
+		t.Fatal("the cached key differs from a fresh derivation")
+	}
+	if k3, _ := kc.key("wrong1", salt1); k3 == k1 {
 		t.Fatal("different passwords give the same key")
+	}
+	// The point of the salt: the same password gives another key on
+	// another server, so precomputation does not carry over.
+	if k4, _ := kc.key(goldenPassword, salt2); k4 == k1 {
+		t.Fatal("different salts give the same key")
+	}
+	if _, err := kc.key(goldenPassword, salt1[:4]); err == nil {
+		t.Fatal("a short salt was accepted")
+	}
+}
+
+func TestServerWithPasswordNeedsSalt(t *testing.T) {
+	t.Parallel()
+	cn, sn := pipePair(t)
+	go func() {
+		_, _ = Client(context.Background(), cn, cli(Config{Password: "s3cret", HandshakeTimeout: testTimeout}))
+	}()
+	_, err := Server(context.Background(), sn, Config{Password: "s3cret", HandshakeTimeout: testTimeout})
+	if code, _ := ErrorCode(err); code != Internal || !strings.Contains(err.Error(), "salt") {
+		t.Fatalf("server without a salt: %v, want an Internal error naming the salt", err)
+	}
+}
+
+func TestHandshakeUsesServerSalt(t *testing.T) {
+	t.Parallel()
+	// Two servers with the same password and different salts: a client
+	// completes both handshakes (it derives the key from the announced
+	// salt), and the two proofs differ.
+	salt2 := []byte("fedcba9876543210")
+	var proofs [][]byte
+	for _, salt := range [][]byte{testSalt, salt2} {
+		cn, sn := pipePair(t)
+		ch := make(chan hsResult, 1)
+		go func() {
+			c, err := Server(context.Background(), sn, Config{Password: "s3cret", Salt: salt, Keys: testKeys, HandshakeTimeout: testTimeout})
+			ch <- hsResult{c, err}
+		}()
+		rec := &recordConn{Conn: cn}
+		c, err := Client(context.Background(), rec, cli(Config{Password: "s3cret", HandshakeTimeout: testTimeout}))
+		r := <-ch
+		if err != nil || r.err != nil {
+			t.Fatalf("salt %q: client %v, server %v", salt, err, r.err)
+		}
+		if !c.Authenticated() {
+			t.Fatal("not authenticated")
+		}
+		c.Close()
+		r.conn.Close()
+		proofs = append(proofs, rec.lastWrite)
+	}
+	if bytes.Equal(proofs[0], proofs[1]) {
+		t.Fatal("the client proof does not depend on the server's salt")
+	}
+}
+
+// recordConn remembers the Auth frame a client writes.
+type recordConn struct {
+	net.Conn
+	lastWrite []byte
+}
+
+func (r *recordConn) Write(b []byte) (int, error) {
+	if len(b) > 1 && Type(b[1]) == TypeAuth {
+		r.lastWrite = bytes.Clone(b)
+	}
+	return r.Conn.Write(b)
+}
+
+func TestRefuse(t *testing.T) {
+	t.Parallel()
+	cn, sn := tcpPair(t)
+	go func() { _ = Refuse(sn, TooManyAttempts, "too many failed attempts; try again in 8 s") }()
+	_, err := Client(context.Background(), cn, cli(Config{HandshakeTimeout: testTimeout}))
+	var re *RemoteError
+	if !errors.As(err, &re) || re.Code != TooManyAttempts || !strings.Contains(err.Error(), "try again in 8 s") {
+		t.Fatalf("client error = %v, want TooManyAttempts with the server's text", err)
 	}
 }

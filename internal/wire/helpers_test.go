@@ -66,8 +66,36 @@ type hsResult struct {
 
 // handshakePair runs Server on one end and Client on the other and returns
 // both results. Conns that succeed are closed at cleanup.
+// testSalt and testKeys stand in for a server's salt and both sides' key
+// caches, so that each password is derived once per test binary.
+var (
+	testSalt = []byte("0123456789abcdef")
+	testKeys = NewKeyCache()
+)
+
+// srv completes a test server Config as a real server does: the salt, and
+// the key cache.
+func srv(c Config) Config {
+	if c.Salt == nil {
+		c.Salt = testSalt
+	}
+	if c.Keys == nil {
+		c.Keys = testKeys
+	}
+	return c
+}
+
+// cli gives a test client Config the shared key cache.
+func cli(c Config) Config {
+	if c.Keys == nil {
+		c.Keys = testKeys
+	}
+	return c
+}
+
 func handshakePair(t *testing.T, pair pairFunc, ccfg, scfg Config) (cc *Conn, cerr error, sc *Conn, serr error) {
 	t.Helper()
+	ccfg, scfg = cli(ccfg), srv(scfg)
 	cn, sn := pair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()

@@ -29,11 +29,18 @@ const (
 	// OpenTakeOver (Open flags bit 0): take the target over even if another
 	// session owns it.
 	OpenTakeOver uint16 = 0x0001
+	// OpenWatch (Open flags bit 1): watch the target's console only. The
+	// server opens the link if nobody has (without break-in or RESET),
+	// answers Opened and then sends Console frames; the watcher owns
+	// nothing and may not send KD frames. Not combinable with OpenTakeOver.
+	OpenWatch uint16 = 0x0002
+
+	openFlagsKnown = OpenTakeOver | OpenWatch
 )
 
 const (
-	helloFixed      = 2 + 2 + NonceSize + 1 // min, max, nonce, software length
-	helloReplyFixed = 2 + 2 + NonceSize + 1 // version, flags, nonce, software length
+	helloFixed      = 2 + 2 + NonceSize + 1            // min, max, nonce, software length
+	helloReplyFixed = 2 + 2 + NonceSize + SaltSize + 1 // version, flags, nonce, salt, software length
 )
 
 // Hello is the client's first frame.
@@ -83,7 +90,12 @@ type HelloReply struct {
 	Version          uint16
 	PasswordRequired bool
 	Nonce            [NonceSize]byte
-	Software         string // e.g. "kdsrv/0.1"; at most MaxSoftware bytes
+	// Salt is the server's password salt: random per server process, the
+	// same for every connection to it (so the server derives its key once),
+	// different between servers (so no precomputed dictionary serves
+	// against two of them). All zero when no password is required.
+	Salt     [SaltSize]byte
+	Software string // e.g. "kdsrv/0.1"; at most MaxSoftware bytes
 }
 
 // EncodeHelloReply returns the payload of a HelloReply frame.
@@ -97,6 +109,7 @@ func EncodeHelloReply(r HelloReply) []byte {
 	b = binary.BigEndian.AppendUint16(b, r.Version)
 	b = binary.BigEndian.AppendUint16(b, flags)
 	b = append(b, r.Nonce[:]...)
+	b = append(b, r.Salt[:]...)
 	b = append(b, byte(len(sw)))
 	return append(b, sw...)
 }
@@ -114,6 +127,7 @@ func DecodeHelloReply(p []byte) (HelloReply, error) {
 	}
 	r.PasswordRequired = flags&HelloReplyPasswordRequired != 0
 	copy(r.Nonce[:], p[4:4+NonceSize])
+	copy(r.Salt[:], p[4+NonceSize:4+NonceSize+SaltSize])
 	n := int(p[helloReplyFixed-1])
 	if len(p) != helloReplyFixed+n {
 		return r, protoErr(BadFrame, "HelloReply payload is %d bytes, its software string needs exactly %d", len(p), helloReplyFixed+n)
@@ -141,6 +155,7 @@ func DecodeProof(p []byte) ([ProofSize]byte, error) {
 type Open struct {
 	Target   string // canonical trans=@{...} text; opaque to this package
 	TakeOver bool   // take the target over from a session that owns it
+	Watch    bool   // watch the target's console only (OpenWatch)
 }
 
 // EncodeOpen returns the payload of an Open frame. The decoder refuses
@@ -153,6 +168,9 @@ func EncodeOpen(o Open) []byte {
 	var flags uint16
 	if o.TakeOver {
 		flags |= OpenTakeOver
+	}
+	if o.Watch {
+		flags |= OpenWatch
 	}
 	b := make([]byte, 0, 4+len(t))
 	b = binary.BigEndian.AppendUint16(b, flags)
@@ -167,8 +185,11 @@ func DecodeOpen(p []byte) (Open, error) {
 		return o, protoErr(BadFrame, "Open payload is %d bytes, want at least 4", len(p))
 	}
 	flags := binary.BigEndian.Uint16(p[0:])
-	if flags&^OpenTakeOver != 0 {
-		return o, protoErr(BadFrame, "Open has unknown flag bits 0x%04x", flags&^OpenTakeOver)
+	if flags&^openFlagsKnown != 0 {
+		return o, protoErr(BadFrame, "Open has unknown flag bits 0x%04x", flags&^openFlagsKnown)
+	}
+	if flags&OpenTakeOver != 0 && flags&OpenWatch != 0 {
+		return o, protoErr(BadFrame, "Open asks both to take over and to watch: a console watcher owns nothing to take over")
 	}
 	n := int(binary.BigEndian.Uint16(p[2:]))
 	if len(p) != 4+n {
@@ -183,6 +204,7 @@ func DecodeOpen(p []byte) (Open, error) {
 	}
 	o.Target = string(t)
 	o.TakeOver = flags&OpenTakeOver != 0
+	o.Watch = flags&OpenWatch != 0
 	return o, nil
 }
 
@@ -255,6 +277,37 @@ func DecodeError(p []byte) (*RemoteError, error) {
 		Code: Code(binary.BigEndian.Uint16(p)),
 		Msg:  clipText(string(p[2:]), MaxText),
 	}, nil
+}
+
+// Notice is a non-fatal message from the server (a Notice frame): a KD
+// packet it refused to forward, a packet the target never acknowledged, a
+// difference between the requested and the open target link. The session
+// goes on.
+type Notice struct {
+	Code Code
+	Text string
+}
+
+func (n Notice) String() string {
+	if n.Text == "" {
+		return n.Code.String()
+	}
+	return n.Text
+}
+
+// EncodeNotice returns the payload of a Notice frame: code u16 + UTF-8
+// text, sanitised and truncated to MaxText bytes.
+func EncodeNotice(code Code, text string) []byte {
+	return EncodeError(code, text) // same layout as Error
+}
+
+// DecodeNotice parses a Notice payload; the text is sanitised for display
+// and truncated to MaxText bytes.
+func DecodeNotice(p []byte) (Notice, error) {
+	if len(p) < 2 {
+		return Notice{}, protoErr(BadFrame, "Notice payload is %d bytes, want at least 2", len(p))
+	}
+	return Notice{Code: Code(binary.BigEndian.Uint16(p)), Text: clipText(string(p[2:]), MaxText)}, nil
 }
 
 // EncodeBye returns the payload of a Bye frame: empty for a normal close

@@ -104,7 +104,7 @@ func TestTypedRoundTrip(t *testing.T) {
 
 func TestTypedDecodeErrors(t *testing.T) {
 	t.Parallel()
-	hello := EncodeHello(Hello{MinVersion: 1, MaxVersion: 1, Software: "abc"})
+	hello := EncodeHello(Hello{MinVersion: Version, MaxVersion: Version, Software: "abc"})
 	reply := EncodeHelloReply(HelloReply{Version: 1, Software: "abc"})
 	open := EncodeOpen(Open{Target: "com:port=COM1"})
 	be16 := func(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
@@ -208,7 +208,7 @@ func TestEncodersClipText(t *testing.T) {
 	if re, _ := DecodeError(EncodeError(Internal, long)); len(re.Msg) != MaxText {
 		t.Errorf("error message not clipped to %d: %d", MaxText, len(re.Msg))
 	}
-	if h, _ := DecodeHello(EncodeHello(Hello{MinVersion: 1, MaxVersion: 1, Software: long})); len(h.Software) != MaxSoftware {
+	if h, _ := DecodeHello(EncodeHello(Hello{MinVersion: Version, MaxVersion: Version, Software: long})); len(h.Software) != MaxSoftware {
 		t.Errorf("software not clipped to %d: %d", MaxSoftware, len(h.Software))
 	}
 	if o, _ := DecodeOpened(EncodeOpened(Opened{Info: long})); len(o.Info) != MaxText {
@@ -267,5 +267,36 @@ func TestErrorStrings(t *testing.T) {
 	}
 	if _, ok := ErrorCode(bytes.ErrTooLarge); ok {
 		t.Error("ErrorCode found a code in a plain error")
+	}
+}
+
+func TestNoticeRoundTrip(t *testing.T) {
+	t.Parallel()
+	n, err := DecodeNotice(EncodeNotice(BadRequest, "KD packet of type 0 refused"))
+	if err != nil || n.Code != BadRequest || n.Text != "KD packet of type 0 refused" {
+		t.Fatalf("DecodeNotice = %+v, %v", n, err)
+	}
+	if n.String() != n.Text || (Notice{Code: Busy}).String() != "server busy" {
+		t.Errorf("Notice.String: %q / %q", n.String(), Notice{Code: Busy}.String())
+	}
+	if _, err := DecodeNotice([]byte{0}); err == nil {
+		t.Error("a 1-byte Notice was accepted")
+	}
+	if n, _ := DecodeNotice(EncodeNotice(OK, "bell\a")); strings.ContainsRune(n.Text, '\a') {
+		t.Errorf("control character survived: %q", n.Text)
+	}
+}
+
+func TestOpenWatch(t *testing.T) {
+	t.Parallel()
+	o, err := DecodeOpen(EncodeOpen(Open{Target: "com:pipe,port=/tmp/x", Watch: true}))
+	if err != nil || !o.Watch || o.TakeOver {
+		t.Fatalf("DecodeOpen = %+v, %v", o, err)
+	}
+	if _, err := DecodeOpen(EncodeOpen(Open{Target: "x", Watch: true, TakeOver: true})); err == nil {
+		t.Error("Open with both watch and take-over was accepted")
+	}
+	if _, err := DecodeOpen([]byte{0, 4, 0, 0}); err == nil {
+		t.Error("Open with an unknown flag bit was accepted")
 	}
 }

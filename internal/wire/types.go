@@ -28,9 +28,17 @@ const (
 	// announces more is refused before any buffer is allocated for it.
 	MaxPayload = 64 << 10
 	// Version is the highest protocol version this package speaks.
-	Version = 1
+	// Version 2 added the per-server salt in HelloReply, the Notice frame,
+	// console watchers (OpenWatch, Console) and the TooManyAttempts and
+	// Busy codes.
+	Version = 2
 	// MinVersion is the lowest protocol version this package speaks.
-	MinVersion = 1
+	// Version 1 (fixed password salt, every Error fatal) is no longer
+	// spoken: a version-1 peer gets a VersionMismatch error naming both
+	// ranges.
+	MinVersion = 2
+	// SaltSize is the size of the per-server password salt in HelloReply.
+	SaltSize = 16
 	// NonceSize is the size of the handshake nonces.
 	NonceSize = 32
 	// ProofSize is the size of an authentication proof (HMAC-SHA-256).
@@ -83,6 +91,10 @@ const (
 	// TypeState (S→C): a change of the target link's state (StateCode +
 	// text), e.g. the target stopped responding.
 	TypeState Type = 0x14
+	// TypeNotice (S→C): a non-fatal notice: code u16 + UTF-8 text, e.g.
+	// a KD packet the server refused to forward. The connection and the
+	// session stay up.
+	TypeNotice Type = 0x15
 
 	// TypeKD (both): one whole KD data packet: packet type u16 + the
 	// packet's payload, without leader, id, checksum or trailer.
@@ -92,6 +104,10 @@ const (
 	// TypeReset (C→S, empty): the local debugger resynchronised; ask the
 	// server to re-send the target's pending state (state change).
 	TypeReset Type = 0x22
+	// TypeConsole (S→C): raw bytes the target wrote on its line outside
+	// KD packets (boot text on a shared serial port), sent to console
+	// watchers (Open with OpenWatch).
+	TypeConsole Type = 0x23
 
 	// TypeControl (both): request (C→S) or reply (S→C): request id u32,
 	// command u16, status u16, body.
@@ -136,9 +152,11 @@ var typeInfo = map[Type]struct {
 	TypeDetach:     {"Detach", dirC2S, false},
 	TypeDetached:   {"Detached", dirS2C, false},
 	TypeState:      {"State", dirS2C, false},
+	TypeNotice:     {"Notice", dirS2C, false},
 	TypeKD:         {"KD", dirBoth, false},
 	TypeBreakIn:    {"BreakIn", dirC2S, false},
 	TypeReset:      {"Reset", dirC2S, false},
+	TypeConsole:    {"Console", dirS2C, false},
 	TypeControl:    {"Control", dirBoth, false},
 	TypePing:       {"Ping", dirBoth, false},
 	TypePong:       {"Pong", dirBoth, false},
@@ -196,6 +214,11 @@ const (
 	Internal Code = 12
 	// Refused: a generic policy refusal (e.g. remote shutdown not allowed).
 	Refused Code = 13
+	// TooManyAttempts: the peer's address failed authentication too often;
+	// it must wait before trying again (the message says how long).
+	TooManyAttempts Code = 14
+	// Busy: the server is at a connection limit; try again later.
+	Busy Code = 15
 )
 
 var codeNames = [...]string{
@@ -213,6 +236,8 @@ var codeNames = [...]string{
 	ServerShutdown:      "server shutdown",
 	Internal:            "internal error",
 	Refused:             "refused",
+	TooManyAttempts:     "too many failed attempts",
+	Busy:                "server busy",
 }
 
 // String returns a short lower-case description of the code, e.g.
