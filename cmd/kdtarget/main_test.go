@@ -202,7 +202,7 @@ func TestCommandServesAndStopsOnSIGTERM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := kd.NewLink(conn, kd.Config{Role: kd.RoleHost})
+	l := kd.NewHostLink(conn, kd.Config{})
 	h := kd.NewHost(l, kd.HostOptions{AttachInterval: 200 * time.Millisecond})
 	if _, err := h.Attach(ctx); err != nil {
 		t.Fatalf("attach: %v", err)

@@ -85,7 +85,7 @@ func openDirect() opener {
 		if err != nil {
 			return nil, fmt.Errorf("direct: %w", err)
 		}
-		l := kd.NewLink(c, kd.Config{Role: kd.RoleHost})
+		l := kd.NewHostLink(c, kd.Config{})
 		return &session{host: kd.NewHost(l, kd.HostOptions{}), close: func() { l.Close() }}, nil
 	}
 }
@@ -117,7 +117,7 @@ func openByteRelay(wan netem.Profile, socatPath string) opener {
 			stopRelay()
 			return nil, fmt.Errorf("byte relay: %w", err)
 		}
-		l := kd.NewLink(c, kd.Config{Role: kd.RoleHost})
+		l := kd.NewHostLink(c, kd.Config{})
 		return &session{host: kd.NewHost(l, kd.HostOptions{}), close: func() {
 			l.Close()
 			px.Close()

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -186,7 +185,7 @@ func (d *debugger) sendStateChange(sc []byte) error {
 // or ctx ends. It closes conn.
 func (b *Bridge) Serve(ctx context.Context, conn io.ReadWriteCloser) error {
 	dctx, cancel := context.WithCancel(ctx)
-	d := &debugger{l: kd.NewLink(conn, kd.Config{Role: kd.RoleTarget}), ctx: dctx, cancel: cancel}
+	d := &debugger{l: kd.NewTargetLink(conn, kd.Config{}), ctx: dctx, cancel: cancel}
 	defer d.l.Close()
 	defer cancel()
 	b.mu.Lock()
@@ -245,13 +244,10 @@ func (b *Bridge) fromDebugger(d *debugger, m kd.Message) error {
 		}
 	case kd.MsgPacket:
 		p := m.Packet
-		if p.Type == kd.TypeStateManipulate && len(p.Payload) >= 4 {
-			switch kd.APINumber(binary.LittleEndian.Uint32(p.Payload)) {
-			case kd.APIContinue, kd.APIContinue2, kd.APIReboot:
-				b.mu.Lock()
-				b.halted, b.lastSC = false, nil
-				b.mu.Unlock()
-			}
+		if kd.Resumes(p.Type, p.Payload) {
+			b.mu.Lock()
+			b.halted, b.lastSC = false, nil
+			b.mu.Unlock()
 		}
 		if ra := b.readAhead(); ra != nil {
 			if reply, hint := ra.fromDebugger(p); reply != nil {
@@ -318,8 +314,7 @@ func (b *Bridge) Host(ctx context.Context, cfg kd.Config, opts kd.HostOptions) (
 		defer close(done)
 		_ = b.Serve(ctx, z)
 	}()
-	cfg.Role = kd.RoleHost
-	l := kd.NewLink(a, cfg)
+	l := kd.NewHostLink(a, cfg)
 	return kd.NewHost(l, opts), func() {
 		l.Close()
 		<-done

@@ -72,7 +72,7 @@ func runBridgeMain(t *testing.T, k, listen string) (ready string, stop func()) {
 
 func attachVersion(t *testing.T, conn io.ReadWriteCloser) {
 	t.Helper()
-	l := kd.NewLink(conn, kd.Config{Role: kd.RoleHost})
+	l := kd.NewHostLink(conn, kd.Config{})
 	defer l.Close()
 	h := kd.NewHost(l, kd.HostOptions{})
 	ctx := ctxFor(t, 20*time.Second)

@@ -200,7 +200,7 @@ func TestBridgeDebuggerReattach(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := kd.NewLink(c, kd.Config{Role: kd.RoleHost})
+	l := kd.NewHostLink(c, kd.Config{})
 	defer l.Close()
 	dh := kd.NewHost(l, kd.HostOptions{})
 	tctx := ctxFor(t, 20*time.Second)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -36,6 +35,8 @@ func (r Role) String() string {
 
 // Config tunes a Link. Zero fields take the defaults noted.
 type Config struct {
+	// Role is read only by the deprecated NewLink; the constructors
+	// NewHostLink and NewTargetLink choose the role.
 	Role Role
 	// AckTimeout is how long a sent data packet waits for its ACK before it
 	// is sent again (default 500ms).
@@ -182,29 +183,6 @@ type Message struct {
 	ResetSeq uint64
 }
 
-// Stats counts link events. All counters only grow.
-type Stats struct {
-	PacketsSent     uint64 // data packets sent the first time
-	PacketsReceived uint64 // new data packets delivered
-	Retransmits     uint64 // data packets sent again (time-out, RESEND, RESET)
-	ResendsSent     uint64 // RESEND requests we sent (corrupt packets)
-	ResendsReceived uint64
-	ResetsSent      uint64
-	ResetsReceived  uint64
-	Corrupt         uint64 // bad checksum/trailer/length, or stalled packets
-	Duplicates      uint64 // data packets received again and re-acknowledged
-	BreakInsSent    uint64
-	BreakInsRecv    uint64
-	Dropped         uint64 // data packets not acknowledged because the queue was full
-	NoiseBytes      uint64 // bytes skipped while resynchronising
-}
-
-type stats struct {
-	packetsSent, packetsReceived, retransmits, resendsSent, resendsReceived atomic.Uint64
-	resetsSent, resetsReceived, corrupt, duplicates, breakInsSent           atomic.Uint64
-	breakInsRecv, dropped, noise                                            atomic.Uint64
-}
-
 // readerGrace bounds how long Close waits for the reader goroutine after
 // closing the stream.
 const readerGrace = 2 * time.Second
@@ -233,8 +211,9 @@ type sendOp struct {
 // Data packets are sent with Send (stop-and-wait: one in flight at a time,
 // further senders queue) and received with Recv.
 type Link struct {
-	cfg Config
-	rw  io.ReadWriter
+	cfg  Config
+	role Role
+	rw   io.ReadWriter
 
 	sendReq chan *sendOp
 	out     chan Message
@@ -254,7 +233,7 @@ type Link struct {
 	// testing/synctest bubble never meets another bubble's channel).
 	sendOps sync.Pool
 
-	st stats
+	st Counters
 }
 
 type chunk struct {
@@ -262,14 +241,30 @@ type chunk struct {
 	err error
 }
 
-// NewLink starts a link over rw. The caller must Close it.
+// NewHostLink starts a link over rw in the host (debugger) role. The
+// caller must Close it.
+func NewHostLink(rw io.ReadWriter, cfg Config) *Link { return newLink(rw, RoleHost, cfg) }
+
+// NewTargetLink starts a link over rw in the target (kernel) role. The
+// caller must Close it.
+func NewTargetLink(rw io.ReadWriter, cfg Config) *Link { return newLink(rw, RoleTarget, cfg) }
+
+// NewLink starts a link in cfg.Role.
+//
+// Deprecated: use NewHostLink or NewTargetLink; Config.Role goes away once
+// every caller chose its role by constructor.
 func NewLink(rw io.ReadWriter, cfg Config) *Link {
-	cfg.setDefaults()
 	if cfg.Role != RoleHost && cfg.Role != RoleTarget {
 		panic("kd: NewLink needs RoleHost or RoleTarget")
 	}
+	return newLink(rw, cfg.Role, cfg)
+}
+
+func newLink(rw io.ReadWriter, role Role, cfg Config) *Link {
+	cfg.setDefaults()
 	l := &Link{
 		cfg:     cfg,
+		role:    role,
 		rw:      rw,
 		sendReq: make(chan *sendOp),
 		out:     make(chan Message),
@@ -289,7 +284,7 @@ func NewLink(rw io.ReadWriter, cfg Config) *Link {
 }
 
 // Role returns the role the link plays.
-func (l *Link) Role() Role { return l.cfg.Role }
+func (l *Link) Role() Role { return l.role }
 
 // reader copies the stream into chunks until a read fails or the link quits.
 func (l *Link) reader(chunks chan<- chunk, free chan []byte, readerDone chan<- struct{}) {
@@ -339,7 +334,7 @@ type loopState struct {
 func (l *Link) loop(chunks <-chan chunk, free chan<- []byte, readerDone <-chan struct{}) {
 	s := &loopState{sendID: InitialPacketID, expectID: InitialPacketID}
 	s.dec.KeepNoise = l.cfg.Noise != nil
-	if l.cfg.Role == RoleTarget {
+	if l.role == RoleTarget {
 		s.sendID = InitialPacketID | SyncPacketID
 	}
 	s.retx = time.NewTimer(time.Hour)
@@ -396,7 +391,7 @@ func (l *Link) loop(chunks <-chan chunk, free chan<- []byte, readerDone <-chan s
 		case c := <-chunks:
 			if c.err != nil {
 				if errors.Is(c.err, io.EOF) {
-					err = fmt.Errorf("kd link: the %s end's peer closed the line: %w", l.cfg.Role, io.EOF)
+					err = fmt.Errorf("kd link: the %s end's peer closed the line: %w", l.role, io.EOF)
 				} else {
 					err = fmt.Errorf("kd link: read: %w", c.err)
 				}
@@ -408,7 +403,7 @@ func (l *Link) loop(chunks <-chan chunk, free chan<- []byte, readerDone <-chan s
 		case op := <-sendReq:
 			s.pending = op
 			op.pkt.ID = s.sendID
-			l.st.packetsSent.Add(1)
+			l.st.PacketsSent.Add(1)
 			err = l.transmit(s)
 		case <-pendingDone:
 			op := s.pending
@@ -422,7 +417,7 @@ func (l *Link) loop(chunks <-chan chunk, free chan<- []byte, readerDone <-chan s
 				op := s.pending
 				if op.retries > 0 && op.tries > op.retries {
 					s.pending = nil
-					if l.cfg.Role == RoleTarget {
+					if l.role == RoleTarget {
 						// A target that gives up assumes the debugger is
 						// gone: both streams restart, the next packet
 						// carries the sync bit (docs/kd-protocol.md §1.4).
@@ -431,7 +426,7 @@ func (l *Link) loop(chunks <-chan chunk, free chan<- []byte, readerDone <-chan s
 					op.done <- ErrRetriesExhausted
 					break
 				}
-				l.st.retransmits.Add(1)
+				l.st.Retransmits.Add(1)
 				l.retransmitted(s, "no acknowledgement in time")
 				err = l.transmit(s)
 			}
@@ -469,7 +464,7 @@ func (l *Link) drain(s *loopState) error {
 		}
 	}
 	if n := s.dec.Discarded; n > s.reported {
-		l.st.noise.Add(n - s.reported)
+		l.st.NoiseBytes.Add(n - s.reported)
 		s.reported = n
 	}
 	if s.stallOn {
@@ -504,8 +499,8 @@ var breakInByte = []byte{BreakInByte}
 func (l *Link) handleFrame(s *loopState, f Frame) error {
 	switch f.Kind {
 	case FrameBreakIn:
-		if l.cfg.Role == RoleTarget {
-			l.st.breakInsRecv.Add(1)
+		if l.role == RoleTarget {
+			l.st.BreakInsRecv.Add(1)
 			l.event(Event{Kind: EventBreakIn, Dir: Received})
 			l.enqueue(s, Message{Kind: MsgBreakIn})
 		} else if l.cfg.Noise != nil {
@@ -515,8 +510,8 @@ func (l *Link) handleFrame(s *loopState, f Frame) error {
 		return nil
 	case FrameCorrupt:
 		l.event(Event{Kind: EventCorrupt, Dir: Received, Packet: f.Packet, Reason: f.Reason})
-		l.st.corrupt.Add(1)
-		l.st.resendsSent.Add(1)
+		l.st.Corrupt.Add(1)
+		l.st.ResendsSent.Add(1)
 		return l.writeControl(TypeResend, 0)
 	}
 	p := f.Packet
@@ -530,31 +525,31 @@ func (l *Link) handleFrame(s *loopState, f Frame) error {
 		}
 		return nil
 	case TypeResend:
-		l.st.resendsReceived.Add(1)
+		l.st.ResendsReceived.Add(1)
 		if s.pending != nil {
-			l.st.retransmits.Add(1)
+			l.st.Retransmits.Add(1)
 			l.retransmitted(s, "the peer asked for a resend")
 			return l.transmit(s)
 		}
 		l.enqueue(s, Message{Kind: MsgResend})
 		return nil
 	case TypeReset:
-		seq := l.st.resetsReceived.Add(1)
+		seq := l.st.ResetsReceived.Add(1)
 		s.sendID, s.expectID = InitialPacketID, InitialPacketID
 		s.lastSync = 0
-		if l.cfg.Role == RoleTarget {
-			l.st.resetsSent.Add(1)
+		if l.role == RoleTarget {
+			l.st.ResetsSent.Add(1)
 			if err := l.writeControl(TypeReset, 0); err != nil {
 				return err
 			}
 		}
 		report := true
 		if s.pending != nil {
-			if l.cfg.Role == RoleTarget && s.pending.pkt.Type == TypeStateChange64 {
+			if l.role == RoleTarget && s.pending.pkt.Type == TypeStateChange64 {
 				report = false
 			}
 			s.pending.pkt.ID = s.sendID
-			l.st.retransmits.Add(1)
+			l.st.Retransmits.Add(1)
 			l.retransmitted(s, "the peer reset the link")
 			if err := l.transmit(s); err != nil {
 				return err
@@ -575,30 +570,30 @@ func (l *Link) handleData(s *loopState, p Packet) error {
 	// id, so anything else is a corrupted header: ask for the packet again
 	// rather than adopt a nonsense id stream (BdLib does the same).
 	valid := id&^1 == InitialPacketID
-	if l.cfg.Role == RoleHost {
+	if l.role == RoleHost {
 		valid = id&^(SyncPacketID|1) == InitialPacketID
 	}
 	if !valid {
-		l.st.corrupt.Add(1)
-		l.st.resendsSent.Add(1)
+		l.st.Corrupt.Add(1)
+		l.st.ResendsSent.Add(1)
 		return l.writeControl(TypeResend, 0)
 	}
 	if len(s.queue) >= l.cfg.QueueLimit {
-		l.st.dropped.Add(1)
+		l.st.Dropped.Add(1)
 		return nil // not acknowledged: the peer sends it again later
 	}
 	ackID := id
-	if l.cfg.Role == RoleHost {
+	if l.role == RoleHost {
 		ackID = id &^ SyncPacketID
 	}
 	if err := l.writeControl(TypeAcknowledge, ackID); err != nil {
 		return err
 	}
-	sync := l.cfg.Role == RoleHost && id&SyncPacketID != 0
+	sync := l.role == RoleHost && id&SyncPacketID != 0
 	if sync && s.lastSync == id && s.expectID == (id&^SyncPacketID)^1 {
 		// The same restart packet again (our ACK was lost) and nothing
 		// since: a duplicate, not another restart.
-		l.st.duplicates.Add(1)
+		l.st.Duplicates.Add(1)
 		return nil
 	}
 	if sync {
@@ -611,7 +606,7 @@ func (l *Link) handleData(s *loopState, p Packet) error {
 		}
 		l.enqueue(s, Message{Kind: MsgSync})
 	} else if id != s.expectID {
-		l.st.duplicates.Add(1)
+		l.st.Duplicates.Add(1)
 		return nil
 	}
 	if s.pending != nil && !sync {
@@ -619,7 +614,7 @@ func (l *Link) handleData(s *loopState, p Packet) error {
 		l.ackPending(s, nil)
 	}
 	s.expectID ^= 1
-	l.st.packetsReceived.Add(1)
+	l.st.PacketsReceived.Add(1)
 	payload := make([]byte, len(p.Payload))
 	copy(payload, p.Payload)
 	l.enqueue(s, Message{Kind: MsgPacket, Packet: Packet{Type: p.Type, ID: id, Payload: payload}})
@@ -644,7 +639,7 @@ func (l *Link) enqueue(s *loopState, m Message) {
 	if m.Kind != MsgPacket {
 		if len(s.queue) >= l.cfg.QueueLimit ||
 			m.Kind == MsgBreakIn && len(s.queue) > 0 && s.queue[len(s.queue)-1].Kind == MsgBreakIn {
-			l.st.dropped.Add(1)
+			l.st.Dropped.Add(1)
 			return
 		}
 	}
@@ -655,7 +650,7 @@ func (l *Link) enqueue(s *loopState, m Message) {
 func (l *Link) transmit(s *loopState) error {
 	op := s.pending
 	op.tries++
-	op.epoch = l.st.resetsReceived.Load()
+	op.epoch = l.st.ResetsReceived.Load()
 	if l.cfg.Trace != nil {
 		l.cfg.Trace(Sent, op.pkt)
 	}
@@ -754,7 +749,7 @@ func (l *Link) Recv(ctx context.Context) (Message, error) {
 
 // SendBreakIn writes a break-in byte (host role).
 func (l *Link) SendBreakIn() error {
-	l.st.breakInsSent.Add(1)
+	l.st.BreakInsSent.Add(1)
 	l.event(Event{Kind: EventBreakIn, Dir: Sent})
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
@@ -765,7 +760,7 @@ func (l *Link) SendBreakIn() error {
 // restart both id streams; the link adopts the restart when the target's
 // RESET reply arrives).
 func (l *Link) SendReset() error {
-	l.st.resetsSent.Add(1)
+	l.st.ResetsSent.Add(1)
 	return l.writeControl(TypeReset, 0)
 }
 
@@ -804,20 +799,4 @@ func (l *Link) closeStream() bool {
 }
 
 // Stats returns a snapshot of the link's counters.
-func (l *Link) Stats() Stats {
-	return Stats{
-		PacketsSent:     l.st.packetsSent.Load(),
-		PacketsReceived: l.st.packetsReceived.Load(),
-		Retransmits:     l.st.retransmits.Load(),
-		ResendsSent:     l.st.resendsSent.Load(),
-		ResendsReceived: l.st.resendsReceived.Load(),
-		ResetsSent:      l.st.resetsSent.Load(),
-		ResetsReceived:  l.st.resetsReceived.Load(),
-		Corrupt:         l.st.corrupt.Load(),
-		Duplicates:      l.st.duplicates.Load(),
-		BreakInsSent:    l.st.breakInsSent.Load(),
-		BreakInsRecv:    l.st.breakInsRecv.Load(),
-		Dropped:         l.st.dropped.Load(),
-		NoiseBytes:      l.st.noise.Load(),
-	}
-}
+func (l *Link) Stats() Stats { return l.st.Snapshot() }

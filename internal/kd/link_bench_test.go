@@ -26,8 +26,8 @@ func BenchmarkLinkRoundTrip(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			x, y := bc.pair(b)
-			host := NewLink(x, Config{Role: RoleHost})
-			tgt := NewLink(y, Config{Role: RoleTarget})
+			host := NewHostLink(x, Config{})
+			tgt := NewTargetLink(y, Config{})
 			defer host.Close()
 			defer tgt.Close()
 			ctx := context.Background()

@@ -128,14 +128,15 @@ func FuzzLink(f *testing.F) {
 
 func runLinkProgram(t *testing.T, prog []byte) {
 	const limit = 8
-	cfg := Config{Role: RoleHost, QueueLimit: limit, AckTimeout: 500 * time.Millisecond, InterByteTimeout: 250 * time.Millisecond}
+	cfg := Config{QueueLimit: limit, AckTimeout: 500 * time.Millisecond, InterByteTimeout: 250 * time.Millisecond}
 	flags := prog[0]
 	prog = prog[1:]
+	newLink := NewHostLink
 	if flags&fuzzTarget != 0 {
-		cfg.Role = RoleTarget
+		newLink = NewTargetLink
 	}
 	peer := newFuzzPeer()
-	l := NewLink(peer, cfg)
+	l := newLink(peer, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	var senders sync.WaitGroup
 	send := func(payload string) {

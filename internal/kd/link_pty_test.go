@@ -29,8 +29,8 @@ func TestLinkOverPTY(t *testing.T) {
 		master.Close()
 		t.Fatal(err)
 	}
-	host := NewLink(slave, Config{Role: RoleHost})
-	target := NewLink(master, Config{Role: RoleTarget})
+	host := NewHostLink(slave, Config{})
+	target := NewTargetLink(master, Config{})
 	defer func() {
 		host.Close()
 		target.Close()

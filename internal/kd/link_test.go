@@ -86,10 +86,8 @@ func call(t testing.TB, host *Link, seq uint64, body []byte) []byte {
 }
 
 func linkPair(t testing.TB, a, b net.Conn, cfg Config) (host, target *Link) {
-	hc, tc := cfg, cfg
-	hc.Role, tc.Role = RoleHost, RoleTarget
-	host = NewLink(a, hc)
-	target = NewLink(b, tc)
+	host = NewHostLink(a, cfg)
+	target = NewTargetLink(b, cfg)
 	t.Cleanup(func() {
 		host.Close()
 		target.Close()
@@ -175,7 +173,6 @@ func TestTargetSyncIDAndAckMasking(t *testing.T) {
 	var hostSent []Packet
 	cfg := Config{Trace: nil}
 	hc := cfg
-	hc.Role = RoleHost
 	hc.Trace = func(d Direction, p Packet) {
 		if d == Sent {
 			mu.Lock()
@@ -183,8 +180,8 @@ func TestTargetSyncIDAndAckMasking(t *testing.T) {
 			mu.Unlock()
 		}
 	}
-	host := NewLink(a, hc)
-	target := NewLink(b, Config{Role: RoleTarget})
+	host := NewHostLink(a, hc)
+	target := NewTargetLink(b, Config{})
 	defer host.Close()
 	defer target.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -232,7 +229,7 @@ func TestSendRetriesExhausted(t *testing.T) {
 			}
 		}
 	}()
-	l := NewLink(a, Config{Role: RoleTarget, AckTimeout: 10 * time.Millisecond})
+	l := NewTargetLink(a, Config{AckTimeout: 10 * time.Millisecond})
 	defer l.Close()
 	err := l.SendRetries(context.Background(), TypeDebugIO, []byte("x"), 3)
 	if !errors.Is(err, ErrRetriesExhausted) {
@@ -245,7 +242,7 @@ func TestSendRetriesExhausted(t *testing.T) {
 
 func TestLinkPeerCloseEndsRecvAndSend(t *testing.T) {
 	a, b := net.Pipe()
-	l := NewLink(a, Config{Role: RoleHost})
+	l := NewHostLink(a, Config{})
 	defer l.Close()
 	b.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -321,7 +318,7 @@ func TestLinkNoisyLine(t *testing.T) {
 func TestSendRejectsOversizedAndControl(t *testing.T) {
 	a, b := net.Pipe()
 	defer b.Close()
-	l := NewLink(a, Config{Role: RoleHost})
+	l := NewHostLink(a, Config{})
 	defer l.Close()
 	if err := l.Send(context.Background(), TypeAcknowledge, nil); err == nil {
 		t.Fatal("control type accepted by Send")
@@ -333,8 +330,8 @@ func TestSendRejectsOversizedAndControl(t *testing.T) {
 
 func ExampleLink() {
 	a, b := net.Pipe()
-	host := NewLink(a, Config{Role: RoleHost})
-	target := NewLink(b, Config{Role: RoleTarget})
+	host := NewHostLink(a, Config{})
+	target := NewTargetLink(b, Config{})
 	defer host.Close()
 	defer target.Close()
 	ctx := context.Background()
@@ -351,7 +348,7 @@ func ExampleLink() {
 func TestHostRefusesCorruptedID(t *testing.T) {
 	a, b := net.Pipe()
 	defer b.Close()
-	host := NewLink(a, Config{Role: RoleHost})
+	host := NewHostLink(a, Config{})
 	defer host.Close()
 	b.SetDeadline(time.Now().Add(5 * time.Second))
 	bad := AppendPacket(nil, Packet{Type: TypeStateManipulate, ID: 0x80805b00, Payload: []byte("stale")})
@@ -392,7 +389,7 @@ func TestHostRefusesCorruptedID(t *testing.T) {
 // its queue without bound.
 func TestBreakInFloodBounded(t *testing.T) {
 	a, b := net.Pipe()
-	l := NewLink(a, Config{Role: RoleTarget, QueueLimit: 8})
+	l := NewTargetLink(a, Config{QueueLimit: 8})
 	defer l.Close()
 	b.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	flood := bytes.Repeat([]byte{BreakInByte, 'x'}, 64<<10)
@@ -421,7 +418,7 @@ func TestBreakInFloodBounded(t *testing.T) {
 func TestDuplicateSyncPacketNotRedelivered(t *testing.T) {
 	a, b := net.Pipe()
 	defer b.Close()
-	host := NewLink(a, Config{Role: RoleHost})
+	host := NewHostLink(a, Config{})
 	defer host.Close()
 	go io.Copy(io.Discard, b) // the host's ACKs
 	sc := AppendPacket(nil, Packet{Type: TypeStateChange64, ID: InitialPacketID | SyncPacketID, Payload: []byte("stop")})

@@ -67,8 +67,7 @@ func TestLinkNoiseAndEvents(t *testing.T) {
 	var mu sync.Mutex
 	var noise []byte
 	var events []Event
-	host := NewLink(a, Config{
-		Role:  RoleHost,
+	host := NewHostLink(a, Config{
 		Noise: func(b []byte) { mu.Lock(); noise = append(noise, b...); mu.Unlock() },
 		Event: func(e Event) { mu.Lock(); events = append(events, e); mu.Unlock() },
 	})

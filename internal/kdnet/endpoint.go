@@ -95,12 +95,6 @@ type NetStats struct {
 	Sessions  uint64 // handshakes completed
 }
 
-type linkStats struct {
-	packetsSent, packetsReceived, retransmits, resendsSent, resendsReceived atomic.Uint64
-	resetsSent, resetsReceived, corrupt, duplicates, breakInsSent           atomic.Uint64
-	breakInsRecv, dropped                                                   atomic.Uint64
-}
-
 type netStats struct {
 	received, rejected, foreign, stale, malformed, overflow atomic.Uint64
 	sent, sendError, pokes, contacts, sessions              atomic.Uint64
@@ -147,7 +141,7 @@ type Endpoint struct {
 	closed  sync.Once
 	err     error // set before done is closed
 
-	st  linkStats
+	st  kd.Counters
 	nst netStats
 }
 
@@ -401,7 +395,7 @@ func (e *Endpoint) loop() {
 		case op := <-sendReq:
 			s.pending = op
 			op.pkt.ID = s.sendID
-			e.st.packetsSent.Add(1)
+			e.st.PacketsSent.Add(1)
 			err = e.transmit(s)
 		case <-pendingDone:
 			op := s.pending
@@ -421,7 +415,7 @@ func (e *Endpoint) loop() {
 					op.done <- kd.ErrRetriesExhausted
 					break
 				}
-				e.st.retransmits.Add(1)
+				e.st.Retransmits.Add(1)
 				err = e.transmit(s)
 			}
 		case <-s.brk.C:
@@ -483,8 +477,8 @@ func (e *Endpoint) handle(s *loopState, in inbound) error {
 	kind, p, err := ParsePacket(in.d.Payload)
 	if err != nil {
 		e.nst.malformed.Add(1)
-		e.st.corrupt.Add(1)
-		e.st.resendsSent.Add(1)
+		e.st.Corrupt.Add(1)
+		e.st.ResendsSent.Add(1)
 		return e.sendControl(s, kd.TypeResend, 0)
 	}
 	switch kind {
@@ -493,13 +487,13 @@ func (e *Endpoint) handle(s *loopState, in inbound) error {
 			if s.pending != nil && s.pending.pkt.Type == kd.TypeStateChange64 {
 				return nil // already reporting a stop: a repeated break-in
 			}
-			e.st.breakInsRecv.Add(1)
+			e.st.BreakInsRecv.Add(1)
 			e.notify(s, kd.Message{Kind: kd.MsgBreakIn})
 		}
 	case KindPseudo:
 		if e.role == kd.RoleHost {
 			// What WinDbg answers: the target then sends its state.
-			e.st.resendsSent.Add(1)
+			e.st.ResendsSent.Add(1)
 			return e.sendControl(s, kd.TypeResend, 0)
 		}
 	case KindControl:
@@ -521,14 +515,14 @@ func (e *Endpoint) handleControl(s *loopState, p kd.Packet) error {
 			op.done <- nil
 		}
 	case kd.TypeResend:
-		e.st.resendsReceived.Add(1)
+		e.st.ResendsReceived.Add(1)
 		if s.pending != nil {
-			e.st.retransmits.Add(1)
+			e.st.Retransmits.Add(1)
 			return e.transmit(s)
 		}
 		e.notify(s, kd.Message{Kind: kd.MsgResend})
 	case kd.TypeReset:
-		seq := e.st.resetsReceived.Add(1)
+		seq := e.st.ResetsReceived.Add(1)
 		// In the host role a RESET is the target's answer to ours: not
 		// news for the owner, and the target's ids go on (it re-sends its
 		// pending packet with the same id, a repeat if we have it).
@@ -539,7 +533,7 @@ func (e *Endpoint) handleControl(s *loopState, p kd.Packet) error {
 			s.haveRecv = false
 			// Windows answers with its current id and re-sends its
 			// pending packet with that same id.
-			e.st.resetsSent.Add(1)
+			e.st.ResetsSent.Add(1)
 			if err := e.sendControl(s, kd.TypeReset, s.sendID); err != nil {
 				return err
 			}
@@ -548,7 +542,7 @@ func (e *Endpoint) handleControl(s *loopState, p kd.Packet) error {
 			}
 		}
 		if s.pending != nil {
-			e.st.retransmits.Add(1)
+			e.st.Retransmits.Add(1)
 			if err := e.transmit(s); err != nil {
 				return err
 			}
@@ -562,18 +556,18 @@ func (e *Endpoint) handleControl(s *loopState, p kd.Packet) error {
 
 func (e *Endpoint) handleData(s *loopState, p kd.Packet) error {
 	if len(s.queue) >= e.cfg.QueueLimit {
-		e.st.dropped.Add(1)
+		e.st.Dropped.Add(1)
 		return nil // not acknowledged: the peer sends it again later
 	}
 	if err := e.sendControl(s, kd.TypeAcknowledge, p.ID); err != nil {
 		return err
 	}
 	if s.haveRecv && p.ID == s.lastRecv {
-		e.st.duplicates.Add(1)
+		e.st.Duplicates.Add(1)
 		return nil
 	}
 	s.haveRecv, s.lastRecv = true, p.ID
-	e.st.packetsReceived.Add(1)
+	e.st.PacketsReceived.Add(1)
 	if e.role == kd.RoleHost && p.Type == kd.TypeStateChange64 {
 		s.breakLeft = 0 // the break-in was answered
 		e.stopBreak(s)
@@ -587,7 +581,7 @@ func (e *Endpoint) handleData(s *loopState, p kd.Packet) error {
 // owner that does not read.
 func (e *Endpoint) notify(s *loopState, m kd.Message) {
 	if len(s.queue) >= e.cfg.QueueLimit {
-		e.st.dropped.Add(1)
+		e.st.Dropped.Add(1)
 		return
 	}
 	s.queue = append(s.queue, m)
@@ -604,7 +598,7 @@ func (e *Endpoint) control(s *loopState, op ctlOp) error {
 		}
 		return e.repeatBreakIn(s)
 	case opReset:
-		e.st.resetsSent.Add(1)
+		e.st.ResetsSent.Add(1)
 		if s.session {
 			return e.sendControl(s, kd.TypeReset, s.sendID)
 		}
@@ -619,7 +613,7 @@ func (e *Endpoint) repeatBreakIn(s *loopState) error {
 		return nil
 	}
 	s.breakLeft--
-	e.st.breakInsSent.Add(1)
+	e.st.BreakInsSent.Add(1)
 	e.stopBreak(s)
 	s.brk.Reset(2 * e.cfg.AckTimeout)
 	s.brkOn = true
@@ -645,7 +639,7 @@ func (e *Endpoint) stopRetx(s *loopState) {
 func (e *Endpoint) transmit(s *loopState) error {
 	op := s.pending
 	op.tries++
-	op.epoch = e.st.resetsReceived.Load()
+	op.epoch = e.st.ResetsReceived.Load()
 	var err error
 	if s.session {
 		s.pbuf = AppendPacket(s.pbuf[:0], op.pkt)
@@ -797,22 +791,9 @@ func (e *Endpoint) Close() error {
 
 // Stats returns the KD link counters (NoiseBytes is always 0: datagrams
 // are authenticated whole).
-func (e *Endpoint) Stats() kd.Stats {
-	return kd.Stats{
-		PacketsSent:     e.st.packetsSent.Load(),
-		PacketsReceived: e.st.packetsReceived.Load(),
-		Retransmits:     e.st.retransmits.Load(),
-		ResendsSent:     e.st.resendsSent.Load(),
-		ResendsReceived: e.st.resendsReceived.Load(),
-		ResetsSent:      e.st.resetsSent.Load(),
-		ResetsReceived:  e.st.resetsReceived.Load(),
-		Corrupt:         e.st.corrupt.Load(),
-		Duplicates:      e.st.duplicates.Load(),
-		BreakInsSent:    e.st.breakInsSent.Load(),
-		BreakInsRecv:    e.st.breakInsRecv.Load(),
-		Dropped:         e.st.dropped.Load(),
-	}
-}
+func (e *Endpoint) Stats() kd.Stats { return e.st.Snapshot() }
+
+var _ kd.Endpoint = (*Endpoint)(nil)
 
 // NetStats returns the datagram counters.
 func (e *Endpoint) NetStats() NetStats {

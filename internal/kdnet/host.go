@@ -129,7 +129,7 @@ func (e *Endpoint) hostControl(s *loopState, in inbound) error {
 	}
 	// Resynchronise the packet ids, as WinDbg does; the target answers
 	// RESET and sends its pending packet again.
-	e.st.resetsSent.Add(1)
+	e.st.ResetsSent.Add(1)
 	if err := e.sendControl(s, kd.TypeReset, s.sendID); err != nil {
 		return err
 	}
@@ -138,7 +138,7 @@ func (e *Endpoint) hostControl(s *loopState, in inbound) error {
 	}
 	if s.pending != nil {
 		s.pending.pkt.ID = s.sendID
-		e.st.retransmits.Add(1)
+		e.st.Retransmits.Add(1)
 		if err := e.transmit(s); err != nil {
 			return err
 		}

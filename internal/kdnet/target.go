@@ -147,7 +147,7 @@ func (e *Endpoint) targetControl(s *loopState, in inbound) error {
 		return err
 	}
 	if s.pending != nil {
-		e.st.retransmits.Add(1)
+		e.st.Retransmits.Add(1)
 		return e.transmit(s)
 	}
 	return nil

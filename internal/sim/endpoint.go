@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"kdsrv/internal/kd"
 )
 
 // Endpoint networks understood by ParseEndpoint, Listen and Connect.
@@ -305,28 +303,11 @@ func serveOne(ctx context.Context, t *Target, conn io.ReadWriteCloser, peer stri
 
 // statsDelta describes what happened on one connection.
 func statsDelta(a, b Stats) string {
-	l := subStats(b.Link, a.Link)
+	l := b.Link.Sub(a.Link)
 	return fmt.Sprintf("%d requests, %d state changes, %d prints; link: %d packets sent, %d received, %d retransmits, resets %d sent/%d received, %d break-ins, %d corrupt, %d duplicates, %d noise bytes",
 		b.Requests-a.Requests, b.StateChanges-a.StateChanges, b.Prints-a.Prints,
 		l.PacketsSent, l.PacketsReceived, l.Retransmits, l.ResetsSent, l.ResetsReceived,
 		l.BreakInsRecv, l.Corrupt, l.Duplicates, l.NoiseBytes)
-}
-
-func subStats(a, b kd.Stats) kd.Stats {
-	a.PacketsSent -= b.PacketsSent
-	a.PacketsReceived -= b.PacketsReceived
-	a.Retransmits -= b.Retransmits
-	a.ResendsSent -= b.ResendsSent
-	a.ResendsReceived -= b.ResendsReceived
-	a.ResetsSent -= b.ResetsSent
-	a.ResetsReceived -= b.ResetsReceived
-	a.Corrupt -= b.Corrupt
-	a.Duplicates -= b.Duplicates
-	a.BreakInsSent -= b.BreakInsSent
-	a.BreakInsRecv -= b.BreakInsRecv
-	a.Dropped -= b.Dropped
-	a.NoiseBytes -= b.NoiseBytes
-	return a
 }
 
 // Connect makes t reach out to a debugger that listens ("tcp" host:port or

@@ -118,7 +118,7 @@ type Target struct {
 	ticks    uint64
 	stats    Stats
 	linkSum  kd.Stats
-	curLink  Link
+	curLink  kd.Endpoint
 	physical *Memory
 }
 
@@ -243,37 +243,9 @@ func (t *Target) Stats() Stats {
 	s := t.stats
 	s.Link = t.linkSum
 	if t.curLink != nil {
-		s.Link = addStats(s.Link, t.curLink.Stats())
+		s.Link = s.Link.Add(t.curLink.Stats())
 	}
 	return s
-}
-
-func addStats(a, b kd.Stats) kd.Stats {
-	a.PacketsSent += b.PacketsSent
-	a.PacketsReceived += b.PacketsReceived
-	a.Retransmits += b.Retransmits
-	a.ResendsSent += b.ResendsSent
-	a.ResendsReceived += b.ResendsReceived
-	a.ResetsSent += b.ResetsSent
-	a.ResetsReceived += b.ResetsReceived
-	a.Corrupt += b.Corrupt
-	a.Duplicates += b.Duplicates
-	a.BreakInsSent += b.BreakInsSent
-	a.BreakInsRecv += b.BreakInsRecv
-	a.Dropped += b.Dropped
-	a.NoiseBytes += b.NoiseBytes
-	return a
-}
-
-// Link is the target (kernel) end of a KD link layer as the simulated
-// kernel uses it: a target-role *kd.Link (KDCOM over a byte stream)
-// satisfies it, and so does a KDNET target endpoint (kdnet.DialTarget).
-type Link interface {
-	Send(ctx context.Context, t kd.PacketType, payload []byte) error
-	SendRetries(ctx context.Context, t kd.PacketType, payload []byte, retries int) error
-	SendEpoch(ctx context.Context, t kd.PacketType, payload []byte) (uint64, error)
-	Recv(ctx context.Context) (kd.Message, error)
-	Stats() kd.Stats
 }
 
 // Serve runs the target on one debugger connection until the connection
@@ -283,14 +255,14 @@ type Link interface {
 func (t *Target) Serve(ctx context.Context, conn io.ReadWriteCloser) error {
 	t.serveMu.Lock()
 	defer t.serveMu.Unlock()
-	l := kd.NewLink(conn, kd.Config{Role: kd.RoleTarget, AckTimeout: t.cfg.AckTimeout})
+	l := kd.NewTargetLink(conn, kd.Config{AckTimeout: t.cfg.AckTimeout})
 	return t.serve(ctx, l, func() { l.Close() })
 }
 
 // ServeEndpoint is Serve over a message-level link in the target role (for
 // example a KDNET target endpoint). It returns when l fails or ctx ends;
 // the caller closes l. Like Serve, one link is served at a time.
-func (t *Target) ServeEndpoint(ctx context.Context, l Link) error {
+func (t *Target) ServeEndpoint(ctx context.Context, l kd.Endpoint) error {
 	t.serveMu.Lock()
 	defer t.serveMu.Unlock()
 	return t.serve(ctx, l, func() {})
@@ -298,7 +270,7 @@ func (t *Target) ServeEndpoint(ctx context.Context, l Link) error {
 
 // serve runs the kernel on l; closeLink runs when it ends, before the
 // link's counters are added up. The caller holds serveMu.
-func (t *Target) serve(ctx context.Context, l Link, closeLink func()) error {
+func (t *Target) serve(ctx context.Context, l kd.Endpoint, closeLink func()) error {
 	t.mu.Lock()
 	t.curLink = l
 	t.stats.Connections++
@@ -306,7 +278,7 @@ func (t *Target) serve(ctx context.Context, l Link, closeLink func()) error {
 	defer func() {
 		closeLink()
 		t.mu.Lock()
-		t.linkSum = addStats(t.linkSum, l.Stats())
+		t.linkSum = t.linkSum.Add(l.Stats())
 		t.curLink = nil
 		t.mu.Unlock()
 	}()
@@ -328,7 +300,7 @@ func isDisconnect(err error) bool {
 // debuggerConn is the state of one debugger connection.
 type debuggerConn struct {
 	t       *Target
-	l       Link
+	l       kd.Endpoint
 	present bool // a debugger answered recently
 	// scResets is how many RESETs the link had seen when the last state
 	// change was sent: a queued RESET older than that needs no re-send.

@@ -38,7 +38,7 @@ func serve(t testing.TB, tgt *Target, conn io.ReadWriteCloser) (stop func()) {
 }
 
 func newHost(t testing.TB, conn io.ReadWriteCloser, opts kd.HostOptions) *kd.Host {
-	l := kd.NewLink(conn, kd.Config{Role: kd.RoleHost})
+	l := kd.NewHostLink(conn, kd.Config{})
 	t.Cleanup(func() { l.Close() })
 	return kd.NewHost(l, opts)
 }
