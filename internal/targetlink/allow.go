@@ -1,6 +1,7 @@
 package targetlink
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"kdsrv/internal/spec"
 )
@@ -20,9 +22,22 @@ import (
 type AllowList struct {
 	goos     string
 	resolve  resolver
-	patterns []string // as given, defaults first
+	lookup   lookupFunc // resolves host names of com:ipport targets
+	patterns []string   // as given, defaults first
 	rules    []rule
 }
+
+// lookupFunc resolves a host name to its IP addresses.
+type lookupFunc func(ctx context.Context, host string) ([]netip.Addr, error)
+
+// dnsLookup resolves with the system's resolver.
+func dnsLookup(ctx context.Context, host string) ([]netip.Addr, error) {
+	return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+}
+
+// DefaultLookupTimeout bounds the one name lookup of a com:ipport target
+// when the caller's context has no earlier deadline.
+const DefaultLookupTimeout = 5 * time.Second
 
 // ruleKind says which targets a rule can admit.
 type ruleKind int
@@ -40,6 +55,7 @@ type rule struct {
 	serialOnly bool     // a default: admits serial devices, never pipes
 	globs      []string // rulePath: path.Match patterns in match form (see AllowList.norm)
 	host       string   // ruleHost: lower-case host glob, or "localhost"
+	ipPattern  bool     // ruleHost: host is an IP address or IP glob (matches addresses only)
 	lo, hi     int      // ruleHost, ruleNet: port range
 }
 
@@ -75,7 +91,7 @@ func NewAllowList(patterns []string, includeDefaults bool) (*AllowList, error) {
 }
 
 func newAllowList(patterns []string, includeDefaults bool, goos string, res resolver) (*AllowList, error) {
-	a := &AllowList{goos: goos, resolve: res}
+	a := &AllowList{goos: goos, resolve: res, lookup: dnsLookup}
 	if includeDefaults {
 		for _, p := range defaultPatterns(goos) {
 			r, err := a.parse(p)
@@ -229,9 +245,12 @@ func (a *AllowList) parseHost(p, s string) (rule, error) {
 		return r, patternError(p, "the host is empty", "write HOST:PORT, or *:PORT for any host")
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
-		host = ip.String()
+		host = ip.Unmap().String()
+		r.ipPattern = true
 	} else if _, err := path.Match(host, ""); err != nil || strings.ContainsAny(host, `\/`) {
 		return r, patternError(p, "bad host glob", "use *, ? and [a-z] only")
+	} else {
+		r.ipPattern = isIPGlob(host)
 	}
 	lo, hi, err := parsePortRange(port)
 	if err != nil {
@@ -239,6 +258,20 @@ func (a *AllowList) parseHost(p, s string) (rule, error) {
 	}
 	r.host, r.lo, r.hi = host, lo, hi
 	return r, nil
+}
+
+// isIPGlob reports whether a host glob stands for IP addresses rather than
+// names: "10.1.2.*", "192.168.[0-9].*", "fd00::*". Such a pattern matches
+// literal addresses only, never a name that happens to look like one
+// ("10.1.2.attacker.example"). "*" alone matches anything and is no IP glob.
+func isIPGlob(host string) bool {
+	if host == "*" {
+		return false
+	}
+	if strings.Contains(host, ":") {
+		return strings.Trim(host, "0123456789abcdef:.*?[]-^!") == ""
+	}
+	return strings.Trim(host, "0123456789.*?[]-^!") == "" && strings.ContainsAny(host, "0123456789.")
 }
 
 // parsePortRange parses "*", "N" or "A-B" (ports 1-65535).
@@ -281,14 +314,20 @@ func parsePortNumber(s string) (int, bool) {
 // *NotAllowedError naming the pattern that would admit t; a target that
 // cannot be opened on this system at all (a Windows pipe path on Linux, a
 // COM number on macOS, an unresolvable path) is a different error.
+//
+// A com:ipport target given by host name is looked up (once, bounded by
+// DefaultLookupTimeout) when only IP patterns could admit it.
 func (a *AllowList) Check(t *spec.Target) error {
-	_, err := a.admit(t)
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultLookupTimeout)
+	defer cancel()
+	_, err := a.admit(ctx, t, false)
 	return err
 }
 
 // admit locates t and checks it against the rules; it returns where to open
-// the target.
-func (a *AllowList) admit(t *spec.Target) (*place, error) {
+// the target. With forDial, a com:ipport host name is always resolved, and
+// the place lists the addresses of that one resolution that may be dialled.
+func (a *AllowList) admit(ctx context.Context, t *spec.Target, forDial bool) (*place, error) {
 	pl, err := locate(t, a.goos, a.resolve)
 	if err != nil {
 		return nil, err
@@ -306,8 +345,8 @@ func (a *AllowList) admit(t *spec.Target) (*place, error) {
 			return nil, a.notAllowed(pl, missing)
 		}
 	case spec.TargetIPPort:
-		if !a.matchHost(pl.host, pl.port) {
-			return nil, a.notAllowed(pl, nil)
+		if err := a.admitHost(ctx, pl, forDial); err != nil {
+			return nil, err
 		}
 	case spec.TargetNet:
 		if !a.matchNet(pl.port) {
@@ -350,19 +389,111 @@ func (a *AllowList) matchPath(name string, kind spec.TargetKind) bool {
 	return false
 }
 
-// isLoopbackName reports whether a host is one of the names the pattern host
-// "localhost" stands for.
-func isLoopbackName(h string) bool { return h == "localhost" || h == "127.0.0.1" || h == "::1" }
+// isLoopbackAddr reports whether ip is one of the addresses the pattern host
+// "localhost" also stands for.
+func isLoopbackAddr(ip netip.Addr) bool {
+	return ip == netip.AddrFrom4([4]byte{127, 0, 0, 1}) || ip == netip.IPv6Loopback()
+}
 
-func (a *AllowList) matchHost(host string, port int) bool {
+// admitHost checks a com:ipport target. A literal IP address must match an
+// IP pattern (or "*", or the localhost alias). A host name is admitted as
+// given by a name pattern; otherwise, when an IP pattern covers the port,
+// it is resolved once and admitted if some of its addresses match, and only
+// those may be dialled. pl.addrs receives what to dial (with forDial, or
+// when the name had to be resolved anyway).
+func (a *AllowList) admitHost(ctx context.Context, pl *place, forDial bool) error {
+	if ip, err := netip.ParseAddr(pl.host); err == nil {
+		ip = ip.Unmap()
+		if !a.matchIP(ip, pl.port) {
+			return a.notAllowed(pl, nil)
+		}
+		pl.addrs = []netip.Addr{ip}
+		return nil
+	}
+	byName := a.matchName(pl.host, pl.port)
+	if !byName && !a.hasIPRule(pl.port) {
+		return a.notAllowed(pl, nil)
+	}
+	if !byName || forDial {
+		addrs, err := a.lookupHost(ctx, pl)
+		if err != nil {
+			return err
+		}
+		if !byName {
+			addrs = slices.DeleteFunc(addrs, func(ip netip.Addr) bool { return !a.matchIP(ip, pl.port) })
+			if len(addrs) == 0 {
+				return a.notAllowed(pl, nil)
+			}
+		}
+		pl.addrs = addrs
+	}
+	return nil
+}
+
+// lookupHost resolves pl.host once.
+func (a *AllowList) lookupHost(ctx context.Context, pl *place) ([]netip.Addr, error) {
+	lookup := a.lookup
+	if lookup == nil {
+		lookup = dnsLookup
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultLookupTimeout)
+		defer cancel()
+	}
+	addrs, err := lookup(ctx, pl.host)
+	if err != nil || len(addrs) == 0 {
+		return nil, targetError(pl.desc, "cannot resolve the host name on the server", "check the name, or give an IP address")
+	}
+	out := make([]netip.Addr, 0, len(addrs))
+	for _, ip := range addrs {
+		ip = ip.Unmap()
+		if !slices.Contains(out, ip) {
+			out = append(out, ip)
+		}
+	}
+	return out, nil
+}
+
+// matchIP reports whether an IP pattern (or "*", or localhost for the
+// loopback addresses) admits ip on port.
+func (a *AllowList) matchIP(ip netip.Addr, port int) bool {
+	s := ip.String()
 	for _, r := range a.rules {
 		if r.kind != ruleHost || port < r.lo || port > r.hi {
 			continue
 		}
-		if r.host == "localhost" && isLoopbackName(host) {
+		switch {
+		case r.host == "*":
 			return true
+		case r.host == "localhost" && isLoopbackAddr(ip):
+			return true
+		case r.ipPattern:
+			if ok, _ := path.Match(r.host, s); ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// matchName reports whether a name pattern admits the host name as given.
+func (a *AllowList) matchName(host string, port int) bool {
+	for _, r := range a.rules {
+		if r.kind != ruleHost || r.ipPattern || port < r.lo || port > r.hi {
+			continue
 		}
 		if ok, _ := path.Match(r.host, host); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// hasIPRule reports whether some IP pattern covers port.
+func (a *AllowList) hasIPRule(port int) bool {
+	for _, r := range a.rules {
+		if r.kind == ruleHost && (r.ipPattern || r.host == "localhost") && port >= r.lo && port <= r.hi {
 			return true
 		}
 	}
@@ -379,39 +510,63 @@ func (a *AllowList) matchNet(port int) bool {
 }
 
 // NotAllowedError is returned when the allow-list does not admit a target.
-// Its message is meant for the remote user and names the -allow flag that
-// the server's operator could add.
+// Its message (Error) is meant for the remote user: it names the target as
+// the client gave it and the -allow flag the server's operator could add,
+// but never where a path leads on the server (a symbolic link's target, the
+// file behind /proc/self/fd/N). Detail adds that for the server's log.
 type NotAllowedError struct {
 	Target   string   // the target as Link.String() would show it
-	Resolved string   // where the path leads through symbolic links, when that differs and is refused
+	Resolved string   // where the path leads through symbolic links, when that differs and is refused (server side only)
 	Suggest  string   // an exact -allow pattern that admits the target (the first of Patterns)
 	Patterns []string // every exact pattern needed: two when both the path and its resolved form are refused
 	Glob     string   // a broader glob that would also admit it, or ""
 }
 
-// Error says that the target is refused and how to admit it.
-func (e *NotAllowedError) Error() string {
+// Error says that the target is refused and how to admit it, without
+// revealing anything about the server's file system.
+func (e *NotAllowedError) Error() string { return e.text(false) }
+
+// Detail is Error with where a refused path leads and every pattern that
+// would admit it: for the operator's log, never for the client.
+func (e *NotAllowedError) Detail() string { return e.text(true) }
+
+func (e *NotAllowedError) text(detail bool) string {
 	var b strings.Builder
 	b.WriteString("target ")
 	b.WriteString(quote(e.Target))
 	b.WriteString(" is not allowed by this kdsrv")
-	if e.Resolved != "" {
-		b.WriteString(": it leads through a symbolic link to ")
-		b.WriteString(quote(e.Resolved))
-	}
-	b.WriteString("; the operator can admit it with")
 	pats := e.Patterns
 	if len(pats) == 0 && e.Suggest != "" {
 		pats = []string{e.Suggest}
 	}
+	glob := e.Glob
+	if e.Resolved != "" {
+		if detail {
+			b.WriteString(": it leads through a symbolic link to ")
+			b.WriteString(quote(e.Resolved))
+		} else {
+			b.WriteString(": it leads through a symbolic link to a place the allow-list does not admit")
+			// Name only the patterns for what the client gave: the
+			// pattern for the resolved path would reveal it.
+			if len(pats) < 2 {
+				b.WriteString("; the operator can see where in the server's log")
+				return b.String()
+			}
+			pats, glob = pats[:1], ""
+		}
+	}
+	b.WriteString("; the operator can admit it with")
 	for _, p := range pats {
 		b.WriteString(" -allow ")
 		b.WriteString(shellQuote(p))
 	}
-	if e.Glob != "" && e.Glob != e.Suggest {
+	if glob != "" && glob != e.Suggest {
 		b.WriteString(" (or a glob such as -allow ")
-		b.WriteString(shellQuote(e.Glob))
+		b.WriteString(shellQuote(glob))
 		b.WriteString(")")
+	}
+	if e.Resolved != "" && !detail {
+		b.WriteString(", and a pattern for where the link leads (the server's log names it)")
 	}
 	return b.String()
 }

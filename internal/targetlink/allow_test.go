@@ -1,13 +1,17 @@
 package targetlink
 
 import (
+	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // admits is one expectation: trans= value → admitted, or refused with a
@@ -41,8 +45,17 @@ func checkAdmits(t *testing.T, a *AllowList, cases []admits) {
 		if c.glob != "" && na.Glob != c.glob {
 			t.Errorf("Check(%s): Glob = %q, want %q", c.trans, na.Glob, c.glob)
 		}
-		if want := "-allow " + shellQuote(c.suggest); !strings.Contains(err.Error(), want) {
-			t.Errorf("Check(%s): message %q lacks %q", c.trans, err, want)
+		msg := err.Error()
+		if na.Resolved != "" {
+			// The client's message never says where a link leads; the
+			// operator's Detail does.
+			if strings.Contains(msg, na.Resolved) {
+				t.Errorf("Check(%s): message %q reveals the resolved path %q", c.trans, msg, na.Resolved)
+			}
+			msg = na.Detail()
+		}
+		if want := "-allow " + shellQuote(c.suggest); !strings.Contains(msg, want) {
+			t.Errorf("Check(%s): message %q lacks %q", c.trans, msg, want)
 		}
 	}
 }
@@ -178,8 +191,9 @@ func TestAllowPathsAndSymlinks(t *testing.T) {
 	// The refusal of a symlink says where it leads.
 	err = a.Check(target(t, "com:pipe,port="+vm+"/evil.sock"))
 	var na *NotAllowedError
-	if !errors.As(err, &na) || na.Resolved != filepath.Join(dir, "x.sock") || !strings.Contains(err.Error(), "symbolic link") {
-		t.Errorf("Check(evil.sock) = %v, want a refusal naming the link target", err)
+	if !errors.As(err, &na) || na.Resolved != filepath.Join(dir, "x.sock") || !strings.Contains(err.Error(), "symbolic link") ||
+		strings.Contains(err.Error(), "x.sock") || !strings.Contains(na.Detail(), filepath.Join(dir, "x.sock")) {
+		t.Errorf("Check(evil.sock) = %v, want a refusal that names the link target in Detail only", err)
 	}
 	// A link in an unrelated directory that points into the allowed one is
 	// refused for its own name, not for where it leads.
@@ -194,8 +208,11 @@ func TestAllowPathsAndSymlinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = b.Check(target(t, "com:pipe,port="+vm+"/evil.sock"))
-	if !errors.As(err, &na) || len(na.Patterns) != 2 || !strings.Contains(err.Error(), "-allow '"+vm+"/evil.sock' -allow '"+dir+"/x.sock'") {
-		t.Errorf("Check(evil.sock) without patterns = %v, want both names suggested", err)
+	if !errors.As(err, &na) || len(na.Patterns) != 2 || !strings.Contains(na.Detail(), "-allow '"+vm+"/evil.sock' -allow '"+dir+"/x.sock'") {
+		t.Errorf("Check(evil.sock) without patterns = %v, want both names suggested in Detail", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "-allow '"+vm+"/evil.sock'") || strings.Contains(msg, "x.sock") {
+		t.Errorf("Check(evil.sock) without patterns: client message %q should suggest the given name only", msg)
 	}
 }
 
@@ -226,6 +243,7 @@ func TestAllowHosts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	a.lookup = fakeDNS(map[string][]string{"localhost": {"127.0.0.1"}, "vmhost2": {"192.0.2.50"}})
 	checkAdmits(t, a, []admits{
 		{"com:ipport=5555,port=127.0.0.1", true, "", ""},
 		{"com:ipport=5556,port=127.0.0.1", false, "127.0.0.1:5556", "127.0.0.1:*"},
@@ -233,7 +251,7 @@ func TestAllowHosts(t *testing.T) {
 		{"com:ipport=6001,port=127.0.0.1", true, "", ""}, // localhost pattern admits 127.0.0.1
 		{"com:ipport=6001,port=[::1]", true, "", ""},
 		{"com:ipport=6002,port=localhost", false, "localhost:6002", "localhost:*"},
-		{"com:ipport=5555,port=localhost", false, "localhost:5555", ""}, // 127.0.0.1 pattern does not admit the name
+		{"com:ipport=5555,port=localhost", true, "", ""}, // the name resolves to 127.0.0.1, which the IP pattern admits
 		{"com:ipport=1,port=::1", true, "", ""},
 		{"com:ipport=1,port=[0:0::1]", true, "", ""}, // canonical IPv6
 		{"com:ipport=1,port=::2", false, "[::2]:1", "[::2]:*"},
@@ -360,4 +378,136 @@ func TestNotAllowedErrorMessage(t *testing.T) {
 		{"com:pipe,port=/tmp/a*b?.sock", true, "", ""},
 		{"com:pipe,port=/tmp/aXbY.sock", false, "/tmp/aXbY.sock", ""},
 	})
+}
+
+// fakeDNS answers lookups from a table; unknown names do not resolve.
+func fakeDNS(table map[string][]string) lookupFunc {
+	return func(_ context.Context, host string) ([]netip.Addr, error) {
+		var out []netip.Addr
+		for _, s := range table[host] {
+			out = append(out, netip.MustParseAddr(s))
+		}
+		if len(out) == 0 {
+			return nil, errors.New("no such host " + host)
+		}
+		return out, nil
+	}
+}
+
+// TestAllowIPPatternsMatchAddressesOnly: an IP glob admits literal addresses
+// and the resolved addresses of a name, never a name that looks like an
+// address; a name is resolved once, and only admitted addresses of that
+// resolution are offered for dialling.
+func TestAllowIPPatternsMatchAddressesOnly(t *testing.T) {
+	t.Parallel()
+	a, err := newAllowList([]string{"10.1.2.*:5555", "db?.lab:7000", "*.lab.example:7001"}, false, "linux", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookups := map[string]int{}
+	table := map[string][]string{
+		"10.1.2.attacker.example": {"203.0.113.9"},
+		"mixed.example":           {"203.0.113.9", "10.1.2.7", "::ffff:10.1.2.8"},
+		"inside.example":          {"10.1.2.20"},
+		"db1.lab":                 {"192.0.2.1", "192.0.2.2"},
+	}
+	dns := fakeDNS(table)
+	a.lookup = func(ctx context.Context, host string) ([]netip.Addr, error) {
+		lookups[host]++
+		return dns(ctx, host)
+	}
+	checkAdmits(t, a, []admits{
+		{"com:ipport=5555,port=10.1.2.3", true, "", ""},
+		{"com:ipport=5555,port=10.1.2.attacker.example", false, "10.1.2.attacker.example:5555", ""},
+		{"com:ipport=5556,port=10.1.2.3", false, "10.1.2.3:5556", ""},
+		{"com:ipport=5555,port=10.1.3.3", false, "10.1.3.3:5555", ""},
+		{"com:ipport=5555,port=inside.example", true, "", ""},
+		{"com:ipport=7000,port=db1.lab", true, "", ""},
+		{"com:ipport=7000,port=192.0.2.1", false, "192.0.2.1:7000", ""}, // a name pattern admits the name only
+		{"com:ipport=7001,port=x.lab.example", true, "", ""},
+	})
+	ctx := context.Background()
+	for _, tc := range []struct {
+		host string
+		port int
+		want []string // addresses offered for dialling
+	}{
+		{"10.1.2.3", 5555, []string{"10.1.2.3"}},
+		{"mixed.example", 5555, []string{"10.1.2.7", "10.1.2.8"}},
+		{"db1.lab", 7000, []string{"192.0.2.1", "192.0.2.2"}},
+	} {
+		clear(lookups)
+		pl, err := a.admit(ctx, target(t, "com:ipport="+strconv.Itoa(tc.port)+",port="+tc.host), true)
+		if err != nil {
+			t.Errorf("admit(%s:%d) = %v", tc.host, tc.port, err)
+			continue
+		}
+		var got []string
+		for _, ip := range pl.addrs {
+			got = append(got, ip.String())
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("admit(%s:%d) offers %v, want %v", tc.host, tc.port, got, tc.want)
+		}
+		if _, literal := table[tc.host]; literal && lookups[tc.host] != 1 {
+			t.Errorf("admit(%s:%d) looked the name up %d times, want once", tc.host, tc.port, lookups[tc.host])
+		}
+	}
+	// A refusal of a name never shows what it resolved to.
+	err = a.Check(target(t, "com:ipport=5555,port=10.1.2.attacker.example"))
+	if err == nil || strings.Contains(err.Error(), "203.0.113.9") {
+		t.Errorf("refusal %v is missing or shows the resolved address", err)
+	}
+}
+
+// TestRefusalsDoNotRevealServerPaths: what a path resolves to on the server
+// (a symbolic link's target, the file behind /proc/self/fd/N) never appears
+// in a message for the client.
+func TestRefusalsDoNotRevealServerPaths(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS != "linux" {
+		t.Skip("uses /proc/self/fd")
+	}
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "shadow-secret")
+	mustWrite(t, secret)
+	vm := filepath.Join(dir, "vm")
+	mustMkdir(t, vm)
+	mustSymlink(t, secret, filepath.Join(vm, "s.sock"))
+	f, err := os.Open(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	proc := "/proc/self/fd/" + strconv.Itoa(int(f.Fd()))
+	a, err := NewAllowList([]string{vm + "/*.sock", "/proc/self/fd/*"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, trans := range []string{
+		"com:pipe,port=" + vm + "/s.sock",
+		"com:pipe,port=" + proc,
+		"com:port=" + proc + ",baud=115200",
+		"com:pipe,port=" + vm + "/missing/x.sock",
+	} {
+		for _, err := range []error{a.Check(target(t, trans)), openErr(ctx, t, trans, a)} {
+			if err == nil {
+				t.Errorf("%s: admitted", trans)
+				continue
+			}
+			if strings.Contains(err.Error(), "shadow-secret") {
+				t.Errorf("%s: message %q reveals where the path leads", trans, err)
+			}
+		}
+	}
+}
+
+func openErr(ctx context.Context, t *testing.T, trans string, a *AllowList) error {
+	l, err := Open(ctx, target(t, trans), a)
+	if err == nil {
+		_ = l.Close()
+	}
+	return err
 }

@@ -55,8 +55,22 @@
 // points outside it is refused. The directory part of a pattern (up to its
 // first wildcard) is resolved the same way when the pattern is read, so an
 // allowed /tmp/vm/*.sock also admits its real location /private/tmp/vm on
-// macOS. Open opens the resolved path, and a reconnecting pipe checks again
-// before each redial.
+// macOS. A reconnecting pipe checks again before each redial.
+//
+// The object checked is the object opened. On Linux, Open walks the resolved
+// path from the root one element at a time without following symbolic links
+// (O_PATH|O_NOFOLLOW), holding a descriptor of what it found, and connects to
+// (or reopens) that descriptor through /proc/self/fd; if a symbolic link has
+// appeared anywhere on the path since the check, the open is refused as
+// "changed". A local user who can write into an allowed directory therefore
+// cannot swap a link in between the check and the connection (see
+// TestSymlinkSwapRace). On other Unix systems the name is checked again
+// after connecting and must still lead to the same file.
+//
+// Refusals and errors meant for the client name the target as the client
+// gave it, never where a path leads on the server: NotAllowedError.Error
+// leaves the resolved path out, and NotAllowedError.Detail (for the server's
+// log) adds it.
 //
 // On Windows, paths and COM names are matched case-insensitively, and "\"
 // and "/" are the same separator. A COM pattern on other systems names one
@@ -64,11 +78,19 @@
 // favour of a device glob such as /dev/ttyS*.
 //
 // Host patterns are matched after lower-casing, with IP addresses in their
-// canonical form; the host part may use "*" and "?" as above. No
-// name is looked up: "debughost:5555" admits the target spelled
-// "debughost", not its address. The one alias is localhost: a pattern host
-// "localhost" also admits 127.0.0.1 and ::1 (all three are this machine),
-// while a pattern 127.0.0.1 admits only 127.0.0.1. The port part is a number,
+// canonical form; the host part may use "*" and "?" as above. A host that is
+// an IP address or an IP glob ("10.1.2.*", "fd00::*") is an IP pattern: it
+// matches IP addresses only, never a name that looks like one
+// ("10.1.2.attacker.example"). Any other host is a name pattern, matched
+// against the name as the client gave it ("debughost:5555" admits the
+// target spelled "debughost"); "*" matches both. A name given by a client is
+// looked up once, when the link is opened (and by Check when only IP
+// patterns could admit it): a name pattern admits all its addresses, an IP
+// pattern is checked against every address and admits those it matches,
+// and only admitted addresses from that one lookup are dialled, so a second
+// DNS answer can never redirect the connection. The one alias is localhost:
+// a pattern host "localhost" also admits 127.0.0.1 and ::1 (all three are
+// this machine). The port part is a number,
 // a range A-B or "*". A pattern starting with "net:" is always a KDNET
 // pattern, so a host literally named "net" must be written by its full name
 // or address.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -54,7 +55,7 @@ func Open(ctx context.Context, t *spec.Target, allow *AllowList) (Link, error) {
 	if allow == nil {
 		allow = DefaultAllow()
 	}
-	pl, err := allow.admit(t)
+	pl, err := allow.admit(ctx, t, true)
 	if err != nil {
 		return nil, err
 	}
@@ -84,11 +85,21 @@ type serialLink struct {
 func (l *serialLink) String() string { return l.desc }
 
 func openSerial(pl *place, baud int) (Link, error) {
-	p, err := serial.Open(pl.real, baud)
+	p, err := openSerialPinned(pl.real, baud)
 	if err != nil {
+		if errors.Is(err, errPathChanged) {
+			return nil, fmt.Errorf("target %s: refused: %w; try again; if this repeats, someone is replacing files in the device's directory", quote(pl.desc), errPathChanged)
+		}
 		hint := ""
 		var se *serial.Error
-		if errors.Is(err, fs.ErrPermission) && !(errors.As(err, &se) && se.Hint != "") {
+		if errors.As(err, &se) {
+			// Name the device as the client gave it, not the
+			// descriptor or resolved path it was opened by.
+			se.Path = pl.given
+		} else {
+			err = sanitize(err)
+		}
+		if errors.Is(err, fs.ErrPermission) && !(se != nil && se.Hint != "") {
 			hint = "kdsrv's user may not open the device; on Linux add it to the dialout group"
 		}
 		return nil, wrapTarget(pl.desc, "cannot open the serial device", err, hint)
@@ -110,13 +121,26 @@ func wrapTarget(desc, what string, err error, hint string) error {
 	return fmt.Errorf("target %s: %s: %w", quote(desc), what, err)
 }
 
+// openIPPort connects to the first of pl.addrs that accepts: only addresses
+// the allow-list admitted, from its one resolution of the host name, are
+// dialled (no second lookup that DNS could answer differently).
 func openIPPort(ctx context.Context, pl *place) (Link, error) {
-	addr := net.JoinHostPort(pl.host, strconv.Itoa(pl.port))
+	if len(pl.addrs) == 0 {
+		return nil, targetError(pl.desc, "no address to connect to", "")
+	}
 	dctx, cancel := context.WithTimeout(ctx, DefaultDialTimeout)
 	defer cancel()
 	var d net.Dialer
-	c, err := d.DialContext(dctx, "tcp", addr)
+	var c net.Conn
+	var err error
+	for _, ip := range pl.addrs {
+		c, err = d.DialContext(dctx, "tcp", netip.AddrPortFrom(ip, uint16(pl.port)).String())
+		if err == nil || dctx.Err() != nil {
+			break
+		}
+	}
 	if err != nil {
+		err = sanitize(err)
 		switch {
 		case isRefused(err):
 			return nil, wrapTarget(pl.desc, "nothing accepts connections there", err,

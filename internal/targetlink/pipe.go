@@ -3,6 +3,7 @@ package targetlink
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"time"
@@ -13,16 +14,18 @@ import (
 // openPipe connects to the VM pipe at pl. With t.Reconnect it waits for a
 // pipe that nobody serves yet, and the link redials when the VM goes away;
 // every redial checks the allow-list again, so a path that has since become
-// a symbolic link elsewhere is not followed.
+// a symbolic link elsewhere is not followed. Every connection is made to the
+// object the allow-list checked (dialPinned), never to whatever a symbolic
+// link swapped in meanwhile points to.
 func openPipe(ctx context.Context, pl *place, t *spec.Target, allow *AllowList) (Link, error) {
 	dial := func(ctx context.Context) (net.Conn, error) {
-		again, err := allow.admit(t)
+		again, err := allow.admit(ctx, t, false)
 		if err != nil {
 			return nil, err
 		}
-		return dialPipe(ctx, again.real)
+		return dialPinned(ctx, again.real)
 	}
-	c, err := dialPipe(ctx, pl.real)
+	c, err := dialPinned(ctx, pl.real)
 	if err != nil && t.Reconnect && vmAbsent(err) {
 		c, err = waitForPipe(ctx, dial)
 	}
@@ -79,32 +82,35 @@ func (e *waitError) Error() string {
 
 func (e *waitError) Unwrap() error { return e.err }
 
-// pipeError explains a failure to connect to a VM pipe.
+// pipeError explains a failure to connect to a VM pipe. It names the path
+// as the client gave it, never where it leads on the server.
 func pipeError(pl *place, reconnect bool, err error) error {
 	var na *NotAllowedError
 	var we *waitError
 	switch {
 	case errors.As(err, &na):
 		return err
+	case errors.Is(err, errPathChanged):
+		return fmt.Errorf("target %s: refused: %w; try again; if this repeats, someone is replacing files in the pipe's directory", quote(pl.desc), errPathChanged)
 	case errors.As(err, &we):
-		return wrapTarget(pl.desc, "waited for the VM", err, "start the VM, or give kdsrv more time")
+		return wrapTarget(pl.desc, "waited for the VM", sanitize(err), "start the VM, or give kdsrv more time")
 	case errors.Is(err, fs.ErrNotExist):
 		hint := "start the VM first, or add ,reconnect to wait for it"
 		if reconnect {
 			hint = "start the VM first"
 		}
-		return wrapTarget(pl.desc, "no VM is serving "+pl.real, err, hint)
+		return wrapTarget(pl.desc, "no VM is serving "+pl.given, sanitize(err), hint)
 	case isRefused(err):
 		hint := "start the VM first, or add ,reconnect to wait for it"
 		if reconnect {
 			hint = "start the VM first"
 		}
-		return wrapTarget(pl.desc, "nothing listens on "+pl.real+" (the VM is not running)", err, hint)
+		return wrapTarget(pl.desc, "nothing listens on "+pl.given+" (the VM is not running)", sanitize(err), hint)
 	case errors.Is(err, fs.ErrPermission):
-		return wrapTarget(pl.desc, "permission denied", err,
+		return wrapTarget(pl.desc, "permission denied", sanitize(err),
 			"the pipe belongs to the VM's user: give kdsrv's user access to it (group or mode), or run kdsrv as that user")
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
-		return wrapTarget(pl.desc, "gave up connecting", err, "")
+		return wrapTarget(pl.desc, "gave up connecting", sanitize(err), "")
 	}
-	return wrapTarget(pl.desc, "cannot connect to the VM pipe", err, pipeHint)
+	return wrapTarget(pl.desc, "cannot connect to the VM pipe", sanitize(err), pipeHint)
 }

@@ -22,11 +22,12 @@ type resolver func(string) (string, error)
 // and how to describe it.
 type place struct {
 	kind  spec.TargetKind
-	desc  string // e.g. "serial /dev/ttyS1 (COM2) @115200", "pipe /run/vm/kd.sock"
-	given string // serial, pipe: the device or path as given, cleaned (COMn mapped)
-	real  string // serial, pipe: given with symbolic links resolved; what is opened
-	host  string // ipport: lower-case host, IP addresses canonical
-	port  int    // ipport: TCP port; net: UDP port
+	desc  string       // e.g. "serial /dev/ttyS1 (COM2) @115200", "pipe /run/vm/kd.sock"
+	given string       // serial, pipe: the device or path as given, cleaned (COMn mapped)
+	real  string       // serial, pipe: given with symbolic links resolved; what is opened
+	host  string       // ipport: lower-case host, IP addresses canonical
+	port  int          // ipport: TCP port; net: UDP port
+	addrs []netip.Addr // ipport: the addresses that may be dialled, from one resolution (admit)
 }
 
 // targetError is an error about one target: what failed and what to do.
@@ -102,7 +103,7 @@ func locateSerial(t *spec.Target, goos string, res resolver) (*place, error) {
 	}
 	pl.desc += baud
 	if pl.real, err = resolveWith(res, pl.given); err != nil {
-		return nil, targetError(pl.desc, "cannot follow the device path: "+err.Error(), "check the path and its symbolic links")
+		return nil, targetError(pl.desc, "cannot follow the device path: "+cleanText(err), "check the path and its symbolic links")
 	}
 	return pl, nil
 }
@@ -129,7 +130,7 @@ func locatePipe(t *spec.Target, goos string, res resolver) (*place, error) {
 	pl.desc = "pipe " + pl.given
 	var err error
 	if pl.real, err = resolveWith(res, pl.given); err != nil {
-		return nil, targetError(pl.desc, "cannot follow the socket path: "+err.Error(), "check the path and its symbolic links")
+		return nil, targetError(pl.desc, "cannot follow the socket path: "+cleanText(err), "check the path and its symbolic links")
 	}
 	return pl, nil
 }
