@@ -60,6 +60,10 @@ func waitForPipe(ctx context.Context, dial dialFunc) (net.Conn, error) {
 		if ctx.Err() != nil {
 			return nil, &waitError{ctx.Err(), last}
 		}
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			// The dial saw the deadline before ctx.Done was closed.
+			return nil, &waitError{err, last}
+		}
 		if !vmAbsent(err) {
 			return nil, err
 		}
