@@ -9,12 +9,12 @@ import (
 	"os/signal"
 	"syscall"
 
-	"kdsrv/internal/client"
+	"kdsrv/internal/cli/kdclientcli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := client.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := kdclientcli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }

@@ -8,12 +8,12 @@ import (
 	"os/signal"
 	"syscall"
 
-	"kdsrv/internal/server"
+	"kdsrv/internal/cli/kdsrvcli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := server.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := kdsrvcli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }

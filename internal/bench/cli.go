@@ -13,8 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"kdsrv/internal/cli/kdsrvcli"
+
 	"kdsrv/internal/netem"
-	"kdsrv/internal/server"
 )
 
 // ChildCommand is the hidden first argument that makes kdbench run as kdsrv
@@ -64,7 +65,7 @@ Options:
 // exit code: 0 success, 1 failure or errors during the run, 2 bad usage.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == ChildCommand {
-		return server.Main(ctx, args[1:], stdout, stderr)
+		return kdsrvcli.Main(ctx, args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("kdbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -217,6 +217,13 @@ func (b *Bridge) Serve(ctx context.Context, conn io.ReadWriteCloser) error {
 	}
 }
 
+// Halted reports whether the target was stopped when the bridge last heard
+// of it.
+func (b *Bridge) Halted() bool {
+	halted, _ := b.state()
+	return halted
+}
+
 func (b *Bridge) state() (bool, []byte) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -14,9 +14,9 @@ import (
 	"kdsrv/internal/ptyraw"
 )
 
-// openBridgePTY creates a pseudo-terminal for the bridge: the debugger
+// OpenBridgePTY creates a pseudo-terminal for the bridge: the debugger
 // opens the returned slave path as if it were a serial port.
-func openBridgePTY() (string, func(context.Context, *Bridge) error, error) {
+func OpenBridgePTY() (string, func(context.Context, *Bridge) error, error) {
 	// The master is non-blocking (Close interrupts a pending Read); no
 	// slave descriptor of our own is kept: the debugger opens it. Until
 	// then, and between debuggers, reads of the master fail with EIO.

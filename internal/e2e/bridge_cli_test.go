@@ -15,9 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"kdsrv/internal/cli/kdclientcli"
+
 	"golang.org/x/sys/unix"
 
-	"kdsrv/internal/client"
 	"kdsrv/internal/kd"
 	"kdsrv/internal/ptyraw"
 	"kdsrv/internal/sim"
@@ -33,7 +34,7 @@ func runBridgeMain(t *testing.T, k, listen string) (ready string, stop func()) {
 	var stderr syncBuffer
 	code := make(chan int, 1)
 	go func() {
-		code <- client.Main(ctx, []string{"-k", k, "-listen", listen}, pw, &stderr)
+		code <- kdclientcli.Main(ctx, []string{"-k", k, "-listen", listen}, pw, &stderr)
 		pw.Close()
 	}()
 	lines := make(chan string, 8)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"kdsrv/internal/cli/kdsrvcli"
+
 	"kdsrv/internal/client"
 	"kdsrv/internal/kd"
 	"kdsrv/internal/server"
@@ -251,7 +253,7 @@ func TestCliconMainExits(t *testing.T) {
 	defer cancel()
 	code := make(chan int, 1)
 	go func() {
-		code <- server.Main(ctx, []string{"-t", fmt.Sprintf("tcp:port=%d,clicon=127.0.0.1", rc.port), "-bind", "127.0.0.1", "-qr-port", "0", "-no-mdns"}, &stdout, &stderr)
+		code <- kdsrvcli.Main(ctx, []string{"-t", fmt.Sprintf("tcp:port=%d,clicon=127.0.0.1", rc.port), "-bind", "127.0.0.1", "-qr-port", "0", "-no-mdns"}, &stdout, &stderr)
 	}()
 	conn, err := rc.result(t)
 	if err != nil {

@@ -18,13 +18,15 @@ import (
 	"testing"
 	"time"
 
+	"kdsrv/internal/cli/kdclientcli"
+	"kdsrv/internal/cli/kdsrvcli"
+
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 
 	"kdsrv/internal/client"
 	"kdsrv/internal/commux"
 	"kdsrv/internal/kd"
-	"kdsrv/internal/server"
 	"kdsrv/internal/sim"
 	"kdsrv/internal/spec"
 	"kdsrv/internal/transport"
@@ -319,13 +321,13 @@ func TestCOMChannelOutOfRange(t *testing.T) {
 	ctx := ctxFor(t, 10*time.Second)
 	for _, ch := range []string{"255", "256", "-1"} {
 		var out, errb bytes.Buffer
-		code := server.Main(ctx, []string{"-t", "com:port=COM1,baud=115200,channel=" + ch}, &out, &errb)
+		code := kdsrvcli.Main(ctx, []string{"-t", "com:port=COM1,baud=115200,channel=" + ch}, &out, &errb)
 		if code != 2 || !strings.Contains(errb.String(), "channel must be a number from 0 to 254") {
 			t.Errorf("kdsrv channel=%s: exit %d, %q", ch, code, errb.String())
 		}
 		out.Reset()
 		errb.Reset()
-		code = client.Main(ctx, []string{"-k", "kdsrv:server=@{com:port=COM1,baud=115200,channel=" + ch + "},trans=@{com:port=COM2,baud=115200}", "version"}, &out, &errb)
+		code = kdclientcli.Main(ctx, []string{"-k", "kdsrv:server=@{com:port=COM1,baud=115200,channel=" + ch + "},trans=@{com:port=COM2,baud=115200}", "version"}, &out, &errb)
 		if code != 2 || !strings.Contains(errb.String(), "channel must be a number from 0 to 254") {
 			t.Errorf("kdclient channel=%s: exit %d, %q", ch, code, errb.String())
 		}

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"kdsrv/internal/cli/kdclientcli"
+
 	"kdsrv/internal/client"
 	"kdsrv/internal/discovery"
 	"kdsrv/internal/spec"
@@ -410,7 +412,7 @@ func TestQRUsage(t *testing.T) {
 		{[]string{"-QR", `\\`}, "names no host"},
 	} {
 		var out, errOut syncBuffer
-		code := client.Main(context.Background(), tc.args, &out, &errOut)
+		code := kdclientcli.Main(context.Background(), tc.args, &out, &errOut)
 		if code != 2 || !strings.Contains(errOut.String(), tc.want) {
 			t.Errorf("kdclient %q: exit %d, stderr %q; want 2 and %q", tc.args, code, errOut.String(), tc.want)
 		}

@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"kdsrv/internal/cli/kdclientcli"
+	"kdsrv/internal/cli/kdsrvcli"
+
 	"kdsrv/internal/client"
 	"kdsrv/internal/kd"
-	"kdsrv/internal/server"
 	"kdsrv/internal/sim"
 	"kdsrv/internal/wire"
 )
@@ -71,7 +73,7 @@ func mainServer(t *testing.T, h *harness, extra ...string) *mainRun {
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout syncBuffer
 	m := &mainRun{cancel: cancel, code: make(chan int, 1), stderr: &syncBuffer{}}
-	go func() { m.code <- server.Main(ctx, args, &stdout, m.stderr) }()
+	go func() { m.code <- kdsrvcli.Main(ctx, args, &stdout, m.stderr) }()
 	t.Cleanup(func() {
 		cancel()
 		if _, ok := m.wait(20 * time.Second); !ok {
@@ -103,7 +105,7 @@ func endpsrv(t *testing.T, port int, trans string) (stdout, stderr string, code 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	k := fmt.Sprintf("kdsrv:server=@{tcp:server=127.0.0.1,port=%d},trans=@{%s}", port, trans)
-	code = client.Main(ctx, []string{"-k", k, "endpsrv"}, &o, &e)
+	code = kdclientcli.Main(ctx, []string{"-k", k, "endpsrv"}, &o, &e)
 	return o.String(), e.String(), code
 }
 

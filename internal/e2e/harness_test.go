@@ -96,6 +96,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		Transports:       ts,
 		Allow:            allow,
 		HandshakeTimeout: 2 * time.Second,
+		KDNETBindHost:    "127.0.0.1", // keep the server's KDNET sockets on loopback
 		Logger:           log.New(h.logs, "kdsrv: ", log.Lmicroseconds),
 	}
 	cfg.Listen.BindHost = "127.0.0.1"

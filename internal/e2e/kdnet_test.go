@@ -14,10 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"kdsrv/internal/cli/kdclientcli"
+
 	"kdsrv/internal/client"
 	"kdsrv/internal/kd"
 	"kdsrv/internal/kdnet"
-	"kdsrv/internal/server"
 	"kdsrv/internal/sim"
 	"kdsrv/internal/wire"
 )
@@ -26,11 +27,6 @@ import (
 // target endpoint, like kdtarget -kdnet) ↔ kdsrv (trans net, host role) ↔
 // kdclient bridge ↔ a KDCOM debugger (kd.Host). Every socket is on
 // loopback.
-
-func init() {
-	// Keep the server's KDNET sockets on loopback.
-	server.KDNETBindHost = "127.0.0.1"
-}
 
 const netKey = "2steg4fzbj2sz.w8sa3ldw8i1c.2c3jhbvjqxqz7.1yyr7dsp1jkj"
 
@@ -346,7 +342,7 @@ func TestKDNETBuiltinCommand(t *testing.T) {
 	startNetTarget(t, sim.New(sim.Config{Build: 26100}), fmt.Sprintf("127.0.0.1:%d", port), netKey)
 	var out, errb bytes.Buffer
 	args := []string{"-timeout", "20s", "-k", fmt.Sprintf("kdsrv:server=@{%s},trans=@{%s}", h.serverSpec(""), netTrans(port, netKey)), "version"}
-	if code := client.Main(ctxFor(t, 30*time.Second), args, &out, &errb); code != 0 {
+	if code := kdclientcli.Main(ctxFor(t, 30*time.Second), args, &out, &errb); code != 0 {
 		t.Fatalf("kdclient version exited %d: %s", code, errb.String())
 	}
 	if !strings.Contains(out.String(), "build 26100") || !strings.Contains(out.String(), "machine x64") {

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"kdsrv/internal/cli/kdsrvcli"
+
 	"kdsrv/internal/certstore"
 	"kdsrv/internal/client"
 	"kdsrv/internal/kd"
@@ -438,7 +440,7 @@ func TestSSLStartupErrors(t *testing.T) {
 	for _, tc := range tests {
 		var out, errb bytes.Buffer
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		code := server.Main(ctx, []string{"-bind", "127.0.0.1", "-t", tc.t}, &out, &errb)
+		code := kdsrvcli.Main(ctx, []string{"-bind", "127.0.0.1", "-t", tc.t}, &out, &errb)
 		cancel()
 		if code != 1 {
 			t.Errorf("%s: exit %d (stderr %q)", tc.t, code, errb.String())
@@ -457,7 +459,7 @@ func TestSSLStartupErrors(t *testing.T) {
 func TestCertCreateThenServe(t *testing.T) {
 	newPKIEnv(t)
 	var out, errb bytes.Buffer
-	if code := server.Main(context.Background(), []string{"cert", "create", "kd-made"}, &out, &errb); code != 0 {
+	if code := kdsrvcli.Main(context.Background(), []string{"cert", "create", "kd-made"}, &out, &errb); code != 0 {
 		t.Fatalf("cert create: exit %d: %s", code, errb.String())
 	}
 	m := regexp.MustCompile(`thumbprint=([0-9a-f]{40})`).FindStringSubmatch(out.String())

@@ -13,20 +13,12 @@ import (
 	"kdsrv/internal/targetlink"
 )
 
-// KDNET target links (trans=@{net:port=N,key=K[,target=IP]}): kdsrv plays
-// the debugger host on UDP port N and speaks KDCOM-level packets with the
-// client like for any other link.
-func init() {
-	OpenNet = openNet
-}
-
-// KDNETBindHost is the local address KDNET target links listen on; empty
-// means every interface, as a Windows debugger host does (the target is
-// configured with one of this machine's addresses). Tests set it to
-// 127.0.0.1 before starting a server.
-var KDNETBindHost = ""
-
-func openNet(ctx context.Context, t *spec.Target, allow *targetlink.AllowList, logger *log.Logger) (Endpoint, fmt.Stringer, error) {
+// openNet opens a KDNET target link (trans=@{net:port=N,key=K[,target=IP]})
+// in the host role: kdsrv plays the debugger host on UDP port N of
+// bindHost (empty: every interface) and speaks KDCOM-level packets with the
+// client like for any other link. Events of the link (sessions, datagrams
+// failing authentication) go to logger.
+func openNet(ctx context.Context, t *spec.Target, allow *targetlink.AllowList, bindHost string, logger *log.Logger) (Endpoint, fmt.Stringer, error) {
 	if allow == nil {
 		return nil, nil, fmt.Errorf("target %s: no allow-list; start kdsrv with -allow net:%d", t, t.NetPort)
 	}
@@ -39,7 +31,7 @@ func openNet(ctx context.Context, t *spec.Target, allow *targetlink.AllowList, l
 	}
 	cfg := kdnet.HostConfig{
 		Config: kdnet.Config{Key: key, Logf: logger.Printf},
-		Addr:   net.JoinHostPort(KDNETBindHost, strconv.Itoa(t.NetPort)),
+		Addr:   net.JoinHostPort(bindHost, strconv.Itoa(t.NetPort)),
 	}
 	if t.TargetIP != "" {
 		ip, err := netip.ParseAddr(t.TargetIP)

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"kdsrv/internal/cli/kdclientcli"
 	kdclient "kdsrv/internal/client"
 	"kdsrv/internal/kd"
 	"kdsrv/internal/readahead"
@@ -701,7 +702,7 @@ func TestReadAheadKdclientFlag(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var out, errs bytes.Buffer
-	code := kdclient.Main(ctx, []string{"-k", c.String(), "-readahead", "dump", fmt.Sprintf("%#x", addr), strconv.Itoa(n), file}, &out, &errs)
+	code := kdclientcli.Main(ctx, []string{"-k", c.String(), "-readahead", "dump", fmt.Sprintf("%#x", addr), strconv.Itoa(n), file}, &out, &errs)
 	if code != 0 {
 		t.Fatalf("kdclient exit %d: %s", code, errs.String())
 	}

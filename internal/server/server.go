@@ -56,6 +56,10 @@ type Config struct {
 	OpenTarget func(ctx context.Context, t *spec.Target, allow *targetlink.AllowList) (targetlink.Link, error)
 	// TargetKey names a target for "in use" checks (default targetlink.Key).
 	TargetKey func(t *spec.Target) (string, error)
+	// KDNETBindHost is the local address KDNET target links listen on;
+	// empty means every interface, as a Windows debugger host does (the
+	// target is configured with one of this machine's addresses).
+	KDNETBindHost string
 	// Logger receives operational messages (default: standard logger).
 	Logger *log.Logger
 	// Ready is called once per listener when it accepts connections, with

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"strings"
 	"sync"
 	"time"
@@ -57,12 +56,6 @@ type Endpoint interface {
 	Close() error
 	Stats() kd.Stats
 }
-
-// OpenNet opens a KDNET target link (trans=@{net:...}) in the host role.
-// It is nil until the KDNET support registers itself.
-// Events of the link (sessions, datagrams failing authentication) go to
-// logger.
-var OpenNet func(ctx context.Context, t *spec.Target, allow *targetlink.AllowList, logger *log.Logger) (Endpoint, fmt.Stringer, error)
 
 type outPacket struct {
 	typ     kd.PacketType
@@ -170,15 +163,11 @@ func (t *target) open(ctx context.Context) error {
 	var desc fmt.Stringer
 	var err error
 	if t.spec.Kind == spec.TargetNet {
-		if OpenNet == nil {
-			err = errors.New("KDNET target links are not supported by this build")
-		} else {
-			var ep Endpoint
-			ep, desc, err = OpenNet(ctx, t.spec, s.cfg.Allow, s.cfg.Logger)
-			if err == nil {
-				t.kdl = ep
-				t.link = ep
-			}
+		var ep Endpoint
+		ep, desc, err = openNet(ctx, t.spec, s.cfg.Allow, s.cfg.KDNETBindHost, s.cfg.Logger)
+		if err == nil {
+			t.kdl = ep
+			t.link = ep
 		}
 	} else {
 		var link targetlink.Link

@@ -1,4 +1,4 @@
-package server
+package kdsrvcli
 
 import (
 	"context"
@@ -16,10 +16,6 @@ import (
 
 // "kdsrv cert create" and "kdsrv cert list": make a self-signed server
 // certificate for the ssl/spipe transports, and show what a store holds.
-
-func init() {
-	subcommands["cert"] = certMain
-}
 
 // CertUsage is the help text of "kdsrv cert".
 const CertUsage = `kdsrv cert — certificates for the ssl and spipe transports

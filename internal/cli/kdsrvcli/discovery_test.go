@@ -1,4 +1,4 @@
-package server
+package kdsrvcli
 
 import (
 	"context"
@@ -187,12 +187,14 @@ func freeUDPPort(t *testing.T) int {
 
 // runMain starts Main in the background and waits until it listens. stop
 // cancels it and returns its exit code.
-func runMain(t *testing.T, args ...string) (stdout, stderr *lockedBuffer, stop func() int) {
+func runMain(t *testing.T, isElevated bool, args ...string) (stdout, stderr *lockedBuffer, stop func() int) {
 	t.Helper()
 	stdout, stderr = &lockedBuffer{}, &lockedBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	code := make(chan int, 1)
-	go func() { code <- Main(ctx, args, stdout, stderr) }()
+	e := defaultEnv()
+	e.elevated = func() bool { return isElevated }
+	go func() { code <- run(ctx, args, stdout, stderr, e) }()
 	var once sync.Once
 	result := -1
 	stop = func() int {
@@ -222,15 +224,11 @@ func runMain(t *testing.T, args ...string) (stdout, stderr *lockedBuffer, stop f
 
 func TestMainDiscovery(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	saved := elevated
-	t.Cleanup(func() { elevated = saved })
-
 	for _, isElevated := range []bool{true, false} {
 		t.Run("elevated="+strconv.FormatBool(isElevated), func(t *testing.T) {
-			elevated = func() bool { return isElevated }
 			reg := t.TempDir()
 			port := freeUDPPort(t)
-			_, stderr, stop := runMain(t, "-t", "tcp:port=20000:29999", "-t", "tcp:port=30000:39999,password=Sekr1t",
+			_, stderr, stop := runMain(t, isElevated, "-t", "tcp:port=20000:29999", "-t", "tcp:port=30000:39999,password=Sekr1t",
 				"-t", "tcp:port=40000:49999,hidden", "-bind", "127.0.0.1",
 				"-registry", reg, "-qr-port", strconv.Itoa(port), "-no-mdns")
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -282,13 +280,12 @@ func TestMainDiscovery(t *testing.T) {
 }
 
 func TestMainBadQRPort(t *testing.T) {
-	saved := elevated
-	t.Cleanup(func() { elevated = saved })
-	elevated = func() bool { return true }
+	e := defaultEnv()
+	e.elevated = func() bool { return true }
 	var stdout, stderr lockedBuffer
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	code := Main(ctx, []string{"-t", "tcp:port=20000:29999", "-bind", "127.0.0.1", "-registry", t.TempDir(), "-qr-port", "70000", "-no-mdns"}, &stdout, &stderr)
+	code := run(ctx, []string{"-t", "tcp:port=20000:29999", "-bind", "127.0.0.1", "-registry", t.TempDir(), "-qr-port", "70000", "-no-mdns"}, &stdout, &stderr, e)
 	if code != 1 || !strings.Contains(stderr.String(), "-qr-port 70000 is not a UDP port") {
 		t.Errorf("exit %d, stderr %q; want 1 and a message about -qr-port", code, stderr.String())
 	}

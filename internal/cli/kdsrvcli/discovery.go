@@ -1,15 +1,16 @@
-package server
+package kdsrvcli
 
 import (
-	"context"
-	"flag"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"slices"
 	"strconv"
 	"strings"
 
 	"kdsrv/internal/discovery"
+	"kdsrv/internal/server"
 	"kdsrv/internal/spec"
 )
 
@@ -26,80 +27,33 @@ import (
 //   - announces itself by multicast DNS unless -no-mdns is given.
 //
 // Problems with any of these are warnings: the server runs anyway.
-func init() {
-	registerFeature(feature{name: "discovery", flags: discoveryFlags, start: startDiscovery})
-}
 
-// elevated reports whether this process may be listed by -QR; tests
-// replace it (CI runs as root).
-var elevated = discovery.Elevated
-
-// Flag names of the discovery feature.
-const (
-	flagQRPort   = "qr-port"
-	flagRegistry = "registry"
-	flagNoMDNS   = "no-mdns"
-)
-
-func discoveryFlags(fs *flag.FlagSet) {
-	fs.Int(flagQRPort, discovery.DefaultPort, "UDP port of the -QR responder (0 = no responder)")
-	fs.String(flagRegistry, "", "registry directory of discoverable servers (default "+discovery.DefaultDir()+")")
-	fs.Bool(flagNoMDNS, false, "do not announce this server by multicast DNS")
-}
-
-// discoveryConfig is the feature's view of the command line.
+// discoveryConfig is what the discovery part takes from the command line.
 type discoveryConfig struct {
 	qrPort   int
 	registry string
 	noMDNS   bool
 	bindHost string
+	// elevated: whether this process may be listed at all.
+	elevated bool
 }
 
-func readDiscoveryConfig(fs *flag.FlagSet) (discoveryConfig, error) {
-	c := discoveryConfig{qrPort: discovery.DefaultPort}
-	if fs == nil {
-		return c, nil
+// startDiscovery makes the server s, listening on the transports ts (in
+// -t order), discoverable. The returned stop (nil when there is nothing to
+// undo) ends it.
+func startDiscovery(cfg discoveryConfig, s *server.Server, ts []*spec.Transport, stderr io.Writer, logger *log.Logger) (func(), error) {
+	if cfg.qrPort < 0 || cfg.qrPort > 65535 {
+		return nil, fmt.Errorf("-%s %d is not a UDP port: give 1-65535, or 0 for no -QR responder", flagQRPort, cfg.qrPort)
 	}
-	get := func(name string) (flag.Getter, bool) {
-		f := fs.Lookup(name)
-		if f == nil {
-			return nil, false
-		}
-		g, ok := f.Value.(flag.Getter)
-		return g, ok
-	}
-	if g, ok := get(flagQRPort); ok {
-		c.qrPort, _ = g.Get().(int)
-	}
-	if g, ok := get(flagRegistry); ok {
-		c.registry, _ = g.Get().(string)
-	}
-	if g, ok := get(flagNoMDNS); ok {
-		c.noMDNS, _ = g.Get().(bool)
-	}
-	if g, ok := get("bind"); ok {
-		c.bindHost, _ = g.Get().(string)
-	}
-	if c.qrPort < 0 || c.qrPort > 65535 {
-		return c, fmt.Errorf("-%s %d is not a UDP port: give 1-65535, or 0 for no -QR responder", flagQRPort, c.qrPort)
-	}
-	return c, nil
-}
-
-func startDiscovery(_ context.Context, r *Run) (func(), error) {
-	cfg, err := readDiscoveryConfig(r.Flags)
-	if err != nil {
-		return nil, err
-	}
-	lines, notices := discoveryLines(r.Transports, r.Server.Displays(), r.Server.Addrs(), elevated())
+	lines, notices := discoveryLines(ts, s.Displays(), s.Addrs(), cfg.elevated)
 	for _, n := range notices {
-		fmt.Fprintf(r.Stderr, "kdsrv: %s\n", n)
+		fmt.Fprintf(stderr, "kdsrv: %s\n", n)
 	}
 	if len(lines) == 0 {
 		return nil, nil
 	}
 	warn := func(format string, a ...any) {
-		fmt.Fprintf(r.Stderr, "kdsrv: warning: "+format+"\n", a...)
+		fmt.Fprintf(stderr, "kdsrv: warning: "+format+"\n", a...)
 	}
 	reg := &discovery.Registry{Dir: cfg.registry}
 	unregister, err := reg.Register(discovery.Server{Transports: lines})
@@ -107,25 +61,25 @@ func startDiscovery(_ context.Context, r *Run) (func(), error) {
 		warn("not discoverable by -QR: %v", err)
 		return nil, nil
 	}
-	r.Logger.Printf("discoverable by -QR as %s", strings.Join(lines, ", "))
+	logger.Printf("discoverable by -QR as %s", strings.Join(lines, ", "))
 	var responder *discovery.Responder
 	if cfg.qrPort != 0 {
 		addr := net.JoinHostPort(cfg.bindHost, strconv.Itoa(cfg.qrPort))
-		responder, err = discovery.StartResponder(reg, addr, discovery.ResponderOptions{Logf: r.Logger.Printf})
+		responder, err = discovery.StartResponder(reg, addr, discovery.ResponderOptions{Logf: logger.Printf})
 		if err != nil {
 			warn("-QR queries will not be answered by this process: %v (another kdsrv on this host may still answer them)", err)
 		} else if !responder.Active() {
-			r.Logger.Printf("-QR: UDP %s is held by another kdsrv; standing by to take it over", addr)
+			logger.Printf("-QR: UDP %s is held by another kdsrv; standing by to take it over", addr)
 		}
 	}
 	var stopAnnounce func()
 	if !cfg.noMDNS {
 		ifaces, skip := announceInterfaces(cfg.bindHost)
 		if skip != "" {
-			r.Logger.Printf("not announced by multicast DNS: %s", skip)
+			logger.Printf("not announced by multicast DNS: %s", skip)
 		} else {
-			stopAnnounce, err = discovery.Announce(discovery.AnnounceInfo{Port: firstTCPPort(r.Transports, r.Server.Addrs()), Lines: lines},
-				discovery.AnnounceOptions{Interfaces: ifaces, Logf: r.Logger.Printf})
+			stopAnnounce, err = discovery.Announce(discovery.AnnounceInfo{Port: firstTCPPort(ts, s.Addrs()), Lines: lines},
+				discovery.AnnounceOptions{Interfaces: ifaces, Logf: logger.Printf})
 			if err != nil {
 				warn("not announced on the local network: %v (start kdsrv with -%s to skip announcing)", err, flagNoMDNS)
 				stopAnnounce = nil

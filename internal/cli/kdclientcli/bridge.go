@@ -1,0 +1,95 @@
+package kdclientcli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"kdsrv/internal/client"
+	"kdsrv/internal/transport"
+)
+
+// runBridge serves local debuggers on endpoint ep until ctx ends or the
+// server connection ends.
+func runBridge(ctx context.Context, b *client.Bridge, ep string, stdout io.Writer, logger *log.Logger, runDone <-chan struct{}, runErr func() error) error {
+	bctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	kind, addr, _ := strings.Cut(ep, ":")
+	switch kind {
+	case "unix", "tcp":
+		ln, err := listenEndpoint(kind, addr)
+		if err != nil {
+			return err
+		}
+		defer ln.Close()
+		fmt.Fprintf(stdout, "kdclient: bridge ready on %s:%s (%s)\n", kind, ln.Addr(), attachHint(kind, ln.Addr()))
+		go func() { done <- b.Listen(bctx, ln, logger.Printf) }()
+	case "npipe":
+		// A named pipe on Windows (WinDbg: -k com:pipe,port=\\.\pipe\NAME),
+		// a unix socket in the pipe directory elsewhere.
+		ln, err := transport.ListenPipe(addr)
+		if err != nil {
+			return fmt.Errorf("-listen npipe:%s: %w", addr, err)
+		}
+		defer ln.Close()
+		fmt.Fprintf(stdout, "kdclient: bridge ready on npipe:%s (%s)\n", addr, ln.Addr())
+		go func() { done <- b.Listen(bctx, ln, logger.Printf) }()
+	case "pty":
+		path, serve, err := client.OpenBridgePTY()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "kdclient: bridge ready on pty %s (attach a debugger to that serial device)\n", path)
+		go func() { done <- serve(bctx, b) }()
+	default:
+		return fmt.Errorf("bad -listen %q: use unix:PATH, tcp:HOST:PORT, npipe:NAME or pty", ep)
+	}
+	select {
+	case err := <-done:
+		cancel()
+		return err
+	case <-runDone:
+		cancel()
+		<-done
+		if ctx.Err() != nil {
+			return nil
+		}
+		return runErr()
+	}
+}
+
+func attachHint(kind string, a net.Addr) string {
+	if kind == "unix" {
+		return "radare2: r2 -d winkd://" + a.String()
+	}
+	host, port, _ := net.SplitHostPort(a.String())
+	return fmt.Sprintf("WinDbg/kd: -k com:ipport=%s,port=%s", port, host)
+}
+
+// listenEndpoint opens a bridge listener. A stale unix socket (left by a
+// bridge that died) is replaced; any other existing file is not touched.
+func listenEndpoint(kind, addr string) (net.Listener, error) {
+	if kind == "unix" {
+		if st, err := os.Lstat(addr); err == nil {
+			if st.Mode()&os.ModeSocket == 0 {
+				return nil, fmt.Errorf("-listen unix:%s: the path exists and is not a socket; choose another path", addr)
+			}
+			if c, err := net.DialTimeout("unix", addr, time.Second); err == nil {
+				c.Close()
+				return nil, fmt.Errorf("-listen unix:%s: another process is serving that socket", addr)
+			}
+			_ = os.Remove(addr)
+		}
+	}
+	ln, err := net.Listen(kind, addr)
+	if err != nil {
+		return nil, fmt.Errorf("-listen %s:%s: %w", kind, addr, err)
+	}
+	return ln, nil
+}

@@ -1,0 +1,149 @@
+package kdclientcli
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"kdsrv/internal/client"
+	"kdsrv/internal/kd"
+	"kdsrv/internal/spec"
+	"kdsrv/internal/wire"
+)
+
+func parseCommand(o cliOptions, pos []string) (func(context.Context, *client.Commander, *client.Bridge) error, error) {
+	name, args := pos[0], pos[1:]
+	want := func(n int, form string) error {
+		if len(args) != n {
+			return fmt.Errorf("usage: %s", form)
+		}
+		return nil
+	}
+	switch name {
+	case "version", "break", "go", "dbgprint":
+		if err := want(0, name); err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, cm *client.Commander, b *client.Bridge) error {
+			switch name {
+			case "version":
+				return cm.Version(ctx)
+			case "break":
+				return cm.Break(ctx)
+			case "go":
+				return cm.Go(ctx)
+			}
+			return cm.DbgPrint(ctx, b.Halted())
+		}, nil
+	case "regs":
+		if err := want(0, "regs [-cpu N]"); err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, cm *client.Commander, _ *client.Bridge) error {
+			return cm.Regs(ctx, uint16(o.cpu))
+		}, nil
+	case "read":
+		if err := want(2, "read ADDR LEN"); err != nil {
+			return nil, err
+		}
+		addr, err := client.ParseAddress(args[0])
+		if err != nil {
+			return nil, err
+		}
+		n, err := client.ParseLength(args[1], 1<<20)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, cm *client.Commander, _ *client.Bridge) error { return cm.Read(ctx, addr, n) }, nil
+	case "write":
+		if err := want(2, "write ADDR HEX"); err != nil {
+			return nil, err
+		}
+		addr, err := client.ParseAddress(args[0])
+		if err != nil {
+			return nil, err
+		}
+		data, err := hex.DecodeString(strings.ReplaceAll(args[1], " ", ""))
+		if err != nil || len(data) == 0 {
+			return nil, fmt.Errorf("bad data %q: give bytes in hexadecimal, e.g. 90cc", args[1])
+		}
+		return func(ctx context.Context, cm *client.Commander, _ *client.Bridge) error {
+			return cm.Write(ctx, addr, data)
+		}, nil
+	case "dump":
+		if err := want(3, "dump ADDR LEN FILE"); err != nil {
+			return nil, err
+		}
+		addr, err := client.ParseAddress(args[0])
+		if err != nil {
+			return nil, err
+		}
+		n, err := client.ParseLength(args[1], 1<<30)
+		if err != nil {
+			return nil, err
+		}
+		file := args[2]
+		return func(ctx context.Context, cm *client.Commander, _ *client.Bridge) error {
+			f, err := os.Create(file)
+			if err != nil {
+				return err
+			}
+			if err := cm.Dump(ctx, addr, n, f); err != nil {
+				f.Close()
+				return err
+			}
+			return f.Close()
+		}, nil
+	}
+	return nil, fmt.Errorf("unknown command %q (commands: version, regs, read, write, break, go, dbgprint, dump, endpsrv)", name)
+}
+
+func traceLine(d kd.Direction, p kd.Packet) string {
+	arrow := "->"
+	if d == kd.Received {
+		arrow = "<-"
+	}
+	s := fmt.Sprintf("kd %s %v", arrow, p)
+	switch p.Type {
+	case kd.TypeStateManipulate:
+		if m, err := kd.DecodeManipulate(p.Payload); err == nil {
+			s += " " + m.String()
+		}
+	case kd.TypeStateChange64:
+		if sc, err := kd.DecodeStateChange(p.Payload); err == nil {
+			s += " " + sc.String()
+		}
+	case kd.TypeDebugIO:
+		if dio, err := kd.DecodeDebugIO(p.Payload); err == nil {
+			s += " " + dio.String()
+		}
+	}
+	return s
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func runEndpsrv(ctx context.Context, c *spec.Connect, copts client.Options, o cliOptions, stdout, stderr io.Writer, errf func(string, ...any) int) int {
+	dctx, cancel := dialContext(ctx, c.Server, o, stderr)
+	defer cancel()
+	conn, err := client.Dial(dctx, c.Server, copts)
+	if err != nil {
+		return errf("%v", err)
+	}
+	defer conn.Close()
+	r, err := conn.Control(dctx, wire.CmdShutdown, nil)
+	if err != nil {
+		return errf("%v", err)
+	}
+	if r.Status != wire.OK {
+		return errf("endpsrv refused: %s", r.Body)
+	}
+	fmt.Fprintln(stdout, string(r.Body))
+	return 0
+}

@@ -1,0 +1,57 @@
+package kdclientcli
+
+import (
+	"flag"
+	"io"
+	"time"
+
+	"kdsrv/internal/discovery"
+	"kdsrv/internal/spec"
+)
+
+// cliOptions is kdclient's command line. To add a flag: a field here, one
+// line in register, its line in Usage (usage.go), and its use in Main.
+type cliOptions struct {
+	k          string
+	listen     string
+	takeover   bool
+	readahead  bool
+	timeout    time.Duration
+	wait       time.Duration
+	cpu        uint
+	json       bool
+	trace      bool
+	qr         bool
+	browse     bool
+	qrPort     int
+	timeoutSet bool
+	dryRun     bool
+	verbose    bool
+}
+
+// register defines every flag of kdclient on fs.
+func (o *cliOptions) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.k, "k", "", "kdsrv:server=@{...},trans=@{...}")
+	fs.StringVar(&o.listen, "listen", "", "bridge endpoint: unix:PATH, tcp:HOST:PORT or pty")
+	fs.BoolVar(&o.takeover, "takeover", false, "take the target over from another client")
+	fs.BoolVar(&o.readahead, "readahead", false, "let kdsrv read ahead of sequential memory reads")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "time-out for connecting and for the target to stop")
+	fs.DurationVar(&o.wait, "wait", 0, "clicon: how long to wait for the server to connect (0 = until interrupted)")
+	fs.UintVar(&o.cpu, "cpu", 0, "processor for regs")
+	fs.BoolVar(&o.json, "json", false, "JSON output")
+	fs.BoolVar(&o.trace, "trace", false, "print KD packets on standard error")
+	fs.BoolVar(&o.qr, "QR", false, "list the KD connection servers on a host")
+	fs.BoolVar(&o.browse, "browse", false, "with -QR: list servers announced on the local network")
+	fs.IntVar(&o.qrPort, "qr-port", discovery.DefaultPort, "with -QR: the host's discovery UDP port")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "parse and print -k, then exit")
+	fs.BoolVar(&o.verbose, "v", false, "verbose")
+}
+
+// newFlagSet returns kdclient's flag set, writing errors and -h to stderr.
+func newFlagSet(o *cliOptions, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("kdclient", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { io.WriteString(stderr, Usage+spec.ClientHelp) }
+	o.register(fs)
+	return fs
+}

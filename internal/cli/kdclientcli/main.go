@@ -1,0 +1,198 @@
+// Package kdclientcli is the command line of kdclient: flags, the built-in
+// commands, the bridge's local endpoints and -QR. cmd/kdclient calls Main;
+// tests call it in-process.
+package kdclientcli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"time"
+
+	"kdsrv/internal/client"
+	"kdsrv/internal/kd"
+	"kdsrv/internal/spec"
+	"kdsrv/internal/transport"
+	"kdsrv/internal/wire"
+)
+
+// Main runs kdclient with args (without the program name) and returns the
+// process exit code: 0 success, 1 failure, 2 bad usage.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var o cliOptions
+	fs := newFlagSet(&o, stderr)
+	var pos []string
+	rest := args
+	for {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			return 2
+		}
+		rest = fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		pos = append(pos, rest[0])
+		rest = rest[1:]
+	}
+	errf := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "kdclient: "+format+"\n", a...)
+		return 1
+	}
+	usage := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "kdclient: "+format+"\n(kdclient -h shows the usage)\n", a...)
+		return 2
+	}
+	if o.qr {
+		fs.Visit(func(f *flag.Flag) { o.timeoutSet = o.timeoutSet || f.Name == "timeout" })
+		return runQR(ctx, o, pos, stdout, stderr)
+	}
+	if o.k == "" {
+		return usage("missing -k 'kdsrv:server=@{...},trans=@{...}'")
+	}
+	c, err := spec.ParseConnect(o.k)
+	if err != nil {
+		return usage("-k: %v", err)
+	}
+	for _, w := range c.Server.Warnings() {
+		fmt.Fprintf(stderr, "kdclient: warning: %s\n", w)
+	}
+	if o.dryRun {
+		fmt.Fprintln(stdout, c.String())
+		return 0
+	}
+	if o.listen == "" && len(pos) == 0 {
+		return usage("nothing to do: give a command (version, regs, read, ...) or -listen ENDPOINT")
+	}
+	if o.listen != "" && len(pos) > 0 {
+		return usage("-listen runs a bridge; it does not take a command (%q)", pos[0])
+	}
+	logger := log.New(io.Discard, "", 0)
+	if o.verbose {
+		logger = log.New(stderr, "kdclient: ", log.LstdFlags)
+	}
+	copts := client.Options{TakeOver: o.takeover, Logger: logger, HandshakeTimeout: o.timeout}
+
+	// Commands that need no target.
+	if len(pos) > 0 && pos[0] == "endpsrv" {
+		return runEndpsrv(ctx, c, copts, o, stdout, stderr, errf)
+	}
+	var cmd func(ctx context.Context, cm *client.Commander, b *client.Bridge) error
+	if o.listen == "" {
+		cmd, err = parseCommand(o, pos)
+		if err != nil {
+			return usage("%v", err)
+		}
+	}
+
+	dctx, cancel := dialContext(ctx, c.Server, o, stderr)
+	conn, err := client.Dial(dctx, c.Server, copts)
+	cancel()
+	if err != nil {
+		return errf("%v", err)
+	}
+	defer conn.Close()
+	octx, cancel := context.WithTimeout(ctx, o.timeout+5*time.Second)
+	opened, err := conn.Open(octx, c.Trans)
+	cancel()
+	if err != nil {
+		return errf("%v", err)
+	}
+	logger.Printf("opened %s on %s (session %d)", opened.Info, c.Server, opened.Session)
+
+	b := client.NewBridge(conn)
+	b.OnState(func(st wire.State) { fmt.Fprintf(stderr, "kdclient: target %s: %s\n", st.State, st.Text) })
+	if o.readahead {
+		actx, cancel := context.WithTimeout(ctx, o.timeout)
+		err := b.EnableReadAhead(actx)
+		cancel()
+		if err != nil {
+			return errf("%v", err)
+		}
+	}
+	// The connection outlives ctx (Ctrl-C) long enough to detach cleanly,
+	// so that the server has released the target when kdclient exits and
+	// the next client can open it at once.
+	rctx, stopRun := context.WithCancel(context.Background())
+	var runResult error
+	runDone := make(chan struct{})
+	go func() {
+		runResult = b.Run(rctx)
+		close(runDone)
+	}()
+	finish := func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = b.Detach(dctx)
+		cancel()
+		stopRun()
+		<-runDone
+	}
+
+	if o.listen != "" {
+		err := runBridge(ctx, b, o.listen, stdout, logger, runDone, func() error {
+			if runResult == nil {
+				return conn.Closed()
+			}
+			return runResult
+		})
+		finish()
+		if err != nil {
+			return errf("%v", err)
+		}
+		return 0
+	}
+
+	cm := &client.Commander{Out: stdout, JSON: o.json, AttachTimeout: o.timeout}
+	if f, ok := stderr.(*os.File); ok && isTerminal(f) && !o.json {
+		cm.Progress = stderr
+	}
+	lcfg := kd.Config{}
+	if o.trace {
+		lcfg.Trace = func(d kd.Direction, p kd.Packet) { fmt.Fprintln(stderr, traceLine(d, p)) }
+	}
+	h, stopHost := b.Host(rctx, lcfg, kd.HostOptions{OnPrint: cm.PrintSink()})
+	cm.Host = h
+	cctx, cancelCmd := context.WithCancel(ctx)
+	cmdErr := make(chan error, 1)
+	go func() { cmdErr <- cmd(cctx, cm, b) }()
+	select {
+	case err = <-cmdErr:
+	case <-runDone:
+		err = runResult
+		if err == nil {
+			err = conn.Closed()
+		}
+		cancelCmd()
+		<-cmdErr
+	}
+	cancelCmd()
+	stopHost()
+	finish()
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0 // interrupted (dbgprint ends this way)
+		}
+		return errf("%v", err)
+	}
+	return 0
+}
+
+// dialContext bounds connecting to the server by -timeout, or, for a
+// reverse connection (the server dials us), by -wait (default: until
+// interrupted), and prints the waiting dialer's notices on stderr.
+func dialContext(ctx context.Context, t *spec.Transport, o cliOptions, stderr io.Writer) (context.Context, context.CancelFunc) {
+	if !t.Reverse() {
+		return context.WithTimeout(ctx, o.timeout)
+	}
+	ctx = transport.WithEvents(ctx, func(e transport.Event) { fmt.Fprintf(stderr, "kdclient: %s\n", e.Text) })
+	if o.wait > 0 {
+		return context.WithTimeout(ctx, o.wait)
+	}
+	return context.WithCancel(ctx)
+}

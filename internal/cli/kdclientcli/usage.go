@@ -1,0 +1,64 @@
+package kdclientcli
+
+// Usage is kdclient's --help text.
+const Usage = `kdclient — smart client for a KD connection server (kdsrv)
+
+Usage:
+  kdclient -k 'kdsrv:server=@{<transport>},trans=@{<target>}' [options] COMMAND [ARGS]
+  kdclient -k 'kdsrv:server=@{<transport>},trans=@{<target>}' -listen ENDPOINT [options]
+  kdclient -QR [\\Host[:PORT]] [-json] [-qr-port N] [-timeout D]
+  kdclient -QR -browse [-json]
+  kdclient -dry-run -k '...'
+
+The first form runs one built-in command against the remote target; the
+second bridges the remote target to a local debugger; -QR lists the KD
+connection servers running on a host.
+
+Commands:
+  version              target version: build, machine, kernel base
+  regs [-cpu N]        registers of a processor (default 0)
+  read ADDR LEN        hex dump of LEN bytes of virtual memory at ADDR
+  write ADDR HEX       write bytes (hex string, e.g. 90cc) at ADDR
+  break                stop the target (break-in) and show where it stopped
+  go                   resume the target
+  dbgprint             stream the target's DbgPrint output until Ctrl-C
+  dump ADDR LEN FILE   copy LEN bytes at ADDR to FILE (progress on a terminal)
+  endpsrv              ask the server to shut down (only if kdsrv was started
+                       with -allow-endpsrv)
+  ADDR is hexadecimal (0x prefix and WinDbg's backtick separator allowed); LEN is decimal
+  or 0x-hex. Commands stop a running target to read it and leave it stopped;
+  'go' resumes it.
+
+Bridge endpoints (-listen), each a local KDCOM endpoint an unmodified
+debugger attaches to as if it were a VM's serial pipe:
+  unix:PATH            AF_UNIX stream socket: radare2 -d winkd:///PATH
+  tcp:HOST:PORT        TCP: kd/WinDbg -k com:ipport=PORT,port=HOST
+  npipe:NAME           a named pipe: kd/WinDbg -k com:pipe,port=\\.\pipe\NAME
+                       (Windows; elsewhere a unix socket in the pipe directory)
+  pty                  a pseudo-terminal; its path is printed (Linux, macOS)
+  Debuggers may detach and re-attach; each new one gets the target's state.
+
+Options:
+  -k SPEC        the server and target, as for WinDbg's -k kdsrv:...
+  -listen EP     run as a bridge on endpoint EP (see above)
+  -takeover      open the target even if another client has it
+  -readahead     let kdsrv read ahead of sequential virtual-memory reads
+                 (dumps) and answer them here without a network round trip;
+                 it reads memory before the debugger asks, so leave it off
+                 when reading device memory with read side effects
+  -timeout D     how long to wait for the server and for the target to stop
+                 (default 10s)
+  -wait D        reverse connections (server=@{tcp:clicon=...}): how long to
+                 wait for kdsrv to connect (default 0: until interrupted)
+  -cpu N         processor for regs (default 0)
+  -json          machine-readable output (one JSON object per line)
+  -trace         print every KD packet of a command on standard error
+  -QR            list servers on a host (\\ before the host is optional;
+                 no host = this machine); with -browse, servers announced
+                 on the local network by mDNS. Only servers running as
+                 root (elevated on Windows) are listed, never hidden ones
+  -qr-port N     UDP port the host answers -QR on (default 50100)
+  -dry-run       parse and validate -k, print it normalised, and exit
+  -v             log connection events on standard error
+
+`

@@ -1,0 +1,186 @@
+// Package kdsrvcli is the command line of kdsrv: flags, the "kdsrv cert"
+// subcommand, and the explicit start of kdsrv's optional parts (discovery,
+// IcfEnable) around a server.Server. cmd/kdsrv calls Main; tests and
+// kdbench call it in-process.
+package kdsrvcli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"strings"
+	"time"
+
+	"kdsrv/internal/discovery"
+	"kdsrv/internal/firewall"
+	"kdsrv/internal/server"
+	"kdsrv/internal/spec"
+	"kdsrv/internal/targetlink"
+	"kdsrv/internal/transport"
+)
+
+// env holds what kdsrv takes from the machine that tests replace.
+type env struct {
+	// elevated reports whether this process may be listed by -QR (CI
+	// runs as root, so tests decide).
+	elevated func() bool
+	// openFirewall and openPipesFirewall open the firewall (IcfEnable).
+	openFirewall      func(ctx context.Context, r firewall.Request) (firewall.Result, error)
+	openPipesFirewall func(ctx context.Context) (firewall.Result, error)
+}
+
+func defaultEnv() env {
+	return env{
+		elevated:          discovery.Elevated,
+		openFirewall:      firewall.Open,
+		openPipesFirewall: firewall.OpenPipes,
+	}
+}
+
+// Main runs kdsrv with args (without the program name) until ctx ends or
+// the server stops. It returns the exit code: 0 success, 1 failure, 2 bad
+// usage.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return run(ctx, args, stdout, stderr, defaultEnv())
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, e env) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "cert":
+			return certMain(ctx, args[1:], stdout, stderr)
+		}
+	}
+	var o options
+	fs := newFlagSet(&o, stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	usage := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "kdsrv: "+format+"\n(kdsrv -h shows the usage)\n", a...)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		return usage("unexpected argument %q", fs.Arg(0))
+	}
+	if len(o.transports) == 0 {
+		return usage("no transport: give at least one -t, e.g. -t tcp:port=5005")
+	}
+	var parsed []*spec.Transport
+	for _, s := range o.transports {
+		t, err := spec.ParseServerTransport(s)
+		if err != nil {
+			return usage("-t: %v", err)
+		}
+		parsed = append(parsed, t)
+	}
+	allow, err := targetlink.NewAllowList(o.allows, true)
+	if err != nil {
+		return usage("-allow: %v", err)
+	}
+	for _, t := range parsed {
+		for _, w := range t.Warnings() {
+			fmt.Fprintf(stderr, "kdsrv: warning: %s: %s\n", t, w)
+		}
+	}
+	if o.dryRun {
+		for _, t := range parsed {
+			fmt.Fprintln(stdout, t.String())
+		}
+		return 0
+	}
+	logger := log.New(io.Discard, "", 0)
+	if o.verbose {
+		logger = log.New(stderr, "kdsrv: ", log.LstdFlags)
+	}
+	s, err := server.New(server.Config{
+		Transports:    parsed,
+		Allow:         allow,
+		Listen:        transportOptions(o.bind, transport.Options{CliconRetry: o.cliconRetry}),
+		AllowShutdown: o.allowEndpsrv,
+		Logger:        logger,
+		Ready: func(d string) {
+			if strings.Contains(d, "clicon=") {
+				fmt.Fprintf(stdout, "kdsrv: connecting to the client of %s\n", d)
+				return
+			}
+			fmt.Fprintf(stdout, "kdsrv: listening on %s\n", d)
+		},
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "kdsrv: %v\n", err)
+		return 1
+	}
+	if err := s.Listen(ctx); err != nil {
+		fmt.Fprintf(stderr, "kdsrv: %v\n", err)
+		return 1
+	}
+
+	// The optional parts start once every listener is open and before
+	// clients are served; they stop at exit, in reverse order. An error
+	// stops kdsrv.
+	var stops []func()
+	defer func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}()
+	fail := func(part string, err error) int {
+		fmt.Fprintf(stderr, "kdsrv: %s: %v\n", part, err)
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = s.Shutdown(sctx)
+		cancel()
+		return 1
+	}
+	stop, err := startDiscovery(discoveryConfig{
+		qrPort:   o.qrPort,
+		registry: o.registry,
+		noMDNS:   o.noMDNS,
+		bindHost: o.bind,
+		elevated: e.elevated(),
+	}, s, parsed, stderr, logger)
+	if err != nil {
+		return fail("discovery", err)
+	}
+	if stop != nil {
+		stops = append(stops, stop)
+	}
+	startFirewall(ctx, e, s, parsed, stderr)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.Serve() }()
+	var result error
+	select {
+	case <-ctx.Done():
+	case <-s.ShutdownRequested():
+	case result = <-serveErr:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Shutdown(sctx); err != nil {
+		fmt.Fprintf(stderr, "kdsrv: %v\n", err)
+		return 1
+	}
+	if result == nil {
+		result = <-serveErr
+	}
+	if result != nil && !errors.Is(result, server.ErrServerClosed) {
+		fmt.Fprintf(stderr, "kdsrv: %v\n", result)
+		return 1
+	}
+	return 0
+}
+
+func transportOptions(bind string, o transport.Options) transport.Options {
+	o.BindHost = bind
+	o.PID = os.Getpid()
+	o.TID = os.Getpid() // the main thread's id equals the process id on Linux
+	return o
+}

@@ -1,0 +1,56 @@
+package kdsrvcli
+
+// Usage is the top of kdsrv's --help text; spec.ServerHelp follows it.
+const Usage = `kdsrv — KD connection server
+
+Usage:
+  kdsrv -t TRANSPORT [-t TRANSPORT ...] [options]
+  kdsrv -dry-run -t TRANSPORT ...
+  kdsrv cert create NAME | kdsrv cert list   certificates for ssl/spipe (kdsrv cert -h)
+
+kdsrv runs on the machine that owns a kernel debug link (serial cable, a
+VM's serial pipe, KDCOM over TCP) and lets remote smart clients (kdclient,
+or WinDbg's -k kdsrv:...) use it. Each -t adds a transport clients connect
+over; one process may serve several.
+
+When a listener is ready kdsrv prints one line per transport on standard
+output, for example:
+  kdsrv: listening on tcp:port=53:60
+(the port actually used, then the end of the range, as -QR shows it), or
+for a reverse connection "kdsrv: connecting to the client of tcp:clicon=...".
+SIGINT or SIGTERM stops the server cleanly: sessions end, targets are
+released, and kdsrv exits 0.
+
+Options:
+  -t TRANSPORT     a transport (see the forms below); repeatable
+  -allow PATTERN   allow clients to open this target link; repeatable.
+                   Without -allow only local serial devices may be opened
+                   (/dev/ttyS*, /dev/ttyUSB*, /dev/ttyACM*, COMn). Patterns:
+                     /path/glob         serial devices or VM pipe sockets,
+                                        e.g. -allow '/run/vm/*.sock'
+                     HOST:PORT, HOST:*  com:ipport targets, e.g. 127.0.0.1:*
+                     net:PORT, net:*    KDNET UDP ports
+  -bind ADDR       listen for tcp/ssl clients on this address only
+                   (default: every interface, like the original)
+  -allow-endpsrv   let clients stop the server (kdclient ... endpsrv)
+  -clicon-retry    reverse connections (clicon=): keep dialing the client
+                   after a refused or broken connection instead of exiting
+  -qr-port N       answer kdclient -QR queries on UDP port N (default
+                   50100, 0 = never answer). Only servers running as root
+                   (elevated on Windows) are listed, and never hidden or
+                   clicon transports
+  -no-mdns         do not announce this server on the local network by
+                   multicast DNS (kdclient -QR -browse)
+  -dry-run         parse and validate every -t, print each normalised, exit
+  -v               log client and target events on standard error
+
+Target links opened for clients take omitted settings from this machine's
+environment: _NT_DEBUG_PORT and _NT_DEBUG_BAUD_RATE (see the trans= forms
+in kdclient -h).
+
+Passwords on tcp, npipe and com are never sent over the network (a mutual
+challenge-response proves them), but those transports are not encrypted:
+anyone on the path can read the debugging session. Use ssl or spipe for a
+private session.
+
+`
