@@ -28,6 +28,7 @@ var usageText = fmt.Sprintf(`kdtarget — a simulated Windows x64 kernel debug t
 
 Usage:
   kdtarget -listen unix:PATH | tcp:HOST:PORT | pty  [options]   serve debuggers
+  kdtarget -listen serial:DEVICE[,baud=N]           [options]   on a serial port
   kdtarget -connect tcp:HOST:PORT | unix:PATH       [options]   dial out to one
   kdtarget -kdnet HOST:PORT -key a.b.c.d            [options]   KDNET over UDP
 
@@ -42,8 +43,20 @@ target of the debugger host HOST:PORT, like bcdedit /dbgsettings net
 hostip:HOST port:PORT key:KEY: it pokes the host every 3 s until one
 answers, and a host that restarts is found again by the next poke.
 
+-listen serial:DEVICE serves debuggers on a serial port (/dev/ttyS0, COM1)
+in raw 8N1 mode at baud N (default 115200), as a kernel's debug port does;
+if the device fails it is opened again until it works.
+
+As a VM's /init (process 1 on Linux), kdtarget mounts devtmpfs on /dev and
+proc on /proc if they are missing, takes its options from the kernel
+command line after "--" (e.g. append "console=ttyS0 -- -listen
+serial:/dev/ttyS0"), turns the kernel's console messages down so they do
+not cut into KD packets, and powers the machine off, saying why, if it
+ever has to stop. scripts/vm-initramfs.sh builds such an initramfs.
+
 When ready, kdtarget prints one line on standard output:
   kdtarget: listening on unix:/tmp/kd.sock
+  kdtarget: listening on serial:/dev/ttyS0,baud=115200
   kdtarget: pty /dev/pts/5
   kdtarget: connecting to tcp:127.0.0.1:5555
   kdtarget: kdnet to 192.168.0.10:50000
@@ -51,7 +64,8 @@ Ctrl-C or SIGTERM stops it (exit status 0). Bad usage exits with 2, a
 failure to set up the endpoint with 1.
 
 Options:
-  -listen EP        serve debuggers on EP: unix:PATH, tcp:HOST:PORT, pty
+  -listen EP        serve debuggers on EP: unix:PATH, tcp:HOST:PORT, pty,
+                    serial:DEVICE[,baud=N]
   -connect EP       dial a debugger at EP: tcp:HOST:PORT, unix:PATH
   -kdnet HOST:PORT  be a KDNET target of the debugger host HOST:PORT (UDP)
   -key a.b.c.d      the KDNET key (with -kdnet); the host must use the same
@@ -89,6 +103,12 @@ Examples:
     kdtarget -listen pty                          (QEMU -serial pty)
     kdtarget -listen unix:/tmp/kd.sock            (QEMU -serial unix:/tmp/kd.sock,server)
     kdtarget -connect tcp:127.0.0.1:5555          (QEMU -serial tcp:127.0.0.1:5555)
+  As the kernel of a QEMU guest (docs/setups.md), debugged on its COM1:
+    scripts/vm-initramfs.sh kdtarget.cpio.gz
+    qemu-system-x86_64 -m 256M -nographic -kernel /boot/vmlinuz-... \
+      -initrd kdtarget.cpio.gz -append 'console=ttyS0 -- -listen serial:/dev/ttyS0' \
+      -serial unix:/tmp/vm.sock,server=on,wait=off
+    kdclient -k 'kdsrv:server=@{...},trans=@{com:pipe,port=/tmp/vm.sock}' version
 
 Simulated memory (virtual addresses):
   %#016x  kernel image (nt), %d MiB; a minimal PE header at its start
@@ -243,9 +263,12 @@ func parseArgs(args []string) (*options, error) {
 		if n == sim.NetworkPTY {
 			return nil, usagef("-connect pty: a pty cannot be dialled; use -listen pty")
 		}
+		if n == sim.NetworkSerial {
+			return nil, usagef("-connect %s: a serial port is not dialled; use -listen %s", o.connect, o.connect)
+		}
 		o.network, o.address = n, a
 	default:
-		return nil, usagef("say where debuggers reach the target: -listen unix:PATH|tcp:HOST:PORT|pty, -connect tcp:HOST:PORT|unix:PATH or -kdnet HOST:PORT -key a.b.c.d")
+		return nil, usagef("say where debuggers reach the target: -listen unix:PATH|tcp:HOST:PORT|pty|serial:DEVICE, -connect tcp:HOST:PORT|unix:PATH or -kdnet HOST:PORT -key a.b.c.d")
 	}
 	return o, nil
 }
@@ -278,6 +301,13 @@ func (o *options) serve(ctx context.Context, t *sim.Target, stdout io.Writer, lo
 	case o.connect != "":
 		eo.Ready = func(addr string) { fmt.Fprintf(stdout, "kdtarget: connecting to %s\n", addr) }
 		return sim.Connect(ctx, t, o.network, o.address, eo)
+	case o.network == sim.NetworkSerial:
+		device, baud, err := sim.ParseSerial(o.address)
+		if err != nil {
+			return err
+		}
+		eo.Ready = func(addr string) { fmt.Fprintf(stdout, "kdtarget: listening on %s\n", addr) }
+		return sim.ServeSerial(ctx, t, device, baud, eo)
 	case o.network == sim.NetworkPTY:
 		eo.Ready = func(path string) { fmt.Fprintf(stdout, "kdtarget: pty %s\n", path) }
 		return sim.ServePTY(ctx, t, eo)
@@ -321,8 +351,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func main() {
+	args := os.Args[1:]
+	pid1 := asInit()
+	if pid1 {
+		args = initSetup(args, os.Stderr)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := run(ctx, args, os.Stdout, os.Stderr)
 	stop()
+	if pid1 {
+		initExit(code, os.Stderr) // does not return
+	}
 	os.Exit(code)
 }

@@ -51,6 +51,9 @@ func TestParseArgs(t *testing.T) {
 		}},
 		{[]string{"-listen", "tcp:[::1]:0", "-data-size", "4096"}, func(o *options) bool { return o.dataSize == 4096 }},
 		{[]string{"-listen", "tcp:[::1]:0", "-data-size", "1GiB"}, func(o *options) bool { return o.dataSize == 1<<30 }},
+		{[]string{"-listen", "serial:/dev/ttyS0,baud=921600"}, func(o *options) bool {
+			return o.network == sim.NetworkSerial && o.address == "/dev/ttyS0,baud=921600"
+		}},
 	}
 	for _, c := range good {
 		o, err := parseArgs(c.args)
@@ -65,6 +68,8 @@ func TestParseArgs(t *testing.T) {
 		{nil, "-listen"},
 		{[]string{"-listen", "pty", "-connect", "tcp:h:1"}, "exclude"},
 		{[]string{"-connect", "pty"}, "cannot be dialled"},
+		{[]string{"-connect", "serial:/dev/ttyS0"}, "not dialled"},
+		{[]string{"-listen", "serial:/dev/ttyS0,baud=x"}, "not a rate"},
 		{[]string{"-listen", "udp:1.2.3.4:5"}, "unknown kind"},
 		{[]string{"-listen", "pty", "extra"}, "unexpected argument"},
 		{[]string{"-listen", "pty", "-cpus", "0"}, "-cpus"},

@@ -77,9 +77,10 @@ func (o *EndpointOptions) logf(format string, args ...any) {
 	}
 }
 
-// ParseEndpoint splits an endpoint written as "unix:PATH", "tcp:HOST:PORT"
-// or "pty" into a network (NetworkUnix, NetworkTCP, NetworkPTY) and an
-// address. The scheme is case-insensitive. The TCP port must be a number
+// ParseEndpoint splits an endpoint written as "unix:PATH", "tcp:HOST:PORT",
+// "pty" or "serial:DEVICE[,baud=N]" into a network (NetworkUnix,
+// NetworkTCP, NetworkPTY, NetworkSerial) and an address (for serial,
+// "DEVICE[,baud=N]" as given; ParseSerial splits it). The scheme is case-insensitive. The TCP port must be a number
 // from 0 to 65535 (0 picks a free port when listening).
 func ParseEndpoint(s string) (network, address string, err error) {
 	scheme, rest, hasColon := strings.Cut(s, ":")
@@ -105,8 +106,13 @@ func ParseEndpoint(s string) (network, address string, err error) {
 			return "", "", fmt.Errorf("endpoint %q: port %q is not a number from 0 to 65535", s, port)
 		}
 		return NetworkTCP, net.JoinHostPort(host, port), nil
+	case NetworkSerial:
+		if _, _, err := ParseSerial(rest); err != nil {
+			return "", "", err
+		}
+		return NetworkSerial, rest, nil
 	}
-	return "", "", fmt.Errorf("endpoint %q: unknown kind %q; use unix:PATH, tcp:HOST:PORT or pty", s, scheme)
+	return "", "", fmt.Errorf("endpoint %q: unknown kind %q; use unix:PATH, tcp:HOST:PORT, pty or serial:DEVICE[,baud=N]", s, scheme)
 }
 
 // checkNetwork validates a stream network for Listen and Connect.
@@ -125,6 +131,8 @@ func checkNetwork(op, network, address string) error {
 		return nil
 	case NetworkPTY:
 		return fmt.Errorf("%s: a pty is not a socket; use ServePTY", op)
+	case NetworkSerial:
+		return fmt.Errorf("%s: a serial device is not a socket; use ServeSerial", op)
 	}
 	return fmt.Errorf("%s: unsupported network %q; use unix or tcp", op, network)
 }
