@@ -78,7 +78,10 @@ Options:
   -data-size BYTES  size of the pattern data region; K, M, G suffixes are
                     powers of 1024 (default 16M)
   -dbgprint D       while running, DbgPrint a line every D (e.g. 1s; 0 = off)
-  -halted           start stopped at a breakpoint instead of running
+  -halted           start (and restart after a reboot) stopped at a
+                    breakpoint instead of running
+  -answer-reset     answer a RESET while running, as some VMs' debug stubs
+                    do (a Windows kernel ignores it until it stops)
   -v                log each connection, and its link counters when it ends,
                     on standard error
   -h                this help
@@ -110,17 +113,33 @@ Examples:
       -serial unix:/tmp/vm.sock,server=on,wait=off
     kdclient -k 'kdsrv:server=@{...},trans=@{com:pipe,port=/tmp/vm.sock}' version
 
-Simulated memory (virtual addresses):
-  %#016x  kernel image (nt), %d MiB; a minimal PE header at its start
-  %#016x  KDDEBUGGER_DATA64 block (KDBG), reachable from the GetVersion
-                      DebuggerDataList; PsLoadedModuleList and
-                      PsActiveProcessHead are empty lists
-  %#016x  break-in address (int3; ret) where every stop is reported
+Rebooting the simulated machine:
+  kill -HUP PID     reboots it, like a VM's reset button: memory and
+                    processors start afresh, the kernel loads at a new
+                    address (KASLR) and the debug link restarts its packet
+                    ids (the first packet of the new boot carries the sync
+                    bit). A connected debugger stays connected; a KDNET
+                    target pokes its host with a new session. kdtarget
+                    prints "kdtarget: boot N: kernel at ADDR" on standard
+                    error at each reboot.
+
+The simulated kernel keeps its KD state, as a real one does: packet ids
+continue across debugger connections, a stopped machine stays stopped on
+the same state change, and a running one only polls for the break-in byte
+(a RESET sent while it runs is consumed and ignored, unless -answer-reset).
+
+Simulated memory (virtual addresses; the kernel image moves at every boot):
+  KernBase          kernel image (nt), %d MiB; a minimal PE header at its
+                    start; KernBase is in GetVersion and changes per boot
+  KernBase+%#x  KDDEBUGGER_DATA64 block (KDBG), reachable from the
+                    GetVersion DebuggerDataList; PsLoadedModuleList and
+                    PsActiveProcessHead are empty lists
+  KernBase+%#x  break-in address (int3; ret) where every stop is reported
   %#016x  data region of -data-size bytes: the byte at address A is
                       the top byte of A*0x9E3779B97F4A7C15 (mod 2^64), so
                       tests can check any read (sim.Pattern); writes to
-                      any mapped address are remembered
-`, sim.KernBase, sim.KernSize>>20, sim.DebuggerDataBlock, sim.BreakAddress, sim.DataBase)
+                      any mapped address are remembered until a reboot
+`, sim.KernSize>>20, sim.OffDebuggerDataBlock, sim.OffBreakAddress, sim.DataBase)
 
 // maxDataSize keeps the data region clear of the end of the address space.
 const maxDataSize = 1 << 40
@@ -128,20 +147,21 @@ const maxDataSize = 1 << 40
 // options is the parsed command line. New endpoint kinds add a field here,
 // a case in parseArgs' mode check and a case in serve.
 type options struct {
-	listen   string // -listen endpoint, as given
-	connect  string // -connect endpoint, as given
-	kdnet    string // -kdnet HOST:PORT
-	kdnetKey kdnet.Key
-	kdLocal  string // -kdnet-local
-	network  string // of the chosen endpoint
-	address  string
-	build    uint
-	sp       uint
-	cpus     int
-	dataSize byteSize
-	dbgprint time.Duration
-	halted   bool
-	verbose  bool
+	listen      string // -listen endpoint, as given
+	connect     string // -connect endpoint, as given
+	kdnet       string // -kdnet HOST:PORT
+	kdnetKey    kdnet.Key
+	kdLocal     string // -kdnet-local
+	network     string // of the chosen endpoint
+	address     string
+	build       uint
+	sp          uint
+	cpus        int
+	dataSize    byteSize
+	dbgprint    time.Duration
+	halted      bool
+	answerReset bool
+	verbose     bool
 }
 
 // errHelp is returned by parseArgs for -h.
@@ -205,6 +225,7 @@ func parseArgs(args []string) (*options, error) {
 	fs.Var(&o.dataSize, "data-size", "")
 	fs.DurationVar(&o.dbgprint, "dbgprint", 0, "")
 	fs.BoolVar(&o.halted, "halted", false, "")
+	fs.BoolVar(&o.answerReset, "answer-reset", false, "")
 	fs.BoolVar(&o.verbose, "v", false, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -275,12 +296,14 @@ func parseArgs(args []string) (*options, error) {
 
 func (o *options) config() sim.Config {
 	return sim.Config{
-		Build:       uint16(o.build),
-		ServicePack: uint8(o.sp),
-		Processors:  o.cpus,
-		DataSize:    uint64(o.dataSize),
-		PrintEvery:  o.dbgprint,
-		StartHalted: o.halted,
+		Build:                   uint16(o.build),
+		ServicePack:             uint8(o.sp),
+		Processors:              o.cpus,
+		DataSize:                uint64(o.dataSize),
+		PrintEvery:              o.dbgprint,
+		StartHalted:             o.halted,
+		Strict:                  true,
+		AnswerResetWhileRunning: o.answerReset,
 	}
 }
 
@@ -336,9 +359,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	t := sim.New(o.config())
 	if logger != nil {
 		c := t.Config()
-		logger.Printf("simulating Windows build %d SP%d, %d CPU(s), data region %#x+%#x, %s",
-			c.Build, c.ServicePack, c.Processors, sim.DataBase, c.DataSize, map[bool]string{true: "halted", false: "running"}[c.StartHalted])
+		logger.Printf("simulating Windows build %d SP%d, %d CPU(s), kernel at %#x, data region %#x+%#x, %s",
+			c.Build, c.ServicePack, c.Processors, t.Layout().KernBase, sim.DataBase, c.DataSize, map[bool]string{true: "halted", false: "running"}[c.StartHalted])
 	}
+	stopReboots := rebootOnHangup(t, stderr)
+	defer stopReboots()
 	if err := o.serve(ctx, t, stdout, logger); err != nil {
 		fmt.Fprintf(stderr, "kdtarget: %v\n", err)
 		return 1
@@ -348,6 +373,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		logger.Printf("stopped after %d connection(s), %d requests", s.Connections, s.Requests)
 	}
 	return 0
+}
+
+// rebootOnHangup reboots t at every SIGHUP and says so on w, until stop
+// is called.
+func rebootOnHangup(t *sim.Target, w io.Writer) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-hup:
+				t.Reboot()
+				fmt.Fprintf(w, "kdtarget: boot %d: kernel at %#x\n", t.Boot(), t.Layout().KernBase)
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(quit)
+		<-done
+	}
 }
 
 func main() {

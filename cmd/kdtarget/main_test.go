@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -213,8 +215,8 @@ func TestCommandServesAndStopsOnSIGTERM(t *testing.T) {
 		t.Fatalf("attach: %v", err)
 	}
 	v, err := h.Version(ctx)
-	if err != nil || v.MinorVersion != 22000 || v.KernBase != sim.KernBase {
-		t.Fatalf("version %+v, %v; want build 22000 at KernBase %#x", v, err, sim.KernBase)
+	if err != nil || v.MinorVersion != 22000 || v.KernBase == 0 || v.KernBase%0x200000 != 0 {
+		t.Fatalf("version %+v, %v; want build 22000 at a 2 MiB aligned KernBase", v, err)
 	}
 	got, err := h.ReadVirtual(ctx, sim.DataBase, 16)
 	if err != nil || len(got) != 16 || got[5] != sim.Pattern(sim.DataBase+5) {
@@ -263,5 +265,90 @@ func TestCommandBadFlagExitCode(t *testing.T) {
 		if code != c.code {
 			t.Errorf("kdtarget %q exited %d; want %d; output: %s", c.args, code, c.code, out)
 		}
+	}
+}
+
+// SIGHUP reboots the machine: the connected debugger sees a new boot (the
+// sync bit, a new KernBase), and kdtarget says where the kernel went.
+func TestCommandRebootsOnSIGHUP(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no SIGHUP on Windows")
+	}
+	bin := kdtargetBinary(t)
+	dir, err := os.MkdirTemp("", "kdt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "kd.sock")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-listen", "unix:"+sock)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	lines := make(chan string, 16)
+	for _, r := range []io.Reader{stdout, stderr} {
+		go func() {
+			sc := bufio.NewScanner(r)
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+		}()
+	}
+	waitLine := func(prefix string) string {
+		t.Helper()
+		for {
+			select {
+			case l := <-lines:
+				if strings.HasPrefix(l, prefix) {
+					return l
+				}
+			case <-ctx.Done():
+				t.Fatalf("no line %q", prefix)
+			}
+		}
+	}
+	waitLine("kdtarget: listening on")
+	conn, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := kd.NewLink(conn, kd.Config{Role: kd.RoleHost})
+	defer l.Close()
+	h := kd.NewHost(l, kd.HostOptions{AttachInterval: 200 * time.Millisecond})
+	if _, err := h.Attach(ctx); err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	before, err := h.Version(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Continue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	line := waitLine("kdtarget: boot 2: kernel at ")
+	if _, err := h.Break(ctx); err != nil {
+		t.Fatalf("break after the reboot: %v", err)
+	}
+	after, err := h.Version(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.KernBase == before.KernBase || line != fmt.Sprintf("kdtarget: boot 2: kernel at %#x", after.KernBase) {
+		t.Fatalf("KernBase %#x before, %#x after the reboot; kdtarget said %q", before.KernBase, after.KernBase, line)
 	}
 }

@@ -81,14 +81,14 @@ func attachVersion(t *testing.T, conn io.ReadWriteCloser) {
 		t.Fatalf("attach through the bridge: %v", err)
 	}
 	v, err := h.Version(ctx)
-	if err != nil || v.KernBase != sim.KernBase {
+	if err != nil || v.KernBase != testKernBase {
 		t.Fatalf("version through the bridge: %+v %v", v, err)
 	}
 }
 
 func TestBridgeCLIUnixAndNpipe(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
-	trans, _ := h.addTarget("vm1", sim.Config{})
+	trans, _ := h.addTarget("vm1", sim.Config{KernBase: testKernBase})
 	k := fmt.Sprintf("kdsrv:server=@{%s},trans=@{%s}", h.serverSpec(""), trans)
 
 	sock := filepath.Join(h.dir, "bridge.sock")
@@ -120,7 +120,7 @@ func TestBridgeCLIUnixAndNpipe(t *testing.T) {
 
 func TestBridgeCLITCPAndPTY(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
-	trans, _ := h.addTarget("vm1", sim.Config{})
+	trans, _ := h.addTarget("vm1", sim.Config{KernBase: testKernBase})
 	k := fmt.Sprintf("kdsrv:server=@{%s},trans=@{%s}", h.serverSpec(""), trans)
 
 	ready, stop := runBridgeMain(t, k, "tcp:127.0.0.1:0")

@@ -51,14 +51,14 @@ func runSuite(t *testing.T, s *session, tgt *sim.Target, lossyLink bool) *kd.Hos
 	if err != nil {
 		t.Fatalf("attach: %v", err)
 	}
-	if sc.ProgramCounter != sim.BreakAddress || sc.Exception.ExceptionCode != kd.StatusBreakpoint {
+	if sc.ProgramCounter != tgt.Layout().BreakAddress || sc.Exception.ExceptionCode != kd.StatusBreakpoint {
 		t.Fatalf("state change %v", sc)
 	}
 	v, err := h.Version(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.KernBase != sim.KernBase || v.MinorVersion != tgt.Config().Build || v.MachineType != kd.MachineAMD64 {
+	if v.KernBase != tgt.Layout().KernBase || v.MinorVersion != tgt.Config().Build || v.MachineType != kd.MachineAMD64 {
 		t.Fatalf("version %+v", v)
 	}
 	c, err := h.Context(ctx, 0)
@@ -162,7 +162,7 @@ func TestEndToEndPassword(t *testing.T) {
 // state change.
 func TestBridgeDebuggerReattach(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
-	trans, _ := h.addTarget("vm1", sim.Config{})
+	trans, tgt := h.addTarget("vm1", sim.Config{})
 	s, err := h.open(h.serverSpec(""), trans, client.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -207,7 +207,7 @@ func TestBridgeDebuggerReattach(t *testing.T) {
 	if _, err := dh.Attach(tctx); err != nil {
 		t.Fatal(err)
 	}
-	if v, err := dh.Version(tctx); err != nil || v.KernBase != sim.KernBase {
+	if v, err := dh.Version(tctx); err != nil || v.KernBase != tgt.Layout().KernBase {
 		t.Fatalf("version after re-attach: %+v %v", v, err)
 	}
 }

@@ -25,6 +25,10 @@ import (
 	"kdsrv/internal/transport"
 )
 
+// testKernBase is where tests that cannot reach their target's Layout
+// have its first boot load the kernel.
+const testKernBase = 0xfffff80262a00000
+
 // harness is one kdsrv with simulated targets on unix sockets.
 type harness struct {
 	t    testing.TB

@@ -312,7 +312,7 @@ func TestKDNETWrongKeyAndFlood(t *testing.T) {
 		}
 		junk.WriteToUDPAddrPort(b, hostAddr)
 		if i%10_000 == 0 {
-			if v, err := dh.Version(ctx); err != nil || v.KernBase != sim.KernBase {
+			if v, err := dh.Version(ctx); err != nil || v.KernBase != tgt.Layout().KernBase {
 				t.Fatalf("version during the flood (%d sent): %+v %v", i, v, err)
 			}
 		}

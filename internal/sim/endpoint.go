@@ -150,6 +150,7 @@ func checkNetwork(op, network, address string) error {
 // error when the endpoint cannot be set up or stops accepting.
 func Listen(ctx context.Context, t *Target, network, address string, opts EndpointOptions) error {
 	opts.setDefaults()
+	defer t.hold()() // the machine runs between connections too
 	if err := checkNetwork("listen", network, address); err != nil {
 		return err
 	}
@@ -327,6 +328,7 @@ func statsDelta(a, b Stats) string {
 // address.
 func Connect(ctx context.Context, t *Target, network, address string, opts EndpointOptions) error {
 	opts.setDefaults()
+	defer t.hold()() // the machine runs between connections too
 	if err := checkNetwork("connect", network, address); err != nil {
 		return err
 	}

@@ -14,11 +14,15 @@ import (
 // the host every cfg.PokeInterval (default 3s) until a host answers, then
 // serves the kernel over the session. When the host goes away and comes
 // back (a restarted kdsrv or debugger), the next poke starts a new
-// session; the machine's state carries over. ServeKDNET returns nil when
-// ctx ends, and an error only if the endpoint cannot be set up.
+// session; the machine's state carries over. When the machine reboots
+// (Reboot), the endpoint is closed and a new one starts, with a new
+// client random and new sequence numbers, as a rebooted Windows does.
+// ServeKDNET returns nil when ctx ends, and an error only if the endpoint
+// cannot be set up.
 //
-// opts.Ready receives "kdnet:HOST:PORT"; opts.Logf (unless cfg.Logf is
-// set) receives session events. Other EndpointOptions fields are unused.
+// opts.Ready receives "kdnet:HOST:PORT" (once); opts.Logf (unless
+// cfg.Logf is set) receives session events. Other EndpointOptions fields
+// are unused.
 func ServeKDNET(ctx context.Context, t *Target, cfg kdnet.TargetConfig, opts EndpointOptions) error {
 	if cfg.Logf == nil {
 		cfg.Logf = opts.Logf
@@ -26,19 +30,41 @@ func ServeKDNET(ctx context.Context, t *Target, cfg kdnet.TargetConfig, opts End
 	if cfg.AckTimeout == 0 {
 		cfg.AckTimeout = t.cfg.AckTimeout
 	}
-	ep, err := kdnet.DialTarget(ctx, cfg)
-	if err != nil {
-		return err
+	for first := true; ; first = false {
+		boot, end := t.bootDone()
+		ep, err := kdnet.DialTarget(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		if first {
+			opts.ready("kdnet:" + cfg.Host)
+		}
+		opts.logf("%s: boot %d: poking the host", ep, boot)
+		before := t.Stats()
+		start := time.Now()
+		bctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-end:
+				cancel()
+			case <-bctx.Done():
+			}
+		}()
+		err = t.ServeEndpoint(bctx, ep)
+		cancel() // also ends the watcher above
+		ep.Close()
+		opts.logf("%s: stopped after %v; %d session(s); %s", ep, time.Since(start).Round(time.Millisecond), ep.NetStats().Sessions, statsDelta(before, t.Stats()))
+		if ctx.Err() != nil {
+			return nil
+		}
+		select {
+		case <-end:
+			continue // rebooted: a new endpoint, as a new boot
+		default:
+		}
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("kdnet target: %w", err)
+		}
+		return nil
 	}
-	defer ep.Close()
-	opts.ready("kdnet:" + cfg.Host)
-	opts.logf("%s: poking the host", ep)
-	before := t.Stats()
-	start := time.Now()
-	err = t.ServeEndpoint(ctx, ep)
-	opts.logf("%s: stopped after %v; %d session(s); %s", ep, time.Since(start).Round(time.Millisecond), ep.NetStats().Sessions, statsDelta(before, t.Stats()))
-	if err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("kdnet target: %w", err)
-	}
-	return nil
 }

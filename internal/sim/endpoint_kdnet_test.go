@@ -99,7 +99,7 @@ func TestServeKDNET(t *testing.T) {
 	if a := <-ready; a != "kdnet:"+addr {
 		t.Fatalf("ready %q", a)
 	}
-	if v := kdnetVersion(ctx, t, h); v.MinorVersion != 22000 || v.KernBase != KernBase {
+	if v := kdnetVersion(ctx, t, h); v.MinorVersion != 22000 || v.KernBase != tgt.Layout().KernBase {
 		t.Fatalf("version %+v", v)
 	}
 	h.Close()

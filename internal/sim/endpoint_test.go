@@ -158,8 +158,8 @@ func attachAndRead(t *testing.T, tgt *Target, h *kd.Host) {
 	if err != nil {
 		t.Fatalf("version: %v", err)
 	}
-	if v.KernBase != KernBase || v.MinorVersion != tgt.Config().Build {
-		t.Fatalf("version: KernBase %#x build %d; want %#x, %d", v.KernBase, v.MinorVersion, KernBase, tgt.Config().Build)
+	if kb := tgt.Layout().KernBase; v.KernBase != kb || v.MinorVersion != tgt.Config().Build {
+		t.Fatalf("version: KernBase %#x build %d; want %#x, %d", v.KernBase, v.MinorVersion, kb, tgt.Config().Build)
 	}
 	addr := DataBase + 0x1234
 	got, err := h.ReadVirtual(ctx, addr, 64)

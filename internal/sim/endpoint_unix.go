@@ -31,6 +31,7 @@ var maxUnixPath = len(unix.RawSockaddrUnix{}.Path) - 1
 // soon as the slave is reopened. ServePTY returns nil when ctx ends.
 func ServePTY(ctx context.Context, t *Target, opts EndpointOptions) error {
 	opts.setDefaults()
+	defer t.hold()() // the machine runs while no debugger has the pty open
 	master, slavePath, err := ptyraw.Open()
 	if errors.Is(err, ptyraw.ErrUnsupported) {
 		err = ErrPTYUnsupported

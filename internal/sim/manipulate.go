@@ -10,26 +10,35 @@ import (
 // maxBreakpoints is the size of the target's breakpoint table.
 const maxBreakpoints = 32
 
-// manipulate handles one DBGKD_MANIPULATE_STATE64 request while halted.
-func (c *debuggerConn) manipulate(ctx context.Context, req kd.Manipulate) error {
-	t := c.t
+// afterRequest is what the kernel does once a request was executed.
+type afterRequest uint8
+
+const (
+	sendReply      afterRequest = iota // send the reply, wait for the next request
+	resumed                            // Continue: run (or stop again at once after a single step)
+	reportNewState                     // SwitchProcessor: the selected CPU reports a state change
+	rebooting                          // Reboot: no reply; the machine restarts
+)
+
+// execute runs one DBGKD_MANIPULATE_STATE64 request on the halted machine
+// and says what follows; rep is the reply for sendReply.
+func (t *Target) execute(req kd.Manipulate) (rep kd.Manipulate, next afterRequest) {
 	t.mu.Lock()
 	t.stats.Requests++
 	t.mu.Unlock()
-
-	var rep kd.Manipulate
+	mem, phys := t.memories()
 	switch req.API {
 	case kd.APIGetVersion:
 		rep = req.Reply(kd.StatusSuccess, nil)
 		rep.SetVersion(t.version())
 	case kd.APIReadVirtualMemory:
-		rep = readMemory(t.mem, req)
+		rep = readMemory(mem, req)
 	case kd.APIWriteVirtualMemory:
-		rep = writeMemory(t.mem, req)
+		rep = writeMemory(mem, req)
 	case kd.APIReadPhysicalMemory:
-		rep = readMemory(t.physical, req)
+		rep = readMemory(phys, req)
 	case kd.APIWritePhysicalMemory:
-		rep = writeMemory(t.physical, req)
+		rep = writeMemory(phys, req)
 	case kd.APIGetContext:
 		rep = t.getContext(req)
 	case kd.APISetContext:
@@ -56,29 +65,40 @@ func (c *debuggerConn) manipulate(ctx context.Context, req kd.Manipulate) error 
 		rep = req.Reply(kd.StatusSuccess, nil)
 	case kd.APIContinue:
 		t.resume(kd.Continue2Args{ContinueStatus: req.ContinueStatus()})
-		return c.afterContinue(ctx)
+		return rep, resumed
 	case kd.APIContinue2:
 		t.resume(req.Continue2())
-		return c.afterContinue(ctx)
+		return rep, resumed
 	case kd.APISwitchProcessor:
 		t.mu.Lock()
 		if int(req.Processor) < t.cfg.Processors {
 			t.cpu = req.Processor
 		}
 		t.mu.Unlock()
-		// No reply: the selected processor reports a new state change.
-		return c.sendStateChange(ctx)
+		return rep, reportNewState
 	case kd.APIReboot:
-		// No reply; the machine "reboots" and runs.
-		t.mu.Lock()
-		t.halted = false
-		t.mu.Unlock()
-		return nil
+		return rep, rebooting
 	default:
 		t.mu.Lock()
 		t.stats.UnsupportedCalls++
 		t.mu.Unlock()
 		rep = req.Reply(kd.StatusUnsuccessful, nil)
+	}
+	return rep, sendReply
+}
+
+// manipulate handles one request for the forgiving per-connection link
+// (and KDNET endpoints).
+func (c *debuggerConn) manipulate(ctx context.Context, req kd.Manipulate) error {
+	rep, next := c.t.execute(req)
+	switch next {
+	case resumed:
+		return c.afterContinue(ctx)
+	case reportNewState:
+		return c.sendStateChange(ctx)
+	case rebooting:
+		c.t.Reboot()
+		return errRebooted
 	}
 	return c.l.Send(ctx, kd.TypeStateManipulate, rep.Append(nil))
 }
@@ -112,11 +132,12 @@ func (t *Target) resume(a kd.Continue2Args) {
 	t.halted = false
 	t.scAcked = false
 	for i := range t.ctxs {
-		t.ctxs[i].Rip = IdleAddress
+		t.ctxs[i].Rip = t.layout.IdleAddress
 	}
 }
 
 func (t *Target) version() kd.Version {
+	lo := t.Layout()
 	return kd.Version{
 		MajorVersion:       0x000F, // NT, free build
 		MinorVersion:       t.cfg.Build,
@@ -127,9 +148,9 @@ func (t *Target) version() kd.Version {
 		MaxPacketType:      uint8(kd.TypeMax),
 		MaxStateChange:     3,
 		MaxManipulate:      0x31,
-		KernBase:           KernBase,
-		PsLoadedModuleList: PsLoadedModuleList,
-		DebuggerDataList:   DebuggerDataList,
+		KernBase:           lo.KernBase,
+		PsLoadedModuleList: lo.PsLoadedModuleList,
+		DebuggerDataList:   lo.DebuggerDataList,
 	}
 }
 
@@ -227,7 +248,8 @@ func (t *Target) setContextEx(req kd.Manipulate) kd.Manipulate {
 func (t *Target) writeBreakPoint(req kd.Manipulate) kd.Manipulate {
 	a := req.BreakPoint()
 	var orig [1]byte
-	if t.mem.Read(a.Address, orig[:]) != 1 {
+	mem, _ := t.memories()
+	if mem.Read(a.Address, orig[:]) != 1 {
 		return req.Reply(kd.StatusUnsuccessful, nil)
 	}
 	t.mu.Lock()
@@ -237,6 +259,9 @@ func (t *Target) writeBreakPoint(req kd.Manipulate) kd.Manipulate {
 		rep := req.Reply(kd.StatusUnsuccessful, nil)
 		rep.SetBreakPoint(a)
 		return rep
+	}
+	if t.mem != mem {
+		return req.Reply(kd.StatusUnsuccessful, nil) // rebooted meanwhile
 	}
 	if t.mem.write(a.Address, []byte{0xcc}, true) != 1 {
 		return req.Reply(kd.StatusUnsuccessful, nil)
@@ -341,7 +366,9 @@ func (t *Target) writeMSR(req kd.Manipulate) kd.Manipulate {
 
 func (t *Target) queryMemory(req kd.Manipulate) kd.Manipulate {
 	a := req.QueryMemory()
-	mapped, writable := t.mem.Mapped(a.Address)
+	mem, _ := t.memories()
+	lo := t.Layout()
+	mapped, writable := mem.Mapped(a.Address)
 	if !mapped {
 		return req.Reply(kd.StatusUnsuccessful, nil)
 	}
@@ -350,7 +377,7 @@ func (t *Target) queryMemory(req kd.Manipulate) kd.Manipulate {
 	if writable {
 		a.Flags |= 2
 	}
-	if a.Address >= KernBase && a.Address < KernBase+KernSize {
+	if a.Address >= lo.KernBase && a.Address < lo.KernBase+KernSize {
 		a.Flags |= 4
 	}
 	rep := req.Reply(kd.StatusSuccess, nil)

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"syscall"
@@ -20,29 +21,83 @@ import (
 	"kdsrv/internal/kd"
 )
 
-// Layout of the simulated kernel. Addresses are canonical x64 kernel
-// addresses; every list head and pointer below is consistent with the
-// GetVersion reply and the KDBG block.
+// Fixed parts of the simulated machine's address space. The kernel image
+// itself moves at every boot (KASLR, see Layout); these do not.
 const (
-	KernBase            uint64 = 0xfffff80262a00000
-	KernSize            uint64 = 0x01000000
-	PsLoadedModuleList  uint64 = KernBase + 0xC1A000
-	PsActiveProcessHead uint64 = KernBase + 0xC1A010
-	DebuggerDataList    uint64 = KernBase + 0xC1A020 // list head; Flink -> KDBG
-	CmNtCSDVersion      uint64 = KernBase + 0xC1A030 // u32: service pack << 8
-	DebuggerDataBlock   uint64 = KernBase + 0xC1B000 // KDDEBUGGER_DATA64
-	BreakAddress        uint64 = KernBase + 0x3F0000 // DbgBreakPointWithStatus: int3; ret
-	IdleAddress         uint64 = KernBase + 0x3F1000 // where CPUs "run"
-	KPCRBase            uint64 = 0xfffff80260000000  // KPCR of CPU n at KPCRBase + n*KPCRStride
-	KPCRStride          uint64 = 0x10000
-	KPRCBOffset         uint64 = 0x180
-	ThreadBase          uint64 = 0xffff8c85bc229800 // KTHREAD of CPU n at ThreadBase + n*0x1000
-	StackBase           uint64 = 0xfffff80265a00000 // 64 KiB per CPU
-	StackSize           uint64 = 0x10000
+	KernSize    uint64 = 0x01000000
+	KPCRBase    uint64 = 0xfffff80260000000 // KPCR of CPU n at KPCRBase + n*KPCRStride
+	KPCRStride  uint64 = 0x10000
+	KPRCBOffset uint64 = 0x180
+	ThreadBase  uint64 = 0xffff8c85bc229800 // KTHREAD of CPU n at ThreadBase + n*0x1000
+	StackBase   uint64 = 0xfffff80265a00000 // 64 KiB per CPU
+	StackSize   uint64 = 0x10000
 	// DataBase is a region filled with a known pattern (see Pattern), for
 	// memory tests and benchmarks; its size is Config.DataSize.
 	DataBase uint64 = 0xffffa00000000000
 )
+
+// Offsets from KernBase of what lives in the kernel image; Layout adds
+// them to one boot's KernBase.
+const (
+	OffPsLoadedModuleList  uint64 = 0xC1A000
+	OffPsActiveProcessHead uint64 = 0xC1A010
+	OffDebuggerDataList    uint64 = 0xC1A020 // list head; Flink -> KDBG
+	OffCmNtCSDVersion      uint64 = 0xC1A030 // u32: service pack << 8
+	OffDebuggerDataBlock   uint64 = 0xC1B000 // KDDEBUGGER_DATA64
+	OffBreakAddress        uint64 = 0x3F0000 // DbgBreakPointWithStatus: int3; ret
+	OffIdleAddress         uint64 = 0x3F1000 // where CPUs "run"
+	OffSystemCall          uint64 = 0x410000 // KiSystemCall64 (LSTAR)
+)
+
+// Layout is where one boot of the simulated kernel put its image. Like
+// Windows with KASLR, every boot loads the kernel at a new KernBase, and
+// everything inside the image moves with it, so a debugger (or a test)
+// can tell a new boot from the old one.
+type Layout struct {
+	KernBase            uint64
+	PsLoadedModuleList  uint64
+	PsActiveProcessHead uint64
+	DebuggerDataList    uint64
+	CmNtCSDVersion      uint64
+	DebuggerDataBlock   uint64 // the KDBG block
+	BreakAddress        uint64 // where every stop is reported
+	IdleAddress         uint64 // where running CPUs are
+	SystemCall          uint64
+}
+
+// LayoutAt is the layout of a kernel loaded at kernBase.
+func LayoutAt(kernBase uint64) Layout {
+	return Layout{
+		KernBase:            kernBase,
+		PsLoadedModuleList:  kernBase + OffPsLoadedModuleList,
+		PsActiveProcessHead: kernBase + OffPsActiveProcessHead,
+		DebuggerDataList:    kernBase + OffDebuggerDataList,
+		CmNtCSDVersion:      kernBase + OffCmNtCSDVersion,
+		DebuggerDataBlock:   kernBase + OffDebuggerDataBlock,
+		BreakAddress:        kernBase + OffBreakAddress,
+		IdleAddress:         kernBase + OffIdleAddress,
+		SystemCall:          kernBase + OffSystemCall,
+	}
+}
+
+// KASLR range: the kernel is loaded on a 2 MiB boundary in
+// [kaslrLow, kaslrLow + kaslrSlots*2 MiB), clear of the KPCRs and stacks.
+const (
+	kaslrLow   uint64 = 0xfffff80000000000
+	kaslrAlign uint64 = 0x200000
+	kaslrSlots        = 0x4000
+)
+
+// randomKernBase picks a load address for a boot, different from prev.
+func randomKernBase(prev uint64) uint64 {
+	for {
+		b := kaslrLow + uint64(rand.IntN(kaslrSlots))*kaslrAlign
+		fixedLo, fixedHi := KPCRBase, StackBase+64*StackSize
+		if b != prev && (b+KernSize <= fixedLo || b >= fixedHi) {
+			return b
+		}
+	}
+}
 
 // Pattern is the initial content of the data region at addr: a cheap hash,
 // so tests can predict any byte without reading the target.
@@ -58,11 +113,26 @@ type Config struct {
 	Processors  int           // number of CPUs, 1-64 (default 1)
 	DataSize    uint64        // size of the pattern region at DataBase (default 16 MiB)
 	PrintEvery  time.Duration // while running, DbgPrint a line this often (0 = never)
-	StartHalted bool          // start stopped at a breakpoint instead of running
+	StartHalted bool          // start (and restart after a reboot) stopped at a breakpoint instead of running
 	AckTimeout  time.Duration // link retransmission time-out (default 500ms)
 	// PrintRetries is the retry budget of a DbgPrint before the target
 	// decides no debugger is present (default 4).
 	PrintRetries int
+	// KernBase is where the first boot loads the kernel image (0: a
+	// random, 2 MiB aligned address, as KASLR does). Every later boot
+	// (Reboot) picks a new random address.
+	KernBase uint64
+	// Strict makes a KDCOM target keep one KD state for the machine, as a
+	// kernel does: packet ids continue across debugger connections, a
+	// running kernel only polls for the break-in byte, and only a RESET
+	// received while halted or a reboot restarts the id streams (see
+	// kernel.go). Without it every connection gets a fresh link (the old,
+	// forgiving behaviour).
+	Strict bool
+	// AnswerResetWhileRunning makes a running strict target answer RESET
+	// (reply RESET, restart the id streams) as some VMs' debug stubs do.
+	// A Windows kernel that runs consumes and ignores it.
+	AnswerResetWhileRunning bool
 }
 
 func (c *Config) setDefaults() {
@@ -81,6 +151,9 @@ func (c *Config) setDefaults() {
 	if c.PrintRetries <= 0 {
 		c.PrintRetries = 4
 	}
+	if c.AckTimeout <= 0 {
+		c.AckTimeout = 500 * time.Millisecond
+	}
 }
 
 // Stats counts what the target saw, over every debugger connection.
@@ -91,6 +164,7 @@ type Stats struct {
 	Prints           uint64   // DbgPrint packets delivered
 	Connections      uint64   // debugger connections served
 	UnsupportedCalls uint64
+	Boots            uint64 // boots, the first included
 }
 
 type breakpoint struct {
@@ -101,11 +175,15 @@ type breakpoint struct {
 // Target is one simulated machine.
 type Target struct {
 	cfg Config
-	mem *Memory
 
 	serveMu sync.Mutex // one debugger connection at a time
 
 	mu       sync.Mutex
+	layout   Layout
+	mem      *Memory
+	physical *Memory
+	boot     uint64        // boot number, from 1
+	bootEnd  chan struct{} // closed when the current boot ends (Reboot)
 	halted   bool
 	scAcked  bool // the current state change reached a debugger
 	cpu      uint16
@@ -119,35 +197,111 @@ type Target struct {
 	stats    Stats
 	linkSum  kd.Stats
 	curLink  kd.Endpoint
-	physical *Memory
+
+	// The strict KDCOM kernel (kernel.go): its serial port, its power
+	// (the kernel goroutine runs while someone holds the machine on) and
+	// its KD state, kept across connections.
+	port  *serialPort
+	power powerState
+	kdcom kdcomState
 }
 
-// New builds a target.
+// New builds a target and boots it.
 func New(cfg Config) *Target {
 	cfg.setDefaults()
-	t := &Target{
-		cfg:      cfg,
-		mem:      newMemory(),
-		physical: newMemory(),
-		msrs:     make(map[uint32]uint64),
-		bps:      make(map[uint32]breakpoint),
-		nextBP:   1,
-		halted:   cfg.StartHalted,
-		exc:      kd.StatusBreakpoint,
-	}
-	t.buildImage()
+	t := &Target{cfg: cfg, port: newSerialPort()}
+	t.mu.Lock()
+	t.bootLocked(cfg.KernBase)
+	t.mu.Unlock()
 	return t
+}
+
+// bootLocked (re)starts the machine: a fresh memory image with the kernel
+// at kernBase (0 = random), fresh processors, no breakpoints, and the
+// debug link's id streams restarted.
+func (t *Target) bootLocked(kernBase uint64) {
+	if kernBase == 0 {
+		kernBase = randomKernBase(t.layout.KernBase)
+	}
+	t.layout = LayoutAt(kernBase)
+	t.mem = newMemory()
+	t.physical = newMemory()
+	t.msrs = make(map[uint32]uint64)
+	t.bps = make(map[uint32]breakpoint)
+	t.nextBP = 1
+	t.halted = t.cfg.StartHalted
+	t.scAcked = false
+	t.cpu = 0
+	t.exc = kd.StatusBreakpoint
+	t.ctxs, t.special = nil, nil
+	t.ticks = 0
+	t.boot++
+	t.stats.Boots++
+	if t.bootEnd != nil {
+		close(t.bootEnd)
+	}
+	t.bootEnd = make(chan struct{})
+	t.buildImage()
+}
+
+// Reboot restarts the simulated machine, as a reset button does: memory
+// and processors start afresh, the kernel loads at a new KernBase
+// (KASLR), the debug link forgets its packet ids (the first packet of
+// the new boot carries the sync bit) and the machine runs (or stops at
+// its initial breakpoint with StartHalted). A debugger connection that is
+// plugged in stays plugged in, as a VM's serial pipe survives a guest
+// reboot; a KDNET target starts a new session.
+func (t *Target) Reboot() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.bootLocked(0)
+}
+
+// Layout returns where the current boot loaded the kernel.
+func (t *Target) Layout() Layout {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.layout
+}
+
+// Boot returns the number of the current boot (1 for the first).
+func (t *Target) Boot() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.boot
+}
+
+// bootDone returns the current boot number and a channel closed when that
+// boot ends.
+func (t *Target) bootDone() (uint64, <-chan struct{}) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.boot, t.bootEnd
 }
 
 // Config returns the target's configuration (with defaults applied).
 func (t *Target) Config() Config { return t.cfg }
 
-// Memory gives tests direct access to the simulated address space.
-func (t *Target) Memory() *Memory { return t.mem }
+// Memory gives tests direct access to the simulated address space of the
+// current boot.
+func (t *Target) Memory() *Memory {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.mem
+}
 
+// memories returns the current boot's virtual and physical memory.
+func (t *Target) memories() (virt, phys *Memory) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.mem, t.physical
+}
+
+// buildImage lays out the kernel image of a boot. The caller holds t.mu.
 func (t *Target) buildImage() {
 	m := t.mem
-	m.Map("nt", KernBase, KernSize, true, nil)
+	lo := t.layout
+	m.Map("nt", lo.KernBase, KernSize, true, nil)
 	m.Map("kpcr", KPCRBase, KPCRStride*uint64(t.cfg.Processors), true, nil)
 	m.Map("threads", ThreadBase&^(PageSize-1), 0x1000*uint64(t.cfg.Processors)+PageSize, true, nil)
 	m.Map("stacks", StackBase, StackSize*uint64(t.cfg.Processors), true, nil)
@@ -156,33 +310,33 @@ func (t *Target) buildImage() {
 	t.physical.Map("ram", 0, 16<<20, true, Pattern)
 
 	// A minimal PE header so tools that look for the image find one.
-	m.write(KernBase, []byte{'M', 'Z'}, true)
-	m.put32(KernBase+0x3C, 0x108)
-	m.write(KernBase+0x108, []byte{'P', 'E', 0, 0, 0x64, 0x86}, true)
-	m.put32(KernBase+0x108+0x18+0x38, uint32(KernSize)) // SizeOfImage
+	m.write(lo.KernBase, []byte{'M', 'Z'}, true)
+	m.put32(lo.KernBase+0x3C, 0x108)
+	m.write(lo.KernBase+0x108, []byte{'P', 'E', 0, 0, 0x64, 0x86}, true)
+	m.put32(lo.KernBase+0x108+0x18+0x38, uint32(KernSize)) // SizeOfImage
 	// Code at the break address: int3; ret; then int3 padding.
 	code := []byte{0xcc, 0xc3, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0}
-	m.write(BreakAddress, code, true)
+	m.write(lo.BreakAddress, code, true)
 	// Idle loop: pause; jmp $-2.
-	m.write(IdleAddress, []byte{0xf3, 0x90, 0xeb, 0xfc}, true)
+	m.write(lo.IdleAddress, []byte{0xf3, 0x90, 0xeb, 0xfc}, true)
 	// Empty list heads point to themselves.
-	for _, head := range []uint64{PsLoadedModuleList, PsActiveProcessHead} {
+	for _, head := range []uint64{lo.PsLoadedModuleList, lo.PsActiveProcessHead} {
 		m.put64(head, head)
 		m.put64(head+8, head)
 	}
 	// The debugger data list holds the one KDBG block.
-	m.put64(DebuggerDataList, DebuggerDataBlock)
-	m.put64(DebuggerDataList+8, DebuggerDataBlock)
-	m.put32(CmNtCSDVersion, uint32(t.cfg.ServicePack)<<8)
+	m.put64(lo.DebuggerDataList, lo.DebuggerDataBlock)
+	m.put64(lo.DebuggerDataList+8, lo.DebuggerDataBlock)
+	m.put32(lo.CmNtCSDVersion, uint32(t.cfg.ServicePack)<<8)
 	kdbg := kd.BuildDebuggerData(kd.DebuggerData{
-		ListFlink:           DebuggerDataList,
-		ListBlink:           DebuggerDataList,
-		KernBase:            KernBase,
-		PsLoadedModuleList:  PsLoadedModuleList,
-		PsActiveProcessHead: PsActiveProcessHead,
-		CmNtCSDVersion:      CmNtCSDVersion,
+		ListFlink:           lo.DebuggerDataList,
+		ListBlink:           lo.DebuggerDataList,
+		KernBase:            lo.KernBase,
+		PsLoadedModuleList:  lo.PsLoadedModuleList,
+		PsActiveProcessHead: lo.PsActiveProcessHead,
+		CmNtCSDVersion:      lo.CmNtCSDVersion,
 	})
-	m.write(DebuggerDataBlock, kdbg, true)
+	m.write(lo.DebuggerDataBlock, kdbg, true)
 
 	for cpu := range t.cfg.Processors {
 		kpcr := KPCRBase + uint64(cpu)*KPCRStride
@@ -196,13 +350,14 @@ func (t *Target) buildImage() {
 		binary.LittleEndian.PutUint64(sp[0x18:], 0x350ef8)   // Cr4
 		t.special = append(t.special, sp)
 	}
-	t.msrs[0xC0000082] = KernBase + 0x410000 // LSTAR: KiSystemCall64
-	t.msrs[0xC0000101] = KPCRBase            // GS base
-	t.msrs[0x1B] = 0xfee00900                // APIC base
+	t.msrs[0xC0000082] = lo.SystemCall // LSTAR: KiSystemCall64
+	t.msrs[0xC0000101] = KPCRBase      // GS base
+	t.msrs[0x1B] = 0xfee00900          // APIC base
 }
 
 func (t *Target) thread(cpu int) uint64 { return ThreadBase + uint64(cpu)*0x1000 }
 
+// initialContext is a CPU's context at boot. The caller holds t.mu.
 func (t *Target) initialContext(cpu int) kd.ContextX64 {
 	c := kd.ContextX64{
 		ContextFlags: kd.ContextAll,
@@ -210,7 +365,7 @@ func (t *Target) initialContext(cpu int) kd.ContextX64 {
 		SegCs:        0x10, SegDs: 0x2b, SegEs: 0x2b, SegFs: 0x53, SegGs: 0x2b, SegSs: 0x18,
 		EFlags: 0x246,
 		Dr7:    0x400, Dr6: 0xffff0ff0,
-		Rip: BreakAddress,
+		Rip: t.layout.BreakAddress,
 		Rsp: StackBase + uint64(cpu+1)*StackSize - 0x28,
 		Rbp: StackBase + uint64(cpu+1)*StackSize - 0x10,
 	}
@@ -253,6 +408,9 @@ func (t *Target) Stats() Stats {
 // the next Serve call, as a real target keeps running when a debugger goes
 // away. Only one connection is served at a time; a second Serve waits.
 func (t *Target) Serve(ctx context.Context, conn io.ReadWriteCloser) error {
+	if t.cfg.Strict {
+		return t.serveStrict(ctx, conn)
+	}
 	t.serveMu.Lock()
 	defer t.serveMu.Unlock()
 	l := kd.NewTargetLink(conn, kd.Config{AckTimeout: t.cfg.AckTimeout})
@@ -284,7 +442,7 @@ func (t *Target) serve(ctx context.Context, l kd.Endpoint, closeLink func()) err
 	}()
 	c := &debuggerConn{t: t, l: l, present: true}
 	err := c.run(ctx)
-	if ctx.Err() != nil || isDisconnect(err) {
+	if ctx.Err() != nil || isDisconnect(err) || errors.Is(err, errRebooted) {
 		return nil
 	}
 	return err
@@ -354,7 +512,7 @@ func (c *debuggerConn) handle(ctx context.Context, m kd.Message) error {
 			t.exc = kd.StatusBreakpoint
 			t.cpu = 0
 			for i := range t.ctxs {
-				t.ctxs[i].Rip = BreakAddress
+				t.ctxs[i].Rip = t.layout.BreakAddress
 			}
 		}
 		t.mu.Unlock()

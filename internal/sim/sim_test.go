@@ -52,11 +52,12 @@ func ctxT(t testing.TB) context.Context {
 // exerciseTarget runs the acceptance sequence of a debugger against tgt.
 func exerciseTarget(t *testing.T, tgt *Target, h *kd.Host) {
 	ctx := ctxT(t)
+	lo := tgt.Layout()
 	sc, err := h.Attach(ctx)
 	if err != nil {
 		t.Fatalf("attach: %v", err)
 	}
-	if sc.NewState != uint32(kd.StateException) || sc.Exception.ExceptionCode != kd.StatusBreakpoint || sc.ProgramCounter != BreakAddress {
+	if sc.NewState != uint32(kd.StateException) || sc.Exception.ExceptionCode != kd.StatusBreakpoint || sc.ProgramCounter != lo.BreakAddress {
 		t.Fatalf("state change %v", sc)
 	}
 	if got := sc.Control.Instructions(); len(got) != 16 || got[0] != 0xcc || got[1] != 0xc3 {
@@ -66,8 +67,8 @@ func exerciseTarget(t *testing.T, tgt *Target, h *kd.Host) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.MachineType != kd.MachineAMD64 || v.MinorVersion != tgt.cfg.Build || v.KernBase != KernBase ||
-		v.PsLoadedModuleList != PsLoadedModuleList || v.DebuggerDataList != DebuggerDataList || v.ProtocolVersion != 6 {
+	if v.MachineType != kd.MachineAMD64 || v.MinorVersion != tgt.cfg.Build || v.KernBase != lo.KernBase ||
+		v.PsLoadedModuleList != lo.PsLoadedModuleList || v.DebuggerDataList != lo.DebuggerDataList || v.ProtocolVersion != 6 {
 		t.Fatalf("version %+v", v)
 	}
 	// The debugger data block is reachable the way debuggers find it.
@@ -81,14 +82,14 @@ func exerciseTarget(t *testing.T, tgt *Target, h *kd.Host) {
 		t.Fatal(err)
 	}
 	dd, err := kd.DecodeDebuggerData(blk)
-	if err != nil || dd.KernBase != KernBase || dd.PsLoadedModuleList != PsLoadedModuleList || string(blk[0x10:0x14]) != "KDBG" {
+	if err != nil || dd.KernBase != lo.KernBase || dd.PsLoadedModuleList != lo.PsLoadedModuleList || string(blk[0x10:0x14]) != "KDBG" {
 		t.Fatalf("KDBG block %+v %v", dd, err)
 	}
 	c, err := h.Context(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Rip != BreakAddress || c.SegCs != 0x10 || c.Rsp == 0 {
+	if c.Rip != lo.BreakAddress || c.SegCs != 0x10 || c.Rsp == 0 {
 		t.Fatalf("context rip=%#x cs=%#x", c.Rip, c.SegCs)
 	}
 	// Write then read back.
@@ -334,7 +335,7 @@ func TestBreakpointsContextAndControlSpace(t *testing.T) {
 	if sc.NumberProcessors != 2 {
 		t.Fatalf("processors %d", sc.NumberProcessors)
 	}
-	bpAddr := KernBase + 0x5000
+	bpAddr := tgt.Layout().KernBase + 0x5000
 	rep, err := h.Call(ctx, kd.NewWriteBreakPoint(bpAddr))
 	if err != nil || rep.ReturnStatus != kd.StatusSuccess || rep.BreakPoint().Handle == 0 {
 		t.Fatalf("write breakpoint: %v %v", rep, err)
@@ -376,7 +377,7 @@ func TestBreakpointsContextAndControlSpace(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc, err = h.WaitStateChange(ctx)
-	if err != nil || sc.Exception.ExceptionCode != kd.StatusSingleStep || sc.ProgramCounter != BreakAddress+1 {
+	if err != nil || sc.Exception.ExceptionCode != kd.StatusSingleStep || sc.ProgramCounter != tgt.Layout().BreakAddress+1 {
 		t.Fatalf("single step: %v %v", sc, err)
 	}
 }

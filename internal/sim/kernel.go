@@ -1,0 +1,621 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"kdsrv/internal/kd"
+)
+
+// The strict KDCOM kernel (Config.Strict) models what a Windows kernel's
+// KDCOM transport does (kd-protocol.md §1.4–1.7, ReactOS kddll and
+// Microsoft BdLib):
+//
+//   - The machine has one serial port and one KD state: the id it sends
+//     next, the id it expects next, whether a debugger is present, where
+//     it is stopped. Debugger connections are cables plugged into the
+//     port; they come and go, the state stays.
+//   - While it runs, the kernel only polls for the break-in byte: every
+//     other byte, a RESET included, is consumed and ignored (unless
+//     Config.AnswerResetWhileRunning). A DbgPrint has a retry budget;
+//     when it runs out the kernel decides no debugger is present and
+//     restarts its id streams.
+//   - While it is stopped it sends its state change (retried forever),
+//     then serves manipulate requests one by one: data packets are ACKed
+//     with the id as received, a duplicate id is ACKed and ignored, an id
+//     other than 0x80800000/0x80800001 or a corrupt packet gets RESEND,
+//     a packet of another type is ACKed and ignored, and a RESEND, a
+//     RESET or a lone break-in byte make it send the state change again.
+//   - Only a RESET received while stopped (both streams restart at
+//     0x80800000) or a boot (the first packet carries the sync bit)
+//     restarts the id streams.
+
+var (
+	// errRebooted unwinds the kernel when the machine reboots.
+	errRebooted = errors.New("sim: the machine rebooted")
+	// errTimeout: nothing arrived within the time-out.
+	errTimeout = errors.New("sim: receive time-out")
+	// errNotPresent: a packet with a retry budget was never acknowledged.
+	errNotPresent = errors.New("sim: no debugger acknowledged the packet")
+	// errResendStateChange: the debugger asked (RESEND, RESET, break-in)
+	// for the state change again.
+	errResendStateChange = errors.New("sim: the debugger asked for the state change again")
+)
+
+// portWriteTimeout bounds one write on the serial port: a debugger that
+// stops reading loses its connection, not the kernel.
+const portWriteTimeout = 5 * time.Second
+
+// portReaderGrace bounds how long unplugging waits for the connection's
+// reader after closing it (a blocking descriptor may not be interrupted).
+const portReaderGrace = 2 * time.Second
+
+// serialPort is the machine's UART. At most one connection is plugged in;
+// without one, what the kernel writes is lost and nothing arrives.
+type serialPort struct {
+	mu   sync.Mutex
+	conn io.ReadWriteCloser
+	rx   chan []byte // received bytes, from the connection's reader
+}
+
+func newSerialPort() *serialPort { return &serialPort{rx: make(chan []byte, 8)} }
+
+// plug connects conn. dead is closed when conn fails (the debugger went
+// away); unplug disconnects it, closes it and waits for its reader.
+func (p *serialPort) plug(conn io.ReadWriteCloser) (dead <-chan struct{}, unplug func()) {
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	p.mu.Lock()
+	p.conn = conn
+	p.mu.Unlock()
+	go func() {
+		defer close(done)
+		for {
+			b := make([]byte, 4096)
+			n, err := conn.Read(b)
+			if n > 0 {
+				select {
+				case p.rx <- b[:n]:
+				case <-quit:
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	unplug = func() {
+		p.mu.Lock()
+		if p.conn == conn {
+			p.conn = nil
+		}
+		p.mu.Unlock()
+		close(quit)
+		_ = conn.Close()
+		t := time.NewTimer(portReaderGrace)
+		select {
+		case <-done:
+		case <-t.C:
+		}
+		t.Stop()
+		// What the departed debugger sent and the kernel did not read yet
+		// is gone with it.
+		for {
+			select {
+			case <-p.rx:
+			default:
+				return
+			}
+		}
+	}
+	return done, unplug
+}
+
+// write sends b to whatever is plugged in.
+func (p *serialPort) write(b []byte) {
+	p.mu.Lock()
+	c := p.conn
+	p.mu.Unlock()
+	if c == nil {
+		return // no cable: the bytes are lost, as on a real line
+	}
+	if wd, ok := c.(writeDeadliner); ok {
+		_ = wd.SetWriteDeadline(time.Now().Add(portWriteTimeout))
+	}
+	if _, err := c.Write(b); err != nil {
+		_ = c.Close() // its reader fails next, which ends the connection
+	}
+}
+
+type writeDeadliner interface{ SetWriteDeadline(time.Time) error }
+
+// powerState runs the kernel goroutine while at least one holder (an
+// endpoint, or a Serve call) keeps the machine on.
+type powerState struct {
+	mu      sync.Mutex
+	holders int
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// hold keeps a strict machine's kernel running until release is called.
+// A forgiving machine has no kernel goroutine: hold does nothing.
+func (t *Target) hold() (release func()) {
+	if !t.cfg.Strict {
+		return func() {}
+	}
+	p := &t.power
+	p.mu.Lock()
+	if p.holders == 0 {
+		if p.done != nil {
+			<-p.done // the previous run, already cancelled
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		p.cancel, p.done = cancel, done
+		go func() {
+			defer close(done)
+			t.runKernel(ctx)
+		}()
+	}
+	p.holders++
+	p.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			p.mu.Lock()
+			p.holders--
+			if p.holders > 0 {
+				p.mu.Unlock()
+				return
+			}
+			p.cancel()
+			done := p.done
+			p.mu.Unlock()
+			<-done
+		})
+	}
+}
+
+// serveStrict plugs conn into the machine's serial port until conn fails
+// or ctx ends.
+func (t *Target) serveStrict(ctx context.Context, conn io.ReadWriteCloser) error {
+	release := t.hold()
+	defer release()
+	t.serveMu.Lock()
+	defer t.serveMu.Unlock()
+	t.mu.Lock()
+	t.stats.Connections++
+	t.mu.Unlock()
+	dead, unplug := t.port.plug(conn)
+	defer unplug()
+	select {
+	case <-dead:
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// kdcomState is the kernel's KD transport state. Only the kernel
+// goroutine uses it (one at a time, see hold); it outlives connections
+// and power cycles of the simulation, and is restarted by a boot.
+type kdcomState struct {
+	boot     uint64 // the boot these ids belong to
+	sendID   uint32
+	expectID uint32
+	present  bool // a debugger answered (KdDebuggerNotPresent cleared)
+	dec      kd.Decoder
+	noise    uint64 // dec.Discarded already counted
+	// breakPending: a break-in byte arrived while a packet was being
+	// sent; the kernel stops once the send is over.
+	breakPending bool
+}
+
+// kernel is one run of the kernel goroutine.
+type kernel struct {
+	t   *Target
+	s   *kdcomState
+	cfg Config
+	end <-chan struct{} // closed when the current boot ends
+}
+
+// runKernel runs the machine's kernel until ctx ends (power off).
+func (t *Target) runKernel(ctx context.Context) {
+	k := &kernel{t: t, s: &t.kdcom, cfg: t.cfg}
+	for ctx.Err() == nil {
+		_ = k.runBoot(ctx) // errRebooted: start the new boot; otherwise ctx ended
+	}
+}
+
+// runBoot runs one boot until the machine reboots or ctx ends.
+func (k *kernel) runBoot(ctx context.Context) error {
+	boot, end := k.t.bootDone()
+	k.end = end
+	if k.s.boot != boot {
+		// A boot: the first packet goes out as 0x80800800 (INITIAL|SYNC).
+		*k.s = kdcomState{boot: boot, sendID: kd.InitialPacketID | kd.SyncPacketID, expectID: kd.InitialPacketID, present: true}
+	}
+	for {
+		var err error
+		if k.t.Halted() {
+			err = k.stopped(ctx)
+		} else {
+			err = k.running(ctx)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// count updates the link counters.
+func (k *kernel) count(f func(s *kd.Stats)) {
+	k.t.mu.Lock()
+	f(&k.t.linkSum)
+	k.t.mu.Unlock()
+}
+
+// frame returns the next frame from the line, or errTimeout if none
+// completes within d. A packet that stops mid-way is returned as
+// FrameCorrupt when its header was complete.
+func (k *kernel) frame(ctx context.Context, d time.Duration) (kd.Frame, error) {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		f, ok := k.s.dec.Next()
+		if n := k.s.dec.Discarded; n > k.s.noise {
+			k.count(func(s *kd.Stats) { s.NoiseBytes += n - k.s.noise })
+			k.s.noise = n
+		}
+		if ok {
+			return f, nil
+		}
+		// The time-out runs from the last byte, as in a UART poll loop.
+		if timer == nil {
+			timer = time.NewTimer(d)
+		} else {
+			timer.Reset(d)
+		}
+		select {
+		case b := <-k.t.port.rx:
+			k.s.dec.Feed(b)
+		case <-timer.C:
+			if k.s.dec.MidPacket() {
+				if f, ok := k.s.dec.Abort(); ok {
+					return f, nil
+				}
+				continue
+			}
+			return kd.Frame{}, errTimeout
+		case <-ctx.Done():
+			return kd.Frame{}, ctx.Err()
+		case <-k.end:
+			return kd.Frame{}, errRebooted
+		}
+	}
+}
+
+// control writes a control packet.
+func (k *kernel) control(t kd.PacketType, id uint32) {
+	k.t.port.write(kd.AppendControl(nil, t, id))
+}
+
+// resetStreams handles a RESET: both id streams restart at 0x80800000 and
+// the kernel answers RESET (id 0).
+func (k *kernel) resetStreams() {
+	k.s.sendID, k.s.expectID = kd.InitialPacketID, kd.InitialPacketID
+	k.count(func(s *kd.Stats) { s.ResetsReceived++; s.ResetsSent++ })
+	k.control(kd.TypeReset, 0)
+}
+
+// validHostID reports whether id is one a host may use (BdLib compares
+// without masking: anything else is a corrupted header).
+func validHostID(id uint32) bool { return id == kd.InitialPacketID || id == kd.InitialPacketID|1 }
+
+// running polls for a break-in while the machine runs, and prints now and
+// then. It returns nil once the machine stopped.
+func (k *kernel) running(ctx context.Context) error {
+	// Whatever was half received while stopped is not parsed any more.
+	k.s.dec = kd.Decoder{}
+	k.s.noise = 0
+	next := time.Now().Add(k.cfg.PrintEvery)
+	for {
+		if k.s.breakPending {
+			k.s.breakPending = false
+			k.breakIn()
+			return nil
+		}
+		d := time.Hour
+		if k.cfg.PrintEvery > 0 {
+			d = time.Until(next)
+			if d <= 0 {
+				next = time.Now().Add(k.cfg.PrintEvery)
+				if err := k.tick(ctx); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		f, err := k.frame(ctx, d)
+		if errors.Is(err, errTimeout) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		switch {
+		case f.Kind == kd.FrameBreakIn:
+			k.count(func(s *kd.Stats) { s.BreakInsRecv++ })
+			k.breakIn()
+			return nil
+		case f.Kind == kd.FramePacket && f.Packet.Type == kd.TypeReset && k.cfg.AnswerResetWhileRunning:
+			k.resetStreams()
+		default:
+			// A running kernel does not parse packets: consumed, lost.
+			k.count(func(s *kd.Stats) { s.Dropped++ })
+		}
+	}
+}
+
+// breakIn stops the machine at the break-in breakpoint.
+func (k *kernel) breakIn() {
+	k.s.present = true
+	k.t.breakIn()
+}
+
+func (t *Target) breakIn() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.halted {
+		return
+	}
+	t.halted = true
+	t.scAcked = false
+	t.exc = kd.StatusBreakpoint
+	t.cpu = 0
+	for i := range t.ctxs {
+		t.ctxs[i].Rip = t.layout.BreakAddress
+	}
+}
+
+// tick prints a line while running, if a debugger is present.
+func (k *kernel) tick(ctx context.Context) error {
+	if !k.s.present {
+		return nil
+	}
+	t := k.t
+	t.mu.Lock()
+	t.ticks++
+	n := t.ticks
+	t.mu.Unlock()
+	d := kd.NewPrintString(fmt.Appendf(nil, "kdtarget: tick %d\n", n))
+	err := k.send(ctx, kd.TypeDebugIO, d.Append(nil), k.cfg.PrintRetries)
+	if errors.Is(err, errNotPresent) {
+		return nil
+	}
+	if err == nil {
+		t.mu.Lock()
+		t.stats.Prints++
+		t.mu.Unlock()
+	}
+	return err
+}
+
+// stopped is the kernel in the debugger (KdpSendWaitContinue): report the
+// stop, then serve requests until a Continue. It returns nil once the
+// machine runs again.
+func (k *kernel) stopped(ctx context.Context) error {
+	t := k.t
+	t.mu.Lock()
+	resend := !t.scAcked
+	t.mu.Unlock()
+	for {
+		if resend {
+			if err := k.sendStateChange(ctx); err != nil {
+				return err
+			}
+			resend = false
+		}
+		// A break-in that arrived while sending is moot: we are stopped.
+		k.s.breakPending = false
+		p, err := k.receive(ctx)
+		switch {
+		case errors.Is(err, errResendStateChange):
+			resend = true
+			continue
+		case errors.Is(err, errTimeout):
+			continue
+		case err != nil:
+			return err
+		}
+		req, err := kd.DecodeManipulate(p.Payload)
+		if err != nil {
+			continue // acknowledged, not understood: wait for the next one
+		}
+		rep, next := t.execute(req)
+		switch next {
+		case sendReply:
+			if err := k.send(ctx, kd.TypeStateManipulate, rep.Append(nil), 0); err != nil {
+				return err
+			}
+		case resumed:
+			if !t.Halted() {
+				return nil
+			}
+			resend = true // a single step stops again at once
+		case reportNewState:
+			resend = true
+		case rebooting:
+			t.Reboot()
+			return errRebooted
+		}
+	}
+}
+
+// sendStateChange reports the current stop (retried until acknowledged).
+func (k *kernel) sendStateChange(ctx context.Context) error {
+	sc := k.t.stateChange()
+	if err := k.send(ctx, kd.TypeStateChange64, sc.Append(nil), 0); err != nil {
+		return err
+	}
+	k.t.mu.Lock()
+	k.t.scAcked = true
+	k.t.stats.StateChanges++
+	k.t.mu.Unlock()
+	return nil
+}
+
+// receive waits for the next manipulate request while stopped
+// (KdReceivePacket). It returns errResendStateChange when the debugger
+// asks for the stop again, and errTimeout now and then while nothing
+// arrives.
+func (k *kernel) receive(ctx context.Context) (kd.Packet, error) {
+	breakIn := false
+	for {
+		f, err := k.frame(ctx, k.cfg.AckTimeout)
+		if errors.Is(err, errTimeout) {
+			if breakIn {
+				// A break-in and then silence: the debugger wants to
+				// know where we are (ReactOS returns RESEND).
+				return kd.Packet{}, errResendStateChange
+			}
+			return kd.Packet{}, errTimeout
+		}
+		if err != nil {
+			return kd.Packet{}, err
+		}
+		switch f.Kind {
+		case kd.FrameBreakIn:
+			k.count(func(s *kd.Stats) { s.BreakInsRecv++ })
+			breakIn = true
+			continue
+		case kd.FrameCorrupt:
+			k.count(func(s *kd.Stats) { s.Corrupt++; s.ResendsSent++ })
+			k.control(kd.TypeResend, 0)
+			continue
+		}
+		p := f.Packet
+		switch p.Type {
+		case kd.TypeResend:
+			k.count(func(s *kd.Stats) { s.ResendsReceived++ })
+			return kd.Packet{}, errResendStateChange
+		case kd.TypeReset:
+			k.resetStreams()
+			return kd.Packet{}, errResendStateChange
+		case kd.TypeAcknowledge:
+			continue // nothing is waiting for one
+		}
+		if p.Type.IsControl() {
+			continue
+		}
+		if !validHostID(p.ID) {
+			k.count(func(s *kd.Stats) { s.Corrupt++; s.ResendsSent++ })
+			k.control(kd.TypeResend, 0)
+			continue
+		}
+		k.control(kd.TypeAcknowledge, p.ID)
+		if p.Type != kd.TypeStateManipulate {
+			continue // acknowledged and ignored: not what the kernel waits for
+		}
+		if p.ID != k.s.expectID {
+			k.count(func(s *kd.Stats) { s.Duplicates++ })
+			continue
+		}
+		k.s.expectID ^= 1
+		k.count(func(s *kd.Stats) { s.PacketsReceived++ })
+		return kd.Packet{Type: p.Type, ID: p.ID, Payload: append([]byte(nil), p.Payload...)}, nil
+	}
+}
+
+// send sends one data packet and waits for its ACK (KdSendPacket),
+// retransmitting on time-out, RESEND and RESET. retries > 0 is a budget
+// of time-outs (any packet from the debugger refills it); when it runs
+// out the kernel assumes no debugger and restarts its streams. retries 0
+// retries forever, as the kernel does for state changes and replies.
+func (k *kernel) send(ctx context.Context, typ kd.PacketType, payload []byte, retries int) error {
+	pkt := kd.Packet{Type: typ, ID: k.s.sendID, Payload: payload}
+	var buf []byte
+	transmit := func() {
+		pkt.ID = k.s.sendID
+		buf = kd.AppendPacket(buf[:0], pkt)
+		k.t.port.write(buf)
+	}
+	transmit()
+	k.count(func(s *kd.Stats) { s.PacketsSent++ })
+	tries := 0
+	for {
+		f, err := k.frame(ctx, k.cfg.AckTimeout)
+		if errors.Is(err, errTimeout) {
+			tries++
+			if retries > 0 && tries > retries {
+				k.s.sendID, k.s.expectID = kd.InitialPacketID|kd.SyncPacketID, kd.InitialPacketID
+				k.s.present = false
+				return errNotPresent
+			}
+			k.count(func(s *kd.Stats) { s.Retransmits++ })
+			transmit()
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		switch f.Kind {
+		case kd.FrameBreakIn:
+			k.count(func(s *kd.Stats) { s.BreakInsRecv++ })
+			k.s.breakPending = true
+			continue
+		case kd.FrameCorrupt:
+			k.count(func(s *kd.Stats) { s.Corrupt++; s.ResendsSent++ })
+			k.control(kd.TypeResend, 0)
+			continue
+		}
+		p := f.Packet
+		tries = 0 // a debugger is there: the budget starts again
+		switch p.Type {
+		case kd.TypeAcknowledge:
+			if p.ID == k.s.sendID&^kd.SyncPacketID {
+				k.s.sendID = (k.s.sendID ^ 1) &^ kd.SyncPacketID
+				k.s.present = true
+				return nil
+			}
+			continue
+		case kd.TypeResend:
+			k.count(func(s *kd.Stats) { s.ResendsReceived++; s.Retransmits++ })
+			transmit()
+			continue
+		case kd.TypeReset:
+			k.resetStreams()
+			k.count(func(s *kd.Stats) { s.Retransmits++ })
+			transmit() // the same packet, on the restarted stream
+			continue
+		}
+		if p.Type.IsControl() {
+			continue
+		}
+		// A data packet while waiting for an ACK: the debugger moved on,
+		// so our ACK was lost. BdLib: if it is the one expected, ask for
+		// it again and take our packet as acknowledged.
+		switch {
+		case !validHostID(p.ID):
+			k.count(func(s *kd.Stats) { s.Corrupt++; s.ResendsSent++ })
+			k.control(kd.TypeResend, 0)
+		case p.ID == k.s.expectID:
+			k.count(func(s *kd.Stats) { s.ResendsSent++ })
+			k.control(kd.TypeResend, 0)
+			k.s.sendID = (k.s.sendID ^ 1) &^ kd.SyncPacketID
+			return nil
+		default:
+			k.count(func(s *kd.Stats) { s.Duplicates++ })
+			k.control(kd.TypeAcknowledge, p.ID)
+		}
+	}
+}
