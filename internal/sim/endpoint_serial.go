@@ -59,6 +59,7 @@ func ParseSerial(address string) (device string, baud int, err error) {
 // opts.Ready receives "serial:DEVICE,baud=N" once the device is open.
 // ServeSerial returns nil when ctx ends.
 func ServeSerial(ctx context.Context, t *Target, device string, baud int, opts EndpointOptions) error {
+	defer t.hold()() // the machine runs while the line is being reopened
 	opts.setDefaults()
 	name := fmt.Sprintf("serial:%s,baud=%d", device, baud)
 	p, err := serial.Open(device, baud)
