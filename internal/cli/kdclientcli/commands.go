@@ -3,6 +3,7 @@ package kdclientcli
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -87,18 +88,62 @@ func parseCommand(o cliOptions, pos []string) (func(context.Context, *client.Com
 		}
 		file := args[2]
 		return func(ctx context.Context, cm *client.Commander, _ *client.Bridge) error {
-			f, err := os.Create(file)
-			if err != nil {
-				return err
-			}
-			if err := cm.Dump(ctx, addr, n, f); err != nil {
-				f.Close()
-				return err
-			}
-			return f.Close()
+			return runDump(ctx, cm, addr, n, file, o.keepPartial)
 		}, nil
 	}
 	return nil, fmt.Errorf("unknown command %q (commands: version, regs, read, write, break, go, dbgprint, dump, endpsrv)", name)
+}
+
+// dumpStopped is a dump that did not complete: interrupted (ctx ended) or
+// failed. Its message says how far it got and what became of the file.
+type dumpStopped struct {
+	interrupted bool
+	msg         string
+}
+
+func (e *dumpStopped) Error() string { return e.msg }
+
+// runDump dumps n bytes at addr into file through a client.DumpFile: the
+// file is replaced only by a complete dump.
+func runDump(ctx context.Context, cm *client.Commander, addr uint64, n int, file string, keepPartial bool) error {
+	out, err := client.CreateDumpFile(file)
+	if err != nil {
+		return err
+	}
+	err = cm.Dump(ctx, addr, n, out)
+	if err == nil {
+		return out.Commit()
+	}
+	// The context ends when the user interrupts kdclient, or when the
+	// connection to kdsrv ended (then the dump failed, for that reason).
+	interrupted := ctx.Err() != nil
+	var lost *connectionLost
+	if interrupted && errors.As(context.Cause(ctx), &lost) {
+		interrupted, err = false, lost.err
+	}
+	what := "failed"
+	if interrupted {
+		what = "interrupted"
+	}
+	msg := fmt.Sprintf("dump %s after %d of %d bytes", what, out.Written(), n)
+	if !interrupted {
+		msg += ": " + err.Error()
+	}
+	partial, perr := out.Abort(keepPartial)
+	if _, statErr := os.Stat(file); statErr == nil {
+		msg += fmt.Sprintf("; %s left unchanged", file)
+	} else {
+		msg += fmt.Sprintf("; %s not created", file)
+	}
+	switch {
+	case perr != nil:
+		msg += "; " + perr.Error()
+	case partial != "":
+		msg += fmt.Sprintf("; the %d bytes read are in %s", out.Written(), partial)
+	case out.Written() > 0:
+		msg += " (-keep-partial keeps the bytes read as FILE.partial)"
+	}
+	return &dumpStopped{interrupted: interrupted, msg: msg}
 }
 
 func traceLine(d kd.Direction, p kd.Packet) string {

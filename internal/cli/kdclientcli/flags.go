@@ -27,6 +27,8 @@ type cliOptions struct {
 	timeoutSet bool
 	dryRun     bool
 	verbose    bool
+
+	keepPartial bool
 }
 
 // register defines every flag of kdclient on fs.
@@ -45,6 +47,7 @@ func (o *cliOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.qrPort, "qr-port", discovery.DefaultPort, "with -QR: the host's discovery UDP port")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "parse and print -k, then exit")
 	fs.BoolVar(&o.verbose, "v", false, "verbose")
+	fs.BoolVar(&o.keepPartial, "keep-partial", false, "dump: keep what an interrupted or failed dump read, as FILE.partial")
 }
 
 // newFlagSet returns kdclient's flag set, writing errors and -h to stderr.

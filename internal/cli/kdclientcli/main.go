@@ -11,6 +11,8 @@ import (
 	"io"
 	"log"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"kdsrv/internal/client"
@@ -158,7 +160,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	h, stopHost := b.Host(rctx, lcfg, kd.HostOptions{OnPrint: cm.PrintSink()})
 	cm.Host = h
-	cctx, cancelCmd := context.WithCancel(ctx)
+	cctx, cancelCmd := context.WithCancelCause(ctx)
 	cmdErr := make(chan error, 1)
 	go func() { cmdErr <- cmd(cctx, cm, b) }()
 	select {
@@ -168,19 +170,76 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if err == nil {
 			err = conn.Closed()
 		}
-		cancelCmd()
-		<-cmdErr
+		cancelCmd(&connectionLost{err: err})
+		// A dump says itself how far it got before the connection went.
+		var ds *dumpStopped
+		if cerr := <-cmdErr; errors.As(cerr, &ds) {
+			err = cerr
+		}
 	}
-	cancelCmd()
+	cancelCmd(nil)
 	stopHost()
 	finish()
 	if err != nil {
+		var ds *dumpStopped
+		if errors.As(err, &ds) {
+			errf("%v", err)
+			if ds.interrupted {
+				return InterruptedExitCode(ctx)
+			}
+			return 1
+		}
 		if ctx.Err() != nil {
 			return 0 // interrupted (dbgprint ends this way)
 		}
 		return errf("%v", err)
 	}
 	return 0
+}
+
+// connectionLost is the cause with which a command's context ends when the
+// connection to kdsrv ended under it.
+type connectionLost struct{ err error }
+
+func (e *connectionLost) Error() string { return fmt.Sprint(e.err) }
+
+// Interrupted is the cause with which SignalContext ends its context.
+type Interrupted struct{ Signal os.Signal }
+
+func (e *Interrupted) Error() string { return fmt.Sprintf("interrupted by %v", e.Signal) }
+
+// SignalContext returns a context that ends, with an *Interrupted cause,
+// when the process receives SIGINT or SIGTERM. stop releases the signals.
+func SignalContext(parent context.Context) (ctx context.Context, stop func()) {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancelCause(parent)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-c:
+			cancel(&Interrupted{Signal: s})
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(c)
+		close(done)
+		cancel(context.Canceled)
+	}
+}
+
+// InterruptedExitCode is the exit code of a command stopped by ctx ending:
+// 128 + the signal number, as a shell reports it (130 for SIGINT, 143 for
+// SIGTERM); 130 when the cause is not a signal.
+func InterruptedExitCode(ctx context.Context) int {
+	var in *Interrupted
+	if errors.As(context.Cause(ctx), &in) {
+		if s, ok := in.Signal.(syscall.Signal); ok {
+			return 128 + int(s)
+		}
+	}
+	return 130
 }
 
 // dialContext bounds connecting to the server by -timeout, or, for a

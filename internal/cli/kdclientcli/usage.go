@@ -22,7 +22,9 @@ Commands:
   break                stop the target (break-in) and show where it stopped
   go                   resume the target
   dbgprint             stream the target's DbgPrint output until Ctrl-C
-  dump ADDR LEN FILE   copy LEN bytes at ADDR to FILE (progress on a terminal)
+  dump ADDR LEN FILE   copy LEN bytes at ADDR to FILE (progress on a terminal).
+                       FILE is replaced only by a complete dump; an
+                       interrupted (exit 130) or failed one leaves it as it was
   endpsrv              ask the server to shut down (only if kdsrv was started
                        with -allow-endpsrv)
   ADDR is hexadecimal (0x prefix and WinDbg's backtick separator allowed); LEN is decimal
@@ -58,6 +60,8 @@ Options:
                  on the local network by mDNS. Only servers running as
                  root (elevated on Windows) are listed, never hidden ones
   -qr-port N     UDP port the host answers -QR on (default 50100)
+  -keep-partial  dump: keep what an interrupted or failed dump read, as
+                 FILE.partial (default: removed)
   -dry-run       parse and validate -k, print it normalised, and exit
   -v             log connection events on standard error
 
