@@ -237,7 +237,7 @@ func TestEndToEndCOM(t *testing.T) {
 // the suite runs on all three at once.
 func TestEndToEndCOMThreeChannels(t *testing.T) {
 	cab := newCable(t, 0)
-	threeChannels(t, cab)
+	threeChannels(t, cab, commux.Config{})
 }
 
 // TestEndToEndCOMNoise: the same three concurrent sessions with one byte
@@ -245,14 +245,12 @@ func TestEndToEndCOMThreeChannels(t *testing.T) {
 // retransmission deliver every result intact.
 //
 // The multiplexers use 128-byte frames and a 50 ms minimum retransmission
-// time-out here (transport.SetCOMConfig) only to keep the test short: the
+// time-out here (harnessOpts.com) only to keep the test short: the
 // defaults (256-byte frames, 100 ms) also complete it, in about 30 s on a
 // loaded 2-core machine instead of 2 s.
 func TestEndToEndCOMNoise(t *testing.T) {
-	transport.SetCOMConfig(commux.Config{MaxFrame: 128, RetransmitTimeout: 50 * time.Millisecond})
-	t.Cleanup(func() { transport.SetCOMConfig(commux.Config{}) })
 	cab := newCable(t, 1e-3)
-	stats := threeChannels(t, cab)
+	stats := threeChannels(t, cab, commux.Config{MaxFrame: 128, RetransmitTimeout: 50 * time.Millisecond})
 	if cab.corrupted.Load() == 0 {
 		t.Fatal("the cable corrupted nothing")
 	}
@@ -262,13 +260,13 @@ func TestEndToEndCOMNoise(t *testing.T) {
 	t.Logf("%d bytes corrupted; client line: %+v", cab.corrupted.Load(), stats)
 }
 
-func threeChannels(t *testing.T, cab *cable) commux.Stats {
+func threeChannels(t *testing.T, cab *cable, com commux.Config) commux.Stats {
 	channels := []int{0, 7, 254}
 	var ts []string
 	for _, ch := range channels {
 		ts = append(ts, fmt.Sprintf("com:port=%s,baud=115200,channel=%d", cab.Server, ch))
 	}
-	h := newHarness(t, harnessOpts{transports: ts})
+	h := newHarness(t, harnessOpts{transports: ts, com: com})
 	for i, ch := range channels {
 		if d := h.srv.Displays()[i]; d != ts[i] {
 			t.Fatalf("channel %d: display %q, want %q", ch, d, ts[i])
@@ -356,7 +354,7 @@ func TestCOMPortBaudConflict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := transport.Listen(context.Background(), tr, transport.Options{})
+	ln, err := transport.Listen(context.Background(), tr, transport.Options{COM: h.srvCOM})
 	if err == nil {
 		ln.Close()
 	}

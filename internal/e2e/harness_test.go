@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"kdsrv/internal/client"
+	"kdsrv/internal/commux"
 	"kdsrv/internal/kd"
 	"kdsrv/internal/server"
 	"kdsrv/internal/sim"
@@ -36,6 +37,9 @@ type harness struct {
 	srv  *server.Server
 	sims map[string]*sim.Target
 	logs *syncBuffer
+	// srvCOM and cliCOM share serial ports among the com listeners of
+	// the server and among the com dials of the clients.
+	srvCOM, cliCOM *transport.COMPorts
 }
 
 type syncBuffer struct {
@@ -72,11 +76,13 @@ type harnessOpts struct {
 	allow      []string // extra -allow patterns; default DIR/*.sock
 	noAllowDir bool
 	mutate     func(*server.Config)
+	com        commux.Config // multiplexer settings of com ports, both sides
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
 	t.Helper()
-	h := &harness{t: t, dir: shortDir(t), sims: map[string]*sim.Target{}, logs: &syncBuffer{}}
+	h := &harness{t: t, dir: shortDir(t), sims: map[string]*sim.Target{}, logs: &syncBuffer{},
+		srvCOM: &transport.COMPorts{Config: o.com}, cliCOM: &transport.COMPorts{Config: o.com}}
 	if len(o.transports) == 0 {
 		o.transports = []string{"tcp:port=20000:29999"}
 	}
@@ -104,6 +110,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		Logger:           log.New(h.logs, "kdsrv: ", log.Lmicroseconds),
 	}
 	cfg.Listen.BindHost = "127.0.0.1"
+	cfg.Listen.COM = h.srvCOM
 	if o.mutate != nil {
 		o.mutate(&cfg)
 	}
@@ -220,6 +227,9 @@ func (h *harness) open(serverSpec, trans string, opts client.Options) (*session,
 	defer cancel()
 	if opts.Logger == nil {
 		opts.Logger = log.New(io.Discard, "", 0)
+	}
+	if opts.Dial == nil {
+		opts.Dial = (&transport.Dialer{COM: h.cliCOM}).Dial
 	}
 	conn, err := client.Dial(ctx, c.Server, opts)
 	if err != nil {

@@ -145,6 +145,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Listen.TLSHandshakeTimeout == 0 {
 		cfg.Listen.TLSHandshakeTimeout = cfg.HandshakeTimeout
 	}
+	if cfg.Listen.COM == nil {
+		// The com listeners of this server share their serial ports.
+		cfg.Listen.COM = &transport.COMPorts{}
+	}
 	if cfg.Allow == nil {
 		a, err := targetlink.NewAllowList(nil, true)
 		if err != nil {

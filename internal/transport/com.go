@@ -23,15 +23,11 @@ import (
 // (trans=@{com:port=...}) carries raw KDCOM and has no channels, and is
 // handled by internal/targetlink, not here.
 //
-// Every -t com:... of a kdsrv process, and every com dial of a kdclient
-// process, that names the same device shares one multiplexer through a
-// process-wide commux.Registry: the device is opened once (serial ports
-// are exclusive) and closed when the last listener or connection on it
-// is closed.
-
-func init() {
-	Register(spec.COM, listenCOM, dialCOM)
-}
+// The com listeners of one server, and the com dials of one client, that
+// name the same device share one multiplexer through a COMPorts (see
+// Options.COM and Dialer.COM): the device is opened once (serial ports are
+// exclusive) and closed when the last listener or connection on it is
+// closed.
 
 const (
 	// DefaultCOMDialTimeout bounds a com dial whose context has no
@@ -43,27 +39,31 @@ const (
 	comCloseLinger = time.Second
 )
 
-var (
-	// comMu guards comPorts.Config; Get is called under it so a new
-	// configuration applies exactly to the ports opened afterwards.
-	comMu    sync.Mutex
-	comPorts commux.Registry
+// COMPorts shares one multiplexer per serial port among the com listeners
+// or dials of its owner (a server, a client). The zero value is ready to
+// use; set its fields before the first use.
+type COMPorts struct {
+	// Config is the multiplexer setting (retransmission time-out, window,
+	// frame size, keep-alive) of the ports it opens. Both ends of a line
+	// work with any combination of settings. The zero Config means
+	// commux.DefaultConfig.
+	Config commux.Config
+	// Open opens a device (default serial.Open); tests replace it.
+	Open func(path string, baud int) (io.ReadWriteCloser, error)
 
-	// openSerial opens a device for the multiplexer; tests substitute it.
-	openSerial = func(path string, baud int) (io.ReadWriteCloser, error) {
-		return serial.Open(path, baud)
+	mu  sync.Mutex
+	reg commux.Registry
+}
+
+func (p *COMPorts) get(dev string, baud int) (*commux.Mux, func(), error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.reg.Config = p.Config
+	open := p.Open
+	if open == nil {
+		open = func(path string, baud int) (io.ReadWriteCloser, error) { return serial.Open(path, baud) }
 	}
-)
-
-// SetCOMConfig changes the multiplexer settings (retransmission timeout,
-// window, frame size, keep-alive) used for COM ports this process opens
-// from now on; ports already open keep theirs. Both ends of a line work
-// with any combination of settings. The zero Config means
-// commux.DefaultConfig.
-func SetCOMConfig(cfg commux.Config) {
-	comMu.Lock()
-	defer comMu.Unlock()
-	comPorts.Config = cfg
+	return p.reg.Get(dev, baud, func() (io.ReadWriteCloser, error) { return open(dev, baud) })
 }
 
 // COMLine is implemented by the listeners and connections of the com
@@ -86,12 +86,13 @@ type comHandle struct {
 	refs int // 0: released, the multiplexer may be closed
 }
 
-func openCOMPort(dev string, baud int) (*comHandle, error) {
-	comMu.Lock()
-	mux, release, err := comPorts.Get(dev, baud, func() (io.ReadWriteCloser, error) {
-		return openSerial(dev, baud)
-	})
-	comMu.Unlock()
+// openCOMPort takes a share of dev from ports (nil: a COMPorts of its
+// own).
+func openCOMPort(ports *COMPorts, dev string, baud int) (*comHandle, error) {
+	if ports == nil {
+		ports = &COMPorts{}
+	}
+	mux, release, err := ports.get(dev, baud)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +185,7 @@ func listenCOM(ctx context.Context, t *spec.Transport, o Options) (Listener, err
 		return nil, err
 	}
 	display := comDisplay(t)
-	h, err := openCOMPort(dev, t.Baud)
+	h, err := openCOMPort(o.COM, dev, t.Baud)
 	if err != nil {
 		return nil, fmt.Errorf("com transport %s: %w", display, err)
 	}
@@ -272,13 +273,14 @@ func (c *comConn) Close() error {
 	return err
 }
 
-// dialCOM is the client side: open the local port and the channel.
-func dialCOM(ctx context.Context, t *spec.Transport) (net.Conn, error) {
+// dialCOM is the client side: open the local port (shared through ports)
+// and the channel.
+func dialCOM(ctx context.Context, t *spec.Transport, ports *COMPorts) (net.Conn, error) {
 	dev, err := comDevice(t)
 	if err != nil {
 		return nil, err
 	}
-	h, err := openCOMPort(dev, t.Baud)
+	h, err := openCOMPort(ports, dev, t.Baud)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach kdsrv over %s: %w", portName(t, dev), err)
 	}

@@ -140,12 +140,11 @@ func TestCOMOverPTY(t *testing.T) {
 	cable.SetNoise(1e-3)
 	// Small frames and a short timer: at this error rate most 1024-byte
 	// frames are hit, and the default timers make the test crawl.
-	SetCOMConfig(commux.Config{MaxFrame: 128, RetransmitTimeout: 50 * time.Millisecond})
-	t.Cleanup(func() { SetCOMConfig(commux.Config{}) })
+	ports := &COMPorts{Config: commux.Config{MaxFrame: 128, RetransmitTimeout: 50 * time.Millisecond}}
 	ctx := context.Background()
 	channels := []int{0, 42, 254}
 	for _, ch := range channels {
-		ln, err := Listen(ctx, comServerT(t, fmt.Sprintf("com:port=%s,baud=115200,channel=%d", cable.A, ch)), Options{})
+		ln, err := Listen(ctx, comServerT(t, fmt.Sprintf("com:port=%s,baud=115200,channel=%d", cable.A, ch)), Options{COM: ports})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -159,7 +158,7 @@ func TestCOMOverPTY(t *testing.T) {
 			defer wg.Done()
 			dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 			defer cancel()
-			c, err := Dial(dctx, comClientT(t, fmt.Sprintf("com:port=%s,baud=115200,channel=%d", cable.B, ch)))
+			c, err := (&Dialer{COM: ports}).Dial(dctx, comClientT(t, fmt.Sprintf("com:port=%s,baud=115200,channel=%d", cable.B, ch)))
 			if err != nil {
 				errs <- err
 				return

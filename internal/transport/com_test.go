@@ -33,8 +33,8 @@ func comFakeDevice(name string) string {
 	return "/dev/" + name
 }
 
-// comFakeLine is a "null-modem cable" between two fake devices: openSerial
-// is replaced so that opening either path returns its end of an in-memory
+// comFakeLine is a "null-modem cable" between two fake devices: the
+// COMPorts' Open is replaced so that opening either path returns its end of an in-memory
 // pipe. It counts opens and closes per path.
 type comFakeLine struct {
 	mu     sync.Mutex
@@ -45,7 +45,7 @@ type comFakeLine struct {
 	bauds  map[string]int
 }
 
-func newCOMFakeLine(t *testing.T, a, b string) *comFakeLine {
+func newCOMFakeLine(t *testing.T, ports *COMPorts, a, b string) *comFakeLine {
 	l := &comFakeLine{
 		ends:   map[string]io.ReadWriteCloser{},
 		peer:   map[string]string{a: b, b: a},
@@ -53,9 +53,7 @@ func newCOMFakeLine(t *testing.T, a, b string) *comFakeLine {
 		closes: map[string]int{},
 		bauds:  map[string]int{},
 	}
-	old := openSerial
-	openSerial = l.open
-	t.Cleanup(func() { openSerial = old })
+	ports.Open = l.open
 	return l
 }
 
@@ -120,9 +118,8 @@ func comClientT(t *testing.T, s string) *spec.Transport {
 	return tr
 }
 
-func comFast(t *testing.T) {
-	SetCOMConfig(commux.Config{RetransmitTimeout: 50 * time.Millisecond, KeepAlive: -1})
-	t.Cleanup(func() { SetCOMConfig(commux.Config{}) })
+func comFast(ports *COMPorts) {
+	ports.Config = commux.Config{RetransmitTimeout: 50 * time.Millisecond, KeepAlive: -1}
 }
 
 // comEchoServe answers every connection of ln with an echo until ln closes.
@@ -181,14 +178,15 @@ func TestCOMChannelRange(t *testing.T) {
 // a client process shares its device the same way; each channel carries
 // its own stream; the device closes when its last user goes.
 func TestCOMSharedPort(t *testing.T) {
+	ports := &COMPorts{}
 	comNoLeaks(t)
-	comFast(t)
+	comFast(ports)
 	srvDev, cliDev := comFakeDevice("kdfakeS0"), comFakeDevice("kdfakeC0")
-	line := newCOMFakeLine(t, srvDev, cliDev)
+	line := newCOMFakeLine(t, ports, srvDev, cliDev)
 	ctx := context.Background()
 	var lns []Listener
 	for _, ch := range []int{3, 7, 254} {
-		ln, err := Listen(ctx, comServerT(t, fmt.Sprintf("com:port=%s,baud=115200,channel=%d", srvDev, ch)), Options{})
+		ln, err := Listen(ctx, comServerT(t, fmt.Sprintf("com:port=%s,baud=115200,channel=%d", srvDev, ch)), Options{COM: ports})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -208,7 +206,7 @@ func TestCOMSharedPort(t *testing.T) {
 	}
 	var conns []net.Conn
 	for _, ch := range []int{3, 7, 254} {
-		c, err := Dial(ctx, comClientT(t, fmt.Sprintf("com:port=%s,baud=115200,channel=%d", cliDev, ch)))
+		c, err := (&Dialer{COM: ports}).Dial(ctx, comClientT(t, fmt.Sprintf("com:port=%s,baud=115200,channel=%d", cliDev, ch)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -267,12 +265,13 @@ func TestCOMSharedPort(t *testing.T) {
 // down) keeps accepted connections working; the device closes after the
 // last of them.
 func TestCOMAcceptedOutlivesListener(t *testing.T) {
+	ports := &COMPorts{}
 	comNoLeaks(t)
-	comFast(t)
+	comFast(ports)
 	srvDev, cliDev := comFakeDevice("kdfakeS1"), comFakeDevice("kdfakeC1")
-	line := newCOMFakeLine(t, srvDev, cliDev)
+	line := newCOMFakeLine(t, ports, srvDev, cliDev)
 	ctx := context.Background()
-	ln, err := Listen(ctx, comServerT(t, "com:port="+srvDev+",baud=115200,channel=5"), Options{})
+	ln, err := Listen(ctx, comServerT(t, "com:port="+srvDev+",baud=115200,channel=5"), Options{COM: ports})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +285,7 @@ func TestCOMAcceptedOutlivesListener(t *testing.T) {
 		}
 		accepted <- c
 	}()
-	cc, err := Dial(ctx, comClientT(t, "com:port="+cliDev+",baud=115200,channel=5"))
+	cc, err := (&Dialer{COM: ports}).Dial(ctx, comClientT(t, "com:port="+cliDev+",baud=115200,channel=5"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,12 +320,13 @@ func TestCOMAcceptedOutlivesListener(t *testing.T) {
 // TestCOMListenErrors: conflicting transports of one kdsrv are refused
 // with a message naming the fix; a released port can be taken again.
 func TestCOMListenErrors(t *testing.T) {
+	ports := &COMPorts{}
 	comNoLeaks(t)
-	comFast(t)
+	comFast(ports)
 	srvDev, cliDev := comFakeDevice("kdfakeS2"), comFakeDevice("kdfakeC2")
-	line := newCOMFakeLine(t, srvDev, cliDev)
+	line := newCOMFakeLine(t, ports, srvDev, cliDev)
 	ctx := context.Background()
-	first, err := Listen(ctx, comServerT(t, "com:port="+srvDev+",baud=115200,channel=1"), Options{})
+	first, err := Listen(ctx, comServerT(t, "com:port="+srvDev+",baud=115200,channel=1"), Options{COM: ports})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +340,7 @@ func TestCOMListenErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ln, err := Listen(ctx, comServerT(t, tt.spec), Options{})
+			ln, err := Listen(ctx, comServerT(t, tt.spec), Options{COM: ports})
 			if err == nil {
 				ln.Close()
 				t.Fatal("accepted")
@@ -359,7 +359,7 @@ func TestCOMListenErrors(t *testing.T) {
 	if _, c := line.counts(srvDev); c != 1 {
 		t.Fatalf("port not closed with its last listener")
 	}
-	again, err := Listen(ctx, comServerT(t, "com:port="+srvDev+",baud=9600,channel=1"), Options{})
+	again, err := Listen(ctx, comServerT(t, "com:port="+srvDev+",baud=9600,channel=1"), Options{COM: ports})
 	if err != nil {
 		t.Fatalf("port not free after its last listener closed: %v", err)
 	}
@@ -369,12 +369,13 @@ func TestCOMListenErrors(t *testing.T) {
 // TestCOMDialErrors: what a client is told when nobody listens on its
 // channel, when nothing answers at all, and when its device is missing.
 func TestCOMDialErrors(t *testing.T) {
+	ports := &COMPorts{}
 	comNoLeaks(t)
-	comFast(t)
+	comFast(ports)
 	srvDev, cliDev := comFakeDevice("kdfakeS3"), comFakeDevice("kdfakeC3")
-	line := newCOMFakeLine(t, srvDev, cliDev)
+	line := newCOMFakeLine(t, ports, srvDev, cliDev)
 	ctx := context.Background()
-	ln, err := Listen(ctx, comServerT(t, "com:port="+srvDev+",baud=115200,channel=3"), Options{})
+	ln, err := Listen(ctx, comServerT(t, "com:port="+srvDev+",baud=115200,channel=3"), Options{COM: ports})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +383,7 @@ func TestCOMDialErrors(t *testing.T) {
 
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err = Dial(dctx, comClientT(t, "com:port="+cliDev+",baud=115200,channel=7"))
+	_, err = (&Dialer{COM: ports}).Dial(dctx, comClientT(t, "com:port="+cliDev+",baud=115200,channel=7"))
 	if !errors.Is(err, commux.ErrNoListener) {
 		t.Fatalf("dial of an unused channel: %v", err)
 	}
@@ -397,7 +398,7 @@ func TestCOMDialErrors(t *testing.T) {
 
 	// Nothing answers: the far end of the cable is open but mute.
 	mute := comFakeDevice("kdmute")
-	other := newCOMFakeLine(t, mute, comFakeDevice("kdmutepeer"))
+	other := newCOMFakeLine(t, ports, mute, comFakeDevice("kdmutepeer"))
 	far, err := other.open(comFakeDevice("kdmutepeer"), 115200)
 	if err != nil {
 		t.Fatal(err)
@@ -406,7 +407,7 @@ func TestCOMDialErrors(t *testing.T) {
 	go func() { defer close(drained); _, _ = io.Copy(io.Discard, far) }()
 	dctx2, cancel2 := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel2()
-	_, err = Dial(dctx2, comClientT(t, "com:port="+mute+",baud=57600,channel=9"))
+	_, err = (&Dialer{COM: ports}).Dial(dctx2, comClientT(t, "com:port="+mute+",baud=57600,channel=9"))
 	far.Close()
 	<-drained
 	if err == nil {
@@ -418,7 +419,7 @@ func TestCOMDialErrors(t *testing.T) {
 		}
 	}
 
-	_, err = Dial(ctx, comClientT(t, "com:port="+comFakeDevice("kdnothere")+",baud=115200,channel=1"))
+	_, err = (&Dialer{COM: ports}).Dial(ctx, comClientT(t, "com:port="+comFakeDevice("kdnothere")+",baud=115200,channel=1"))
 	if err == nil || !strings.Contains(err.Error(), "cannot reach kdsrv over "+comFakeDevice("kdnothere")) || !strings.Contains(err.Error(), "no such file") {
 		t.Errorf("missing device: %v", err)
 	}
@@ -427,22 +428,21 @@ func TestCOMDialErrors(t *testing.T) {
 // TestCOMDeviceNames: COMn spellings map to the platform's device, and
 // messages show both.
 func TestCOMDeviceNames(t *testing.T) {
+	ports := &COMPorts{}
 	if runtime.GOOS != "linux" {
 		t.Skip("COMn numbering checked on Linux")
 	}
 	var opened []string
-	old := openSerial
-	openSerial = func(path string, baud int) (io.ReadWriteCloser, error) {
+	ports.Open = func(path string, baud int) (io.ReadWriteCloser, error) {
 		opened = append(opened, path)
 		return nil, errors.New("not here")
 	}
-	t.Cleanup(func() { openSerial = old })
 	for _, p := range []string{"COM2", "com2", "2"} {
-		_, err := Listen(context.Background(), comServerT(t, "com:port="+p+",baud=115200,channel=0"), Options{})
+		_, err := Listen(context.Background(), comServerT(t, "com:port="+p+",baud=115200,channel=0"), Options{COM: ports})
 		if err == nil || !strings.Contains(err.Error(), "com:port=COM2,baud=115200,channel=0") {
 			t.Errorf("%s: %v", p, err)
 		}
-		_, err = Dial(context.Background(), comClientT(t, "com:port="+p+",baud=115200,channel=0"))
+		_, err = (&Dialer{COM: ports}).Dial(context.Background(), comClientT(t, "com:port="+p+",baud=115200,channel=0"))
 		if err == nil || !strings.Contains(err.Error(), "COM2 (/dev/ttyS1)") {
 			t.Errorf("%s: %v", p, err)
 		}
@@ -458,11 +458,12 @@ func TestCOMDeviceNames(t *testing.T) {
 // permanent error that names the port and says what to do (kdsrv then
 // stops), not the net.ErrClosed of an orderly close.
 func TestCOMLineFailure(t *testing.T) {
+	ports := &COMPorts{}
 	comNoLeaks(t)
-	comFast(t)
+	comFast(ports)
 	srvDev, cliDev := comFakeDevice("kdfakeS4"), comFakeDevice("kdfakeC4")
-	line := newCOMFakeLine(t, srvDev, cliDev)
-	ln, err := Listen(context.Background(), comServerT(t, "com:port="+srvDev+",baud=115200,channel=1"), Options{})
+	line := newCOMFakeLine(t, ports, srvDev, cliDev)
+	ln, err := Listen(context.Background(), comServerT(t, "com:port="+srvDev+",baud=115200,channel=1"), Options{COM: ports})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,10 +17,6 @@ import (
 // npipe_windows.go, npipe_unix.go and npipe_other.go behind ListenPipe and
 // DialPipe, which spipe (TLS over npipe) uses as well.
 
-func init() {
-	Register(spec.NPipe, listenNPipe, dialNPipe)
-}
-
 // Environment variables read by both kdsrv and kdclient.
 const (
 	// PipeDirEnv overrides the directory of the pipe sockets (Linux,

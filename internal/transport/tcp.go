@@ -12,10 +12,6 @@ import (
 	"kdsrv/internal/spec"
 )
 
-func init() {
-	Register(spec.TCP, listenTCP, dialTCP)
-}
-
 // tcpNetwork picks the Go network name for ipversion.
 func tcpNetwork(ipversion int) string {
 	switch ipversion {

@@ -30,11 +30,6 @@ import (
 // channel binding, so that the wire password proof is tied to the TLS
 // session.
 
-func init() {
-	Register(spec.SSL, listenSSL, dialSSL)
-	Register(spec.SPipe, listenSPipe, dialSPipe)
-}
-
 // DefaultTLSHandshakeTimeout bounds a TLS handshake when neither
 // Options.TLSHandshakeTimeout nor the caller's context says otherwise.
 const DefaultTLSHandshakeTimeout = wire.DefaultHandshakeTimeout
@@ -56,44 +51,20 @@ func innerTransport(t *spec.Transport) *spec.Transport {
 	return &in
 }
 
-// lookupListen and lookupDial return the registered functions of the
-// transport below TLS, or an error naming what this build lacks.
-func lookupListen(t *spec.Transport) (ListenFunc, error) {
-	p := innerProto(t.Proto)
-	regMu.RLock()
-	f := listens[p]
-	regMu.RUnlock()
-	if f == nil {
-		return nil, fmt.Errorf("%s transport: it runs TLS over %s, and this build has no %s transport: %w", t.Proto, p, p, ErrUnsupported)
+// innerListen and innerDial return the transport below TLS: tcp for ssl,
+// npipe for spipe.
+func innerListen(t *spec.Transport) ListenFunc {
+	if innerProto(t.Proto) == spec.NPipe {
+		return listenNPipe
 	}
-	return f, nil
+	return listenTCP
 }
 
-func lookupDial(t *spec.Transport) (DialFunc, error) {
-	p := innerProto(t.Proto)
-	regMu.RLock()
-	f := dials[p]
-	regMu.RUnlock()
-	if f == nil {
-		return nil, fmt.Errorf("%s transport: it runs TLS over %s, and this build has no %s transport: %w", t.Proto, p, p, ErrUnsupported)
+func innerDial(t *spec.Transport) DialFunc {
+	if innerProto(t.Proto) == spec.NPipe {
+		return dialNPipe
 	}
-	return f, nil
-}
-
-func listenSSL(ctx context.Context, t *spec.Transport, o Options) (Listener, error) {
-	return ListenTLS(ctx, t, o, nil)
-}
-
-func listenSPipe(ctx context.Context, t *spec.Transport, o Options) (Listener, error) {
-	return listenSSL(ctx, t, o)
-}
-
-func dialSSL(ctx context.Context, t *spec.Transport) (net.Conn, error) {
-	return DialTLS(ctx, t, nil)
-}
-
-func dialSPipe(ctx context.Context, t *spec.Transport) (net.Conn, error) {
-	return dialSSL(ctx, t)
+	return dialTCP
 }
 
 // ServerCertificate finds the certificate an ssl/spipe server transport
@@ -113,7 +84,7 @@ func ServerCertificate(t *spec.Transport) (*certstore.Entry, error) {
 
 // ListenTLS opens the server side of the ssl or spipe transport t over the
 // listener that inner opens for the same addresses; a nil inner is the
-// registered transport below (tcp for ssl, npipe for spipe). It finds the
+// transport below (tcp for ssl, npipe for spipe). It finds the
 // certificate first, so a missing or unusable one fails here, at start-up,
 // with the store's explanation.
 func ListenTLS(ctx context.Context, t *spec.Transport, o Options, inner ListenFunc) (Listener, error) {
@@ -125,9 +96,7 @@ func ListenTLS(ctx context.Context, t *spec.Transport, o Options, inner ListenFu
 		return nil, fmt.Errorf("%s transport: server certificate: %w", t.Proto, err)
 	}
 	if inner == nil {
-		if inner, err = lookupListen(t); err != nil {
-			return nil, err
-		}
+		inner = innerListen(t)
 	}
 	in, err := inner(ctx, innerTransport(t), o)
 	if err != nil {
@@ -319,7 +288,7 @@ func serverName(t *spec.Transport) string {
 }
 
 // DialTLS opens the client side of the ssl or spipe transport t over the
-// connection that inner opens for the same addresses (nil: the registered
+// connection that inner opens for the same addresses (nil: the
 // transport below, tcp for ssl, npipe for spipe), and completes the TLS
 // handshake before returning (bounded by ctx, and by
 // DefaultTLSHandshakeTimeout when ctx has no deadline). A server that is
@@ -338,9 +307,7 @@ func DialTLS(ctx context.Context, t *spec.Transport, inner DialFunc) (net.Conn, 
 		return nil, fmt.Errorf("%s transport: %w", t.Proto, err)
 	}
 	if inner == nil {
-		if inner, err = lookupDial(t); err != nil {
-			return nil, err
-		}
+		inner = innerDial(t)
 	}
 	c, err := inner(ctx, innerTransport(t))
 	if err != nil {

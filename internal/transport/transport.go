@@ -1,7 +1,7 @@
 // Package transport opens the byte streams between kdsrv and its smart
 // clients: listeners on the server side and dialers on the client side, for
 // every transport of the command-line grammar (tcp with port ranges and
-// IPv6; more transports register themselves in the same table).
+// IPv6, ssl, npipe, spipe and com; Listen and Dial pick by protocol).
 //
 // Each server-side Listener reports a display form, the transport as a
 // client would type it back (e.g. "tcp:port=53:60" when port=51:60 found
@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
 	"time"
 
 	"kdsrv/internal/spec"
@@ -51,56 +50,66 @@ type Options struct {
 	// connection, so a client that does not speak TLS (or says nothing)
 	// cannot hold a connection open (default DefaultTLSHandshakeTimeout).
 	TLSHandshakeTimeout time.Duration
+	// COM shares serial ports among the com listeners of one server, so
+	// that several -t com: on one port use one multiplexer. Nil: each com
+	// listener opens its port for itself.
+	COM *COMPorts
 }
 
-// ListenFunc opens a listener for one parsed server transport.
+// ListenFunc opens a listener for one parsed server transport (the
+// transport below TLS in ListenTLS).
 type ListenFunc func(ctx context.Context, t *spec.Transport, o Options) (Listener, error)
 
-// DialFunc opens a client connection for one parsed client transport.
+// DialFunc opens a client connection for one parsed client transport (the
+// transport below TLS in DialTLS).
 type DialFunc func(ctx context.Context, t *spec.Transport) (net.Conn, error)
-
-var (
-	regMu   sync.RWMutex
-	listens = map[spec.Proto]ListenFunc{}
-	dials   = map[spec.Proto]DialFunc{}
-)
-
-// Register installs the listener and dialer of a protocol. Transports
-// register themselves from init functions.
-func Register(p spec.Proto, l ListenFunc, d DialFunc) {
-	regMu.Lock()
-	defer regMu.Unlock()
-	if l != nil {
-		listens[p] = l
-	}
-	if d != nil {
-		dials[p] = d
-	}
-}
 
 // ErrUnsupported is returned for a transport this build cannot serve.
 var ErrUnsupported = errors.New("transport not supported by this build")
 
 // Listen opens the server side of t.
 func Listen(ctx context.Context, t *spec.Transport, o Options) (Listener, error) {
-	regMu.RLock()
-	f := listens[t.Proto]
-	regMu.RUnlock()
-	if f == nil {
-		return nil, fmt.Errorf("%s: %w", t, ErrUnsupported)
+	switch t.Proto {
+	case spec.TCP:
+		return listenTCP(ctx, t, o)
+	case spec.SSL, spec.SPipe:
+		return ListenTLS(ctx, t, o, nil)
+	case spec.NPipe:
+		return listenNPipe(ctx, t, o)
+	case spec.COM:
+		return listenCOM(ctx, t, o)
 	}
-	return f(ctx, t, o)
+	return nil, fmt.Errorf("%s: %w", t, ErrUnsupported)
+}
+
+// Dialer opens the client side of transports. The zero value is ready to
+// use.
+type Dialer struct {
+	// COM shares serial ports among the com dials of this Dialer, so that
+	// connections on several channels of one port use one multiplexer.
+	// Nil: each com dial opens its port for itself.
+	COM *COMPorts
 }
 
 // Dial opens the client side of t.
-func Dial(ctx context.Context, t *spec.Transport) (net.Conn, error) {
-	regMu.RLock()
-	f := dials[t.Proto]
-	regMu.RUnlock()
-	if f == nil {
-		return nil, fmt.Errorf("%s: %w", t, ErrUnsupported)
+func (d *Dialer) Dial(ctx context.Context, t *spec.Transport) (net.Conn, error) {
+	switch t.Proto {
+	case spec.TCP:
+		return dialTCP(ctx, t)
+	case spec.SSL, spec.SPipe:
+		return DialTLS(ctx, t, nil)
+	case spec.NPipe:
+		return dialNPipe(ctx, t)
+	case spec.COM:
+		return dialCOM(ctx, t, d.COM)
 	}
-	return f(ctx, t)
+	return nil, fmt.Errorf("%s: %w", t, ErrUnsupported)
+}
+
+// Dial opens the client side of t with a zero Dialer.
+func Dial(ctx context.Context, t *spec.Transport) (net.Conn, error) {
+	var d Dialer
+	return d.Dial(ctx, t)
 }
 
 // Binder is implemented by connections that offer channel-binding data
