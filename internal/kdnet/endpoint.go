@@ -165,7 +165,11 @@ type sendOp struct {
 	retries int // 0 = until ctx ends
 	tries   int
 	epoch   uint64
-	done    chan error
+	// stale: the packet was meant for a target that has since restarted
+	// (a new session replaced one that carried data). It is not sent on
+	// the new session; it stays pending until its sender gives up.
+	stale bool
+	done  chan error
 }
 
 // loopState is owned by the loop goroutine.
@@ -191,10 +195,19 @@ type loopState struct {
 	superseded   [supersededRandoms][randomSize]byte
 	nSuperseded  int
 	supNext      int
-	breakLeft    int // break-in repeats still to send
-	wantBreak    bool
-	brk          *time.Timer
-	brkOn        bool
+	// Liveness of the current session, so that a poke replayed from an
+	// earlier boot cannot take a live session away: lastAlive is when the
+	// target last proved it holds this session (authentic, advancing
+	// data, or a keep-alive poke once data flowed); probeAt is when the
+	// host last asked it to poke at once (an empty control datagram)
+	// because a poke with another client random arrived.
+	lastAlive time.Time
+	probeAt   time.Time
+	deferred  bool // a new client random was held off in this session (logged once)
+	breakLeft int  // break-in repeats still to send
+	wantBreak bool
+	brk       *time.Timer
+	brkOn     bool
 
 	// target role
 	dataKey  [KeySize]byte
@@ -473,6 +486,7 @@ func (e *Endpoint) handle(s *loopState, in inbound) error {
 	s.used = true
 	if e.role == kd.RoleHost {
 		s.peer = in.from // authentic and advancing: follow a NAT rebinding
+		s.lastAlive = time.Now()
 	}
 	kind, p, err := ParsePacket(in.d.Payload)
 	if err != nil {
@@ -638,6 +652,10 @@ func (e *Endpoint) stopRetx(s *loopState) {
 // retransmission timer.
 func (e *Endpoint) transmit(s *loopState) error {
 	op := s.pending
+	if op.stale {
+		e.stopRetx(s)
+		return nil
+	}
 	op.tries++
 	op.epoch = e.st.ResetsReceived.Load()
 	var err error

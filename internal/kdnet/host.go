@@ -30,10 +30,14 @@ type HostConfig struct {
 // ListenHost opens the host (debugger) end of a KDNET link: it listens on
 // cfg.Addr and waits for the target whose pokes authenticate with cfg.Key.
 // Datagrams that do not authenticate are counted (NetStats.Rejected) and
-// never answered. Every poke with a new client random starts a new session
-// (a rebooted target): the host answers it, derives the new data key, sends
-// RESET to resynchronise the packet ids and reports kd.MsgSync from the
-// second session on. The caller must Close the endpoint.
+// never answered. A poke with a new client random starts a new session (a
+// rebooted target) unless the current session is live (its target spoke
+// within two poke intervals: the poke is then a replay from an earlier
+// boot): the host answers it, derives the new data key, sends RESET to
+// resynchronise the packet ids and reports kd.MsgSync when the replaced
+// session had carried data. A packet pending then is not sent on the new
+// session (it was meant for the old boot); it ends when its sender's
+// context does. The caller must Close the endpoint.
 func ListenHost(ctx context.Context, cfg HostConfig) (*Endpoint, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
@@ -61,6 +65,32 @@ func ListenHost(ctx context.Context, cfg HostConfig) (*Endpoint, error) {
 	return e, nil
 }
 
+// probeGrace is how long the target of a session has to answer the
+// host's request to poke (longer than a target's minimum gap between
+// pokes, minPokeGap, plus a round trip).
+const probeGrace = 500 * time.Millisecond
+
+// sessionLive decides whether the current session's target is still there
+// when a poke with another client random arrives. A target that spoke
+// within probeGrace is. Otherwise the host asks it to poke at once (an
+// empty control datagram, which a target answers with a keep-alive poke)
+// and holds the new poke off; once that request has gone unanswered for
+// probeGrace, the session is dead (the target rebooted) and the next poke
+// with a new client random is answered. A replayed poke can therefore
+// never take the session from a live target, and a real reboot costs the
+// new boot one extra poke.
+func (e *Endpoint) sessionLive(s *loopState) (bool, error) {
+	now := time.Now()
+	if now.Sub(s.lastAlive) < probeGrace {
+		return true, nil
+	}
+	if s.probeAt.IsZero() || !s.probeAt.After(s.lastAlive) {
+		s.probeAt = now
+		return true, e.write(s, ChannelControl, e.win.NextSeq(), nil)
+	}
+	return now.Sub(s.probeAt) < probeGrace, nil
+}
+
 // contactAddr is where a host with a target address sends before the
 // handshake: the target at the listening port (KDNET uses the same port
 // on both ends).
@@ -86,11 +116,27 @@ func (e *Endpoint) hostControl(s *loopState, in inbound) error {
 		}
 		s.peer, s.version = in.from, d.Version
 		e.nst.pokes.Add(1)
+		if s.used {
+			s.lastAlive = time.Now()
+		}
 		return e.write(s, ChannelControl, d.Seq, s.response)
 	}
 	for i := range s.nSuperseded {
 		if s.superseded[i] == poke.ClientRandom {
 			e.nst.stale.Add(1) // an old session's poke, replayed
+			return nil
+		}
+	}
+	if s.session && s.used {
+		if live, err := e.sessionLive(s); live || err != nil {
+			// This poke cannot be the session's target rebooting: it is
+			// replayed from an earlier boot (or delayed in the network),
+			// and answering it would hand the session to nobody.
+			e.nst.stale.Add(1)
+			if !s.deferred {
+				s.deferred = true
+				e.logf("%s: a poke with another client random from %s while the session's target may still be live: held off (replayed from an earlier boot, or a reboot not yet confirmed)", e.desc, in.from)
+			}
 			return nil
 		}
 	}
@@ -106,7 +152,10 @@ func (e *Endpoint) hostControl(s *loopState, in inbound) error {
 	// Tell the owner about a restart only if the old session was in use
 	// (not when our response to an earlier poke was merely lost).
 	restarted := s.session && s.used
-	if s.session {
+	// Only a session that carried data is remembered as replaced: one
+	// that never did may have been opened by a replayed poke, and the
+	// live target must be able to take its place again.
+	if restarted {
 		s.superseded[s.supNext] = s.clientRandom
 		s.supNext = (s.supNext + 1) % supersededRandoms
 		s.nSuperseded = min(s.nSuperseded+1, supersededRandoms)
@@ -117,6 +166,7 @@ func (e *Endpoint) hostControl(s *loopState, in inbound) error {
 	_ = e.win.Accept(d)
 	e.sealer.Store(ns)
 	s.session, s.used = true, false
+	s.probeAt, s.deferred = time.Time{}, false
 	s.peer, s.version = in.from, d.Version
 	s.haveRecv = false
 	s.sendID = HostInitialID
@@ -137,10 +187,18 @@ func (e *Endpoint) hostControl(s *loopState, in inbound) error {
 		e.notify(s, kd.Message{Kind: kd.MsgSync})
 	}
 	if s.pending != nil {
-		s.pending.pkt.ID = s.sendID
-		e.st.Retransmits.Add(1)
-		if err := e.transmit(s); err != nil {
-			return err
+		if restarted {
+			// Meant for the kernel that went away: never delivered to the
+			// new one, which would answer it from another boot. It ends
+			// when its sender gives up (kdsrv drops it on MsgSync).
+			s.pending.stale = true
+			e.stopRetx(s)
+		} else {
+			s.pending.pkt.ID = s.sendID
+			e.st.Retransmits.Add(1)
+			if err := e.transmit(s); err != nil {
+				return err
+			}
 		}
 	}
 	if s.wantBreak {
