@@ -106,6 +106,15 @@ func explainPlainToTLS(t *spec.Transport, err error) error {
 	return fmt.Errorf("%w (if that server runs %s, it drops clients that do not speak TLS: connect with server=@{%s:proto=tls1,...})", err, secure, secure)
 }
 
+// Errors of Dial when the server refuses access; the program says how to
+// give a password (kdclient: -password-file, KDSRV_PASSWORD, the terminal).
+var (
+	// ErrPasswordRequired: the server requires a password and none was given.
+	ErrPasswordRequired = errors.New("access denied: the server requires a password")
+	// ErrPasswordRefused: the server did not accept the password.
+	ErrPasswordRefused = errors.New("access denied: the password was not accepted (or the server could not prove it knows it)")
+)
+
 // explain turns wire errors into messages that say what to do.
 func explain(t *spec.Transport, err error) error {
 	code, ok := wire.ErrorCode(err)
@@ -115,9 +124,9 @@ func explain(t *spec.Transport, err error) error {
 	switch code {
 	case wire.AccessDenied:
 		if t.Password == "" {
-			return fmt.Errorf("kdsrv at %s: access denied: the server requires a password; add password=... to server=@{...}", t)
+			return fmt.Errorf("kdsrv at %s: %w", t, ErrPasswordRequired)
 		}
-		return fmt.Errorf("kdsrv at %s: access denied: the password was not accepted (or the server could not prove it knows it)", t)
+		return fmt.Errorf("kdsrv at %s: %w", t, ErrPasswordRefused)
 	case wire.VersionMismatch:
 		return fmt.Errorf("kdsrv at %s: incompatible protocol versions (%v); upgrade kdclient or kdsrv so both speak the same version", t, err)
 	case wire.InUse:

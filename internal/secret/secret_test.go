@@ -1,6 +1,7 @@
 package secret
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -107,7 +108,7 @@ func TestPromptWithoutTerminal(t *testing.T) {
 	os.Stdin = r
 	defer func() { os.Stdin = old }()
 	var out strings.Builder
-	if _, err := Prompt(&out, "Password: "); !errors.Is(err, ErrNoTerminal) {
+	if _, err := Prompt(context.Background(), &out, "Password: "); !errors.Is(err, ErrNoTerminal) {
 		t.Fatalf("Prompt without a terminal: %v; want ErrNoTerminal", err)
 	}
 	if out.Len() != 0 {

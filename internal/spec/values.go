@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"errors"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -100,6 +101,17 @@ func parseBaud(s string) (int, *valueError) {
 
 // checkPassword accepts 1 to 12 ASCII letters and digits. Its messages never
 // contain the password.
+// CheckPassword checks a password that comes from elsewhere than password=
+// (a file, the environment, a terminal) against the same rules: 1 to 12
+// letters or digits, as the original kdsrv and its clients accept. The
+// error never contains the password.
+func CheckPassword(s string) error {
+	if v := checkPassword(s); v != nil {
+		return errors.New(v.msg + "; " + v.hint)
+	}
+	return nil
+}
+
 func checkPassword(s string) *valueError {
 	if s == "*" {
 		return &valueError{"the password is shown as * by -QR discovery", "replace * with the real password"}

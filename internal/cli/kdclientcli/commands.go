@@ -11,6 +11,7 @@ import (
 
 	"kdsrv/internal/client"
 	"kdsrv/internal/kd"
+	"kdsrv/internal/secret"
 	"kdsrv/internal/spec"
 	"kdsrv/internal/wire"
 )
@@ -174,14 +175,14 @@ func isTerminal(f *os.File) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-func runEndpsrv(ctx context.Context, c *spec.Connect, copts client.Options, o cliOptions, stdout, stderr io.Writer, errf func(string, ...any) int) int {
-	dctx, cancel := dialContext(ctx, c.Server, o, stderr)
-	defer cancel()
-	conn, err := client.Dial(dctx, c.Server, copts)
+func runEndpsrv(ctx context.Context, c *spec.Connect, sec *secrets, copts client.Options, o cliOptions, stdout, stderr io.Writer, errf func(string, ...any) int) int {
+	conn, err := dial(ctx, c, o, copts, sec, stderr, secret.Prompt)
 	if err != nil {
 		return errf("%v", err)
 	}
 	defer conn.Close()
+	dctx, cancel := dialContext(ctx, c.Server, o, stderr)
+	defer cancel()
 	r, err := conn.Control(dctx, wire.CmdShutdown, nil)
 	if err != nil {
 		return errf("%v", err)

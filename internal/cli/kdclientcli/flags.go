@@ -29,6 +29,11 @@ type cliOptions struct {
 	verbose    bool
 
 	keepPartial bool
+
+	// Secrets kept off the command line (secrets.go).
+	passwordFile         string
+	kdnetKeyFile         string
+	insecureSendKDNETKey bool
 }
 
 // register defines every flag of kdclient on fs.
@@ -47,6 +52,9 @@ func (o *cliOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.qrPort, "qr-port", discovery.DefaultPort, "with -QR: the host's discovery UDP port")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "parse and print -k, then exit")
 	fs.BoolVar(&o.verbose, "v", false, "verbose")
+	fs.StringVar(&o.passwordFile, flagPasswordFile, "", "read the server password from the first line of FILE (mode 600)")
+	fs.StringVar(&o.kdnetKeyFile, flagKDNETKeyFile, "", "read the KDNET key of trans=@{net:...} from the first line of FILE (mode 600)")
+	fs.BoolVar(&o.insecureSendKDNETKey, flagInsecureKDNET, false, "send a KDNET key over a transport that does not encrypt (tcp, npipe, com)")
 	fs.BoolVar(&o.keepPartial, "keep-partial", false, "dump: keep what an interrupted or failed dump read, as FILE.partial")
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"kdsrv/internal/client"
 	"kdsrv/internal/kd"
+	"kdsrv/internal/secret"
 	"kdsrv/internal/spec"
 	"kdsrv/internal/transport"
 	"kdsrv/internal/wire"
@@ -65,6 +66,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, w := range c.Server.Warnings() {
 		fmt.Fprintf(stderr, "kdclient: warning: %s\n", w)
 	}
+	sec, err := resolveSecrets(c, o, os.Getenv, stderr)
+	if err != nil {
+		return usage("%v", err)
+	}
 	if o.dryRun {
 		fmt.Fprintln(stdout, c.String())
 		return 0
@@ -83,7 +88,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	// Commands that need no target.
 	if len(pos) > 0 && pos[0] == "endpsrv" {
-		return runEndpsrv(ctx, c, copts, o, stdout, stderr, errf)
+		return runEndpsrv(ctx, c, sec, copts, o, stdout, stderr, errf)
 	}
 	var cmd func(ctx context.Context, cm *client.Commander, b *client.Bridge) error
 	if o.listen == "" {
@@ -93,9 +98,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	dctx, cancel := dialContext(ctx, c.Server, o, stderr)
-	conn, err := client.Dial(dctx, c.Server, copts)
-	cancel()
+	conn, err := dial(ctx, c, o, copts, sec, stderr, secret.Prompt)
 	if err != nil {
 		return errf("%v", err)
 	}

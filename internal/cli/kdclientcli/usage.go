@@ -60,9 +60,27 @@ Options:
                  on the local network by mDNS. Only servers running as
                  root (elevated on Windows) are listed, never hidden ones
   -qr-port N     UDP port the host answers -QR on (default 50100)
+  -password-file FILE
+                 the password of server=@{...}, from the first line of FILE,
+                 which only its owner may read (chmod 600 FILE). Without it
+                 and without password= in -k, kdclient takes the password
+                 from the KDSRV_PASSWORD environment variable, or asks on
+                 the terminal (no echo) when the server wants one
+  -kdnet-key-file FILE
+                 the KDNET key of a trans=@{net:...} that gives no key=,
+                 from the first line of FILE (chmod 600 FILE); else from
+                 the KDSRV_KDNET_KEY environment variable
+  -insecure-send-kdnet-key
+                 send a KDNET key to kdsrv over tcp, npipe or com, which do
+                 not encrypt (anyone on the path could read it). Without
+                 it kdclient refuses: connect over ssl or spipe instead
   -keep-partial  dump: keep what an interrupted or failed dump read, as
                  FILE.partial (default: removed)
   -dry-run       parse and validate -k, print it normalised, and exit
   -v             log connection events on standard error
+
+Secrets: password= and key= in -k are visible to every local user (ps,
+/proc/PID/cmdline) while kdclient runs, and kdclient warns about them; use
+-password-file, -kdnet-key-file or the environment variables instead.
 
 `

@@ -19,6 +19,7 @@ type options struct {
 	allowEndpsrv bool
 	verbose      bool
 	cliconRetry  bool
+	passwordFile string
 
 	// Discovery (discovery.go).
 	qrPort   int
@@ -28,15 +29,17 @@ type options struct {
 
 // Flag names that messages mention.
 const (
-	flagQRPort   = "qr-port"
-	flagRegistry = "registry"
-	flagNoMDNS   = "no-mdns"
+	flagQRPort       = "qr-port"
+	flagRegistry     = "registry"
+	flagNoMDNS       = "no-mdns"
+	flagPasswordFile = "password-file"
 )
 
 // register defines every flag of kdsrv on fs.
 func (o *options) register(fs *flag.FlagSet) {
 	fs.Var(&o.transports, "t", "transport (repeatable)")
 	fs.Var(&o.allows, "allow", "allow a target link pattern (repeatable)")
+	fs.StringVar(&o.passwordFile, flagPasswordFile, "", "the password of every -t without password=, from the first line of FILE (mode 600)")
 	fs.StringVar(&o.bind, "bind", "", "listen on this address only")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "parse and print every -t, then exit")
 	fs.BoolVar(&o.allowEndpsrv, "allow-endpsrv", false, "let clients stop the server")

@@ -17,6 +17,7 @@ import (
 
 	"kdsrv/internal/discovery"
 	"kdsrv/internal/firewall"
+	"kdsrv/internal/secret"
 	"kdsrv/internal/server"
 	"kdsrv/internal/spec"
 	"kdsrv/internal/targetlink"
@@ -80,6 +81,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, e env) in
 			return usage("-t: %v", err)
 		}
 		parsed = append(parsed, t)
+	}
+	if err := applyPasswordFile(parsed, o.passwordFile, stderr); err != nil {
+		return usage("%v", err)
 	}
 	allow, err := targetlink.NewAllowList(o.allows, true)
 	if err != nil {
@@ -183,4 +187,37 @@ func transportOptions(bind string, o transport.Options) transport.Options {
 	o.PID = os.Getpid()
 	o.TID = os.Getpid() // the main thread's id equals the process id on Linux
 	return o
+}
+
+// applyPasswordFile gives every transport without password= the password
+// of -password-file, and warns once when a password is on the command line.
+func applyPasswordFile(ts []*spec.Transport, file string, stderr io.Writer) error {
+	onCommandLine := 0
+	for _, t := range ts {
+		if t.Password != "" {
+			onCommandLine++
+		}
+	}
+	if onCommandLine > 0 {
+		fmt.Fprintf(stderr, "kdsrv: %s\n", secret.CommandLineWarning("password in -t", "-"+flagPasswordFile+" FILE (mode 600)"))
+	}
+	if file == "" {
+		return nil
+	}
+	pw, err := secret.ReadFile("password file", file)
+	if err != nil {
+		return err
+	}
+	if err := spec.CheckPassword(pw); err != nil {
+		return fmt.Errorf("password file %s: %w", file, err)
+	}
+	if onCommandLine == len(ts) {
+		return fmt.Errorf("-%s %s is used by no transport: every -t gives its own password=", flagPasswordFile, file)
+	}
+	for _, t := range ts {
+		if t.Password == "" {
+			t.Password = pw
+		}
+	}
+	return nil
 }

@@ -30,6 +30,14 @@ Options:
                                         e.g. -allow '/run/vm/*.sock'
                      HOST:PORT, HOST:*  com:ipport targets, e.g. 127.0.0.1:*
                      net:PORT, net:*    KDNET UDP ports
+  -password-file FILE
+                   the password of every -t that gives no password=: the
+                   first line of FILE, which only its owner may read (kdsrv
+                   refuses it otherwise; chmod 600 FILE). password= in -t
+                   is visible to every local user (ps, /proc/PID/cmdline)
+                   while kdsrv runs, and kdsrv warns about it. To serve a
+                   transport without a password beside protected ones, run
+                   it in a second kdsrv
   -bind ADDR       listen for tcp/ssl clients on this address only
                    (default: every interface, like the original)
   -allow-endpsrv   let clients stop the server (kdclient ... endpsrv)
