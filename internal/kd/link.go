@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -234,6 +235,8 @@ type Link struct {
 	sendOps sync.Pool
 
 	st Counters
+
+	adopt atomic.Bool // AdoptNext: accept the next data packet's id as it is
 }
 
 type chunk struct {
@@ -590,6 +593,11 @@ func (l *Link) handleData(s *loopState, p Packet) error {
 		return err
 	}
 	sync := l.role == RoleHost && id&SyncPacketID != 0
+	if !sync && l.role == RoleHost && l.adopt.Swap(false) {
+		// Synchronising with a target whose ids are unknown: take its
+		// packet as new and follow its stream from here.
+		s.expectID = id
+	}
 	if sync && s.lastSync == id && s.expectID == (id&^SyncPacketID)^1 {
 		// The same restart packet again (our ACK was lost) and nothing
 		// since: a duplicate, not another restart.
@@ -597,6 +605,7 @@ func (l *Link) handleData(s *loopState, p Packet) error {
 		return nil
 	}
 	if sync {
+		l.adopt.Store(false)
 		s.lastSync = id
 		// The target restarted its streams: adopt its id and restart ours.
 		s.expectID = id &^ SyncPacketID
@@ -763,6 +772,13 @@ func (l *Link) SendReset() error {
 	l.st.ResetsSent.Add(1)
 	return l.writeControl(TypeReset, 0)
 }
+
+// AdoptNext makes the link (host role) accept the next data packet from
+// the target as new whatever its id, and expect the target's ids to follow
+// on from it. A host attaching to a target that kept its ids from an
+// earlier debugger uses it so that the target's state change is not taken
+// for a retransmission; a packet with the sync bit clears it too.
+func (l *Link) AdoptNext() { l.adopt.Store(true) }
 
 // Done is closed when the link has stopped (Close, or a read/write error).
 func (l *Link) Done() <-chan struct{} { return l.done }
