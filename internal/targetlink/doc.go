@@ -109,11 +109,12 @@
 // success, as a serial line with nothing attached would lose them: the KD
 // layer above retransmits and resynchronises anyway. Open with reconnect also
 // waits, bounded by its context, for a socket that does not exist yet. The
-// number of successful redials is available through the Reconnecter
-// interface. Without reconnect, end of file and errors are returned as
+// number of successful redials, and a channel closed at the next one, are
+// available through the Reconnecter interface: kdsrv synchronises with the
+// target again after every redial. Without reconnect, end of file and errors are returned as
 // usual, and a missing socket is an error at Open.
 //
 // resets=N is a debugger-side setting (how many RESET packets to send while
-// synchronising); the pipe Link reports it through Resets() and it does not
-// change the stream.
+// synchronising, accepted on every com: target); the pipe Link reports it
+// through Resets() and it does not change the stream.
 package targetlink

@@ -32,6 +32,10 @@ type Reconnecter interface {
 	// Reconnects returns how many times the link has been re-established
 	// since Open.
 	Reconnects() int
+	// Reconnected returns a channel that is closed when the link is next
+	// re-established. Whatever was on the far end may have changed (a
+	// VM that rebooted): the KD layer above must synchronise again.
+	Reconnected() <-chan struct{}
 }
 
 // DefaultDialTimeout bounds a TCP connection attempt of an ipport link when

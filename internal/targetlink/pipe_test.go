@@ -267,6 +267,12 @@ func TestPipeReconnect(t *testing.T) {
 	if got := readN(t, l, 3); got != "one" {
 		t.Fatalf("first connection: got %q", got)
 	}
+	reconnected := l.(Reconnecter).Reconnected()
+	select {
+	case <-reconnected:
+		t.Fatal("Reconnected() fired before any reconnection")
+	default:
+	}
 
 	// The VM goes away: the socket closes and its file disappears.
 	srv.stop()
@@ -291,6 +297,16 @@ func TestPipeReconnect(t *testing.T) {
 	vm2 := srv2.accept(t)
 	if rc := l.(Reconnecter).Reconnects(); rc != 1 {
 		t.Errorf("Reconnects() = %d, want 1", rc)
+	}
+	select {
+	case <-reconnected:
+	default:
+		t.Error("the channel from Reconnected() was not closed by the reconnection")
+	}
+	select {
+	case <-l.(Reconnecter).Reconnected():
+		t.Error("Reconnected() after the reconnection returned a closed channel")
+	default:
 	}
 	if _, err := l.Write([]byte("after")); err != nil {
 		t.Fatal(err)

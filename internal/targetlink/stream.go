@@ -41,6 +41,8 @@ type streamLink struct {
 	rdlChanged chan struct{} // closed and replaced when the read deadline changes
 	closed     bool
 	reconnects int
+	// reconnected is closed and replaced when a new connection is installed.
+	reconnected chan struct{}
 }
 
 func newStreamLink(desc string, c net.Conn, dial dialFunc, reconnect bool) *streamLink {
@@ -51,11 +53,20 @@ func newStreamLink(desc string, c net.Conn, dial dialFunc, reconnect bool) *stre
 		desc: desc, dial: dial, reconnect: reconnect,
 		ctx: ctx, cancel: cancel,
 		conn: c, gen: 1, up: up, rdlChanged: make(chan struct{}),
+		reconnected: make(chan struct{}),
 	}
 }
 
 // String describes the link.
 func (l *streamLink) String() string { return l.desc }
+
+// Reconnected returns a channel that is closed when the link is next
+// re-established (a new connection replaced a lost one).
+func (l *streamLink) Reconnected() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.reconnected
+}
 
 // Reconnects returns how many times the link was re-established.
 func (l *streamLink) Reconnects() int {
@@ -224,6 +235,8 @@ func (l *streamLink) redial() {
 			l.gen++
 			l.reconnects++
 			close(l.up)
+			close(l.reconnected)
+			l.reconnected = make(chan struct{})
 			l.mu.Unlock()
 			return
 		}
