@@ -83,9 +83,10 @@ certuser=/machuser=, or, with none of these, the system roots.
 trans=@{<target>} is the kernel debug connection the server opens (WinDbg -k):
   com:port=COMn|/dev/ttyX,baud=N               a real serial port
   com:pipe,port=PATH[,resets=N][,reconnect]    a VM serial pipe (a unix socket
-                                               path, or \\.\pipe\Name on Windows);
-                                               resets=0 allows unlimited resets
+                                               path, or \\.\pipe\Name on Windows)
   com:ipport=PORT,port=HOST                    KDCOM over TCP
+  resets=N (any com:) bounds the RESETs kdsrv sends while synchronising with
+  the target (about one a second); resets=0 sends them without limit.
   net:port=N,key=a.b.c.d[,target=IP]           KDNET over UDP
 1394: and usb: connections are not supported.
 

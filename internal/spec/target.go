@@ -30,7 +30,7 @@ type Target struct {
 	Kind      TargetKind // "" when only "com:" with nothing decisive was given (filled from env)
 	Port      string     // serial: "COM1" or device path; pipe: path; ipport: IP or host
 	Baud      int        // 0 = not given
-	Resets    int        // -1 = not given; 0 = unlimited
+	Resets    int        // any com: link; -1 = not given; 0 = unlimited
 	Reconnect bool       // pipe: wait for the pipe and reopen it after errors
 	IPPort    int        // ipport: TCP port
 	NetPort   int        // net: UDP port
@@ -40,9 +40,9 @@ type Target struct {
 
 // ParseTarget parses a trans=@{...} value (without the @{ }):
 //
-//	com:port=COMn|PATH,baud=N                  real serial port
+//	com:port=COMn|PATH,baud=N[,resets=N]       real serial port
 //	com:pipe,port=PATH[,resets=N][,reconnect]  VM serial pipe (a unix socket outside Windows)
-//	com:ipport=PORT,port=HOST                  KDCOM over TCP
+//	com:ipport=PORT,port=HOST[,resets=N]       KDCOM over TCP
 //	net:port=N,key=a.b.c.d[,target=IP]         KDNET over UDP
 //
 // Fields may be missing ("com:" alone is valid): the server fills them with
@@ -150,11 +150,11 @@ func parseComTarget(input string, l *lexed) (*Target, *Error) {
 		}
 		t.Baud = n
 	}
-	for _, k := range []string{"resets", "reconnect"} {
-		if p, ok := byKey[k]; ok && !pipe {
-			return nil, newError(input, k, p.value, k+" applies only to a VM pipe (com:pipe)",
-				"write com:pipe,port=PATH,"+k+"...")
-		}
+	// resets= is the debugger's synchronisation schedule and applies to
+	// every com: link; reconnect reopens a pipe and means nothing else.
+	if p, ok := byKey["reconnect"]; ok && !pipe {
+		return nil, newError(input, "reconnect", p.value, "reconnect applies only to a VM pipe (com:pipe)",
+			"write com:pipe,port=PATH,reconnect")
 	}
 	if p, ok := byKey["resets"]; ok {
 		n, ok := parseDecimal(p.value, 1<<31-1)
@@ -266,13 +266,11 @@ func (t *Target) format(redactKey bool) string {
 	}
 	add("port", t.Port)
 	num("baud", t.Baud)
-	if t.Kind == TargetPipe {
-		if t.Resets >= 0 {
-			add("resets", strconv.Itoa(t.Resets))
-		}
-		if t.Reconnect {
-			parts = append(parts, "reconnect")
-		}
+	if t.Resets >= 0 {
+		add("resets", strconv.Itoa(t.Resets))
+	}
+	if t.Kind == TargetPipe && t.Reconnect {
+		parts = append(parts, "reconnect")
 	}
 	return "com:" + strings.Join(parts, ",")
 }
