@@ -28,7 +28,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // suite is the end-to-end sequence every transport must pass: attach,
 // version, context, read/write, 100 reads of 4 KiB, DbgPrint while
 // running, break-in again. It also checks that the target-side link saw no
-// resets, retransmissions or corrupt packets.
+// retransmissions or corrupt packets, and no RESET besides the one kdsrv
+// sends when it synchronises with the target on each connection.
 func suite(t *testing.T, s *session, tgt *sim.Target) {
 	t.Helper()
 	runSuite(t, s, tgt, false)
@@ -114,7 +115,7 @@ func runSuite(t *testing.T, s *session, tgt *sim.Target, lossyLink bool) *kd.Hos
 		t.Fatalf("DbgPrint lines %d (first %q)", n, first)
 	}
 	st := tgt.Stats()
-	if st.Link.Corrupt != 0 || !lossyLink && (st.Link.ResetsReceived != 0 || st.Link.Retransmits != 0) {
+	if st.Link.Corrupt != 0 || !lossyLink && (st.Link.ResetsReceived > st.Connections || st.Link.Retransmits != 0) {
 		t.Fatalf("target link stats %+v", st.Link)
 	}
 	return h
@@ -287,7 +288,9 @@ func TestClientKilledSecondTakesOver(t *testing.T) {
 		t.Fatalf("memory seen by the second client %q %v", got, err)
 	}
 	st := tgt.Stats()
-	if st.Link.ResetsReceived != 0 || st.Link.Retransmits != 0 || st.Connections != 1 {
+	// One RESET: kdsrv's synchronisation when it opened the link, not one
+	// per client.
+	if st.Link.ResetsReceived != 1 || st.Link.Retransmits != 0 || st.Connections != 1 {
 		t.Fatalf("target saw %+v over %d connections", st.Link, st.Connections)
 	}
 }

@@ -254,6 +254,7 @@ func (c *client) open(o wire.Open) error {
 	// A halted target's state goes to the new client at once, so its
 	// debugger sees the stop without the target being reset.
 	t.resendState(c)
+	t.tellNewOwner(c)
 	return nil
 }
 

@@ -210,7 +210,7 @@ func (ra *readAhead) disable(forward bool) {
 	}
 	if forward {
 		for _, p := range held {
-			ra.t.enqueue(p.typ, p.payload)
+			ra.t.enqueueFrom(p.from, p.typ, p.payload)
 		}
 	}
 }
@@ -267,7 +267,7 @@ func (ra *readAhead) fromClient(c *client, pt uint16, payload []byte) error {
 	if typ.IsControl() || typ >= kd.TypeMax || len(payload) > kd.MaxPayload {
 		return c.fail(wire.BadRequest, fmt.Sprintf("invalid KD packet (type %d, %d bytes)", pt, len(payload)))
 	}
-	p := outPacket{typ, append([]byte(nil), payload...)}
+	p := outPacket{typ: typ, payload: append([]byte(nil), payload...), from: c}
 	ra.mu.Lock()
 	defer ra.mu.Unlock()
 	if readahead.Invalidates(typ, p.payload) {
@@ -310,7 +310,7 @@ func (ra *readAhead) sendLocked(p outPacket) {
 			ra.pending++
 		}
 	}
-	ra.t.enqueue(p.typ, p.payload)
+	ra.t.enqueueFrom(p.from, p.typ, p.payload)
 }
 
 // ownerLocked returns the client to answer, or nil if it no longer owns

@@ -175,13 +175,6 @@ func (h *raHarness) rawOpen(name string, readAhead bool) *rawClient {
 		conn.Close()
 		h.t.Fatal(err)
 	}
-	if readAhead {
-		r, err := conn.Control(ctx, wire.CmdSetOption, []byte("readahead=on"))
-		if err != nil || r.Status != wire.OK {
-			conn.Close()
-			h.t.Fatalf("readahead=on: %v %v %s", err, r.Status, r.Body)
-		}
-	}
 	rc := &rawClient{t: h.t, conn: conn, frames: make(chan wire.Frame, 256), done: make(chan struct{}), tgt: h.sim(name), verify: true}
 	go func() {
 		defer close(rc.done)
@@ -201,12 +194,28 @@ func (h *raHarness) rawOpen(name string, readAhead bool) *rawClient {
 		}
 		<-rc.done
 	})
-	// The targets start running (a halted one sends its state change as
-	// soon as the server connects, which may race with Open): stop it.
-	if err := conn.Wire().Send(wire.TypeBreakIn, nil); err != nil {
-		h.t.Fatal(err)
-	}
+	// The server breaks into the target when it opens the link: its state
+	// change reaches the client once (forwarded, or given after Opened).
 	rc.waitState()
+	if readAhead {
+		if err := conn.Wire().Send(wire.TypeControl, wire.EncodeControl(wire.Control{ID: 1, Command: wire.CmdSetOption, Body: []byte("readahead=on")})); err != nil {
+			h.t.Fatal(err)
+		}
+		for {
+			f, ok := <-rc.frames
+			if !ok {
+				h.t.Fatal("the server closed the connection")
+			}
+			if f.Type != wire.TypeControl {
+				continue
+			}
+			r, err := wire.DecodeControl(f.Payload)
+			if err != nil || r.Status != wire.OK {
+				h.t.Fatalf("readahead=on: %v %v %s", err, r.Status, r.Body)
+			}
+			break
+		}
+	}
 	return rc
 }
 

@@ -47,6 +47,11 @@ type Config struct {
 	// target's acknowledgement before the client is told that the target
 	// is not responding (default 5s). Sending goes on meanwhile.
 	TargetTimeout time.Duration
+	// AttachInterval is the pause between break-in/RESET attempts while
+	// synchronising with a KDCOM target, and AttachSlowInterval the pace of
+	// the break-ins once the RESETs are used up (defaults 1s and 5s; see
+	// kd.AttachPolicy). Tests shorten them.
+	AttachInterval, AttachSlowInterval time.Duration
 	// OpenTimeout bounds opening a target link (default 10s).
 	OpenTimeout time.Duration
 	// AllowShutdown lets clients stop the server (kdclient ... endpsrv).

@@ -45,6 +45,13 @@ type target struct {
 	readers sync.WaitGroup
 	closed  bool
 	ra      *readAhead // read-ahead, once a client enabled it (readahead.go)
+
+	// Synchronisation with a KDCOM target (attach.go).
+	synced        chan struct{}      // closed while synchronised; packets wait for it
+	syncing       bool               // a synchronisation is in progress
+	notResponding string             // what the owner was told, while the target does not answer
+	gen           uint64             // restarts of the target or its link: older packets are dropped
+	inflight      context.CancelFunc // cancels the packet being sent (writer)
 }
 
 // Endpoint is the host (debugger) end of a KD link layer: KDCOM over a
@@ -60,6 +67,8 @@ type Endpoint interface {
 type outPacket struct {
 	typ     kd.PacketType
 	payload []byte
+	from    *client // nil for the server's own packets
+	gen     uint64  // target.gen when it was queued
 }
 
 // errKeyMismatch refuses a client whose KDNET key differs from the one the
@@ -188,6 +197,7 @@ func (t *target) open(ctx context.Context) error {
 	}
 	t.desc = desc.String()
 	t.out = make(chan outPacket, 64)
+	t.synced = make(chan struct{})
 	t.ctx, t.stop = context.WithCancel(context.Background())
 	t.done = make(chan struct{})
 	t.opened = time.Now()
@@ -254,30 +264,98 @@ func (t *target) ownerClient() *client {
 }
 
 // pump delivers what the target sends to the owning client, and answers
-// what must not wait when nobody owns the target.
+// what must not wait when nobody owns the target. On a KDCOM link it also
+// synchronises with the target the way a debugger attaches (attach.go):
+// when the link opens, and again whenever the byte stream was lost and
+// re-established.
 func (t *target) pump() {
 	defer t.readers.Done()
 	defer t.stop()
-	heard := false // a target's first packet always carries the sync bit
+	msgs := make(chan kd.Message)
+	errc := make(chan error, 1)
+	t.readers.Add(1)
+	go func() {
+		defer t.readers.Done()
+		for {
+			m, err := t.kdl.Recv(t.ctx)
+			if err != nil {
+				errc <- err
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-t.ctx.Done():
+				return
+			}
+		}
+	}()
+	kl, kdcom := t.kdl.(*kd.Link)
+	var reconnected <-chan struct{}
+	if rc, ok := t.link.(targetlink.Reconnecter); ok && kdcom {
+		reconnected = rc.Reconnected()
+	}
+	var run *attachRun
+	if kdcom {
+		run = t.beginAttach(kl, "open")
+	} else {
+		t.setSynced()
+	}
+	defer func() {
+		if run != nil {
+			run.timer.Stop()
+		}
+	}()
+	heard := false // KDNET: a target's first packet always carries the sync bit
 	for {
-		m, err := t.kdl.Recv(t.ctx)
-		if err != nil {
+		var tick <-chan time.Time
+		if run != nil {
+			tick = run.timer.C
+		}
+		select {
+		case <-t.ctx.Done():
+			return
+		case err := <-errc:
 			if t.ctx.Err() == nil {
 				t.lost(err)
 			}
 			return
-		}
-		switch m.Kind {
-		case kd.MsgSync:
-			// The target restarted its id streams (reboot or reset);
-			// its very first packet always carries the sync bit.
-			t.targetEvent()
-			if c := t.ownerClient(); c != nil && heard {
-				c.sendState(wire.StateReconnected, "the target restarted its debug link")
+		case <-reconnected:
+			reconnected = t.link.(targetlink.Reconnecter).Reconnected()
+			t.restarted(fmt.Sprintf("the link to target %s was re-established (%s); kdsrv cleared what it knew about the target and is synchronising with it again (break-in and RESET)", t.spec, t.desc))
+			if run != nil {
+				run.timer.Stop()
 			}
-		case kd.MsgPacket:
-			heard = true
-			t.fromTarget(m.Packet)
+			run = t.beginAttach(kl, "reconnect")
+		case <-tick:
+			t.attachStep(kl, run, run.a.Tick())
+		case m := <-msgs:
+			if run != nil {
+				if m.Kind == kd.MsgSync && run.why != "open" {
+					t.s.cfg.Logger.Printf("target %s restarted its debug link (its first packet carries the sync bit): it rebooted", t.spec)
+				}
+				st, deliver := run.a.Message(m)
+				if st.Done {
+					t.attached(run)
+					run = nil
+				} else {
+					t.attachStep(kl, run, st)
+				}
+				if deliver {
+					t.fromTarget(m.Packet)
+				}
+				continue
+			}
+			switch m.Kind {
+			case kd.MsgSync:
+				// The target restarted its id streams: it rebooted, or
+				// gave up waiting for a debugger and starts afresh.
+				if kdcom || heard {
+					t.restarted(fmt.Sprintf("target %s restarted its debug link (a packet with the sync bit): it rebooted, or gave up on an unacknowledged packet; kdsrv cleared what it knew about the target", t.spec))
+				}
+			case kd.MsgPacket:
+				heard = true
+				t.fromTarget(m.Packet)
+			}
 		}
 	}
 }
@@ -325,20 +403,31 @@ func (t *target) fromClient(c *client, pt uint16, payload []byte) error {
 	if typ.IsControl() || typ >= kd.TypeMax || len(payload) > kd.MaxPayload {
 		return c.fail(wire.BadRequest, fmt.Sprintf("invalid KD packet (type %d, %d bytes)", pt, len(payload)))
 	}
-	t.enqueue(typ, append([]byte(nil), payload...))
+	t.enqueueFrom(c, typ, append([]byte(nil), payload...))
 	return nil
 }
 
+// enqueue queues one of the server's own packets for the target.
 func (t *target) enqueue(typ kd.PacketType, payload []byte) {
+	t.enqueueFrom(nil, typ, payload)
+}
+
+func (t *target) enqueueFrom(c *client, typ kd.PacketType, payload []byte) {
+	t.mu.Lock()
+	p := outPacket{typ: typ, payload: payload, from: c, gen: t.gen}
+	t.mu.Unlock()
 	select {
-	case t.out <- outPacket{typ, payload}:
+	case t.out <- p:
 	case <-t.ctx.Done():
 	}
 }
 
-// writer sends queued packets to the target one at a time. A packet that
-// is not acknowledged within TargetTimeout makes the client hear that the
-// target is not responding; sending goes on until it is acknowledged.
+// writer sends queued packets to the target one at a time, once the
+// target is synchronised. A packet that is not acknowledged within
+// TargetTimeout makes the client hear that the target is not responding;
+// sending goes on until it is acknowledged. A packet queued before the
+// target restarted (or its link was re-established) is dropped: it was
+// meant for a boot that is gone.
 func (t *target) writer() {
 	defer t.readers.Done()
 	for {
@@ -348,20 +437,50 @@ func (t *target) writer() {
 		case <-t.ctx.Done():
 			return
 		}
-		for {
-			ctx, cancel := context.WithTimeout(t.ctx, t.s.cfg.TargetTimeout)
-			err := t.kdl.Send(ctx, p.typ, p.payload)
+		select {
+		case <-t.syncedC():
+		case <-t.ctx.Done():
+			return
+		}
+		t.mu.Lock()
+		stale := p.gen != t.gen
+		ctx, cancel := context.WithCancel(t.ctx)
+		t.inflight = cancel
+		t.mu.Unlock()
+		if stale {
 			cancel()
+			t.dropped(p, "the target restarted, or its link was re-established, after it was sent")
+			continue
+		}
+		sent := false
+		for {
+			sctx, scancel := context.WithTimeout(ctx, t.s.cfg.TargetTimeout)
+			err := t.kdl.Send(sctx, p.typ, p.payload)
+			scancel()
 			if err == nil {
+				sent = true
 				break
 			}
 			if t.ctx.Err() != nil {
+				cancel()
 				return
 			}
+			if ctx.Err() != nil {
+				break // restarted meanwhile
+			}
 			if !errors.Is(err, context.DeadlineExceeded) {
+				cancel()
 				return // the link failed; pump reports it
 			}
 			t.setSlow(true)
+		}
+		t.mu.Lock()
+		t.inflight = nil
+		t.mu.Unlock()
+		cancel()
+		if !sent {
+			t.dropped(p, "the target restarted, or its link was re-established, before it was acknowledged")
+			continue
 		}
 		t.setSlow(false)
 		if p.typ == kd.TypeStateManipulate && len(p.payload) >= 4 {
@@ -374,6 +493,15 @@ func (t *target) writer() {
 			}
 		}
 	}
+}
+
+// dropped reports a packet that never reached the target.
+func (t *target) dropped(p outPacket, why string) {
+	who := "kdsrv's own"
+	if p.from != nil {
+		who = "client " + p.from.String() + "'s"
+	}
+	t.s.cfg.Logger.Printf("target %s: dropped %s %s packet (%d bytes): %s", t.spec, who, p.typ, len(p.payload), why)
 }
 
 func (t *target) setSlow(slow bool) {

@@ -1,0 +1,166 @@
+package server
+
+import (
+	"fmt"
+	"time"
+
+	"kdsrv/internal/kd"
+	"kdsrv/internal/wire"
+)
+
+// Attaching to a KDCOM target (docs/protocol.md, "Attaching to a target").
+//
+// A kernel keeps its KD state (the ids it sends and expects next, whether
+// it is halted) across everything that happens on the wire: an earlier
+// kdsrv, a debugger that quit, a VM pipe that was reopened. So whenever
+// kdsrv opens a KDCOM link, and whenever the byte stream under it was lost
+// and re-established (reconnect), it synchronises the way WinDbg does:
+// break-in plus RESET about once a second (resets= bounds the RESETs) until
+// the target reports a state change after answering a RESET, and adopts
+// the target's ids from that exchange (kd.Attach). A running target is
+// broken into: kdsrv cannot agree on ids with a kernel that does not read
+// the line, and a debugger attaching to a target expects it stopped.
+//
+// Until the target is synchronised, packets from clients wait in the
+// target's queue (bounded by the send budget, see writer); the state change
+// that completes the synchronisation goes to the owning client as usual.
+// Ordinary retransmission recovery (RESEND, a lost ACK) never triggers it.
+
+// attachRun is one synchronisation in progress, owned by the pump.
+type attachRun struct {
+	a       *kd.Attach
+	timer   *time.Timer
+	why     string // "open" or "reconnect"
+	started time.Time
+	told    bool // the owner was told the target does not respond
+}
+
+// beginAttach starts synchronising with the target on kl.
+func (t *target) beginAttach(kl *kd.Link, why string) *attachRun {
+	t.mu.Lock()
+	select {
+	case <-t.synced:
+		t.synced = make(chan struct{})
+	default:
+	}
+	t.syncing = true
+	t.mu.Unlock()
+	r := &attachRun{
+		a: kd.NewAttach(kd.AttachPolicy{
+			Resets:       t.spec.Resets,
+			Interval:     t.s.cfg.AttachInterval,
+			SlowInterval: t.s.cfg.AttachSlowInterval,
+		}),
+		timer:   time.NewTimer(time.Hour),
+		why:     why,
+		started: time.Now(),
+	}
+	// The target may have kept its ids from an earlier debugger: take its
+	// next packet as new whatever its id.
+	kl.AdoptNext()
+	t.attachStep(kl, r, r.a.Start())
+	return r
+}
+
+// attachStep does what one step of the synchronisation asks for.
+func (t *target) attachStep(kl *kd.Link, r *attachRun, st kd.AttachStep) {
+	if st.BreakIn {
+		if err := kl.SendBreakIn(); err != nil {
+			t.s.cfg.Logger.Printf("target %s: break-in while synchronising: %v", t.spec, err)
+		}
+	}
+	if st.Reset {
+		if err := kl.SendReset(); err != nil {
+			t.s.cfg.Logger.Printf("target %s: RESET while synchronising: %v", t.spec, err)
+		}
+	}
+	if st.Wait > 0 {
+		r.timer.Reset(st.Wait)
+	}
+	if st.NotResponding {
+		r.told = true
+		p := r.a.Policy()
+		msg := fmt.Sprintf("target %s does not answer break-in and RESET (%s in %v); check that it is running with debugging enabled and the link settings; kdsrv keeps trying, with a break-in every %v",
+			t.spec, r.a, time.Since(r.started).Round(10*time.Millisecond), p.SlowInterval)
+		if p.Resets == 0 {
+			msg = fmt.Sprintf("target %s does not answer break-in and RESET (%s in %v); check that it is running with debugging enabled and the link settings; kdsrv keeps trying (resets=0)",
+				t.spec, r.a, time.Since(r.started).Round(10*time.Millisecond))
+		}
+		t.s.cfg.Logger.Printf("%s", msg)
+		t.mu.Lock()
+		t.notResponding = msg
+		owner := t.owner
+		t.mu.Unlock()
+		if owner != nil {
+			owner.sendState(wire.StateNotResponding, msg)
+		}
+	}
+}
+
+// attached ends a synchronisation; the state change that completed it goes
+// to fromTarget next.
+func (t *target) attached(r *attachRun) {
+	r.timer.Stop()
+	t.mu.Lock()
+	t.syncing = false
+	t.notResponding = ""
+	owner := t.owner
+	t.mu.Unlock()
+	t.setSynced()
+	t.s.cfg.Logger.Printf("target %s synchronised (%s, after %s)", t.spec, r.why, r.a)
+	if r.told && owner != nil {
+		owner.sendState(wire.StateStopped, fmt.Sprintf("target %s answered and is stopped", t.spec))
+	}
+}
+
+// setSynced lets queued packets go to the target.
+func (t *target) setSynced() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	select {
+	case <-t.synced:
+	default:
+		close(t.synced)
+	}
+}
+
+// syncedC returns a channel closed while the target is synchronised.
+func (t *target) syncedC() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.synced
+}
+
+// restarted clears the server's picture of the target after it restarted
+// its link or the link was re-established: the stop it was halted in, the
+// read-ahead cache, the packet in flight and those queued for the old
+// boot. The owner is told why, and the event is logged.
+func (t *target) restarted(why string) {
+	t.mu.Lock()
+	t.halted = false
+	t.lastSC = nil
+	t.gen++
+	cancel := t.inflight
+	owner := t.owner
+	t.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	t.targetEvent()
+	t.s.cfg.Logger.Printf("%s", why)
+	if owner != nil {
+		owner.sendState(wire.StateReconnected, why)
+	}
+}
+
+// tellNewOwner gives a client that just opened the target what it must
+// know besides the current stop (resendState): that the target does not
+// answer.
+func (t *target) tellNewOwner(c *client) {
+	t.mu.Lock()
+	msg := t.notResponding
+	t.mu.Unlock()
+	if msg != "" {
+		c.sendState(wire.StateNotResponding, msg)
+	}
+}
