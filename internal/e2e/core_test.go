@@ -28,8 +28,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // suite is the end-to-end sequence every transport must pass: attach,
 // version, context, read/write, 100 reads of 4 KiB, DbgPrint while
 // running, break-in again. It also checks that the target-side link saw no
-// retransmissions or corrupt packets, and no RESET besides the one kdsrv
-// sends when it synchronises with the target on each connection.
+// corrupt packets, no RESET besides the one kdsrv sends when it
+// synchronises with the target on each connection, and no retransmission
+// besides the one such a RESET may cause.
 func suite(t *testing.T, s *session, tgt *sim.Target) {
 	t.Helper()
 	runSuite(t, s, tgt, false)
@@ -115,7 +116,10 @@ func runSuite(t *testing.T, s *session, tgt *sim.Target, lossyLink bool) *kd.Hos
 		t.Fatalf("DbgPrint lines %d (first %q)", n, first)
 	}
 	st := tgt.Stats()
-	if st.Link.Corrupt != 0 || !lossyLink && (st.Link.ResetsReceived > st.Connections || st.Link.Retransmits != 0) {
+	// A RESET that reaches the target while its state change waits for an
+	// ACK makes it send the state change again: that one retransmission
+	// per RESET is expected.
+	if st.Link.Corrupt != 0 || !lossyLink && (st.Link.ResetsReceived > st.Connections || st.Link.Retransmits > st.Link.ResetsReceived) {
 		t.Fatalf("target link stats %+v", st.Link)
 	}
 	return h
@@ -290,7 +294,7 @@ func TestClientKilledSecondTakesOver(t *testing.T) {
 	st := tgt.Stats()
 	// One RESET: kdsrv's synchronisation when it opened the link, not one
 	// per client.
-	if st.Link.ResetsReceived != 1 || st.Link.Retransmits != 0 || st.Connections != 1 {
+	if st.Link.ResetsReceived != 1 || st.Link.Retransmits > 1 || st.Connections != 1 {
 		t.Fatalf("target saw %+v over %d connections", st.Link, st.Connections)
 	}
 }

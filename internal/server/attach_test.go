@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -23,217 +22,85 @@ import (
 	"kdsrv/internal/wire"
 )
 
-// Targets as strict as a kernel: one KD link state (ids, halted or not)
-// per machine, kept across every connection to it, as a real kernel keeps
-// it across debuggers, kdsrv restarts and reopened VM pipes. Only a reboot
-// (a new simulated machine) starts the ids afresh.
+// Targets as strict as a kernel (sim.Config.Strict): one KD state per
+// machine, kept across every connection to it, as a real kernel keeps it
+// across debuggers, kdsrv restarts and reopened VM pipes; a running kernel
+// only polls for break-in (RESETs are lost); only a reboot (sim.Reboot, a
+// new KernBase) starts the ids afresh.
 
-// swapStream is the target's end of its serial line: a byte stream that
-// survives the far end going away. Bytes written while nothing is attached
-// are lost, as on a serial line with no cable; a read waits for the next
-// connection.
-type swapStream struct {
-	mu     sync.Mutex
-	conn   net.Conn
-	up     chan struct{} // closed while conn is set
-	done   chan struct{} // closed by Close
-	closed bool
-	// filter, if set, edits what the target reads (host → target).
-	filter func([]byte) int
+// deafConn drops what the machine would read while deaf is set (a kernel
+// that is not listening yet).
+type deafConn struct {
+	net.Conn
+	deaf *atomic.Bool
 }
 
-func newSwapStream() *swapStream {
-	return &swapStream{up: make(chan struct{}), done: make(chan struct{})}
-}
-
-func (s *swapStream) attach(c net.Conn) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		c.Close()
-		return
-	}
-	if s.conn != nil {
-		s.conn.Close()
-	} else {
-		close(s.up)
-	}
-	s.conn = c
-}
-
-// drop closes the current connection (the far end sees it go away).
-func (s *swapStream) drop(c net.Conn) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn == nil || c != nil && s.conn != c {
-		return
-	}
-	s.conn.Close()
-	s.conn = nil
-	s.up = make(chan struct{})
-}
-
-func (s *swapStream) Read(p []byte) (int, error) {
+func (c deafConn) Read(p []byte) (int, error) {
 	for {
-		s.mu.Lock()
-		c, up, filter := s.conn, s.up, s.filter
-		s.mu.Unlock()
-		if c == nil {
-			select {
-			case <-up:
-				continue
-			case <-s.done:
-				return 0, net.ErrClosed
-			}
-		}
-		n, err := c.Read(p)
-		if n > 0 && filter != nil {
-			n = filter(p[:n])
-		}
-		if n > 0 {
-			return n, nil
-		}
-		if err != nil {
-			select {
-			case <-s.done:
-				return 0, net.ErrClosed
-			default:
-			}
-			s.drop(c)
+		n, err := c.Conn.Read(p)
+		if err != nil || !c.deaf.Load() {
+			return n, err
 		}
 	}
 }
 
-func (s *swapStream) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	c := s.conn
-	s.mu.Unlock()
-	if c != nil {
-		if _, err := c.Write(p); err != nil {
-			s.drop(c)
-		}
-	}
-	return len(p), nil
-}
-
-func (s *swapStream) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.closed {
-		s.closed = true
-		close(s.done)
-		if s.conn != nil {
-			s.conn.Close()
-			s.conn = nil
-		}
-	}
-	return nil
-}
-
-// resetPacket is a RESET control packet as hosts send it.
-var resetPacket = kd.AppendControl(nil, kd.TypeReset, 0)
-
-// strictTarget is a simulated machine with a persistent KD link.
+// strictTarget is a strict simulated machine and the connections to its
+// serial line.
 type strictTarget struct {
-	t  testing.TB
-	mu sync.Mutex
-	// The current boot.
-	sim    *sim.Target
-	stream *swapStream
-	stop   context.CancelFunc
-	served chan struct{}
-	boots  int
-	// ignoreResetRunning drops RESETs that reach the machine while it
-	// runs, as a kernel that only polls for break-in does.
-	ignoreResetRunning bool
-	// deaf drops everything the machine would read (a kernel that is not
-	// listening yet).
-	deaf       atomic.Bool
-	ln         net.Listener
-	acceptDone chan struct{}
+	t    testing.TB
+	sim  *sim.Target
+	deaf atomic.Bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	conn   net.Conn // the line's current connection
+	ln     net.Listener
 }
 
-func newStrictTarget(t testing.TB, cfg sim.Config, ignoreResetRunning bool) *strictTarget {
-	st := &strictTarget{t: t, ignoreResetRunning: ignoreResetRunning}
-	st.boot(cfg)
+func newStrictTarget(t testing.TB, cfg sim.Config) *strictTarget {
+	cfg.Strict = true
+	st := &strictTarget{t: t, sim: sim.New(cfg)}
+	st.ctx, st.cancel = context.WithCancel(context.Background())
 	t.Cleanup(st.close)
 	return st
 }
 
-// boot starts a new boot of the machine: fresh KD ids (its first packet
-// carries the sync bit). The old boot's line is dropped.
-func (st *strictTarget) boot(cfg sim.Config) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.shutdownLocked()
-	st.boots++
-	tgt := sim.New(cfg)
-	s := newSwapStream()
-	s.filter = func(b []byte) int {
-		if st.deaf.Load() {
-			return 0
-		}
-		if !st.ignoreResetRunning || tgt.Halted() {
-			return len(b)
-		}
-		n := len(b)
-		for {
-			i := bytes.Index(b[:n], resetPacket)
-			if i < 0 {
-				return n
-			}
-			copy(b[i:], b[i+len(resetPacket):n])
-			n -= len(resetPacket)
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = tgt.Serve(ctx, s)
-	}()
-	st.sim, st.stream, st.stop, st.served = tgt, s, cancel, served
-}
-
-func (st *strictTarget) shutdownLocked() {
-	if st.stop != nil {
-		st.stop()
-		st.stream.Close()
-		<-st.served
-	}
-}
-
 func (st *strictTarget) close() {
 	st.mu.Lock()
-	st.shutdownLocked()
 	ln := st.ln
 	st.mu.Unlock()
 	if ln != nil {
 		ln.Close()
-		<-st.acceptDone
 	}
+	st.cancel()
+	st.wg.Wait()
 }
 
-func (st *strictTarget) current() (*sim.Target, *swapStream) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.sim, st.stream
-}
-
-// connect attaches a host connection to the machine's line.
+// connect plugs a host connection into the machine's line.
 func (st *strictTarget) connect(c net.Conn) {
-	_, s := st.current()
-	s.attach(c)
+	st.mu.Lock()
+	st.conn = c
+	st.mu.Unlock()
+	st.wg.Add(1)
+	go func() {
+		defer st.wg.Done()
+		_ = st.sim.Serve(st.ctx, deafConn{c, &st.deaf})
+	}()
 }
 
 // dropLine closes the line's current connection (a VM pipe going away).
 func (st *strictTarget) dropLine() {
-	_, s := st.current()
-	s.drop(nil)
+	st.mu.Lock()
+	c := st.conn
+	st.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
 }
 
-// listen serves the line on a unix socket, as a VM serves its serial pipe:
-// each new connection replaces the old one.
+// listen serves the line on a unix socket, as a VM serves its serial pipe.
 func (st *strictTarget) listen(path string) {
 	ln, err := net.Listen("unix", path)
 	if err != nil {
@@ -241,10 +108,10 @@ func (st *strictTarget) listen(path string) {
 	}
 	st.mu.Lock()
 	st.ln = ln
-	st.acceptDone = make(chan struct{})
 	st.mu.Unlock()
+	st.wg.Add(1)
 	go func() {
-		defer close(st.acceptDone)
+		defer st.wg.Done()
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -261,23 +128,23 @@ func (st *strictTarget) listen(path string) {
 type lcServer struct {
 	srv    *Server
 	served chan error
-	logs   *syncBuffer
+	logs   *lcLogBuffer
 	allow  *targetlink.AllowList
 	stopFn func()
 }
 
-type syncBuffer struct {
+type lcLogBuffer struct {
 	mu sync.Mutex
 	b  strings.Builder
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *lcLogBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *lcLogBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
@@ -293,7 +160,7 @@ func startLCServer(t testing.TB, dir string, targets map[string]*strictTarget, t
 	if err != nil {
 		t.Fatal(err)
 	}
-	ls := &lcServer{logs: &syncBuffer{}, allow: allow, served: make(chan error, 1)}
+	ls := &lcServer{logs: &lcLogBuffer{}, allow: allow, served: make(chan error, 1)}
 	cfg := Config{
 		Transports:         []*spec.Transport{tr},
 		Allow:              allow,
@@ -512,7 +379,7 @@ func waitUntil(t testing.TB, cond func() bool, what string) {
 // answers. Without the RESET on open, every second server hangs.
 func TestAttachNewServerTargetHalted(t *testing.T) {
 	dir := t.TempDir()
-	st := newStrictTarget(t, sim.Config{Build: 19045, StartHalted: true}, true)
+	st := newStrictTarget(t, sim.Config{Build: 19045, StartHalted: true})
 	targets := map[string]*strictTarget{"vm": st}
 	trans := "com:pipe,port=" + dir + "/vm"
 	for i, calls := range []int{1, 2, 3, 4, 5, 6} {
@@ -522,7 +389,7 @@ func TestAttachNewServerTargetHalted(t *testing.T) {
 			t.Fatalf("server %d: empty state change", i)
 		}
 		for range calls {
-			if v := c.version(); v.MinorVersion != 19045 || v.KernBase != sim.KernBase {
+			if v := c.version(); v.MinorVersion != 19045 || v.KernBase != st.sim.Layout().KernBase {
 				t.Fatalf("server %d: version %+v", i, v)
 			}
 		}
@@ -530,8 +397,7 @@ func TestAttachNewServerTargetHalted(t *testing.T) {
 			// Resume and break in again: more exchanges, and a stop the
 			// next server must find.
 			c.cont()
-			sim, _ := st.current()
-			waitUntil(t, func() bool { return !sim.Halted() }, "the target runs")
+			waitUntil(t, func() bool { return !st.sim.Halted() }, "the target runs")
 			if err := c.conn.Wire().Send(wire.TypeBreakIn, nil); err != nil {
 				t.Fatal(err)
 			}
@@ -550,18 +416,18 @@ func TestAttachNewServerTargetHalted(t *testing.T) {
 // works; so it does after a new kdsrv finds it running again.
 func TestAttachNewServerTargetRunning(t *testing.T) {
 	dir := t.TempDir()
-	st := newStrictTarget(t, sim.Config{Build: 22631}, true)
+	st := newStrictTarget(t, sim.Config{Build: 22631})
 	targets := map[string]*strictTarget{"vm": st}
 	trans := "com:pipe,port=" + dir + "/vm"
+	tgt := st.sim
 	for i := range 3 {
-		tgt, _ := st.current()
 		if tgt.Halted() {
 			t.Fatalf("round %d: the target should be running", i)
 		}
 		ls := startLCServer(t, dir, targets, nil)
 		c := ls.open(t, trans)
 		sc := c.waitStop()
-		if sc.ProgramCounter != sim.BreakAddress {
+		if sc.ProgramCounter != tgt.Layout().BreakAddress {
 			t.Fatalf("round %d: stopped at %#x, want the break-in address", i, sc.ProgramCounter)
 		}
 		if v := c.version(); v.MinorVersion != 22631 {
@@ -580,7 +446,7 @@ func TestAttachNewServerTargetRunning(t *testing.T) {
 // session works.
 func TestAttachNotRespondingThenAnswers(t *testing.T) {
 	dir := t.TempDir()
-	st := newStrictTarget(t, sim.Config{Build: 19045}, true)
+	st := newStrictTarget(t, sim.Config{Build: 19045})
 	st.deaf.Store(true)
 	ls := startLCServer(t, dir, map[string]*strictTarget{"vm": st}, nil)
 	c := ls.open(t, "com:pipe,port="+dir+"/vm,resets=2")
@@ -606,8 +472,7 @@ func TestAttachNotRespondingThenAnswers(t *testing.T) {
 	if err != nil || rep.Version().MinorVersion != 19045 {
 		t.Fatalf("version reply %+v %v", rep, err)
 	}
-	tgt, _ := st.current()
-	if r := tgt.Stats().Link.ResetsReceived; r != 0 {
+	if r := st.sim.Stats().Link.ResetsReceived; r != 0 {
 		t.Fatalf("the target received %d RESETs after resets=2 were used up", r)
 	}
 }
@@ -619,39 +484,41 @@ func TestAttachNotRespondingThenAnswers(t *testing.T) {
 func TestAttachRebootUnderReconnect(t *testing.T) {
 	dir := shortTempDir(t)
 	sock := filepath.Join(dir, "vm.sock")
-	st := newStrictTarget(t, sim.Config{Build: 19045, StartHalted: true}, true)
+	st := newStrictTarget(t, sim.Config{Build: 19045, StartHalted: true})
 	st.listen(sock)
 	ls := startLCServer(t, dir, nil, nil)
 	trans := "com:pipe,port=" + sock + ",reconnect"
 	c := ls.open(t, trans)
 	c.waitStop()
-	if v := c.version(); v.MinorVersion != 19045 {
+	first := st.sim.Layout().KernBase
+	if v := c.version(); v.KernBase != first {
 		t.Fatalf("first boot: %+v", v)
 	}
-	// The VM reboots: a new kernel (another build, so the boots can be
-	// told apart), and its pipe is closed and served again.
-	st.boot(sim.Config{Build: 22000})
+	// The VM reboots (a new KernBase, fresh ids) and its pipe is closed
+	// and served again.
+	st.sim.Reboot()
 	st.dropLine()
+	second := st.sim.Layout().KernBase
 	f := c.next(isState(wire.StateReconnected), "StateReconnected")
 	s, _ := wire.DecodeState(f.Payload)
 	if !strings.Contains(s.Text, "re-established") {
 		t.Fatalf("StateReconnected says %q", s.Text)
 	}
 	sc := c.waitStop()
-	if sc.ProgramCounter != sim.BreakAddress {
-		t.Fatalf("new boot stopped at %#x", sc.ProgramCounter)
+	if sc.ProgramCounter != st.sim.Layout().BreakAddress {
+		t.Fatalf("new boot stopped at %#x, want %#x", sc.ProgramCounter, st.sim.Layout().BreakAddress)
 	}
-	if v := c.version(); v.MinorVersion != 22000 {
-		t.Fatalf("after the reboot version %+v, want the new boot's", v)
+	if v := c.version(); v.KernBase != second || second == first {
+		t.Fatalf("after the reboot KernBase %#x, want the new boot's %#x (first boot %#x)", v.KernBase, second, first)
 	}
 	waitUntil(t, func() bool { return strings.Contains(ls.logs.String(), "rebooted") }, "the log says the target rebooted")
 	// A later client sees the new boot's stop, once.
 	c.detach()
 	c2 := ls.open(t, trans)
-	if sc := c2.waitStop(); sc.ProgramCounter != sim.BreakAddress {
+	if sc := c2.waitStop(); sc.ProgramCounter != st.sim.Layout().BreakAddress {
 		t.Fatalf("second client: %v", sc)
 	}
-	if v := c2.version(); v.MinorVersion != 22000 {
+	if v := c2.version(); v.KernBase != second {
 		t.Fatalf("second client: version %+v", v)
 	}
 }
@@ -661,7 +528,7 @@ func TestAttachRebootUnderReconnect(t *testing.T) {
 func TestAttachPipeDroppedNoReboot(t *testing.T) {
 	dir := shortTempDir(t)
 	sock := filepath.Join(dir, "vm.sock")
-	st := newStrictTarget(t, sim.Config{Build: 19045, StartHalted: true}, true)
+	st := newStrictTarget(t, sim.Config{Build: 19045, StartHalted: true})
 	st.listen(sock)
 	ls := startLCServer(t, dir, nil, nil)
 	c := ls.open(t, "com:pipe,port="+sock+",reconnect")
@@ -675,9 +542,8 @@ func TestAttachPipeDroppedNoReboot(t *testing.T) {
 			t.Fatalf("version %+v", v)
 		}
 	}
-	tgt, _ := st.current()
-	if got := tgt.Stats().Connections; got != 1 {
-		t.Fatalf("the machine served %d KD links, want 1 (no reboot)", got)
+	if got := st.sim.Boot(); got != 1 {
+		t.Fatalf("the machine is in boot %d, want 1", got)
 	}
 }
 
