@@ -1,0 +1,170 @@
+package e2e
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+
+	"kdsrv/internal/sim"
+)
+
+const e2ePassword = "Pw4e2eTests"
+
+func ownerOnlyFile(t *testing.T, content string, mode os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(p, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, mode); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// argvHolding returns the processes whose command line holds s.
+func argvHolding(t *testing.T, s string) []string {
+	t.Helper()
+	ms, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	var found []string
+	for _, m := range ms {
+		b, err := os.ReadFile(m)
+		if err == nil && bytes.Contains(b, []byte(s)) {
+			found = append(found, m+": "+strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	return found
+}
+
+// TestPasswordOffTheCommandLine: kdsrv takes its password from
+// -password-file, kdclient from KDSRV_PASSWORD or -password-file; sessions
+// work, and while a long command runs no process's argv holds the password.
+func TestPasswordOffTheCommandLine(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	pwFile := ownerOnlyFile(t, e2ePassword+"\n", 0o600)
+	st := startStack(t, []string{"-data-size", strconv.Itoa(dumpLen)}, nil, "-password-file", pwFile)
+
+	c := st.client(t, []string{"KDSRV_PASSWORD=" + e2ePassword}, "-k", st.k, "version")
+	if code := c.wait(t); code != 0 {
+		t.Fatalf("version with KDSRV_PASSWORD: exit %d\n%s", code, c.stderr)
+	}
+	c = st.client(t, nil, "-password-file", pwFile, "-k", st.k, "version")
+	if code := c.wait(t); code != 0 {
+		t.Fatalf("version with -password-file: exit %d\n%s", code, c.stderr)
+	}
+	if strings.Contains(c.stderr.String(), "warning") {
+		t.Errorf("warning without a password on the command line:\n%s", c.stderr)
+	}
+
+	// A long dump: while it runs, look at every process's argv.
+	out := filepath.Join(t.TempDir(), "mem.bin")
+	c = st.client(t, []string{"KDSRV_PASSWORD=" + e2ePassword}, "-k", st.k, "dump", fmt.Sprintf("%#x", sim.DataBase), strconv.Itoa(dumpLen), out)
+	waitForFile(t, c, filepath.Join(filepath.Dir(out), ".mem.bin.*.tmp"), 64<<10)
+	if found := argvHolding(t, e2ePassword); len(found) > 0 {
+		t.Errorf("the password is in argv:\n%s", strings.Join(found, "\n"))
+	}
+	c.signal(syscall.SIGINT)
+	if code := c.wait(t); code != 130 {
+		t.Errorf("interrupted dump: exit %d\n%s", code, c.stderr)
+	}
+
+	// The wrong password names where it came from; none at all, with no
+	// terminal to ask on, says how to give one.
+	c = st.client(t, []string{"KDSRV_PASSWORD=Wrong1"}, "-k", st.k, "version")
+	if code := c.wait(t); code != 1 || !strings.Contains(c.stderr.String(), "the password came from KDSRV_PASSWORD") {
+		t.Errorf("wrong password: exit %d\n%s", code, c.stderr)
+	}
+	c = st.client(t, nil, "-k", st.k, "version")
+	if code := c.wait(t); code != 1 || !strings.Contains(c.stderr.String(), "-password-file FILE") || !strings.Contains(c.stderr.String(), "KDSRV_PASSWORD") {
+		t.Errorf("no password, no terminal: exit %d\n%s", code, c.stderr)
+	}
+	// On the command line it works, with one warning.
+	c = st.client(t, nil, "-k", strings.Replace(st.k, "},trans=", ",password="+e2ePassword+"},trans=", 1), "version")
+	if code := c.wait(t); code != 0 || strings.Count(c.stderr.String(), "visible to every local user") != 1 {
+		t.Errorf("password in -k: exit %d\n%s", code, c.stderr)
+	}
+}
+
+// TestPasswordPrompt: with no password given and a terminal on standard
+// input, kdclient asks without echo when the server wants one.
+func TestPasswordPrompt(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("pseudo-terminal test")
+	}
+	pwFile := ownerOnlyFile(t, e2ePassword+"\n", 0o600)
+	st := startStack(t, nil, nil, "-password-file", pwFile)
+	cmd := exec.Command(st.kdclient, "-k", st.k, "version")
+	cmd.Env = os.Environ()
+	ptm, err := pty.Start(cmd)
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	defer ptm.Close()
+	var seen syncBuffer
+	readDone := make(chan struct{})
+	go func() { // ends when the pty closes (the process exits and ptm is closed)
+		defer close(readDone)
+		buf := make([]byte, 4096)
+		for {
+			n, err := ptm.Read(buf)
+			seen.Write(buf[:n])
+			if err != nil {
+				return
+			}
+		}
+	}()
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(seen.String(), "Password for kdsrv at") {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("no prompt after 15s:\n%s", seen.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := ptm.Write([]byte(e2ePassword + "\r")); err != nil {
+		t.Fatal(err)
+	}
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- cmd.Wait() }()
+	select {
+	case err := <-waitErr:
+		if err != nil {
+			t.Fatalf("kdclient after the prompt: %v\n%s", err, seen.String())
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-waitErr
+		t.Fatalf("kdclient did not finish after the password was entered:\n%s", seen.String())
+	}
+	ptm.Close()
+	<-readDone
+	if strings.Contains(seen.String(), e2ePassword) {
+		t.Fatalf("the password was echoed:\n%s", seen.String())
+	}
+}
+
+// TestPasswordFileModeRefused: kdsrv refuses a password file that group
+// or others can read, naming the mode and the fix.
+func TestPasswordFileModeRefused(t *testing.T) {
+	_, kdsrv, _ := tools(t)
+	pwFile := ownerOnlyFile(t, e2ePassword+"\n", 0o644)
+	out, err := exec.Command(kdsrv, "-password-file", pwFile, "-t", "tcp:port=5005").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !bytes.Contains(out, []byte("mode 0644")) || !bytes.Contains(out, []byte("chmod 600 "+pwFile)) {
+		t.Fatalf("kdsrv with a 0644 password file: %v\n%s", err, out)
+	}
+}
