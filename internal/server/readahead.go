@@ -264,7 +264,7 @@ func (ra *readAhead) fromClient(c *client, pt uint16, payload []byte) error {
 		return nil
 	}
 	typ := kd.PacketType(pt)
-	if typ.IsControl() || typ >= kd.TypeMax || len(payload) > kd.MaxPayload {
+	if !validClientPacket(typ, len(payload)) {
 		return c.fail(wire.BadRequest, fmt.Sprintf("invalid KD packet (type %d, %d bytes)", pt, len(payload)))
 	}
 	p := outPacket{typ: typ, payload: append([]byte(nil), payload...), from: c}

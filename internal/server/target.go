@@ -400,11 +400,19 @@ func (t *target) fromClient(c *client, pt uint16, payload []byte) error {
 		return ra.fromClient(c, pt, payload)
 	}
 	typ := kd.PacketType(pt)
-	if typ.IsControl() || typ >= kd.TypeMax || len(payload) > kd.MaxPayload {
+	if !validClientPacket(typ, len(payload)) {
 		return c.fail(wire.BadRequest, fmt.Sprintf("invalid KD packet (type %d, %d bytes)", pt, len(payload)))
 	}
 	t.enqueueFrom(c, typ, append([]byte(nil), payload...))
 	return nil
+}
+
+// validClientPacket reports whether a client's KD packet may go to the
+// target: a data packet type that the target's link accepts, within the
+// size limit. Anything else (type 0, control and unknown types) is never
+// acknowledged, and would hold every later packet behind it for good.
+func validClientPacket(typ kd.PacketType, n int) bool {
+	return typ != kd.TypeUnused && !typ.IsControl() && typ < kd.TypeMax && n <= kd.MaxPayload
 }
 
 // enqueue queues one of the server's own packets for the target.
