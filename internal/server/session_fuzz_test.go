@@ -138,7 +138,9 @@ func (fs *fuzzServer) dial(ctx context.Context) (*wire.Conn, error) {
 // reads memory, which must match the simulated target's. It returns a
 // description of what went wrong, or "".
 func (fs *fuzzServer) checkUsable() string {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	// Well under the fuzzing engine's 10 s per input, so that a wedged
+	// target is reported as this failure, not as a hung worker.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	wc, err := fs.dial(ctx)
 	if err != nil {
@@ -205,7 +207,7 @@ func (fs *fuzzServer) checkUsable() string {
 // settle waits (bounded) until the server has no client left and the
 // process is back to at most limit goroutines; it returns the count.
 func (fs *fuzzServer) settle(limit int) (clients, goroutines int) {
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(2 * time.Second)
 	for {
 		clients, goroutines = fs.srv.Stats().Clients, runtime.NumGoroutine()
 		if clients == 0 && goroutines <= limit || time.Now().After(deadline) {
@@ -267,7 +269,7 @@ func FuzzServerSession(f *testing.F) {
 	const slack = 16
 
 	f.Fuzz(func(t *testing.T, prog []byte) {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		wc, err := fs.dial(ctx)
 		if err != nil {
