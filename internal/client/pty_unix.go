@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"kdsrv/internal/ptyraw"
+	"kdsrv/internal/serial"
 )
 
 // OpenBridgePTY creates a pseudo-terminal for the bridge: the debugger
@@ -20,7 +20,7 @@ func OpenBridgePTY() (string, func(context.Context, *Bridge) error, error) {
 	// The master is non-blocking (Close interrupts a pending Read); no
 	// slave descriptor of our own is kept: the debugger opens it. Until
 	// then, and between debuggers, reads of the master fail with EIO.
-	master, path, err := ptyraw.Open()
+	master, path, err := serial.OpenPTY()
 	if err != nil {
 		return "", nil, fmt.Errorf("-listen pty: %w", err)
 	}

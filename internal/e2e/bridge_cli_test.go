@@ -20,7 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"kdsrv/internal/kd"
-	"kdsrv/internal/ptyraw"
+	"kdsrv/internal/serial"
 	"kdsrv/internal/sim"
 	"kdsrv/internal/transport"
 )
@@ -153,7 +153,7 @@ func TestBridgeCLITCPAndPTY(t *testing.T) {
 
 func rawTerminal(t *testing.T, fd int) {
 	t.Helper()
-	if err := ptyraw.MakeRaw(fd); err != nil {
+	if err := serial.MakeRaw(fd); err != nil {
 		t.Fatal(err)
 	}
 }

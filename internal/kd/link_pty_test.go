@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"kdsrv/internal/ptyraw"
+	"kdsrv/internal/serial"
 )
 
 // The host and target roles over a pseudo-terminal pair, the way a debugger
@@ -17,8 +17,8 @@ import (
 // the master the other end of the cable. Both descriptors are
 // non-blocking, so Close interrupts a pending Read.
 func TestLinkOverPTY(t *testing.T) {
-	master, path, err := ptyraw.Open()
-	if errors.Is(err, ptyraw.ErrUnsupported) {
+	master, path, err := serial.OpenPTY()
+	if errors.Is(err, serial.ErrNoPTY) {
 		t.Skipf("no pseudo-terminals here: %v", err)
 	}
 	if err != nil {

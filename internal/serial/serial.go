@@ -8,6 +8,12 @@
 // can be handed to code written for network connections (the KDCOM link
 // layer, the COM channel multiplexer in internal/commux).
 //
+// It is also the one place that sets raw terminal modes: OpenPTY allocates
+// a pseudo-terminal whose slave a debugger opens as a serial device (used
+// by kdtarget and kdclient -listen pty), and MakeRaw puts any terminal in
+// the same raw 8N1 mode as a Port. The termios requests are in one
+// constants file per platform family (termios_*.go).
+//
 // Platform notes:
 //
 //   - Linux: the device is opened non-blocking and handed to the Go runtime

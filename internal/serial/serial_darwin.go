@@ -5,10 +5,8 @@ package serial
 import "golang.org/x/sys/unix"
 
 const (
-	exampleDevice   = "/dev/cu.usbserial-0001"
-	permissionHint  = "check the device permissions (ls -l) or run as root"
-	ioctlGetTermios = unix.TIOCGETA
-	ioctlSetTermios = unix.TIOCSETA
+	exampleDevice  = "/dev/cu.usbserial-0001"
+	permissionHint = "check the device permissions (ls -l) or run as root"
 )
 
 var devicePatterns = []string{"/dev/cu.*"}

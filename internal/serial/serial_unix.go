@@ -93,21 +93,6 @@ func closeEnough(actual, want int) bool {
 	return d*50 <= want
 }
 
-// makeRaw applies the equivalent of cfmakeraw plus 8N1, receiver on, modem
-// control lines ignored, no flow control.
-func makeRaw(t *unix.Termios) {
-	t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR |
-		unix.IGNCR | unix.ICRNL | unix.IXON | unix.IXOFF | unix.IXANY | unix.INPCK
-	t.Oflag &^= unix.OPOST
-	t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-	t.Cflag &^= unix.CSIZE | unix.PARENB | unix.PARODD | unix.CSTOPB | unix.CRTSCTS | unix.HUPCL
-	t.Cflag |= unix.CS8 | unix.CREAD | unix.CLOCAL
-	// Non-blocking descriptor: VMIN/VTIME only matter to blocking readers,
-	// but set the conventional "return as soon as one byte is there".
-	t.Cc[unix.VMIN] = 1
-	t.Cc[unix.VTIME] = 0
-}
-
 func ioctlNoArg(fd int, req uint) error {
 	// TIOCEXCL takes no argument; IoctlSetInt passes 0 as the argument,
 	// which the kernel ignores.
@@ -136,17 +121,7 @@ func (p *sysPort) setReadDeadline(t time.Time) error  { return p.f.SetReadDeadli
 func (p *sysPort) setWriteDeadline(t time.Time) error { return p.f.SetWriteDeadline(t) }
 
 // control runs fn on the raw descriptor while the file is kept open.
-func (p *sysPort) control(fn func(fd int) error) error {
-	rc, err := p.f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var ferr error
-	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
-		return err
-	}
-	return ferr
-}
+func (p *sysPort) control(fn func(fd int) error) error { return WithFd(p.f, fn) }
 
 func (p *sysPort) flushInput() error { return p.control(flushInput) }
 func (p *sysPort) drain() error      { return p.control(drainOutput) }

@@ -9,4 +9,9 @@ import "golang.org/x/sys/unix"
 const (
 	ioctlGetTermios = unix.TCGETS2
 	ioctlSetTermios = unix.TCSETS2
+	// hwFlowControl is the RTS/CTS flow control flag makeRaw clears.
+	hwFlowControl = unix.CRTSCTS
 )
+
+// FlushPTY discards both queues of a terminal.
+func FlushPTY(fd int) error { return unix.IoctlSetInt(fd, unix.TCFLSH, unix.TCIOFLUSH) }

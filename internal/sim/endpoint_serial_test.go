@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"kdsrv/internal/ptyraw"
+	"kdsrv/internal/serial"
 )
 
 func TestParseSerial(t *testing.T) {
@@ -54,7 +54,7 @@ func TestParseSerial(t *testing.T) {
 func dupMaster(t *testing.T, master *os.File) *os.File {
 	t.Helper()
 	var fd int
-	err := ptyraw.WithFd(master, func(f int) (err error) {
+	err := serial.WithFd(master, func(f int) (err error) {
 		fd, err = unix.Dup(f)
 		return err
 	})
@@ -73,7 +73,7 @@ func dupMaster(t *testing.T, master *os.File) *os.File {
 // come and go on the same line, each attaching with break-in and RESET,
 // and find the state the last one left.
 func TestServeSerial(t *testing.T) {
-	master, slave, err := ptyraw.Open()
+	master, slave, err := serial.OpenPTY()
 	if err != nil {
 		t.Skipf("no pseudo-terminals: %v", err)
 	}

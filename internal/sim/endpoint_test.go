@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"kdsrv/internal/kd"
-	"kdsrv/internal/ptyraw"
+	"kdsrv/internal/serial"
 )
 
 func TestParseEndpoint(t *testing.T) {
@@ -404,7 +404,7 @@ func openSlave(t *testing.T, path string) *os.File {
 		t.Fatal(err)
 	}
 	var rerr error
-	if err := rc.Control(func(fd uintptr) { rerr = ptyraw.MakeRaw(int(fd)) }); err != nil || rerr != nil {
+	if err := rc.Control(func(fd uintptr) { rerr = serial.MakeRaw(int(fd)) }); err != nil || rerr != nil {
 		t.Fatalf("raw mode on %s: %v %v", path, err, rerr)
 	}
 	return f

@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"kdsrv/internal/ptyraw"
+	"kdsrv/internal/serial"
 )
 
 // maxUnixPath is the longest socket path this system accepts (sun_path
@@ -32,8 +32,8 @@ var maxUnixPath = len(unix.RawSockaddrUnix{}.Path) - 1
 func ServePTY(ctx context.Context, t *Target, opts EndpointOptions) error {
 	opts.setDefaults()
 	defer t.hold()() // the machine runs while no debugger has the pty open
-	master, slavePath, err := ptyraw.Open()
-	if errors.Is(err, ptyraw.ErrUnsupported) {
+	master, slavePath, err := serial.OpenPTY()
+	if errors.Is(err, serial.ErrNoPTY) {
 		err = ErrPTYUnsupported
 	}
 	if err != nil {
@@ -73,7 +73,7 @@ func ServePTY(ctx context.Context, t *Target, opts EndpointOptions) error {
 // does, the master polls as hung up.
 func slaveOpen(master *os.File) (bool, error) {
 	var revents int16
-	err := ptyraw.WithFd(master, func(fd int) error {
+	err := serial.WithFd(master, func(fd int) error {
 		p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLOUT}}
 		for {
 			_, err := unix.Poll(p, 0)
@@ -101,7 +101,7 @@ func flushSlave(path string) {
 	if err != nil {
 		return
 	}
-	_ = ptyraw.Flush(fd)
+	_ = serial.FlushPTY(fd)
 	unix.Close(fd)
 }
 
