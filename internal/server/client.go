@@ -25,6 +25,13 @@ type client struct {
 	from  string
 	since time.Time
 
+	// source is what the limits count this client as (sourceOf);
+	// attempt is set while it holds a password attempt (guard.admit), and
+	// preAuth while it counts as unauthenticated (guard.enter).
+	source  string
+	attempt bool
+	preAuth bool
+
 	// opened is set once the client has been told its target is open
 	// (Opened sent): packets from the target go to it only from then on.
 	opened atomic.Bool
@@ -37,10 +44,24 @@ type client struct {
 }
 
 func (s *Server) startClient(nc net.Conn, l *listener) {
-	c := &client{s: s, nc: nc, l: l, from: nc.RemoteAddr().String(), since: time.Now()}
+	c := &client{s: s, nc: nc, l: l, from: remoteString(nc), since: time.Now(), source: sourceOf(nc, l.t)}
+	if r := s.guard.enter(c.source); r != nil {
+		s.turnAway(c, r)
+		return
+	}
+	c.preAuth = true
+	if l.t.Password != "" {
+		if r := s.guard.admit(c.source); r != nil {
+			s.guard.leave(c.source)
+			s.turnAway(c, r)
+			return
+		}
+		c.attempt = true
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		c.endPreAuth(authNone)
 		closeQuietly(nc)
 		return
 	}
@@ -51,6 +72,81 @@ func (s *Server) startClient(nc net.Conn, l *listener) {
 		defer s.wg.Done()
 		c.run()
 	}()
+}
+
+func remoteString(nc net.Conn) string {
+	if a := nc.RemoteAddr(); a != nil {
+		return a.String()
+	}
+	return ""
+}
+
+// endPreAuth ends the client's unauthenticated phase and records how its
+// password attempt, if it made one, ended. It runs once.
+func (c *client) endPreAuth(o outcome) {
+	s := c.s
+	if c.preAuth {
+		c.preAuth = false
+		s.guard.leave(c.source)
+	}
+	if !c.attempt {
+		return
+	}
+	c.attempt = false
+	fails, backoff := s.guard.done(c.source, o)
+	if o != authFailed {
+		return
+	}
+	who := c.from
+	if c.source != c.from {
+		who += " (source " + c.source + ")"
+	}
+	next := "more attempts allowed"
+	if backoff > 0 {
+		next = fmt.Sprintf("next attempt allowed in %v", backoff)
+	}
+	s.warn("wrong password from %s on %s: %d failed in a row; %s", who, c.l.ln.Display(), fails, next)
+}
+
+// turnAway refuses a connection before its handshake: an Error frame with
+// the reason (wire.Refuse, written by a bounded number of goroutines so
+// that a flood cannot stall the accept loop), and a log line.
+func (s *Server) turnAway(c *client, r *refusal) {
+	code := wire.TooManyAttempts
+	if r.busy {
+		code = wire.Busy
+	}
+	msg := r.message()
+	who := c.from
+	if c.source != c.from {
+		who += " (source " + c.source + ")"
+	}
+	s.warn("refused %s on %s: %s: %s", who, c.l.ln.Display(), code, msg)
+	select {
+	case s.refusers <- struct{}{}:
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer func() { <-s.refusers }()
+			_ = wire.Refuse(c.nc, code, msg)
+		}()
+	default:
+		closeQuietly(c.nc)
+	}
+}
+
+// warn logs a refusal, a failed password or a resource problem, at most
+// Limits.LogPerSecond lines per second.
+func (s *Server) warn(format string, args ...any) {
+	ok, left := s.logLim.allow()
+	if !ok {
+		return
+	}
+	line := fmt.Sprintf(format, args...)
+	if left > 0 {
+		line += fmt.Sprintf(" (%d similar lines left out)", left)
+	}
+	s.cfg.Logger.Print("warning: " + line)
 }
 
 func (c *client) String() string {
@@ -97,6 +193,7 @@ func (c *client) run() {
 	}()
 	binding, err := transport.Binding(c.nc)
 	if err != nil {
+		c.endPreAuth(authNone)
 		s.cfg.Logger.Printf("client %s: %v", c, err)
 		return
 	}
@@ -112,9 +209,15 @@ func (c *client) run() {
 	})
 	cancel()
 	if err != nil {
+		if wrongPassword(err) {
+			c.endPreAuth(authFailed)
+		} else {
+			c.endPreAuth(authNone)
+		}
 		s.cfg.Logger.Printf("client %s: handshake failed: %v", c, err)
 		return
 	}
+	c.endPreAuth(authOK)
 	c.mu.Lock()
 	c.wc = wc
 	stopped := c.stopped
@@ -139,6 +242,13 @@ func (c *client) run() {
 			return
 		}
 	}
+}
+
+// wrongPassword reports whether a failed server handshake was a failed
+// password attempt: the client's proof did not match, or it skipped it.
+func wrongPassword(err error) bool {
+	var pe *wire.ProtocolError
+	return errors.As(err, &pe) && pe.Code == wire.AccessDenied
 }
 
 func (c *client) isStopped() bool {

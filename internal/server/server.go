@@ -70,6 +70,15 @@ type Config struct {
 	// Ready is called once per listener when it accepts connections, with
 	// its display form (e.g. "tcp:port=53:60").
 	Ready func(display string)
+	// Limits throttles password guessing and caps unauthenticated
+	// connections (defaults in Limits).
+	Limits Limits
+	// TakeoverAny lets a client take a target over (-takeover) whatever its
+	// transport; by default the taker's transport must have every
+	// protection the owner's had (a password, TLS).
+	TakeoverAny bool
+	// Now is the clock of the limits (default time.Now); tests replace it.
+	Now func() time.Time
 }
 
 func (c *Config) setDefaults() {
@@ -97,6 +106,10 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = log.New(os.Stderr, "kdsrv: ", log.LstdFlags)
 	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	c.Limits.setDefaults()
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -120,7 +133,16 @@ type Server struct {
 	// keys holds the password keys derived from it at start-up.
 	salt []byte
 	keys *wire.KeyCache
+
+	guard    *guard        // password throttle and pre-authentication caps
+	logLim   *logLimiter   // rate of refusal and failure log lines
+	refusers chan struct{} // bounds the goroutines that turn connections away
+	done     chan struct{} // closed by Shutdown
 }
+
+// maxRefusers bounds the goroutines writing a refusal (wire.Refuse) at any
+// one time; beyond it, a connection to turn away is simply closed.
+const maxRefusers = 64
 
 type listener struct {
 	ln transport.Listener
@@ -168,6 +190,10 @@ func New(cfg Config) (*Server, error) {
 		shutdownC: make(chan struct{}),
 		salt:      salt,
 		keys:      keys,
+		guard:     newGuard(cfg.Limits, cfg.Now),
+		logLim:    newLogLimiter(cfg.Limits.LogPerSecond, cfg.Now),
+		refusers:  make(chan struct{}, maxRefusers),
+		done:      make(chan struct{}),
 	}, nil
 }
 
@@ -270,10 +296,17 @@ func (s *Server) acceptLoop(l *listener) error {
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
-				// Accept errors such as EMFILE: back off like net/http.
+				// Accept errors such as EMFILE and ENFILE (out of file
+				// descriptors): back off like net/http, so that the loop
+				// does not spin while connections wait in the backlog.
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.cfg.Logger.Printf("%s: accept: %v; retrying in %v", l.ln.Display(), err, delay)
-				time.Sleep(delay)
+				s.warn("%s: cannot accept connections: %v; retrying in %v (too many open files? raise the limit (ulimit -n) or lower -max-preauth)", l.ln.Display(), err, delay)
+				t := time.NewTimer(delay)
+				select {
+				case <-t.C:
+				case <-s.done:
+					t.Stop()
+				}
 				continue
 			}
 			return fmt.Errorf("%s: %w", l.ln.Display(), err)
@@ -306,6 +339,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.mu.Unlock()
 	} else {
 		s.closed = true
+		close(s.done)
 		s.mu.Unlock()
 	}
 	s.closeListeners()
