@@ -313,6 +313,18 @@ func (c *client) refuse(code wire.Code, msg string) error {
 	return c.fail(code, msg)
 }
 
+// refuseErr is refuse for err: a refusal by the allow-list is logged with
+// where the path leads (NotAllowedError.Detail), which the client is not
+// told.
+func (c *client) refuseErr(code wire.Code, err error) error {
+	var na *targetlink.NotAllowedError
+	if errors.As(err, &na) && na.Resolved != "" {
+		c.s.cfg.Logger.Printf("client %s: open refused: %s", c, na.Detail())
+		return c.fail(code, err.Error())
+	}
+	return c.refuse(code, err.Error())
+}
+
 func (c *client) target() *target {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -334,7 +346,7 @@ func (c *client) open(o wire.Open) error {
 		return c.refuse(wire.BadRequest, "on the server: "+err.Error())
 	}
 	if err := c.s.cfg.Allow.Check(ts); err != nil {
-		return c.refuse(wire.NotAllowed, err.Error())
+		return c.refuseErr(wire.NotAllowed, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.OpenTimeout)
 	defer cancel()
@@ -346,7 +358,7 @@ func (c *client) open(o wire.Open) error {
 		case errors.As(err, &inUse):
 			return c.refuse(wire.InUse, err.Error())
 		case errors.As(err, &na), errors.Is(err, errKeyMismatch):
-			return c.refuse(wire.NotAllowed, err.Error())
+			return c.refuseErr(wire.NotAllowed, err)
 		default:
 			return c.refuse(wire.TargetUnavailable, err.Error())
 		}

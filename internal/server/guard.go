@@ -103,9 +103,9 @@ func (l *Limits) setDefaults() {
 type outcome int
 
 const (
-	authNone    outcome = iota // no password was tried (the client left, timed out, or spoke no protocol)
-	authOK                     // the right password
-	authFailed                 // a wrong password proof
+	authNone   outcome = iota // no password was tried (the client left, timed out, or spoke no protocol)
+	authOK                    // the right password
+	authFailed                // a wrong password proof
 )
 
 // srcState is what the guard remembers of one source.

@@ -76,15 +76,68 @@ type outPacket struct {
 var errKeyMismatch = errors.New("the key does not match the one the KDNET link open on this port uses")
 
 // inUseError says a target is owned by another client.
+//
+// The owner's address and start time are named only to a client on a
+// transport with a password: anybody can reach a password-less one.
 type inUseError struct {
-	target string
-	owner  string
-	since  time.Time
+	target    string
+	owner     string    // "" when the asking client may not see it
+	since     time.Time // with owner
+	takeover  bool      // the client asked to take the target over ...
+	needs     string    // ... and lacks these protections of the owner's transport
+	takerHint string    // what the client can do about it
 }
 
 func (e *inUseError) Error() string {
-	return fmt.Sprintf("target %s is in use by another client (%s, since %s); ask its user to detach, or open it with -takeover",
-		e.target, e.owner, e.since.Format(time.RFC3339))
+	who := "another client"
+	if e.owner != "" {
+		who = fmt.Sprintf("another client (%s, since %s)", e.owner, e.since.Format(time.RFC3339))
+	}
+	if e.takeover {
+		return fmt.Sprintf("target %s is in use by %s on a transport with %s; only a client whose transport also has %s may take it over: %s",
+			e.target, who, e.needs, e.needs, e.takerHint)
+	}
+	return fmt.Sprintf("target %s is in use by %s; ask its user to detach, or open it with -takeover", e.target, who)
+}
+
+// protections lists what a transport guards a session with.
+func protections(t *spec.Transport) (password, tls bool) {
+	return t.Password != "", t.Proto == spec.SSL || t.Proto == spec.SPipe
+}
+
+// takeoverNeeds returns the protections of the owner's transport that the
+// taker's lacks ("" when it has them all), and a hint.
+func takeoverNeeds(owner, taker *spec.Transport) (needs, hint string) {
+	opw, otls := protections(owner)
+	tpw, ttls := protections(taker)
+	var miss []string
+	if opw && !tpw {
+		miss = append(miss, "a password")
+	}
+	if otls && !ttls {
+		miss = append(miss, "TLS")
+	}
+	if len(miss) == 0 {
+		return "", ""
+	}
+	var want []string
+	if opw {
+		want = append(want, "a password")
+	}
+	if otls {
+		want = append(want, "TLS (ssl or spipe)")
+	}
+	return strings.Join(miss, " and "), "connect through a transport of this server with " + strings.Join(want, " and ") +
+		", ask the owner to detach, or ask the operator to start kdsrv with -takeover-any"
+}
+
+// inUse builds the refusal of c for target ts owned by old.
+func inUse(c, old *client, ts *spec.Target) *inUseError {
+	e := &inUseError{target: ts.String()}
+	if c.l.t.Password != "" {
+		e.owner, e.since = old.from, old.since
+	}
+	return e
 }
 
 // acquireTarget returns the open target for ts owned by c, opening the link
@@ -137,7 +190,14 @@ func (s *Server) acquireTarget(ctx context.Context, c *client, ts *spec.Target, 
 		if old != nil && old != c {
 			if !takeover {
 				t.mu.Unlock()
-				return nil, &inUseError{target: ts.String(), owner: old.from, since: old.since}
+				return nil, inUse(c, old, ts)
+			}
+			if needs, hint := takeoverNeeds(old.l.t, c.l.t); needs != "" && !s.cfg.TakeoverAny {
+				t.mu.Unlock()
+				e := inUse(c, old, ts)
+				e.takeover, e.needs, e.takerHint = true, needs, hint
+				s.warn("refused takeover of %s by %s: the owner %s is on a transport with %s", ts, c, old, needs)
+				return nil, e
 			}
 			t.owner = nil
 			t.mu.Unlock()
