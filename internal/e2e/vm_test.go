@@ -1,0 +1,457 @@
+//go:build linux
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"kdsrv/internal/cli/kdclientcli"
+	"kdsrv/internal/client"
+	"kdsrv/internal/kd"
+	"kdsrv/internal/sim"
+	"kdsrv/internal/wire"
+)
+
+// TestVM boots QEMU guests whose kernel is kdtarget (the /init of an
+// initramfs) serving the guest's COM1, and debugs them through QEMU's
+// emulated 16550 UART: directly, and through kdsrv and the kdclient bridge.
+// One guest per scenario group, reused by the scenarios of the group.
+// Without QEMU or a kernel image the test says so and is skipped.
+func TestVM(t *testing.T) {
+	env := newVMEnv(t)
+	t.Run("unix", func(t *testing.T) {
+		vmUnixGroup(t, env)
+	})
+	t.Run("tcp", func(t *testing.T) {
+		vmTCPGroup(t, env)
+	})
+}
+
+// vmBuild is the Windows build the guests' kdtarget reports: it comes from
+// the kernel command line, so seeing it proves kdtarget took its
+// arguments from there.
+const vmBuild = 22631
+
+const vmArgs = "-build 22631 -dbgprint 100ms"
+
+// bootReady boots a guest and waits until kdtarget serves its serial port.
+func bootReady(t *testing.T, env *vmEnv, o guestOpts) (*guest, string) {
+	t.Helper()
+	g := env.bootGuest(t, o)
+	start := time.Now()
+	text, err := g.waitReady(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("guest up: kdtarget serves its COM1 %v after QEMU started", time.Since(start).Round(100*time.Millisecond))
+	if !strings.Contains(text, "kdtarget: running as init") || !strings.Contains(text, `"-build" "22631"`) {
+		t.Fatalf("console does not show kdtarget starting as init with the command line's arguments:\n%s", text)
+	}
+	return g, text
+}
+
+// The unix-socket chardev (kdsrv trans=@{com:pipe,port=PATH}): figures
+// direct and through kdsrv, a full session through kdsrv and the bridge,
+// the built-in commands, a VM reset with reconnect, QEMU killed and
+// restarted on the same socket.
+func vmUnixGroup(t *testing.T, env *vmEnv) {
+	dir := shortDir(t)
+	g, _ := bootReady(t, env, guestOpts{dir: dir, args: vmArgs})
+	t.Run("figures", func(t *testing.T) {
+		vmFiguresRounds(t, g)
+	})
+	// Every session names the target the same way, with reconnect, as a
+	// VM's users should: kdsrv keeps one link per target.
+	h := newHarness(t, harnessOpts{allow: []string{g.sock}})
+	t.Run("kdsrv", func(t *testing.T) {
+		s, err := h.open(h.serverSpec(""), g.trans("reconnect"), client.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.close()
+		vmSuite(t, s)
+	})
+	t.Run("commands", func(t *testing.T) {
+		vmCommands(t, h, g)
+	})
+	// One session with reconnect lives through a VM reset and a QEMU
+	// restart.
+	s, err := h.open(h.serverSpec(""), g.trans("reconnect"), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	var states stateLog
+	s.bridge.OnState(states.add)
+	t.Run("reset", func(t *testing.T) {
+		vmReboot(t, s, &states, func() {
+			if out, err := g.monitor("system_reset"); err != nil {
+				t.Fatalf("system_reset: %v %s", err, out)
+			}
+		})
+	})
+	t.Run("restart", func(t *testing.T) {
+		vmReboot(t, s, &states, func() {
+			g.kill()
+			g.start()
+		})
+	})
+}
+
+// vmFiguresRounds measures the VM path straight on QEMU's socket and
+// through kdsrv, alternately, $KDSRV_VM_BENCH rounds (default 1), each
+// after a warm-up, and reports them (figures are never asserted). Each
+// kdsrv round has its own server, which lets go of the socket at the end
+// of the round so the next direct round can have it.
+func vmFiguresRounds(t *testing.T, g *guest) {
+	rounds := 1
+	if n, err := strconv.Atoi(os.Getenv("KDSRV_VM_BENCH")); err == nil && n > 0 {
+		rounds = n
+	}
+	var best [2]vmFigures
+	keep := func(i int, f vmFigures) {
+		if f.dumpKBps > best[i].dumpKBps {
+			best[i].dumpKBps = f.dumpKBps
+		}
+		if best[i].call == 0 || f.call < best[i].call {
+			best[i].call = f.call
+		}
+	}
+	for round := 1; round <= rounds; round++ {
+		t.Run(fmt.Sprintf("direct%d", round), func(t *testing.T) {
+			hst := g.directHost(t, kd.HostOptions{})
+			ctx := ctxFor(t, 90*time.Second)
+			sc, err := hst.Attach(ctx)
+			if err != nil {
+				t.Fatalf("attach on the guest's serial socket: %v", err)
+			}
+			if sc.Exception.ExceptionCode != kd.StatusBreakpoint {
+				t.Fatalf("state change %v", sc)
+			}
+			checkVersion(t, ctx, hst)
+			f := measureVM(t, ctx, hst)
+			keep(0, f)
+			t.Logf("VM path, direct (test debugger on QEMU's socket): %s", f)
+		})
+		t.Run(fmt.Sprintf("kdsrv%d", round), func(t *testing.T) {
+			h := newHarness(t, harnessOpts{allow: []string{g.sock}})
+			s, err := h.open(h.serverSpec(""), g.trans(""), client.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.close()
+			hst := s.host(t, kd.HostOptions{})
+			ctx := ctxFor(t, 90*time.Second)
+			if _, err := hst.Attach(ctx); err != nil {
+				t.Fatalf("attach through kdsrv: %v", err)
+			}
+			f := measureVM(t, ctx, hst)
+			keep(1, f)
+			t.Logf("VM path, through kdsrv and the bridge: %s", f)
+		})
+	}
+	if best[0].dumpKBps > 0 && best[1].dumpKBps > 0 {
+		t.Logf("VM path, best of %d: direct %s; through kdsrv %s; kdsrv/direct dump throughput %.2f",
+			rounds, best[0], best[1], best[1].dumpKBps/best[0].dumpKBps)
+	}
+}
+
+// stateLog records the target-state notices a session receives.
+type stateLog struct {
+	mu     sync.Mutex
+	states []wire.State
+}
+
+func (l *stateLog) add(s wire.State) {
+	l.mu.Lock()
+	l.states = append(l.states, s)
+	l.mu.Unlock()
+}
+
+// since returns the states recorded after the first n.
+func (l *stateLog) since(n int) []wire.State {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]wire.State(nil), l.states[n:]...)
+}
+
+func (l *stateLog) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.states)
+}
+
+// vmReboot checks one reboot of the guest under a live kdsrv session
+// opened with reconnect: before, a debugger attaches and leaves a mark in
+// memory; reboot() restarts the guest (a monitor system_reset, or QEMU
+// killed and started again on the same socket); after, the session is told
+// the target came back, and the next debugger attaches to the new boot: the
+// mark is gone (fresh memory, the pattern again), and the target answers
+// reads, writes and version as before, without restarting kdsrv.
+func vmReboot(t *testing.T, s *session, states *stateLog, reboot func()) {
+	ctx := ctxFor(t, 3*time.Minute)
+	h1, stop1 := s.bridge.Host(ctx, kd.Config{}, kd.HostOptions{})
+	if _, err := h1.Attach(ctx); err != nil {
+		stop1()
+		t.Fatalf("attach before the reboot: %v", err)
+	}
+	v1 := checkVersion(t, ctx, h1)
+	mark := []byte("written before the reboot")
+	addr := sim.DataBase + 0x20000
+	if _, err := h1.WriteVirtual(ctx, addr, mark); err != nil {
+		stop1()
+		t.Fatalf("write: %v", err)
+	}
+	if err := h1.Continue(ctx); err != nil {
+		stop1()
+		t.Fatalf("continue: %v", err)
+	}
+	stop1()
+	seen := states.len()
+	reboot()
+	h2, stop2 := s.bridge.Host(ctx, kd.Config{}, kd.HostOptions{})
+	defer stop2()
+	start := time.Now()
+	if _, err := h2.Attach(ctx); err != nil {
+		t.Fatalf("attach after the reboot: %v; states %v", err, states.since(seen))
+	}
+	t.Logf("attached to the new boot %v after the reboot", time.Since(start).Round(100*time.Millisecond))
+	v2 := checkVersion(t, ctx, h2)
+	got, err := h2.ReadVirtual(ctx, addr, len(mark))
+	if err != nil {
+		t.Fatalf("read after the reboot: %v", err)
+	}
+	if !bytes.Equal(got, patternBytes(addr, len(mark))) {
+		t.Fatalf("after the reboot the memory reads %q; want the fresh pattern (is this the old boot?)", got)
+	}
+	if _, err := h2.WriteVirtual(ctx, addr, mark); err != nil {
+		t.Fatalf("write after the reboot: %v", err)
+	}
+	if got, err := h2.ReadVirtual(ctx, addr, len(mark)); err != nil || !bytes.Equal(got, mark) {
+		t.Fatalf("read back after the reboot %q %v", got, err)
+	}
+	var told bool
+	for _, st := range states.since(seen) {
+		told = told || st.State == wire.StateReconnected
+	}
+	if !told {
+		t.Errorf("the session was not told the target came back: states %v", states.since(seen))
+	}
+	t.Logf("KernBase before %#x, after %#x", v1.KernBase, v2.KernBase)
+}
+
+// The TCP chardev (kdsrv trans=@{com:ipport=PORT,port=127.0.0.1}).
+func vmTCPGroup(t *testing.T, env *vmEnv) {
+	h0 := shortDir(t)
+	g, _ := bootReady(t, env, guestOpts{dir: h0, tcp: true, args: vmArgs})
+	h := newHarness(t, harnessOpts{allow: []string{fmt.Sprintf("127.0.0.1:%d", g.port)}})
+	s, err := h.open(h.serverSpec(""), g.trans(""), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	vmSuite(t, s)
+}
+
+// checkVersion asserts what the guest's kdtarget reports and returns it.
+func checkVersion(t *testing.T, ctx context.Context, h *kd.Host) kd.Version {
+	t.Helper()
+	v, err := h.Version(ctx)
+	if err != nil {
+		t.Fatalf("version: %v", err)
+	}
+	if v.MinorVersion != vmBuild || v.MachineType != kd.MachineAMD64 || v.KernBase < 0xffff800000000000 {
+		t.Fatalf("version %+v; want build %d, x64, a kernel-space KernBase", v, vmBuild)
+	}
+	return v
+}
+
+// vmSuite is the debugger check through a kdsrv session into the guest:
+// attach, version, context, write and read-back, reads compared with the
+// pattern, run with DbgPrint output, break in again. It returns the
+// debugger, stopped.
+func vmSuite(t *testing.T, s *session) *kd.Host {
+	t.Helper()
+	ctx := ctxFor(t, 90*time.Second)
+	var mu sync.Mutex
+	var prints []string
+	h := s.host(t, kd.HostOptions{OnPrint: func(cpu uint16, text []byte) {
+		mu.Lock()
+		prints = append(prints, string(text))
+		mu.Unlock()
+	}})
+	sc, err := h.Attach(ctx)
+	if err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	if sc.Exception.ExceptionCode != kd.StatusBreakpoint {
+		t.Fatalf("state change %v", sc)
+	}
+	checkVersion(t, ctx, h)
+	c, err := h.Context(ctx, 0)
+	if err != nil {
+		t.Fatalf("context: %v", err)
+	}
+	if c.Rip != sc.ProgramCounter || c.Rsp == 0 {
+		t.Fatalf("context rip %#x rsp %#x; want rip %#x (where it stopped) and a stack", c.Rip, c.Rsp, sc.ProgramCounter)
+	}
+	addr := sim.DataBase + 0x10000
+	data := []byte("kdsrv writes into a QEMU guest")
+	if n, err := h.WriteVirtual(ctx, addr, data); err != nil || n != len(data) {
+		t.Fatalf("write: %d %v", n, err)
+	}
+	if got, err := h.ReadVirtual(ctx, addr, len(data)); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back %q %v; want %q", got, err, data)
+	}
+	for i := range 16 {
+		a := sim.DataBase + 0x100000 + uint64(i)*4096
+		got, err := h.ReadVirtual(ctx, a, 4096)
+		if err != nil {
+			t.Fatalf("read %d: %v", i, err)
+		}
+		if !bytes.Equal(got, patternBytes(a, 4096)) {
+			t.Fatalf("read %d at %#x: not the simulated memory pattern", i, a)
+		}
+	}
+	if err := h.Continue(ctx); err != nil {
+		t.Fatalf("continue: %v", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 600*time.Millisecond)
+	if sc, err := h.WaitStateChange(wctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("while running: state change %v, %v; want none", sc, err)
+	}
+	cancel()
+	if sc, err := h.Break(ctx); err != nil || sc.Exception.ExceptionCode != kd.StatusBreakpoint {
+		t.Fatalf("second break-in: %v %v", sc, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(prints) < 2 || !strings.HasPrefix(prints[0], "kdtarget: tick") {
+		t.Fatalf("DbgPrint while running: %d lines (first %q); want the target's ticks", len(prints), strings.Join(prints, "|"))
+	}
+	return h
+}
+
+// vmFigures are the VM path's figures.
+type vmFigures struct {
+	call     time.Duration // one GET_VERSION round trip
+	dumpKBps float64       // 1 MiB read in 4 KiB requests
+}
+
+func (f vmFigures) String() string {
+	return fmt.Sprintf("%v per call (version), %.0f KB/s dump (1 MiB in 4 KiB reads)", f.call.Round(time.Microsecond), f.dumpKBps)
+}
+
+// measureVM times calls and a 1 MiB dump on an attached, stopped debugger
+// and checks the dump against the pattern. Figures are reported, never
+// asserted.
+func measureVM(t *testing.T, ctx context.Context, h *kd.Host) vmFigures {
+	t.Helper()
+	// Warm up: the first requests after a guest boots or a debugger
+	// attaches are slower (the guest is still settling).
+	for i := range 16 {
+		if _, err := h.ReadVirtual(ctx, sim.DataBase+uint64(i)*4096, 4096); err != nil {
+			t.Fatalf("warm-up read: %v", err)
+		}
+	}
+	const calls = 40
+	start := time.Now()
+	for range calls {
+		if _, err := h.Version(ctx); err != nil {
+			t.Fatalf("version: %v", err)
+		}
+	}
+	f := vmFigures{call: time.Since(start) / calls}
+	const size, chunk = 1 << 20, 4096
+	base := sim.DataBase + 0x200000
+	got := make([]byte, 0, size)
+	start = time.Now()
+	for off := 0; off < size; off += chunk {
+		b, err := h.ReadVirtual(ctx, base+uint64(off), chunk)
+		if err != nil {
+			t.Fatalf("dump at %#x: %v", base+uint64(off), err)
+		}
+		got = append(got, b...)
+	}
+	f.dumpKBps = float64(size) / 1000 / time.Since(start).Seconds()
+	if !bytes.Equal(got, patternBytes(base, size)) {
+		t.Fatal("the 1 MiB dump is not the simulated memory pattern")
+	}
+	return f
+}
+
+// kdclientRun runs one kdclient command line and returns its standard
+// output.
+func kdclientRun(t *testing.T, args ...string) string {
+	t.Helper()
+	var out, errb syncBuffer
+	if code := kdclientcli.Main(ctxFor(t, 90*time.Second), args, &out, &errb); code != 0 {
+		t.Fatalf("kdclient %q: exit %d; stderr:\n%s", args, code, errb.String())
+	}
+	return out.String()
+}
+
+// vmCommands runs kdclient's built-in commands against the guest through
+// kdsrv: version, regs, read, write and read-back, a 1 MiB dump.
+func vmCommands(t *testing.T, h *harness, g *guest) {
+	k := fmt.Sprintf("kdsrv:server=@{%s},trans=@{%s}", h.serverSpec(""), g.trans("reconnect"))
+	var v struct {
+		Build    int    `json:"build"`
+		Machine  string `json:"machine"`
+		KernBase string `json:"kern_base"`
+	}
+	out := kdclientRun(t, "-k", k, "-json", "version")
+	if err := json.Unmarshal([]byte(out), &v); err != nil || v.Build != vmBuild || v.Machine != "x64" || !strings.HasPrefix(v.KernBase, "ffff") {
+		t.Fatalf("version: %q (%v)", out, err)
+	}
+	var regs map[string]string
+	out = kdclientRun(t, "-k", k, "-json", "regs")
+	if err := json.Unmarshal([]byte(out), &regs); err != nil || regs["rip"] == "" || strings.Trim(regs["rsp"], "0") == "" {
+		t.Fatalf("regs: %q (%v)", out, err)
+	}
+	addr := sim.DataBase + 0x3000
+	readJSON := func(n int) []byte {
+		t.Helper()
+		var r struct{ Data string }
+		out := kdclientRun(t, "-k", k, "-json", "read", fmt.Sprintf("%#x", addr), fmt.Sprint(n))
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("read: %q (%v)", out, err)
+		}
+		b, err := hex.DecodeString(r.Data)
+		if err != nil {
+			t.Fatalf("read: %q (%v)", out, err)
+		}
+		return b
+	}
+	if got := readJSON(32); !bytes.Equal(got, patternBytes(addr, 32)) {
+		t.Fatalf("read %x; want the pattern %x", got, patternBytes(addr, 32))
+	}
+	kdclientRun(t, "-k", k, "write", fmt.Sprintf("%#x", addr), "90cc0badf00d")
+	if got, want := readJSON(8), append([]byte{0x90, 0xcc, 0x0b, 0xad, 0xf0, 0x0d}, patternBytes(addr+6, 2)...); !bytes.Equal(got, want) {
+		t.Fatalf("read after write %x; want %x", got, want)
+	}
+	file := filepath.Join(t.TempDir(), "dump.bin")
+	base := sim.DataBase + 0x400000
+	start := time.Now()
+	kdclientRun(t, "-k", k, "dump", fmt.Sprintf("%#x", base), fmt.Sprint(1<<20), file)
+	t.Logf("kdclient dump of 1 MiB from the guest through kdsrv: %v", time.Since(start).Round(time.Millisecond))
+	got, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1<<20 || !bytes.Equal(got, patternBytes(base, 1<<20)) {
+		t.Fatalf("dump file: %d bytes, not the pattern", len(got))
+	}
+}
