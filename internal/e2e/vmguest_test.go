@@ -63,9 +63,10 @@ func newVMEnv(t *testing.T) *vmEnv {
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "kdtarget")
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
+	// go test puts its own go command first on PATH.
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("VM tests build kdtarget for the guest and need the go command on PATH: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
