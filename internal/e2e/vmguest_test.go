@@ -383,4 +383,3 @@ func (g *guest) directHost(t *testing.T, opts kd.HostOptions) *kd.Host {
 	t.Cleanup(func() { l.Close() })
 	return kd.NewHost(l, opts)
 }
-
