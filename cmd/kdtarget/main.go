@@ -101,7 +101,8 @@ Examples:
   KDNET through a KD connection server (kdsrv is the network debugging host):
     kdsrv -t tcp:port=5005 -allow net:50000                     (server machine)
     kdtarget -kdnet SERVER:50000 -key 1.2.3.4                   (target machine)
-    kdclient -k 'kdsrv:server=@{tcp:server=SERVER,port=5005},trans=@{net:port=50000,key=1.2.3.4}' version
+    KDSRV_KDNET_KEY=1.2.3.4 kdclient -insecure-send-kdnet-key -k 'kdsrv:server=@{tcp:server=SERVER,port=5005},trans=@{net:port=50000}' version
+                                          (over tcp the key crosses in clear: use ssl off a lab network)
   Like a QEMU serial port:
     kdtarget -listen pty                          (QEMU -serial pty)
     kdtarget -listen unix:/tmp/kd.sock            (QEMU -serial unix:/tmp/kd.sock,server)
