@@ -289,6 +289,19 @@ func newLink(rw io.ReadWriter, role Role, cfg Config) *Link {
 // Role returns the role the link plays.
 func (l *Link) Role() Role { return l.role }
 
+// Stream returns the byte stream the link runs on (to ask it, for
+// example, whether it reconnects); only the link reads and writes it.
+func (l *Link) Stream() io.ReadWriter { return l.rw }
+
+// String describes the link by its stream, when the stream describes
+// itself (e.g. "serial /dev/ttyS0 @115200").
+func (l *Link) String() string {
+	if s, ok := l.rw.(fmt.Stringer); ok {
+		return s.String()
+	}
+	return "kdcom " + l.role.String()
+}
+
 // reader copies the stream into chunks until a read fails or the link quits.
 func (l *Link) reader(chunks chan<- chunk, free chan []byte, readerDone chan<- struct{}) {
 	defer close(readerDone)

@@ -170,14 +170,14 @@ func startLCServer(t testing.TB, dir string, targets map[string]*strictTarget, t
 		Logger:             log.New(ls.logs, "", log.Lmicroseconds),
 	}
 	if targets != nil {
-		cfg.OpenTarget = func(_ context.Context, ts *spec.Target, _ *targetlink.AllowList) (targetlink.Link, error) {
+		cfg.OpenTarget = func(_ context.Context, ts *spec.Target, _ *targetlink.AllowList) (kd.Endpoint, error) {
 			st := targets[filepath.Base(ts.Port)]
 			if st == nil {
 				return nil, fmt.Errorf("no test target %s", ts.Port)
 			}
 			a, z := net.Pipe()
 			st.connect(z)
-			return simLink{a}, nil
+			return kd.NewHostLink(simLink{a}, kd.Config{}), nil
 		}
 	}
 	if tweak != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"kdsrv/internal/kd"
 	"kdsrv/internal/sim"
 	"kdsrv/internal/spec"
 	"kdsrv/internal/targetlink"
@@ -91,13 +92,13 @@ func newSecServer(t *testing.T, transports []string, mod func(*Config)) *secServ
 		TargetTimeout:    time.Second,
 		Logger:           log.New(ss.logs, "", log.Lmicroseconds),
 		Now:              ss.clk.Now,
-		OpenTarget: func(_ context.Context, ts *spec.Target, a *targetlink.AllowList) (targetlink.Link, error) {
+		OpenTarget: func(_ context.Context, ts *spec.Target, a *targetlink.AllowList) (kd.Endpoint, error) {
 			if err := a.Check(ts); err != nil {
 				return nil, err
 			}
 			near, far := net.Pipe()
 			simWG.Go(func() { _ = tgt.Serve(ctx, far) })
-			return simLink{near}, nil
+			return kd.NewHostLink(simLink{near}, kd.Config{}), nil
 		},
 	}
 	cfg.Listen.BindHost = "127.0.0.1"

@@ -74,7 +74,7 @@ func newRAHarness(t testing.TB, cfg sim.Config) *raHarness {
 			defer lmu.Unlock()
 			return h.logs.Write(b)
 		}), "", log.Lmicroseconds),
-		OpenTarget: func(_ context.Context, ts *spec.Target, _ *targetlink.AllowList) (targetlink.Link, error) {
+		OpenTarget: func(_ context.Context, ts *spec.Target, _ *targetlink.AllowList) (kd.Endpoint, error) {
 			a, z := net.Pipe()
 			tgt := h.sim(path.Base(ts.Port))
 			h.wg.Add(1)
@@ -82,7 +82,7 @@ func newRAHarness(t testing.TB, cfg sim.Config) *raHarness {
 				defer h.wg.Done()
 				_ = tgt.Serve(ctx, z)
 			}()
-			return simLink{a}, nil
+			return kd.NewHostLink(simLink{a}, kd.Config{}), nil
 		},
 	}
 	scfg.Listen.BindHost = "127.0.0.1"

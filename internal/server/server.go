@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"kdsrv/internal/kd"
 	"kdsrv/internal/spec"
 	"kdsrv/internal/targetlink"
 	"kdsrv/internal/transport"
@@ -56,9 +57,10 @@ type Config struct {
 	OpenTimeout time.Duration
 	// AllowShutdown lets clients stop the server (kdclient ... endpsrv).
 	AllowShutdown bool
-	// OpenTarget opens target links (default targetlink.Open); tests
+	// OpenTarget opens a target and returns the host end of its KD link
+	// (default targetlink.Open with KDNETBindHost and Logger); tests
 	// replace it.
-	OpenTarget func(ctx context.Context, t *spec.Target, allow *targetlink.AllowList) (targetlink.Link, error)
+	OpenTarget func(ctx context.Context, t *spec.Target, allow *targetlink.AllowList) (kd.Endpoint, error)
 	// TargetKey names a target for "in use" checks (default targetlink.Key).
 	TargetKey func(t *spec.Target) (string, error)
 	// KDNETBindHost is the local address KDNET target links listen on;
@@ -97,9 +99,6 @@ func (c *Config) setDefaults() {
 	if c.OpenTimeout <= 0 {
 		c.OpenTimeout = 10 * time.Second
 	}
-	if c.OpenTarget == nil {
-		c.OpenTarget = targetlink.Open
-	}
 	if c.TargetKey == nil {
 		c.TargetKey = targetlink.Key
 	}
@@ -110,6 +109,13 @@ func (c *Config) setDefaults() {
 		c.Now = time.Now
 	}
 	c.Limits.setDefaults()
+	// After Logger: KDNET links log through it.
+	if c.OpenTarget == nil {
+		opts := targetlink.Options{KDNETBindHost: c.KDNETBindHost, Logf: c.Logger.Printf}
+		c.OpenTarget = func(ctx context.Context, t *spec.Target, allow *targetlink.AllowList) (kd.Endpoint, error) {
+			return targetlink.Open(ctx, t, allow, opts)
+		}
+	}
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.

@@ -79,13 +79,13 @@ func newFuzzServer(tb testing.TB) *fuzzServer {
 		KeepAlive:        -1,
 		TargetTimeout:    time.Second,
 		Logger:           log.New(fs.logs, "", log.Lmicroseconds),
-		OpenTarget: func(_ context.Context, ts *spec.Target, a *targetlink.AllowList) (targetlink.Link, error) {
+		OpenTarget: func(_ context.Context, ts *spec.Target, a *targetlink.AllowList) (kd.Endpoint, error) {
 			if err := a.Check(ts); err != nil {
 				return nil, err
 			}
 			near, far := net.Pipe()
 			simWG.Go(func() { _ = fs.sim.Serve(ctx, far) })
-			return simLink{near}, nil
+			return kd.NewHostLink(simLink{near}, kd.Config{}), nil
 		},
 	}
 	cfg.Listen.BindHost = "127.0.0.1"

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 	"time"
@@ -28,8 +27,7 @@ type target struct {
 	opening chan struct{} // closed when the link is open (or failed: err)
 	err     error
 
-	link io.Closer      // the target link (a byte stream, or a KDNET endpoint)
-	kdl  Endpoint       // the KD link layer in the host role
+	kdl  kd.Endpoint    // the host (debugger) end of the target's KD link
 	out  chan outPacket // packets for the target, in order
 	ctx  context.Context
 	stop context.CancelFunc
@@ -52,16 +50,6 @@ type target struct {
 	notResponding string             // what the owner was told, while the target does not answer
 	gen           uint64             // restarts of the target or its link: older packets are dropped
 	inflight      context.CancelFunc // cancels the packet being sent (writer)
-}
-
-// Endpoint is the host (debugger) end of a KD link layer: KDCOM over a
-// byte stream (*kd.Link) or KDNET over UDP.
-type Endpoint interface {
-	Send(ctx context.Context, t kd.PacketType, payload []byte) error
-	Recv(ctx context.Context) (kd.Message, error)
-	SendBreakIn() error
-	Close() error
-	Stats() kd.Stats
 }
 
 type outPacket struct {
@@ -229,23 +217,9 @@ func (c *client) takenOver(t *target) {
 // placeholder is removed and waiters see t.err.
 func (t *target) open(ctx context.Context) error {
 	s := t.s
-	var desc fmt.Stringer
-	var err error
-	if t.spec.Kind == spec.TargetNet {
-		var ep Endpoint
-		ep, desc, err = openNet(ctx, t.spec, s.cfg.Allow, s.cfg.KDNETBindHost, s.cfg.Logger)
-		if err == nil {
-			t.kdl = ep
-			t.link = ep
-		}
-	} else {
-		var link targetlink.Link
-		link, err = s.cfg.OpenTarget(ctx, t.spec, s.cfg.Allow)
-		if err == nil {
-			t.link = link
-			t.kdl = kd.NewLink(link, kd.Config{Role: kd.RoleHost})
-			desc = link
-		}
+	ep, err := s.cfg.OpenTarget(ctx, t.spec, s.cfg.Allow)
+	if err == nil {
+		t.kdl = ep
 	}
 	if err != nil {
 		t.err = err
@@ -255,7 +229,7 @@ func (t *target) open(ctx context.Context) error {
 		close(t.opening)
 		return err
 	}
-	t.desc = desc.String()
+	t.desc = fmt.Sprint(t.kdl)
 	t.out = make(chan outPacket, 64)
 	t.synced = make(chan struct{})
 	t.ctx, t.stop = context.WithCancel(context.Background())
@@ -350,8 +324,12 @@ func (t *target) pump() {
 		}
 	}()
 	kl, kdcom := t.kdl.(*kd.Link)
+	var rc targetlink.Reconnecter
 	var reconnected <-chan struct{}
-	if rc, ok := t.link.(targetlink.Reconnecter); ok && kdcom {
+	if kdcom {
+		rc, _ = kl.Stream().(targetlink.Reconnecter)
+	}
+	if rc != nil {
 		reconnected = rc.Reconnected()
 	}
 	var run *attachRun
@@ -380,7 +358,7 @@ func (t *target) pump() {
 			}
 			return
 		case <-reconnected:
-			reconnected = t.link.(targetlink.Reconnecter).Reconnected()
+			reconnected = rc.Reconnected()
 			t.restarted(fmt.Sprintf("the link to target %s was re-established (%s); kdsrv cleared what it knew about the target and is synchronising with it again (break-in and RESET)", t.spec, t.desc))
 			if run != nil {
 				run.timer.Stop()

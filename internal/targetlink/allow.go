@@ -515,7 +515,7 @@ func (a *AllowList) matchNet(port int) bool {
 // but never where a path leads on the server (a symbolic link's target, the
 // file behind /proc/self/fd/N). Detail adds that for the server's log.
 type NotAllowedError struct {
-	Target   string   // the target as Link.String() would show it
+	Target   string   // the target as Stream.String() would show it
 	Resolved string   // where the path leads through symbolic links, when that differs and is refused (server side only)
 	Suggest  string   // an exact -allow pattern that admits the target (the first of Patterns)
 	Patterns []string // every exact pattern needed: two when both the path and its resolved form are refused

@@ -505,7 +505,7 @@ func TestRefusalsDoNotRevealServerPaths(t *testing.T) {
 }
 
 func openErr(ctx context.Context, t *testing.T, trans string, a *AllowList) error {
-	l, err := Open(ctx, target(t, trans), a)
+	l, err := OpenStream(ctx, target(t, trans), a)
 	if err == nil {
 		_ = l.Close()
 	}

@@ -2,9 +2,12 @@
 // machine on behalf of a remote client, and decides which targets a client
 // may ask for at all.
 //
-// A Link is a plain byte stream carrying raw KDCOM; the KD protocol itself
-// runs on top of it (package kd). The kinds of link, as named by a
-// trans=@{...} specification (package spec), are:
+// Open returns the host (debugger) end of a target's KD link, a
+// kd.Endpoint, for every kind of target: a KDCOM engine (kd.Link) over a
+// Stream, or a KDNET engine (kdnet.Link) on a UDP port. A Stream is a
+// plain byte stream carrying raw KDCOM (OpenStream opens one alone). The
+// kinds of target, as named by a trans=@{...} specification (package
+// spec), are:
 //
 //   - serial, com:port=COMn|DEVICE,baud=N: a serial device opened raw 8N1.
 //     COMn maps to the platform's device (spec.COMDevice). Input already
@@ -17,8 +20,8 @@
 //   - ipport, com:ipport=PORT,port=HOST: KDCOM over TCP, as served by QEMU
 //     -serial tcp::PORT,server,nowait. No telnet negotiation is done, and
 //     TCP_NODELAY is set.
-//   - net (KDNET over UDP) is recognised by the allow-list, but Open does not
-//     yet open it.
+//   - net, net:port=N,key=K[,target=IP]: KDNET over UDP; kdsrv is the
+//     debugger host on port N (docs/kdnet.md).
 //
 // # The allow-list
 //
@@ -101,7 +104,7 @@
 // # Reconnecting pipes
 //
 // A pipe with reconnect survives the VM going away (a reboot, a VM restart):
-// on end of file or an I/O error the Link keeps its identity, closes the old
+// on end of file or an I/O error the Stream keeps its identity, closes the old
 // connection and redials in the background with back-off (100 ms doubling to
 // 2 s) until the VM serves the socket again. Meanwhile Read blocks, honouring
 // its deadline (the error then satisfies errors.Is(err,
@@ -115,6 +118,6 @@
 // usual, and a missing socket is an error at Open.
 //
 // resets=N is a debugger-side setting (how many RESET packets to send while
-// synchronising, accepted on every com: target); the pipe Link reports it
+// synchronising, accepted on every com: target); the pipe Stream reports it
 // through Resets() and it does not change the stream.
 package targetlink

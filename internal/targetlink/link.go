@@ -11,22 +11,24 @@ import (
 	"strconv"
 	"time"
 
+	"kdsrv/internal/kd"
 	"kdsrv/internal/serial"
 	"kdsrv/internal/spec"
 )
 
-// Link is an open target connection: a byte stream carrying raw KDCOM.
-// One reader and one writer may use it concurrently; Close unblocks both.
-type Link interface {
+// Stream is an open KDCOM target connection: a byte stream carrying raw
+// KDCOM. One reader and one writer may use it concurrently; Close unblocks
+// both.
+type Stream interface {
 	io.ReadWriteCloser
 	SetReadDeadline(time.Time) error
 	SetWriteDeadline(time.Time) error
-	// String describes the link for logs, e.g. "serial /dev/ttyS0 @115200",
+	// String describes the stream for logs, e.g. "serial /dev/ttyS0 @115200",
 	// "pipe /run/vm/kd.sock" or "ipport 127.0.0.1:5555".
 	String() string
 }
 
-// Reconnecter is implemented by links that redial after the far end went
+// Reconnecter is implemented by streams that redial after the far end went
 // away (pipes with reconnect).
 type Reconnecter interface {
 	// Reconnects returns how many times the link has been re-established
@@ -42,14 +44,48 @@ type Reconnecter interface {
 // the context given to Open has no earlier deadline.
 const DefaultDialTimeout = 10 * time.Second
 
-// Open opens the link described by t, which has been filled from the
-// _NT_DEBUG_* variables and validated by t.Complete(). It checks the
-// allow-list first (nil means DefaultAllow()); a refusal is a
-// *NotAllowedError whose message names the -allow pattern that would admit
-// the target. ctx bounds the opening only: a pipe with reconnect waits for
-// its socket until ctx is done, an ipport link dials until ctx is done or
-// DefaultDialTimeout passes. The link outlives ctx.
-func Open(ctx context.Context, t *spec.Target, allow *AllowList) (Link, error) {
+// Options tunes Open. The zero value is ready to use.
+type Options struct {
+	// KD tunes the KDCOM engine of com: targets (zero fields take kd's
+	// defaults).
+	KD kd.Config
+	// KDNETBindHost is the local address KDNET targets are served on;
+	// empty means every interface, as a Windows debugger host does (the
+	// target is configured with one of this machine's addresses).
+	KDNETBindHost string
+	// Logf, if set, receives the events of KDNET links (sessions,
+	// datagrams failing authentication); lines never hold key material.
+	Logf func(format string, args ...any)
+}
+
+// Open opens the target described by t and returns the host (debugger) end
+// of its KD link: a KDCOM engine (*kd.Link) over the byte stream of a com:
+// target (see OpenStream), or a KDNET engine listening on the UDP port of
+// a net: target. t has been filled from the _NT_DEBUG_* variables; the
+// allow-list is checked first (nil means DefaultAllow()), and a refusal is
+// a *NotAllowedError naming the -allow pattern that would admit the
+// target. ctx bounds the opening only; the endpoint outlives it and the
+// caller must Close it.
+func Open(ctx context.Context, t *spec.Target, allow *AllowList, opts Options) (kd.Endpoint, error) {
+	if t != nil && t.Kind == spec.TargetNet {
+		return openNet(ctx, t, allow, opts)
+	}
+	s, err := OpenStream(ctx, t, allow)
+	if err != nil {
+		return nil, err
+	}
+	return kd.NewHostLink(s, opts.KD), nil
+}
+
+// OpenStream opens the byte stream of the com: target described by t,
+// which has been filled from the _NT_DEBUG_* variables and validated by
+// t.Complete(). It checks the allow-list first (nil means DefaultAllow());
+// a refusal is a *NotAllowedError whose message names the -allow pattern
+// that would admit the target. ctx bounds the opening only: a pipe with
+// reconnect waits for its socket until ctx is done, an ipport link dials
+// until ctx is done or DefaultDialTimeout passes. The stream outlives ctx.
+// A net: (KDNET) target has no byte stream: open it with Open.
+func OpenStream(ctx context.Context, t *spec.Target, allow *AllowList) (Stream, error) {
 	if t == nil {
 		return nil, errors.New("targetlink: no target given")
 	}
@@ -74,8 +110,7 @@ func Open(ctx context.Context, t *spec.Target, allow *AllowList) (Link, error) {
 	case spec.TargetIPPort:
 		return openIPPort(ctx, pl)
 	case spec.TargetNet:
-		return nil, targetError(pl.desc, "KDNET target links are not available yet",
-			"use a serial port, a VM pipe (com:pipe) or com:ipport for now")
+		return nil, targetError(pl.desc, "a KDNET target carries datagrams, not a byte stream", "open it with targetlink.Open")
 	}
 	return nil, targetError(pl.desc, "unknown kind of target link", "")
 }
@@ -88,7 +123,7 @@ type serialLink struct {
 
 func (l *serialLink) String() string { return l.desc }
 
-func openSerial(pl *place, baud int) (Link, error) {
+func openSerial(pl *place, baud int) (Stream, error) {
 	p, err := openSerialPinned(pl.real, baud)
 	if err != nil {
 		if errors.Is(err, errPathChanged) {
@@ -128,7 +163,7 @@ func wrapTarget(desc, what string, err error, hint string) error {
 // openIPPort connects to the first of pl.addrs that accepts: only addresses
 // the allow-list admitted, from its one resolution of the host name, are
 // dialled (no second lookup that DNS could answer differently).
-func openIPPort(ctx context.Context, pl *place) (Link, error) {
+func openIPPort(ctx context.Context, pl *place) (Stream, error) {
 	if len(pl.addrs) == 0 {
 		return nil, targetError(pl.desc, "no address to connect to", "")
 	}

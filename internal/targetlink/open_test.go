@@ -34,7 +34,7 @@ func TestIPPort(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	l, err := Open(ctx, target(t, "com:ipport="+port+",port=127.0.0.1"), allow)
+	l, err := OpenStream(ctx, target(t, "com:ipport="+port+",port=127.0.0.1"), allow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,10 +89,10 @@ func TestIPPortRefused(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err = Open(ctx, target(t, "com:ipport="+port+",port=127.0.0.1"), allow)
+	_, err = OpenStream(ctx, target(t, "com:ipport="+port+",port=127.0.0.1"), allow)
 	for _, want := range []string{"ipport 127.0.0.1:" + port, "nothing accepts connections", "-serial tcp::" + port} {
 		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("Open(refused port) = %v, want it to contain %q", err, want)
+			t.Errorf("OpenStream(refused port) = %v, want it to contain %q", err, want)
 		}
 	}
 }
@@ -113,13 +113,13 @@ func TestOpenRefusals(t *testing.T) {
 	}{
 		{"default refuses pipes", "com:pipe,port=/tmp/kd-test.sock", nil, true, "-allow '/tmp/kd-test.sock'"},
 		{"default refuses ipport", "com:ipport=5555,port=127.0.0.1", nil, true, "-allow '127.0.0.1:5555'"},
-		{"kdnet not yet", "net:port=50000,key=1.2.3.4", netOK, false, "KDNET target links are not available yet"},
+		{"kdnet has no stream", "net:port=50000,key=1.2.3.4", netOK, false, "not a byte stream"},
 		{"kdnet refused first", "net:port=50000,key=1.2.3.4", nil, true, "-allow 'net:50000'"},
 		{"incomplete", "com:", nil, false, "_NT_DEBUG_PORT"},
 		{"no baud", "com:port=/dev/ttyS0", nil, false, "baud"},
 	}
 	for _, tc := range tests {
-		l, err := Open(ctx, target(t, tc.trans), tc.allow)
+		l, err := OpenStream(ctx, target(t, tc.trans), tc.allow)
 		if err == nil {
 			_ = l.Close()
 			t.Errorf("%s: Open succeeded", tc.name)
@@ -130,13 +130,13 @@ func TestOpenRefusals(t *testing.T) {
 			t.Errorf("%s: Open = %v; want NotAllowed=%v containing %q", tc.name, err, tc.notAllowed, tc.frag)
 		}
 	}
-	if _, err := Open(ctx, nil, nil); err == nil {
-		t.Error("Open(nil target) succeeded")
+	if _, err := OpenStream(ctx, nil, nil); err == nil {
+		t.Error("OpenStream(nil target) succeeded")
 	}
 	done, cancelDone := context.WithCancel(context.Background())
 	cancelDone()
 	ipOK, _ := NewAllowList([]string{"127.0.0.1:*"}, false)
-	if _, err := Open(done, target(t, "com:ipport=9,port=127.0.0.1"), ipOK); !errors.Is(err, context.Canceled) && (err == nil || !strings.Contains(err.Error(), "canceled")) {
+	if _, err := OpenStream(done, target(t, "com:ipport=9,port=127.0.0.1"), ipOK); !errors.Is(err, context.Canceled) && (err == nil || !strings.Contains(err.Error(), "canceled")) {
 		t.Errorf("Open with a cancelled context = %v", err)
 	}
 }

@@ -17,7 +17,7 @@ import (
 // a symbolic link elsewhere is not followed. Every connection is made to the
 // object the allow-list checked (dialPinned), never to whatever a symbolic
 // link swapped in meanwhile points to.
-func openPipe(ctx context.Context, pl *place, t *spec.Target, allow *AllowList) (Link, error) {
+func openPipe(ctx context.Context, pl *place, t *spec.Target, allow *AllowList) (Stream, error) {
 	dial := func(ctx context.Context) (net.Conn, error) {
 		again, err := allow.admit(ctx, t, false)
 		if err != nil {

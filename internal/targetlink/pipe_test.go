@@ -125,7 +125,7 @@ func TestPipeBytesDeadlinesEOF(t *testing.T) {
 	t.Parallel()
 	sock, allow := pipeSetup(t)
 	srv := serveVM(t, sock, "")
-	l, err := Open(openCtx(t), target(t, "com:pipe,port="+sock+",resets=2"), allow)
+	l, err := OpenStream(openCtx(t), target(t, "com:pipe,port="+sock+",resets=2"), allow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestPipeWriteDeadline(t *testing.T) {
 	for _, opt := range []string{"", ",reconnect"} {
 		sock, allow := pipeSetup(t)
 		srv := serveVM(t, sock, "")
-		l, err := Open(openCtx(t), target(t, "com:pipe,port="+sock+opt), allow)
+		l, err := OpenStream(openCtx(t), target(t, "com:pipe,port="+sock+opt), allow)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -225,9 +225,9 @@ func TestPipeWriteDeadline(t *testing.T) {
 func TestPipeMissing(t *testing.T) {
 	t.Parallel()
 	sock, allow := pipeSetup(t)
-	_, err := Open(openCtx(t), target(t, "com:pipe,port="+sock), allow)
+	_, err := OpenStream(openCtx(t), target(t, "com:pipe,port="+sock), allow)
 	if err == nil || !strings.Contains(err.Error(), "no VM is serving "+sock) || !strings.Contains(err.Error(), ",reconnect") {
-		t.Errorf("Open(missing socket) = %v, want a hint to start the VM or add reconnect", err)
+		t.Errorf("OpenStream(missing socket) = %v, want a hint to start the VM or add reconnect", err)
 	}
 	// A socket file left behind by a VM that stopped.
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
@@ -236,21 +236,21 @@ func TestPipeMissing(t *testing.T) {
 	}
 	ln.SetUnlinkOnClose(false)
 	_ = ln.Close()
-	_, err = Open(openCtx(t), target(t, "com:pipe,port="+sock), allow)
+	_, err = OpenStream(openCtx(t), target(t, "com:pipe,port="+sock), allow)
 	if err == nil || !strings.Contains(err.Error(), "nothing listens on "+sock) {
-		t.Errorf("Open(stale socket) = %v, want 'nothing listens'", err)
+		t.Errorf("OpenStream(stale socket) = %v, want 'nothing listens'", err)
 	}
 	// With reconnect, Open waits, bounded by its context.
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	_, err = Open(ctx, target(t, "com:pipe,port="+sock+",reconnect"), allow)
+	_, err = OpenStream(ctx, target(t, "com:pipe,port="+sock+",reconnect"), allow)
 	if err == nil || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "waited for the VM") {
-		t.Errorf("Open(reconnect, nobody serving) = %v, want a timeout while waiting", err)
+		t.Errorf("OpenStream(reconnect, nobody serving) = %v, want a timeout while waiting", err)
 	}
 	// A Windows pipe name is refused with a pointer to the socket path.
-	_, err = Open(openCtx(t), target(t, `com:pipe,port=\\.\pipe\vm`), allow)
+	_, err = OpenStream(openCtx(t), target(t, `com:pipe,port=\\.\pipe\vm`), allow)
 	if err == nil || !strings.Contains(err.Error(), "unix socket") {
-		t.Errorf(`Open(\\.\pipe\vm) = %v, want a hint at unix sockets`, err)
+		t.Errorf(`OpenStream(\\.\pipe\vm) = %v, want a hint at unix sockets`, err)
 	}
 }
 
@@ -258,7 +258,7 @@ func TestPipeReconnect(t *testing.T) {
 	t.Parallel()
 	sock, allow := pipeSetup(t)
 	srv := serveVM(t, sock, "one")
-	l, err := Open(openCtx(t), target(t, "com:pipe,port="+sock+",reconnect"), allow)
+	l, err := OpenStream(openCtx(t), target(t, "com:pipe,port="+sock+",reconnect"), allow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +320,7 @@ func TestPipeCloseDuringReconnect(t *testing.T) {
 	t.Parallel()
 	sock, allow := pipeSetup(t)
 	srv := serveVM(t, sock, "")
-	l, err := Open(openCtx(t), target(t, "com:pipe,port="+sock+",reconnect"), allow)
+	l, err := OpenStream(openCtx(t), target(t, "com:pipe,port="+sock+",reconnect"), allow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,12 +354,12 @@ func TestPipeOpenWaitsForVM(t *testing.T) {
 	t.Parallel()
 	sock, allow := pipeSetup(t)
 	type result struct {
-		l   Link
+		l   Stream
 		err error
 	}
 	opened := make(chan result, 1)
 	go func() {
-		l, err := Open(openCtx(t), target(t, "com:pipe,port="+sock+",reconnect"), allow)
+		l, err := OpenStream(openCtx(t), target(t, "com:pipe,port="+sock+",reconnect"), allow)
 		opened <- result{l, err}
 	}()
 	time.Sleep(200 * time.Millisecond)
@@ -389,7 +389,7 @@ func TestPipeRedialRechecks(t *testing.T) {
 	t.Parallel()
 	sock, allow := pipeSetup(t)
 	srv := serveVM(t, sock, "")
-	l, err := Open(openCtx(t), target(t, "com:pipe,port="+sock+",reconnect"), allow)
+	l, err := OpenStream(openCtx(t), target(t, "com:pipe,port="+sock+",reconnect"), allow)
 	if err != nil {
 		t.Fatal(err)
 	}

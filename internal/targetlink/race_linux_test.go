@@ -144,7 +144,7 @@ func TestSymlinkSwapRace(t *testing.T) {
 		})
 		var changed atomic.Int64
 		pinned := attack(t, trans, func(ctx context.Context) (net.Conn, error) {
-			l, err := Open(ctx, tg, a)
+			l, err := OpenStream(ctx, tg, a)
 			if err != nil {
 				if errors.Is(err, errPathChanged) {
 					changed.Add(1)
@@ -165,10 +165,10 @@ func TestSymlinkSwapRace(t *testing.T) {
 	}
 }
 
-// linkConn lets attack read from a Link.
-type linkConn struct{ Link }
+// linkConn lets attack read from a Stream.
+type linkConn struct{ Stream }
 
 func (linkConn) LocalAddr() net.Addr                 { return nil }
 func (linkConn) RemoteAddr() net.Addr                { return nil }
-func (c linkConn) SetDeadline(t time.Time) error     { return c.Link.SetReadDeadline(t) }
-func (c linkConn) SetReadDeadline(t time.Time) error { return c.Link.SetReadDeadline(t) }
+func (c linkConn) SetDeadline(t time.Time) error     { return c.Stream.SetReadDeadline(t) }
+func (c linkConn) SetReadDeadline(t time.Time) error { return c.Stream.SetReadDeadline(t) }

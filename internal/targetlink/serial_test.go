@@ -30,7 +30,7 @@ func TestSerialPty(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	l, err := Open(ctx, target(t, "com:port="+dev+",baud=115200"), allow)
+	l, err := OpenStream(ctx, target(t, "com:port="+dev+",baud=115200"), allow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,8 +89,8 @@ func TestSerialMissingDevice(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err := Open(ctx, target(t, "com:port=/dev/ttyS250,baud=115200"), nil)
+	_, err := OpenStream(ctx, target(t, "com:port=/dev/ttyS250,baud=115200"), nil)
 	if err == nil || !strings.Contains(err.Error(), `target "serial /dev/ttyS250 @115200": cannot open the serial device`) {
-		t.Errorf("Open(missing device) = %v, want an error naming the target", err)
+		t.Errorf("OpenStream(missing device) = %v, want an error naming the target", err)
 	}
 }

@@ -21,7 +21,7 @@ const (
 // dialFunc opens a fresh connection to the far end.
 type dialFunc func(ctx context.Context) (net.Conn, error)
 
-// streamLink is a Link over a net.Conn (unix socket, named pipe, TCP). With
+// streamLink is a Stream over a net.Conn (unix socket, named pipe, TCP). With
 // reconnect it survives the far end going away: see the package
 // documentation.
 type streamLink struct {
