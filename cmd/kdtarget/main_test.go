@@ -324,7 +324,7 @@ func TestCommandRebootsOnSIGHUP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := kd.NewLink(conn, kd.Config{Role: kd.RoleHost})
+	l := kd.NewHostLink(conn, kd.Config{})
 	defer l.Close()
 	h := kd.NewHost(l, kd.HostOptions{AttachInterval: 200 * time.Millisecond})
 	if _, err := h.Attach(ctx); err != nil {

@@ -34,11 +34,9 @@ func (r Role) String() string {
 	return fmt.Sprintf("role(%d)", uint8(r))
 }
 
-// Config tunes a Link. Zero fields take the defaults noted.
+// Config tunes a Link. Zero fields take the defaults noted. The role is
+// chosen by the constructor (NewHostLink, NewTargetLink).
 type Config struct {
-	// Role is read only by the deprecated NewLink; the constructors
-	// NewHostLink and NewTargetLink choose the role.
-	Role Role
 	// AckTimeout is how long a sent data packet waits for its ACK before it
 	// is sent again (default 500ms).
 	AckTimeout time.Duration
@@ -251,17 +249,6 @@ func NewHostLink(rw io.ReadWriter, cfg Config) *Link { return newLink(rw, RoleHo
 // NewTargetLink starts a link over rw in the target (kernel) role. The
 // caller must Close it.
 func NewTargetLink(rw io.ReadWriter, cfg Config) *Link { return newLink(rw, RoleTarget, cfg) }
-
-// NewLink starts a link in cfg.Role.
-//
-// Deprecated: use NewHostLink or NewTargetLink; Config.Role goes away once
-// every caller chose its role by constructor.
-func NewLink(rw io.ReadWriter, cfg Config) *Link {
-	if cfg.Role != RoleHost && cfg.Role != RoleTarget {
-		panic("kd: NewLink needs RoleHost or RoleTarget")
-	}
-	return newLink(rw, cfg.Role, cfg)
-}
 
 func newLink(rw io.ReadWriter, role Role, cfg Config) *Link {
 	cfg.setDefaults()
