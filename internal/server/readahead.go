@@ -301,10 +301,10 @@ func (ra *readAhead) sendLocked(p outPacket) {
 	}
 	if p.typ == kd.TypeStateManipulate && len(p.payload) >= kd.ManipulateSize {
 		m, _ := kd.DecodeManipulate(p.payload)
-		switch m.API {
-		case kd.APIContinue, kd.APIContinue2, kd.APIReboot:
+		switch {
+		case kd.Resumes(p.typ, p.payload):
 			ra.running = true
-		case kd.APISwitchProcessor, kd.APICauseBugCheck:
+		case m.API == kd.APISwitchProcessor, m.API == kd.APICauseBugCheck:
 			// answered by a state change, not a manipulate reply
 		default:
 			ra.pending++

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -529,14 +528,11 @@ func (t *target) writer() {
 			continue
 		}
 		t.setSlow(false)
-		if p.typ == kd.TypeStateManipulate && len(p.payload) >= 4 {
-			switch kd.APINumber(binary.LittleEndian.Uint32(p.payload)) {
-			case kd.APIContinue, kd.APIContinue2, kd.APIReboot:
-				t.mu.Lock()
-				t.halted = false
-				t.lastSC = nil
-				t.mu.Unlock()
-			}
+		if kd.Resumes(p.typ, p.payload) {
+			t.mu.Lock()
+			t.halted = false
+			t.lastSC = nil
+			t.mu.Unlock()
 		}
 	}
 }
