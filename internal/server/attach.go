@@ -30,7 +30,7 @@ import (
 type attachRun struct {
 	a       *kd.Attach
 	timer   *time.Timer
-	why     string // "open" or "reconnect"
+	why     string // "open", "reconnect" or "resync after dropped packets"
 	started time.Time
 	told    bool // the owner was told the target does not respond
 }
@@ -113,6 +113,16 @@ func (t *target) attached(r *attachRun) {
 	}
 }
 
+// takeNeedSync reports (and clears) that packets were dropped without an
+// acknowledgement, so the ids must be agreed on again.
+func (t *target) takeNeedSync() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := t.needSync
+	t.needSync = false
+	return n
+}
+
 // setSynced lets queued packets go to the target.
 func (t *target) setSynced() {
 	t.mu.Lock()
@@ -139,6 +149,7 @@ func (t *target) restarted(why string) {
 	t.mu.Lock()
 	t.halted = false
 	t.lastSC = nil
+	t.needSync = false // the synchronisation that follows settles the ids
 	t.gen++
 	cancel := t.inflight
 	owner := t.owner

@@ -494,10 +494,11 @@ func TestAttachRebootUnderReconnect(t *testing.T) {
 	if v := c.version(); v.KernBase != first {
 		t.Fatalf("first boot: %+v", v)
 	}
-	// The VM reboots (a new KernBase, fresh ids) and its pipe is closed
-	// and served again.
-	st.sim.Reboot()
+	// The VM restarts: its pipe closes, the machine reboots (a new
+	// KernBase, fresh ids), and the pipe is served again (kdsrv redials
+	// after 100 ms at the earliest).
 	st.dropLine()
+	st.sim.Reboot()
 	second := st.sim.Layout().KernBase
 	f := c.next(isState(wire.StateReconnected), "StateReconnected")
 	s, _ := wire.DecodeState(f.Payload)
@@ -556,4 +557,172 @@ func shortTempDir(t testing.TB) string {
 	}
 	t.Cleanup(func() { os.RemoveAll(d) })
 	return d
+}
+
+func isNotice(code wire.Code) func(wire.Frame) bool {
+	return func(f wire.Frame) bool {
+		if f.Type != wire.TypeNotice {
+			return false
+		}
+		n, err := wire.DecodeNotice(f.Payload)
+		return err == nil && n.Code == code
+	}
+}
+
+func (lc *lcClient) notice(code wire.Code) wire.Notice {
+	lc.t.Helper()
+	f := lc.next(isNotice(code), fmt.Sprintf("Notice %v", code))
+	n, _ := wire.DecodeNotice(f.Payload)
+	return n
+}
+
+// A client cannot wedge a target: packets a debugger never sends to a
+// target are refused with a Notice naming them, never reach the target,
+// and the same session (and the next client) works at once.
+func TestRefusedClientPackets(t *testing.T) {
+	dir := t.TempDir()
+	st := newStrictTarget(t, sim.Config{Build: 19045, StartHalted: true})
+	ls := startLCServer(t, dir, map[string]*strictTarget{"vm": st}, nil)
+	trans := "com:pipe,port=" + dir + "/vm"
+	c := ls.open(t, trans)
+	c.waitStop()
+	before := st.sim.Stats().Link.PacketsReceived
+	cases := []struct {
+		typ     uint16
+		payload []byte
+		want    string
+	}{
+		{0, make([]byte, 12), "UNUSED"},
+		{uint16(kd.TypeReset), nil, "RESET"},
+		{uint16(kd.TypeAcknowledge), nil, "ACKNOWLEDGE"},
+		{uint16(kd.TypeStateChange64), make([]byte, 240), "STATE_CHANGE64"},
+		{uint16(kd.TypeTraceIO), make([]byte, 64), "TRACE_IO"},
+		{12, make([]byte, 56), "type 12"},
+		{uint16(kd.TypeStateManipulate), make([]byte, 20), "shorter than DBGKD_MANIPULATE_STATE64"},
+		{uint16(kd.TypeStateManipulate), make([]byte, kd.MaxPayload+1), "longer"},
+		{uint16(kd.TypeDebugIO), make([]byte, 16), "GetString"},
+	}
+	for _, tc := range cases {
+		if err := c.conn.Wire().SendKD(tc.typ, tc.payload); err != nil {
+			t.Fatal(err)
+		}
+		n := c.notice(wire.BadRequest)
+		if !strings.Contains(n.Text, tc.want) || !strings.Contains(n.Text, "the session goes on") {
+			t.Errorf("type %d: notice %q, want it to name %q", tc.typ, n.Text, tc.want)
+		}
+		if v := c.version(); v.MinorVersion != 19045 {
+			t.Fatalf("after type %d: version %+v", tc.typ, v)
+		}
+	}
+	// Only the GetVersion requests reached the target.
+	if got := st.sim.Stats().Link.PacketsReceived - before; got != uint64(len(cases)) {
+		t.Errorf("the target received %d packets, want the %d GetVersion requests only", got, len(cases))
+	}
+	c.detach()
+	c2 := ls.open(t, trans)
+	c2.waitStop()
+	if v := c2.version(); v.MinorVersion != 19045 {
+		t.Fatalf("next client: version %+v", v)
+	}
+}
+
+// A packet the target never acknowledges (a request to a running kernel)
+// is dropped once its budget is spent, and its sender told; the queue
+// moves on: after a break-in the session works. A client that floods the
+// queue meanwhile is told its packets were dropped, and is not blocked.
+func TestQueuedPacketDroppedAfterBudget(t *testing.T) {
+	dir := t.TempDir()
+	st := newStrictTarget(t, sim.Config{Build: 19045, StartHalted: true})
+	ls := startLCServer(t, dir, map[string]*strictTarget{"vm": st}, func(c *Config) {
+		c.TargetTimeout = 20 * time.Millisecond
+		c.SendBudget = 50 * time.Millisecond
+	})
+	c := ls.open(t, "com:pipe,port="+dir+"/vm")
+	c.waitStop()
+	c.cont()
+	waitUntil(t, func() bool { return !st.sim.Halted() }, "the target runs")
+	gv := kd.NewGetVersion()
+	for range 70 {
+		if err := c.conn.Wire().SendKD(uint16(kd.TypeStateManipulate), gv.Append(nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := c.notice(wire.Busy)
+	if !strings.Contains(n.Text, "already waiting") {
+		t.Errorf("busy notice %q", n.Text)
+	}
+	n = c.notice(wire.TargetNotResponding)
+	if !strings.Contains(n.Text, "GetVersion") || !strings.Contains(n.Text, "did not acknowledge it within 50ms") {
+		t.Errorf("dropped notice %q", n.Text)
+	}
+	// Let the queue drain (every packet spends its budget), then break in.
+	waitUntil(t, func() bool {
+		tg := ls.srv.targetFor(t, "vm")
+		return len(tg.out) == 0
+	}, "the queue drains")
+	if err := c.conn.Wire().Send(wire.TypeBreakIn, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.waitStop()
+	if v := c.version(); v.MinorVersion != 19045 {
+		t.Fatalf("after the drops: version %+v", v)
+	}
+	// The target may or may not have taken a dropped packet: the server
+	// agreed on the ids again when it stopped.
+	if !strings.Contains(ls.logs.String(), "synchronised (resync after dropped packets") {
+		t.Error("no resynchronisation after the dropped packets")
+	}
+}
+
+// targetFor returns the open target whose port ends in name.
+func (s *Server) targetFor(t testing.TB, name string) *target {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, tg := range s.targets {
+		if filepath.Base(tg.spec.Port) == name {
+			return tg
+		}
+	}
+	t.Fatalf("no open target %s", name)
+	return nil
+}
+
+// A target that reboots on a line that stays up (a serial cable): its first
+// packet carries the sync bit; the server clears what it knew, tells the
+// owner and logs it; the new boot's stop reaches the client, and requests
+// are answered by the new boot.
+func TestTargetRebootOnLiveLine(t *testing.T) {
+	dir := t.TempDir()
+	st := newStrictTarget(t, sim.Config{Build: 19045, StartHalted: true})
+	ls := startLCServer(t, dir, map[string]*strictTarget{"vm": st}, nil)
+	c := ls.open(t, "com:pipe,port="+dir+"/vm")
+	c.waitStop()
+	first := st.sim.Layout().KernBase
+	if v := c.version(); v.KernBase != first {
+		t.Fatalf("first boot: %+v", v)
+	}
+	st.sim.Reboot()
+	second := st.sim.Layout().KernBase
+	f := c.next(isState(wire.StateReconnected), "StateReconnected")
+	s, _ := wire.DecodeState(f.Payload)
+	if !strings.Contains(s.Text, "restarted its debug link") {
+		t.Fatalf("StateReconnected says %q", s.Text)
+	}
+	if sc := c.waitStop(); sc.ProgramCounter != st.sim.Layout().BreakAddress {
+		t.Fatalf("new boot's stop at %#x", sc.ProgramCounter)
+	}
+	if v := c.version(); v.KernBase != second || second == first {
+		t.Fatalf("after the reboot KernBase %#x, want %#x (first boot %#x)", v.KernBase, second, first)
+	}
+	if !strings.Contains(ls.logs.String(), "restarted its debug link") {
+		t.Error("the reboot was not logged")
+	}
+	// The server's picture is the new boot's: a client that asks for the
+	// current stop (wire Reset) gets the new boot's state change.
+	if err := c.conn.Wire().Send(wire.TypeReset, nil); err != nil {
+		t.Fatal(err)
+	}
+	if sc := c.waitStop(); sc.ProgramCounter != st.sim.Layout().BreakAddress {
+		t.Fatalf("the server replays %#x, want the new boot's stop", sc.ProgramCounter)
+	}
 }

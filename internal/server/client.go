@@ -35,6 +35,8 @@ type client struct {
 	// opened is set once the client has been told its target is open
 	// (Opened sent): packets from the target go to it only from then on.
 	opened atomic.Bool
+	// refused counts KD packets refused from this client (for the log).
+	refused atomic.Uint64
 
 	mu      sync.Mutex
 	wc      *wire.Conn
@@ -407,6 +409,16 @@ func (c *client) sendKD(pt uint16, payload []byte) error {
 		return errors.New("no connection")
 	}
 	return wc.SendKD(pt, payload)
+}
+
+// notice sends a non-fatal Notice frame: the session goes on.
+func (c *client) notice(code wire.Code, text string) {
+	c.mu.Lock()
+	wc := c.wc
+	c.mu.Unlock()
+	if wc != nil {
+		_ = wc.Send(wire.TypeNotice, wire.EncodeNotice(code, text))
+	}
 }
 
 func (c *client) sendState(st wire.StateCode, text string) {

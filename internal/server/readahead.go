@@ -264,8 +264,8 @@ func (ra *readAhead) fromClient(c *client, pt uint16, payload []byte) error {
 		return nil
 	}
 	typ := kd.PacketType(pt)
-	if !validClientPacket(typ, len(payload)) {
-		return c.fail(wire.BadRequest, fmt.Sprintf("invalid KD packet (type %d, %d bytes)", pt, len(payload)))
+	if !ra.t.admit(c, typ, payload) {
+		return nil
 	}
 	p := outPacket{typ: typ, payload: append([]byte(nil), payload...), from: c}
 	ra.mu.Lock()

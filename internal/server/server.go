@@ -48,6 +48,11 @@ type Config struct {
 	// target's acknowledgement before the client is told that the target
 	// is not responding (default 5s). Sending goes on meanwhile.
 	TargetTimeout time.Duration
+	// SendBudget is how long a packet for the target may wait, for the
+	// synchronisation and then for the target's acknowledgement, before it
+	// is dropped and its sender told with a Notice (default 3 ×
+	// TargetTimeout).
+	SendBudget time.Duration
 	// AttachInterval is the pause between break-in/RESET attempts while
 	// synchronising with a KDCOM target, and AttachSlowInterval the pace of
 	// the break-ins once the RESETs are used up (defaults 1s and 5s; see
@@ -95,6 +100,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.TargetTimeout <= 0 {
 		c.TargetTimeout = 5 * time.Second
+	}
+	if c.SendBudget <= 0 {
+		c.SendBudget = 3 * c.TargetTimeout
 	}
 	if c.OpenTimeout <= 0 {
 		c.OpenTimeout = 10 * time.Second

@@ -49,6 +49,7 @@ type target struct {
 	notResponding string             // what the owner was told, while the target does not answer
 	gen           uint64             // restarts of the target or its link: older packets are dropped
 	inflight      context.CancelFunc // cancels the packet being sent (writer)
+	needSync      bool               // packets were dropped unacknowledged: resynchronise at the next stop
 }
 
 type outPacket struct {
@@ -382,6 +383,16 @@ func (t *target) pump() {
 				}
 				continue
 			}
+			if kdcom && m.Kind == kd.MsgPacket && m.Packet.Type == kd.TypeStateChange64 && t.takeNeedSync() {
+				// Packets were dropped unacknowledged: the target may or
+				// may not have taken them, so the ids are in doubt. Now
+				// that it stopped, agree on them again before passing the
+				// stop on.
+				run = t.beginAttach(kl, "resync after dropped packets")
+				st, _ := run.a.Message(m)
+				t.attachStep(kl, run, st)
+				continue
+			}
 			switch m.Kind {
 			case kd.MsgSync:
 				// The target restarted its id streams: it rebooted, or
@@ -437,19 +448,11 @@ func (t *target) fromClient(c *client, pt uint16, payload []byte) error {
 		return ra.fromClient(c, pt, payload)
 	}
 	typ := kd.PacketType(pt)
-	if !validClientPacket(typ, len(payload)) {
-		return c.fail(wire.BadRequest, fmt.Sprintf("invalid KD packet (type %d, %d bytes)", pt, len(payload)))
+	if !t.admit(c, typ, payload) {
+		return nil
 	}
 	t.enqueueFrom(c, typ, append([]byte(nil), payload...))
 	return nil
-}
-
-// validClientPacket reports whether a client's KD packet may go to the
-// target: a data packet type that the target's link accepts, within the
-// size limit. Anything else (type 0, control and unknown types) is never
-// acknowledged, and would hold every later packet behind it for good.
-func validClientPacket(typ kd.PacketType, n int) bool {
-	return typ != kd.TypeUnused && !typ.IsControl() && typ < kd.TypeMax && n <= kd.MaxPayload
 }
 
 // enqueue queues one of the server's own packets for the target.
@@ -461,20 +464,32 @@ func (t *target) enqueueFrom(c *client, typ kd.PacketType, payload []byte) {
 	t.mu.Lock()
 	p := outPacket{typ: typ, payload: payload, from: c, gen: t.gen}
 	t.mu.Unlock()
+	if t.ctx.Err() != nil {
+		return
+	}
 	select {
 	case t.out <- p:
-	case <-t.ctx.Done():
+	default:
+		// Never block a client's session (or the read-ahead) behind a
+		// target that does not take packets.
+		t.dropped(p, wire.Busy, fmt.Sprintf("%d packets are already waiting for the target", cap(t.out)))
 	}
 }
 
 // writer sends queued packets to the target one at a time, once the
 // target is synchronised. A packet that is not acknowledged within
 // TargetTimeout makes the client hear that the target is not responding;
-// sending goes on until it is acknowledged. A packet queued before the
-// target restarted (or its link was re-established) is dropped: it was
-// meant for a boot that is gone.
+// sending goes on until the packet is acknowledged or its SendBudget
+// (waiting for the synchronisation included) is spent: it is then dropped
+// and its sender told (Notice), so one packet the target never takes
+// cannot hold up the queue. A packet queued before the target restarted,
+// or before its link was re-established, is dropped too: it was meant for
+// a boot that is gone.
 func (t *target) writer() {
 	defer t.readers.Done()
+	budget := t.s.cfg.SendBudget
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
 		var p outPacket
 		select {
@@ -482,11 +497,17 @@ func (t *target) writer() {
 		case <-t.ctx.Done():
 			return
 		}
+		start := time.Now()
+		timer.Reset(budget)
 		select {
 		case <-t.syncedC():
+		case <-timer.C:
+			t.dropped(p, wire.TargetNotResponding, fmt.Sprintf("kdsrv could not synchronise with the target within %v", budget))
+			continue
 		case <-t.ctx.Done():
 			return
 		}
+		timer.Stop()
 		t.mu.Lock()
 		stale := p.gen != t.gen
 		ctx, cancel := context.WithCancel(t.ctx)
@@ -494,16 +515,22 @@ func (t *target) writer() {
 		t.mu.Unlock()
 		if stale {
 			cancel()
-			t.dropped(p, "the target restarted, or its link was re-established, after it was sent")
+			t.dropped(p, wire.TargetUnavailable, "the target restarted, or its link was re-established, after it was sent")
 			continue
 		}
-		sent := false
+		var why string
+		var code wire.Code
 		for {
-			sctx, scancel := context.WithTimeout(ctx, t.s.cfg.TargetTimeout)
+			left := budget - time.Since(start)
+			if left <= 0 {
+				code = wire.TargetNotResponding
+				why = fmt.Sprintf("the target did not acknowledge it within %v", budget)
+				break
+			}
+			sctx, scancel := context.WithTimeout(ctx, min(t.s.cfg.TargetTimeout, left))
 			err := t.kdl.Send(sctx, p.typ, p.payload)
 			scancel()
 			if err == nil {
-				sent = true
 				break
 			}
 			if t.ctx.Err() != nil {
@@ -511,20 +538,29 @@ func (t *target) writer() {
 				return
 			}
 			if ctx.Err() != nil {
-				break // restarted meanwhile
+				code = wire.TargetUnavailable
+				why = "the target restarted, or its link was re-established, before it acknowledged it"
+				break
 			}
 			if !errors.Is(err, context.DeadlineExceeded) {
 				cancel()
 				return // the link failed; pump reports it
 			}
-			t.setSlow(true)
+			if time.Since(start) >= t.s.cfg.TargetTimeout {
+				t.setSlow(true)
+			}
 		}
 		t.mu.Lock()
 		t.inflight = nil
 		t.mu.Unlock()
 		cancel()
-		if !sent {
-			t.dropped(p, "the target restarted, or its link was re-established, before it was acknowledged")
+		if why != "" {
+			if code == wire.TargetNotResponding {
+				t.mu.Lock()
+				t.needSync = true
+				t.mu.Unlock()
+			}
+			t.dropped(p, code, why)
 			continue
 		}
 		t.setSlow(false)
@@ -537,13 +573,42 @@ func (t *target) writer() {
 	}
 }
 
-// dropped reports a packet that never reached the target.
-func (t *target) dropped(p outPacket, why string) {
+// dropped reports a packet that never reached the target: in the log, and
+// to the client that sent it (Notice; its session goes on).
+func (t *target) dropped(p outPacket, code wire.Code, why string) {
 	who := "kdsrv's own"
 	if p.from != nil {
 		who = "client " + p.from.String() + "'s"
 	}
-	t.s.cfg.Logger.Printf("target %s: dropped %s %s packet (%d bytes): %s", t.spec, who, p.typ, len(p.payload), why)
+	what := describePacket(p.typ, p.payload)
+	t.s.cfg.Logger.Printf("target %s: dropped %s %s: %s", t.spec, who, what, why)
+	if p.from != nil {
+		p.from.notice(code, fmt.Sprintf("kdsrv dropped your %s for target %s: %s", what, t.spec, why))
+	}
+}
+
+// describePacket names a KD packet for messages: its type and, for a
+// manipulate request, its API.
+func describePacket(typ kd.PacketType, payload []byte) string {
+	if typ == kd.TypeStateManipulate && len(payload) >= 4 {
+		return fmt.Sprintf("%s packet (%v, %d bytes)", typ, kd.APINumber(binary.LittleEndian.Uint32(payload)), len(payload))
+	}
+	return fmt.Sprintf("%s packet (type %d, %d bytes)", typ, uint16(typ), len(payload))
+}
+
+// admit checks a client's packet before it is queued for the target
+// (kd.CheckHostPacket). A refused packet never reaches the target; its
+// sender gets a Notice naming it and the session goes on.
+func (t *target) admit(c *client, typ kd.PacketType, payload []byte) bool {
+	err := kd.CheckHostPacket(typ, payload)
+	if err == nil {
+		return true
+	}
+	if n := c.refused.Add(1); n == 1 || n%100 == 0 {
+		t.s.cfg.Logger.Printf("client %s: target %s: refused %v (%d refused from this client)", c, t.spec, err, n)
+	}
+	c.notice(wire.BadRequest, fmt.Sprintf("kdsrv did not send it to target %s: %v; the session goes on", t.spec, err))
+	return false
 }
 
 func (t *target) setSlow(slow bool) {
