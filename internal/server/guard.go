@@ -37,7 +37,9 @@ type Limits struct {
 	// server-wide ceiling (default 1h).
 	GoodFor time.Duration
 	// MaxPreAuth caps the connections that have not finished
-	// authenticating, from all sources together (default 512).
+	// authenticating, from all sources together (default 512, or a quarter
+	// of the process's descriptor limit when that is lower, so that a flood
+	// cannot run the server out of descriptors).
 	MaxPreAuth int
 	// MaxPreAuthPerSource caps them per source (default 16).
 	MaxPreAuthPerSource int
@@ -90,6 +92,9 @@ func (l *Limits) setDefaults() {
 	}
 	if l.MaxPreAuth == 0 {
 		l.MaxPreAuth = DefaultMaxPreAuth
+		if n := fdLimit() / 4; n > 0 && n < l.MaxPreAuth {
+			l.MaxPreAuth = max(n, 8)
+		}
 	}
 	if l.MaxPreAuthPerSource == 0 {
 		l.MaxPreAuthPerSource = DefaultMaxPreAuthPerSource
