@@ -335,15 +335,20 @@ func TestKDNETWrongKeyAndFlood(t *testing.T) {
 }
 
 // TestKDNETBuiltinCommand: kdclient's built-in version command against a
-// KDNET target.
+// KDNET target, the key taken from KDSRV_KDNET_KEY and sent over plain tcp
+// on loopback as -insecure-send-kdnet-key allows.
 func TestKDNETBuiltinCommand(t *testing.T) {
 	h := newHarness(t, harnessOpts{allow: []string{"net:*"}})
 	port := freeKDNETPort(t)
 	startNetTarget(t, sim.New(sim.Config{Build: 26100}), fmt.Sprintf("127.0.0.1:%d", port), netKey)
+	t.Setenv("KDSRV_KDNET_KEY", netKey)
 	var out, errb bytes.Buffer
-	args := []string{"-timeout", "20s", "-k", fmt.Sprintf("kdsrv:server=@{%s},trans=@{%s}", h.serverSpec(""), netTrans(port, netKey)), "version"}
+	args := []string{"-timeout", "20s", "-insecure-send-kdnet-key", "-k", fmt.Sprintf("kdsrv:server=@{%s},trans=@{net:port=%d}", h.serverSpec(""), port), "version"}
 	if code := kdclientcli.Main(ctxFor(t, 30*time.Second), args, &out, &errb); code != 0 {
 		t.Fatalf("kdclient version exited %d: %s", code, errb.String())
+	}
+	if strings.Contains(errb.String(), "warning") {
+		t.Errorf("a key from the environment drew a warning: %s", errb.String())
 	}
 	if !strings.Contains(out.String(), "build 26100") || !strings.Contains(out.String(), "machine x64") {
 		t.Fatalf("output %q", out.String())
