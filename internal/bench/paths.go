@@ -294,30 +294,14 @@ func openClient(ctx context.Context, addr, path string, readAhead bool) (*sessio
 	if err != nil {
 		return nil, err
 	}
-	conn, err := client.Dial(ctx, c.Server, client.Options{Logger: log.New(io.Discard, "", 0)})
+	cs, err := client.OpenSession(ctx, c, client.Options{Logger: log.New(io.Discard, "", 0)}, client.SessionOptions{ReadAhead: readAhead})
 	if err != nil {
 		return nil, err
 	}
-	if _, err := conn.Open(ctx, c.Trans); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	b := client.NewBridge(conn)
-	if readAhead {
-		if err := b.EnableReadAhead(ctx); err != nil {
-			conn.Close()
-			return nil, err
-		}
-	}
-	rctx, cancel := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- b.Run(rctx) }()
-	h, stopHost := b.Host(rctx, kd.Config{}, kd.HostOptions{})
-	return &session{host: h, bridge: b, close: func() {
+	h, stopHost := cs.Host(kd.Config{}, kd.HostOptions{})
+	return &session{host: h, bridge: cs.Bridge, close: func() {
 		stopHost()
-		cancel()
-		<-runErr
-		conn.Close()
+		cs.Close() // detaches first, as kdclient does
 	}}, nil
 }
 

@@ -109,19 +109,12 @@ func (rc *reverseClient) session(t *testing.T, trans string) *session {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := ctxFor(t, 10*time.Second)
-	if _, err := conn.Open(ctx, tgt); err != nil {
-		conn.Close()
+	cs, err := conn.Start(ctxFor(t, 10*time.Second), tgt, client.SessionOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	b := client.NewBridge(conn)
-	rctx, rcancel := context.WithCancel(context.Background())
-	s := &session{conn: conn, bridge: b, cancel: rcancel, runErr: make(chan error, 1)}
-	go func() { s.runErr <- b.Run(rctx) }()
-	t.Cleanup(func() {
-		s.close()
-		conn.Close()
-	})
+	s := &session{cs}
+	t.Cleanup(s.close)
 	return s
 }
 
@@ -179,7 +172,7 @@ func TestEndToEndCliconServerFirst(t *testing.T) {
 	s := rc.session(t, trans)
 	suite(t, s, tgt)
 	s.close()
-	s.conn.Close()
+	s.Conn.Close()
 
 	rc = waitForServer(t, cspec+",password=s3cret", 30*time.Second)
 	s2 := rc.session(t, trans)

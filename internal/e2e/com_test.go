@@ -152,7 +152,7 @@ func (c *cable) comSpec(ch int, extra string) string {
 func openCOM(h *harness, serverSpec, trans string, opts client.Options) (*session, error) {
 	s, err := h.open(serverSpec, trans, opts)
 	if err == nil {
-		h.t.Cleanup(func() { s.conn.Close() })
+		h.t.Cleanup(func() { s.Conn.Close() })
 	}
 	return s, err
 }
@@ -160,9 +160,9 @@ func openCOM(h *harness, serverSpec, trans string, opts client.Options) (*sessio
 // lineStats are the counters of the client's end of the line.
 func lineStats(t *testing.T, s *session) commux.Stats {
 	t.Helper()
-	l, ok := s.conn.Wire().NetConn().(transport.COMLine)
+	l, ok := s.Conn.Wire().NetConn().(transport.COMLine)
 	if !ok {
-		t.Fatalf("the session's connection is a %T, not a com connection", s.conn.Wire().NetConn())
+		t.Fatalf("the session's connection is a %T, not a com connection", s.Conn.Wire().NetConn())
 	}
 	return l.LineStats()
 }
@@ -209,7 +209,7 @@ func TestEndToEndCOM(t *testing.T) {
 	t.Run("re-attach", func(t *testing.T) {
 		ctx := ctxFor(t, 30*time.Second)
 		s.close()
-		s.conn.Close() // the client's port closes with its last connection
+		s.Conn.Close() // the client's port closes with its last connection
 		s2, err := openCOM(h, cab.comSpec(3, "password=s3cret"), trans, client.Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -348,7 +348,7 @@ func TestCOMPortBaudConflict(t *testing.T) {
 			t.Fatalf("channel %d: %v", ch, err)
 		}
 		s.close()
-		s.conn.Close()
+		s.Conn.Close()
 	}
 	tr, err := spec.ParseServerTransport(fmt.Sprintf("com:port=%s,baud=9600,channel=5", cab.Server))
 	if err != nil {

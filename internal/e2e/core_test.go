@@ -178,7 +178,7 @@ func TestBridgeDebuggerReattach(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.bridge.Listen(ctx, ln, nil) }()
+	go func() { done <- s.Bridge.Listen(ctx, ln, nil) }()
 	defer func() {
 		cancel()
 		<-done
@@ -350,8 +350,8 @@ func TestParallelTargetsAndInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-sa.runErr:
-		sa.runErr <- err
+	case <-sa.Done():
+		err := sa.Err()
 		if err == nil || !strings.Contains(err.Error(), "took this target over") {
 			t.Fatalf("first owner's session ended with %v", err)
 		}

@@ -165,12 +165,12 @@ func TestEndpsrvAllowed(t *testing.T) {
 	// only after the server's Bye (a vanished server is an error), and the
 	// Bye says why.
 	select {
-	case err := <-s.runErr:
-		s.runErr <- err // for the session's own cleanup
+	case <-s.Done():
+		err := s.Err()
 		if err != nil {
 			t.Fatalf("the session ended with %v, want a clean close", err)
 		}
-		if r := s.conn.Wire().ByeReason(); r != wire.ServerShutdown {
+		if r := s.Conn.Wire().ByeReason(); r != wire.ServerShutdown {
 			t.Fatalf("the server said goodbye with %v, want %v", r, wire.ServerShutdown)
 		}
 	case <-time.After(20 * time.Second):

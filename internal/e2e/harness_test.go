@@ -209,14 +209,9 @@ func (h *harness) clientSpec(i int, extra string) string {
 	return s
 }
 
-// session is a connected client with a running bridge.
-type session struct {
-	conn   *client.Conn
-	bridge *client.Bridge
-	cancel context.CancelFunc
-	runErr chan error
-	once   sync.Once
-}
+// session is a client session the test owns: it is closed (detached,
+// then disconnected) when the test ends.
+type session struct{ *client.Session }
 
 func (h *harness) open(serverSpec, trans string, opts client.Options) (*session, error) {
 	c, err := spec.ParseConnect(fmt.Sprintf("kdsrv:server=@{%s},trans=@{%s}", serverSpec, trans))
@@ -231,43 +226,25 @@ func (h *harness) open(serverSpec, trans string, opts client.Options) (*session,
 	if opts.Dial == nil {
 		opts.Dial = (&transport.Dialer{COM: h.cliCOM}).Dial
 	}
-	conn, err := client.Dial(ctx, c.Server, opts)
+	cs, err := client.OpenSession(ctx, c, opts, client.SessionOptions{})
 	if err != nil {
 		return nil, err
 	}
-	if _, err := conn.Open(ctx, c.Trans); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	b := client.NewBridge(conn)
-	rctx, rcancel := context.WithCancel(context.Background())
-	s := &session{conn: conn, bridge: b, cancel: rcancel, runErr: make(chan error, 1)}
-	go func() { s.runErr <- b.Run(rctx) }()
+	s := &session{cs}
 	h.t.Cleanup(s.close)
 	return s, nil
 }
 
 // close detaches (waiting for the server's answer, as kdclient does, so the
 // target is free the moment close returns) and ends the connection.
-func (s *session) close() {
-	s.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_ = s.bridge.Detach(ctx)
-		cancel()
-		s.cancel()
-		<-s.runErr
-	})
-}
+func (s *session) close() { _ = s.Close() }
 
 // kill drops the connection without a goodbye, as a crashed client would.
-func (s *session) kill() {
-	s.conn.Wire().NetConn().Close()
-	s.close()
-}
+func (s *session) kill() { s.Abort() }
 
 // host attaches an in-process debugger to the session's bridge.
 func (s *session) host(t testing.TB, opts kd.HostOptions) *kd.Host {
-	h, stop := s.bridge.Host(context.Background(), kd.Config{}, opts)
+	h, stop := s.Host(kd.Config{}, opts)
 	t.Cleanup(stop)
 	return h
 }

@@ -224,7 +224,7 @@ func TestKDNETTargetRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	states := make(chan wire.State, 16)
-	s.bridge.OnState(func(st wire.State) {
+	s.Bridge.OnState(func(st wire.State) {
 		select {
 		case states <- st:
 		default:

@@ -66,7 +66,7 @@ func TestEndToEndNPipe(t *testing.T) {
 	t.Run("re-attach", func(t *testing.T) {
 		ctx := ctxFor(t, 30*time.Second)
 		s.close()
-		s.conn.Close()
+		s.Conn.Close()
 		s2, err := h.open(`npipe:server=\\localhost,pipe=KDE2E_4242_1F,password=s3cret`, trans, client.Options{})
 		if err != nil {
 			t.Fatal(err)

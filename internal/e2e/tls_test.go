@@ -118,9 +118,9 @@ func TestEndToEndSSL(t *testing.T) {
 
 func tlsState(t *testing.T, s *session) tls.ConnectionState {
 	t.Helper()
-	c, ok := s.conn.Wire().NetConn().(interface{ ConnectionState() tls.ConnectionState })
+	c, ok := s.Conn.Wire().NetConn().(interface{ ConnectionState() tls.ConnectionState })
 	if !ok {
-		t.Fatalf("the session's connection is a %T, not TLS", s.conn.Wire().NetConn())
+		t.Fatalf("the session's connection is a %T, not TLS", s.Conn.Wire().NetConn())
 	}
 	return c.ConnectionState()
 }
@@ -288,7 +288,7 @@ func TestSSLBindingPerSession(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := transport.Binding(s.conn.Wire().NetConn())
+		b, err := transport.Binding(s.Conn.Wire().NetConn())
 		if err != nil || len(b) != 32 {
 			t.Fatalf("binding %x %v", b, err)
 		}

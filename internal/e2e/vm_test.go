@@ -94,7 +94,7 @@ func vmUnixGroup(t *testing.T, env *vmEnv) {
 	}
 	defer s.close()
 	var states stateLog
-	s.bridge.OnState(states.add)
+	s.Bridge.OnState(states.add)
 	t.Run("reset", func(t *testing.T) {
 		t.Skip("until kdsrv synchronises with a target that rebooted under a session (issue 13, lifecycle)")
 		vmReboot(t, s, &states, func() {
@@ -205,7 +205,7 @@ func (l *stateLog) len() int {
 // reads, writes and version as before, without restarting kdsrv.
 func vmReboot(t *testing.T, s *session, states *stateLog, reboot func()) {
 	ctx := ctxFor(t, 3*time.Minute)
-	h1, stop1 := s.bridge.Host(ctx, kd.Config{}, kd.HostOptions{})
+	h1, stop1 := s.Bridge.Host(ctx, kd.Config{}, kd.HostOptions{})
 	if _, err := h1.Attach(ctx); err != nil {
 		stop1()
 		t.Fatalf("attach before the reboot: %v", err)
@@ -224,7 +224,7 @@ func vmReboot(t *testing.T, s *session, states *stateLog, reboot func()) {
 	stop1()
 	seen := states.len()
 	reboot()
-	h2, stop2 := s.bridge.Host(ctx, kd.Config{}, kd.HostOptions{})
+	h2, stop2 := s.Bridge.Host(ctx, kd.Config{}, kd.HostOptions{})
 	defer stop2()
 	start := time.Now()
 	if _, err := h2.Attach(ctx); err != nil {

@@ -561,26 +561,12 @@ func TestReadAheadBridgeDump(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	conn, err := kdclient.Dial(ctx, c.Server, kdclient.Options{Logger: log.New(io.Discard, "", 0)})
+	sess, err := kdclient.OpenSession(ctx, c, kdclient.Options{Logger: log.New(io.Discard, "", 0)}, kdclient.SessionOptions{ReadAhead: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	if _, err := conn.Open(ctx, c.Trans); err != nil {
-		t.Fatal(err)
-	}
-	b := kdclient.NewBridge(conn)
-	if err := b.EnableReadAhead(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rctx, stopRun := context.WithCancel(ctx)
-	runErr := make(chan error, 1)
-	go func() { runErr <- b.Run(rctx) }()
-	defer func() {
-		stopRun()
-		<-runErr
-	}()
-	host, stopHost := b.Host(rctx, kd.Config{}, kd.HostOptions{})
+	defer sess.Close()
+	host, stopHost := sess.Host(kd.Config{}, kd.HostOptions{})
 	defer stopHost()
 	if _, err := host.Attach(ctx); err != nil {
 		t.Fatal(err)
@@ -605,7 +591,7 @@ func TestReadAheadBridgeDump(t *testing.T) {
 		}
 	}
 	check("first dump", 0, n)
-	if st := b.ReadAheadStats(); st.Hits < n/chunk/2 {
+	if st := sess.Bridge.ReadAheadStats(); st.Hits < n/chunk/2 {
 		t.Fatalf("the bridge answered only %d of %d chunks locally: %+v", st.Hits, n/chunk, st)
 	}
 	// Read half, change memory just ahead of the reader (where the bridge

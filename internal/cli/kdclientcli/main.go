@@ -102,51 +102,32 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return errf("%v", err)
 	}
-	defer conn.Close()
+	// The session outlives ctx (Ctrl-C) long enough to detach cleanly
+	// (Session.Close), so that the server has released the target when
+	// kdclient exits and the next client can open it at once.
 	octx, cancel := context.WithTimeout(ctx, o.timeout+5*time.Second)
-	opened, err := conn.Open(octx, c.Trans)
+	sess, err := conn.Start(octx, c.Trans, client.SessionOptions{
+		ReadAhead: o.readahead,
+		OnState:   func(st wire.State) { fmt.Fprintf(stderr, "kdclient: target %s: %s\n", st.State, st.Text) },
+	})
 	cancel()
 	if err != nil {
 		return errf("%v", err)
 	}
-	logger.Printf("opened %s on %s (session %d)", opened.Info, c.Server, opened.Session)
-
-	b := client.NewBridge(conn)
-	b.OnState(func(st wire.State) { fmt.Fprintf(stderr, "kdclient: target %s: %s\n", st.State, st.Text) })
-	if o.readahead {
-		actx, cancel := context.WithTimeout(ctx, o.timeout)
-		err := b.EnableReadAhead(actx)
-		cancel()
-		if err != nil {
-			return errf("%v", err)
+	defer sess.Close()
+	logger.Printf("opened %s on %s (session %d)", sess.Opened.Info, c.Server, sess.Opened.Session)
+	b := sess.Bridge
+	// sessionErr says why the session ended under us.
+	sessionErr := func() error {
+		if err := sess.Err(); err != nil {
+			return err
 		}
-	}
-	// The connection outlives ctx (Ctrl-C) long enough to detach cleanly,
-	// so that the server has released the target when kdclient exits and
-	// the next client can open it at once.
-	rctx, stopRun := context.WithCancel(context.Background())
-	var runResult error
-	runDone := make(chan struct{})
-	go func() {
-		runResult = b.Run(rctx)
-		close(runDone)
-	}()
-	finish := func() {
-		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_ = b.Detach(dctx)
-		cancel()
-		stopRun()
-		<-runDone
+		return conn.Closed()
 	}
 
 	if o.listen != "" {
-		err := runBridge(ctx, b, o.listen, stdout, logger, runDone, func() error {
-			if runResult == nil {
-				return conn.Closed()
-			}
-			return runResult
-		})
-		finish()
+		err := runBridge(ctx, b, o.listen, stdout, logger, sess.Done(), sessionErr)
+		sess.Close()
 		if err != nil {
 			return errf("%v", err)
 		}
@@ -161,18 +142,15 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if o.trace {
 		lcfg.Trace = func(d kd.Direction, p kd.Packet) { fmt.Fprintln(stderr, traceLine(d, p)) }
 	}
-	h, stopHost := b.Host(rctx, lcfg, kd.HostOptions{OnPrint: cm.PrintSink()})
+	h, stopHost := sess.Host(lcfg, kd.HostOptions{OnPrint: cm.PrintSink()})
 	cm.Host = h
 	cctx, cancelCmd := context.WithCancelCause(ctx)
 	cmdErr := make(chan error, 1)
 	go func() { cmdErr <- cmd(cctx, cm, b) }()
 	select {
 	case err = <-cmdErr:
-	case <-runDone:
-		err = runResult
-		if err == nil {
-			err = conn.Closed()
-		}
+	case <-sess.Done():
+		err = sessionErr()
 		cancelCmd(&connectionLost{err: err})
 		// A dump says itself how far it got before the connection went.
 		var ds *dumpStopped
@@ -182,7 +160,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cancelCmd(nil)
 	stopHost()
-	finish()
+	sess.Close()
 	if err != nil {
 		var ds *dumpStopped
 		if errors.As(err, &ds) {
