@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"kdsrv/internal/discovery"
+	"kdsrv/internal/server"
 	"kdsrv/internal/spec"
 )
 
@@ -20,6 +21,10 @@ type options struct {
 	verbose      bool
 	cliconRetry  bool
 	passwordFile string
+
+	// Abuse limits and takeover policy (docs/security.md).
+	limits      server.Limits
+	takeoverAny bool
 
 	// Discovery (discovery.go).
 	qrPort   int
@@ -39,6 +44,12 @@ const (
 func (o *options) register(fs *flag.FlagSet) {
 	fs.Var(&o.transports, "t", "transport (repeatable)")
 	fs.Var(&o.allows, "allow", "allow a target link pattern (repeatable)")
+	fs.IntVar(&o.limits.FreeFailures, "auth-free-failures", server.DefaultFreeFailures, "failed password attempts in a row before a source has to wait (negative: no per-source throttle)")
+	fs.DurationVar(&o.limits.BackoffMax, "auth-backoff-max", server.DefaultBackoffMax, "the longest wait of a source after failed password attempts")
+	fs.Float64Var(&o.limits.FailuresPerSecond, "auth-failures-per-second", server.DefaultFailuresPerSecond, "server-wide ceiling on failed password attempts per second (negative: none)")
+	fs.IntVar(&o.limits.MaxPreAuth, "max-preauth", 0, "unauthenticated connections in all (default 512, or a quarter of the descriptor limit; negative: no cap)")
+	fs.IntVar(&o.limits.MaxPreAuthPerSource, "max-preauth-per-source", server.DefaultMaxPreAuthPerSource, "unauthenticated connections per source (negative: no cap)")
+	fs.BoolVar(&o.takeoverAny, "takeover-any", false, "let any client take a target over, whatever its transport")
 	fs.StringVar(&o.passwordFile, flagPasswordFile, "", "the password of every -t without password=, from the first line of FILE (mode 600)")
 	fs.StringVar(&o.bind, "bind", "", "listen on this address only")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "parse and print every -t, then exit")

@@ -85,6 +85,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, e env) in
 	if err := applyPasswordFile(parsed, o.passwordFile, stderr); err != nil {
 		return usage("%v", err)
 	}
+	if o.limits.BackoffMax <= 0 {
+		return usage("-auth-backoff-max %v: give a positive duration such as 60s", o.limits.BackoffMax)
+	}
+	if o.limits.FreeFailures == 0 || o.limits.FailuresPerSecond == 0 || o.limits.MaxPreAuthPerSource == 0 {
+		return usage("-auth-free-failures, -auth-failures-per-second and -max-preauth-per-source take a positive number, or a negative one to switch the limit off")
+	}
 	allow, err := targetlink.NewAllowList(o.allows, true)
 	if err != nil {
 		return usage("-allow: %v", err)
@@ -110,6 +116,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, e env) in
 		Listen:        transportOptions(o.bind, transport.Options{CliconRetry: o.cliconRetry}),
 		AllowShutdown: o.allowEndpsrv,
 		Logger:        logger,
+		Limits:        o.limits,
+		TakeoverAny:   o.takeoverAny,
 		Ready: func(d string) {
 			if strings.Contains(d, "clicon=") {
 				fmt.Fprintf(stdout, "kdsrv: connecting to the client of %s\n", d)

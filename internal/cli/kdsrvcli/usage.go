@@ -41,6 +41,26 @@ Options:
   -bind ADDR       listen for tcp/ssl clients on this address only
                    (default: every interface, like the original)
   -allow-endpsrv   let clients stop the server (kdclient ... endpsrv)
+  -takeover-any    let any client take a target over (kdclient -takeover).
+                   By default only a client whose transport has every
+                   protection the owner's had (a password, TLS) may take
+                   it over
+  -auth-free-failures N
+                   failed password attempts in a row a client address may
+                   make before it has to wait (default 4); each further
+                   failure doubles the wait from 2 s up to
+  -auth-backoff-max D
+                   (default 60s). Attempts during the wait are refused with
+                   "too many failed attempts; try again in N s"
+  -auth-failures-per-second N
+                   server-wide ceiling on failed password attempts (default
+                   10); addresses that authenticated within the last hour
+                   are exempt. Failures and refusals are logged as warnings
+  -max-preauth N   connections that have not authenticated yet, in all
+                   (default 512, or a quarter of the descriptor limit)
+  -max-preauth-per-source N
+                   ... from one address (default 16); more are refused as
+                   busy. A negative N switches a limit off
   -clicon-retry    reverse connections (clicon=): keep dialing the client
                    after a refused or broken connection instead of exiting
   -qr-port N       answer kdclient -QR queries on UDP port N (default
