@@ -129,17 +129,25 @@ n=$(next_ok) && ok=0 || ok=1
 [ "$t" != open ] || ok=1
 row "malformed Hello payload" "closed after ${t} ms; next client ${n} ms" "held" "$ok"
 
-# 4. Half-open connections: 200 that connect and send nothing.
+# 4. Half-open connections: 200 from one address that connect and send
+# nothing. kdsrv holds at most its per-source cap of them (the rest are
+# refused at once with Busy) until the handshake deadline; once they are
+# gone the address is served again. (scripts/abuse.sh floods from another
+# address than the client's.)
 fdlist=()
 for _ in $(seq 200); do
 	exec {f}<>"/dev/tcp/127.0.0.1/$port"
 	fdlist+=("$f")
 done
-n=$(next_ok) && ok=0 || ok=1
+sleep 1
+held=$(($(fds) - fd0))
 t=$(closed_after "${fdlist[0]}" 30)
+[ "$t" = open ] || t=$((t + 1000)) # from the connect, a second earlier
 for f in "${fdlist[@]}"; do exec {f}>&-; done
 sleep 0.5
-row "200 half-open connections (silent)" "next client ${n} ms meanwhile; each closed after ${t} ms; fds $(fds) (was ${fd0})" "held" "$ok"
+n=$(next_ok) && ok=0 || ok=1
+[ "$t" != open ] || ok=1
+row "200 half-open connections from one address" "kdsrv held ${held} (the rest refused at once), each ${t} ms; then next ${n} ms; fds $(fds) (was ${fd0})" "held" "$ok"
 
 # 5. Slow loris: a Hello one byte every 500 ms.
 exec 5<>"/dev/tcp/127.0.0.1/$port"
