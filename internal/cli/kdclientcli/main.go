@@ -100,7 +100,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	conn, err := dial(ctx, c, o, copts, sec, stderr, secret.Prompt)
 	if err != nil {
-		return errf("%v", err)
+		errf("%v", err)
+		if ctx.Err() != nil {
+			return InterruptedExitCode(ctx) // Ctrl-C while connecting or at the password prompt
+		}
+		return 1
 	}
 	// The session outlives ctx (Ctrl-C) long enough to detach cleanly
 	// (Session.Close), so that the server has released the target when
