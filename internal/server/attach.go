@@ -2,9 +2,11 @@ package server
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"kdsrv/internal/kd"
+	"kdsrv/internal/spec"
 	"kdsrv/internal/wire"
 )
 
@@ -149,6 +151,7 @@ func (t *target) restarted(why string) {
 	t.mu.Lock()
 	t.halted = false
 	t.lastSC = nil
+	t.slow = false
 	t.needSync = false // the synchronisation that follows settles the ids
 	t.gen++
 	cancel := t.inflight
@@ -174,4 +177,37 @@ func (t *target) tellNewOwner(c *client) {
 	if msg != "" {
 		c.sendState(wire.StateNotResponding, msg)
 	}
+}
+
+// optionDiffs describes how a client's trans= differs from the options the
+// open link was opened with (baud=, resets=, reconnect), or returns "". A
+// target link is shared: the client gets the link as it is open, and is
+// told so (docs/transports.md, "Sharing an open target link"). The KDNET
+// key is not an option: a different key is refused (acquireTarget).
+func optionDiffs(open, asked *spec.Target) string {
+	var d []string
+	if asked.Baud != 0 && asked.Baud != open.Baud {
+		d = append(d, fmt.Sprintf("baud=%d (you asked for baud=%d)", open.Baud, asked.Baud))
+	}
+	if asked.Resets != open.Resets {
+		d = append(d, fmt.Sprintf("%s (you asked for %s)", resetsOption(open.Resets), resetsOption(asked.Resets)))
+	}
+	if asked.Reconnect != open.Reconnect {
+		if open.Reconnect {
+			d = append(d, "reconnect (you did not ask for it)")
+		} else {
+			d = append(d, "no reconnect (you asked for reconnect)")
+		}
+	}
+	if len(d) == 0 {
+		return ""
+	}
+	return "the link was opened earlier and is shared as it is, with " + strings.Join(d, ", ") + "; it keeps these options while kdsrv runs (restart kdsrv to change them)"
+}
+
+func resetsOption(n int) string {
+	if n < 0 {
+		return "no resets= (the default schedule)"
+	}
+	return fmt.Sprintf("resets=%d", n)
 }

@@ -224,6 +224,7 @@ func (ls *lcServer) port() int { return ls.srv.Addrs()[0].(*net.TCPAddr).Port }
 // lcClient is a raw wire client: it sees every frame the server sends.
 type lcClient struct {
 	t      testing.TB
+	info   string // the session info of Opened
 	conn   *kdclient.Conn
 	frames chan wire.Frame
 	done   chan struct{}
@@ -241,11 +242,12 @@ func (ls *lcServer) open(t testing.TB, trans string) *lcClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.Open(ctx, c.Trans); err != nil {
+	opened, err := conn.Open(ctx, c.Trans)
+	if err != nil {
 		conn.Close()
 		t.Fatal(err)
 	}
-	lc := &lcClient{t: t, conn: conn, frames: make(chan wire.Frame, 256), done: make(chan struct{})}
+	lc := &lcClient{t: t, info: opened.Info, conn: conn, frames: make(chan wire.Frame, 256), done: make(chan struct{})}
 	go func() {
 		defer close(lc.done)
 		defer close(lc.frames)
@@ -724,5 +726,119 @@ func TestTargetRebootOnLiveLine(t *testing.T) {
 	}
 	if sc := c.waitStop(); sc.ProgramCounter != st.sim.Layout().BreakAddress {
 		t.Fatalf("the server replays %#x, want the new boot's stop", sc.ProgramCounter)
+	}
+}
+
+// A client whose trans= differs from the open link's options shares the
+// link as it is: its session info and a Notice name the differences, and
+// the session works.
+func TestOptionConflictNotice(t *testing.T) {
+	dir := t.TempDir()
+	st := newStrictTarget(t, sim.Config{Build: 19045, StartHalted: true})
+	ls := startLCServer(t, dir, map[string]*strictTarget{"vm": st}, nil)
+	a := ls.open(t, "com:pipe,port="+dir+"/vm,resets=3")
+	a.waitStop()
+	if strings.Contains(a.info, "shared") {
+		t.Fatalf("the first client was told of differences: %q", a.info)
+	}
+	a.detach()
+	b := ls.open(t, "com:pipe,port="+dir+"/vm,baud=57600")
+	for _, want := range []string{"resets=3 (you asked for no resets=", "you asked for baud=57600", "restart kdsrv"} {
+		if !strings.Contains(b.info, want) {
+			t.Errorf("session info %q does not say %q", b.info, want)
+		}
+	}
+	n := b.notice(wire.OK)
+	if !strings.Contains(n.Text, "resets=3 (you asked for no resets=") {
+		t.Errorf("notice %q", n.Text)
+	}
+	b.waitStop()
+	if v := b.version(); v.MinorVersion != 19045 {
+		t.Fatalf("version %+v", v)
+	}
+	b.detach()
+	// The same options: no notice, no note in the info.
+	c := ls.open(t, "com:pipe,port="+dir+"/vm,resets=3")
+	if strings.Contains(c.info, "shared") {
+		t.Errorf("same options, yet the info says %q", c.info)
+	}
+}
+
+// Through the bridge: after the target rebooted, the bridge never gives a
+// debugger the old boot's stop. A debugger that attaches while the server
+// is still synchronising with the new boot waits for the new boot's state
+// change, and its requests are answered by the new boot.
+func TestBridgeForgetsStopAfterReboot(t *testing.T) {
+	dir := shortTempDir(t)
+	sock := filepath.Join(dir, "vm.sock")
+	st := newStrictTarget(t, sim.Config{Build: 19045, StartHalted: true})
+	st.listen(sock)
+	ls := startLCServer(t, dir, nil, nil)
+	c, err := spec.ParseConnect(fmt.Sprintf("kdsrv:server=@{tcp:server=127.0.0.1,port=%d},trans=@{com:pipe,port=%s,reconnect}", ls.port(), sock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	notices := make(chan wire.Notice, 16)
+	conn, err := kdclient.Dial(ctx, c.Server, kdclient.Options{Logger: log.New(io.Discard, "", 0), OnNotice: func(n wire.Notice) { notices <- n }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Open(ctx, c.Trans); err != nil {
+		t.Fatal(err)
+	}
+	b := kdclient.NewBridge(conn)
+	states := make(chan wire.State, 16)
+	b.OnState(func(s wire.State) { states <- s })
+	rctx, stopRun := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- b.Run(rctx) }()
+	defer func() {
+		stopRun()
+		<-runDone
+	}()
+	h, stop := b.Host(ctx, kd.Config{}, kd.HostOptions{AttachInterval: 100 * time.Millisecond})
+	first := st.sim.Layout()
+	if sc, err := h.Attach(ctx); err != nil || sc.ProgramCounter != first.BreakAddress {
+		t.Fatalf("attach: %v at %#x", err, sc.ProgramCounter)
+	}
+	if v, err := h.Version(ctx); err != nil || v.KernBase != first.KernBase {
+		t.Fatalf("version %+v %v", v, err)
+	}
+	stop() // the debugger leaves; the bridge keeps the stop
+
+	// The VM restarts; its new kernel does not listen yet.
+	st.deaf.Store(true)
+	st.dropLine()
+	st.sim.Reboot()
+	second := st.sim.Layout()
+	for s := range states {
+		if s.State == wire.StateReconnected {
+			break
+		}
+	}
+	h2, stop2 := b.Host(ctx, kd.Config{}, kd.HostOptions{AttachInterval: 100 * time.Millisecond})
+	defer stop2()
+	type result struct {
+		sc  kd.StateChange
+		err error
+	}
+	attached := make(chan result, 1)
+	go func() {
+		sc, err := h2.Attach(ctx)
+		attached <- result{sc, err}
+	}()
+	st.deaf.Store(false)
+	r := <-attached
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.sc.ProgramCounter != second.BreakAddress {
+		t.Fatalf("the debugger got a stop at %#x; the new boot stops at %#x (the old one at %#x)", r.sc.ProgramCounter, second.BreakAddress, first.BreakAddress)
+	}
+	if v, err := h2.Version(ctx); err != nil || v.KernBase != second.KernBase {
+		t.Fatalf("version after the reboot %+v %v, want KernBase %#x", v, err, second.KernBase)
 	}
 }

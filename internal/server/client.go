@@ -370,6 +370,10 @@ func (c *client) open(o wire.Open) error {
 	c.mu.Unlock()
 	sess := c.s.nextSess.Add(1)
 	info := t.describe()
+	diffs := optionDiffs(t.spec, ts)
+	if diffs != "" {
+		info += "; " + diffs
+	}
 	if err := c.wc.Send(wire.TypeOpened, wire.EncodeOpened(wire.Opened{Session: sess, Info: info})); err != nil {
 		return err
 	}
@@ -377,6 +381,10 @@ func (c *client) open(o wire.Open) error {
 	c.s.cfg.Logger.Printf("client %s opened %s (session %d)", c, ts, sess)
 	// A halted target's state goes to the new client at once, so its
 	// debugger sees the stop without the target being reset.
+	if diffs != "" {
+		c.s.cfg.Logger.Printf("client %s shares target %s: %s", c, t.spec, diffs)
+		c.notice(wire.OK, fmt.Sprintf("target %s: %s", t.spec, diffs))
+	}
 	t.resendState(c)
 	t.tellNewOwner(c)
 	return nil
