@@ -108,10 +108,21 @@ func (b *Bridge) Run(ctx context.Context) error {
 				}
 			}
 			b.fromServer(kd.PacketType(pt), append([]byte(nil), payload...))
+		case wire.TypeNotice:
+			b.c.notice(f.Payload)
 		case wire.TypeState:
 			st, err := wire.DecodeState(f.Payload)
 			if err != nil {
 				continue
+			}
+			if st.State == wire.StateReconnected {
+				// The target restarted (or its link was re-established and
+				// the server synchronised again): the stop the bridge
+				// kept belongs to the old picture. The next state change
+				// from the server is the target's current one.
+				b.mu.Lock()
+				b.halted, b.lastSC = false, nil
+				b.mu.Unlock()
 			}
 			if ra := b.readAhead(); ra != nil {
 				ra.clear()

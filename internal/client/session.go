@@ -37,6 +37,10 @@ type Options struct {
 	// Keys caches password keys across dials (a bridge that reconnects
 	// derives once per server). Nil: a cache per Dial.
 	Keys *wire.KeyCache
+	// OnNotice is called with every Notice frame the server sends: a KD
+	// packet it refused or dropped, the options of a shared target link.
+	// The session goes on. Default: the notice goes to Logger.
+	OnNotice func(wire.Notice)
 }
 
 func (o *Options) setDefaults() {
@@ -48,6 +52,17 @@ func (o *Options) setDefaults() {
 	}
 	if o.Keys == nil {
 		o.Keys = wire.NewKeyCache()
+	}
+	if o.OnNotice == nil {
+		logger := o.Logger
+		o.OnNotice = func(n wire.Notice) { logger.Printf("kdsrv: %s", n.Text) }
+	}
+}
+
+// notice hands a Notice frame to Options.OnNotice.
+func (c *Conn) notice(payload []byte) {
+	if n, err := wire.DecodeNotice(payload); err == nil {
+		c.opts.OnNotice(n)
 	}
 }
 
@@ -175,6 +190,8 @@ func (c *Conn) Open(ctx context.Context, t *spec.Target) (wire.Opened, error) {
 			return wire.DecodeOpened(f.Payload)
 		case wire.TypeState:
 			continue
+		case wire.TypeNotice:
+			c.notice(f.Payload)
 		default:
 			return wire.Opened{}, fmt.Errorf("kdsrv sent %s while the target was being opened", f.Type)
 		}

@@ -84,7 +84,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if o.verbose {
 		logger = log.New(stderr, "kdclient: ", log.LstdFlags)
 	}
-	copts := client.Options{TakeOver: o.takeover, Logger: logger, HandshakeTimeout: o.timeout}
+	copts := client.Options{TakeOver: o.takeover, Logger: logger, HandshakeTimeout: o.timeout,
+		OnNotice: func(n wire.Notice) { fmt.Fprintf(stderr, "kdclient: kdsrv: %s\n", n.Text) }}
 
 	// Commands that need no target.
 	if len(pos) > 0 && pos[0] == "endpsrv" {
