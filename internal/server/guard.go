@@ -345,7 +345,7 @@ func (g *guard) done(source string, o outcome) (fails int, backoff time.Duration
 // sourceOf names where a connection comes from, for the limits: what one
 // party controls. On tcp and ssl it is the peer's IP address (an IPv6
 // address counts by its /64 network, which one host usually has to
-// itself); on npipe and spipe outside Windows the peer's user id (SO_PEERCRED;
+// itself); on npipe and spipe on Linux, macOS and FreeBSD the peer's user id (peer credentials;
 // a pipe client whose credentials cannot be read counts with all others as
 // "local pipe"); on Windows every client of a pipe counts as one source;
 // on com every client of one channel counts as one source (the line is
