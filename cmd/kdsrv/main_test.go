@@ -3,42 +3,29 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"errors"
+	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"kdsrv/internal/testkit"
 )
 
-// build compiles the command once per test binary.
-func build(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "kdsrv")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testkit.CleanupPrograms()
+	os.Exit(code)
 }
+
+// build compiles the command once per test binary.
+func build(t *testing.T) string { return testkit.Program(t, "kdsrv") }
 
 func run(t *testing.T, bin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	default:
-		t.Fatal(err)
-	}
-	return o.String(), e.String(), code
+	return testkit.Run(t, bin, args...)
 }
 
 func TestDryRunAndHelp(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/hex"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,9 +12,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-)
 
-var update = flag.Bool("update", false, "rewrite testdata/frames.golden and the fuzz seed corpus")
+	"kdsrv/internal/testkit"
+)
 
 // goldenFrames are the vectors in testdata/frames.golden; docs/commux.md
 // quotes some of them.
@@ -48,7 +47,7 @@ func TestGoldenFrames(t *testing.T) {
 		}
 		fmt.Fprintf(&out, "%s %x\n", g.name, encode(g.f))
 	}
-	if *update {
+	if testkit.Updating() {
 		if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
 			t.Fatal(err)
 		}

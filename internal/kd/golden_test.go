@@ -3,16 +3,12 @@ package kd
 import (
 	"bytes"
 	"encoding/hex"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// update makes golden-file tests rewrite their files under testdata/ instead
-// of comparing against them: go test ./internal/kd -update
-var update = flag.Bool("update", false, "rewrite golden files")
+	"kdsrv/internal/testkit"
+)
 
 // payloadFromHex decodes hex text, ignoring white space.
 func payloadFromHex(t testing.TB, s string) []byte {
@@ -57,23 +53,7 @@ func checkPayloadGolden(t *testing.T, name string, b []byte) {
 func checkGolden(t *testing.T, dir, name string, b []byte) {
 	t.Helper()
 	path := filepath.Join("testdata", dir, name+".hex")
-	text := payloadHexText(b)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("golden file %s unreadable (regenerate with go test ./internal/kd -update): %v", path, err)
-	}
-	if string(want) != text {
-		t.Fatalf("%s differs from the encoder output:\n got:\n%s\nwant:\n%s", path, text, want)
-	}
+	testkit.Golden(t, path, []byte(payloadHexText(b)))
 }
 
 // leAt reads the size-byte little-endian value at off in b.

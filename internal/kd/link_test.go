@@ -14,7 +14,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"kdsrv/internal/testkit"
 )
 
 // echoTarget answers every STATE_MANIPULATE packet with the same payload
@@ -115,7 +118,7 @@ func exerciseLink(t *testing.T, host, target *Link, calls int) {
 		body := bytes.Repeat([]byte{byte(i)}, i%300)
 		call(t, host, uint64(i), body)
 	}
-	waitFor(t, func() bool { return e.breaks.Load() == 1 && e.resets.Load() == 1 }, "target saw the break-in and the reset")
+	testkit.WaitFor(t, "the target to see the break-in and the reset", func() bool { return e.breaks.Load() == 1 && e.resets.Load() == 1 })
 	hs := host.Stats()
 	if hs.PacketsSent != uint64(calls) || hs.ResetsSent != 1 || hs.ResetsReceived != 1 {
 		t.Fatalf("host stats %+v", hs)
@@ -126,21 +129,12 @@ func exerciseLink(t *testing.T, host, target *Link, calls int) {
 	}
 }
 
-func waitFor(t testing.TB, cond func() bool, what string) {
-	t.Helper()
-	for range 500 {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting until %s", what)
-}
-
 func TestLinkOverPipe(t *testing.T) {
-	a, b := net.Pipe()
-	host, target := linkPair(t, a, b, Config{})
-	exerciseLink(t, host, target, 200)
+	synctest.Test(t, func(t *testing.T) {
+		a, b := net.Pipe()
+		host, target := linkPair(t, a, b, Config{})
+		exerciseLink(t, host, target, 200)
+	})
 }
 
 func TestLinkOverUnixSocket(t *testing.T) {
@@ -168,91 +162,97 @@ func TestLinkOverUnixSocket(t *testing.T) {
 }
 
 func TestTargetSyncIDAndAckMasking(t *testing.T) {
-	a, b := net.Pipe()
-	var mu sync.Mutex
-	var hostSent []Packet
-	cfg := Config{Trace: nil}
-	hc := cfg
-	hc.Trace = func(d Direction, p Packet) {
-		if d == Sent {
-			mu.Lock()
-			hostSent = append(hostSent, Packet{Type: p.Type, ID: p.ID})
-			mu.Unlock()
+	synctest.Test(t, func(t *testing.T) {
+		a, b := net.Pipe()
+		var mu sync.Mutex
+		var hostSent []Packet
+		cfg := Config{Trace: nil}
+		hc := cfg
+		hc.Trace = func(d Direction, p Packet) {
+			if d == Sent {
+				mu.Lock()
+				hostSent = append(hostSent, Packet{Type: p.Type, ID: p.ID})
+				mu.Unlock()
+			}
 		}
-	}
-	host := NewHostLink(a, hc)
-	target := NewTargetLink(b, Config{})
-	defer host.Close()
-	defer target.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+		host := NewHostLink(a, hc)
+		target := NewTargetLink(b, Config{})
+		defer host.Close()
+		defer target.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
 
-	// The target's first packet goes out as INITIAL|SYNC; the host ACKs it
-	// with the sync bit cleared and reports the restart.
-	errc := make(chan error, 1)
-	go func() { errc <- target.Send(ctx, TypeStateChange64, []byte("state")) }()
-	m, err := host.Recv(ctx)
-	if err != nil || m.Kind != MsgSync {
-		t.Fatalf("want MsgSync first, got %v %v", m.Kind, err)
-	}
-	m, err = host.Recv(ctx)
-	if err != nil || m.Kind != MsgPacket || m.Packet.ID != InitialPacketID|SyncPacketID {
-		t.Fatalf("want state change with id 0x80800800, got %v %v %v", m.Kind, m.Packet, err)
-	}
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	if len(hostSent) != 1 || hostSent[0].Type != TypeAcknowledge || hostSent[0].ID != InitialPacketID {
-		t.Fatalf("host sent %v, want one ACK with id 0x80800000", hostSent)
-	}
-	mu.Unlock()
-	// The target's next packet uses 0x80800001, without the sync bit.
-	go func() { errc <- target.Send(ctx, TypeDebugIO, []byte("print")) }()
-	m, err = host.Recv(ctx)
-	if err != nil || m.Packet.ID != InitialPacketID|1 {
-		t.Fatalf("second packet: %v %v", m.Packet, err)
-	}
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
+		// The target's first packet goes out as INITIAL|SYNC; the host ACKs it
+		// with the sync bit cleared and reports the restart.
+		errc := make(chan error, 1)
+		go func() { errc <- target.Send(ctx, TypeStateChange64, []byte("state")) }()
+		m, err := host.Recv(ctx)
+		if err != nil || m.Kind != MsgSync {
+			t.Fatalf("want MsgSync first, got %v %v", m.Kind, err)
+		}
+		m, err = host.Recv(ctx)
+		if err != nil || m.Kind != MsgPacket || m.Packet.ID != InitialPacketID|SyncPacketID {
+			t.Fatalf("want state change with id 0x80800800, got %v %v %v", m.Kind, m.Packet, err)
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		if len(hostSent) != 1 || hostSent[0].Type != TypeAcknowledge || hostSent[0].ID != InitialPacketID {
+			t.Fatalf("host sent %v, want one ACK with id 0x80800000", hostSent)
+		}
+		mu.Unlock()
+		// The target's next packet uses 0x80800001, without the sync bit.
+		go func() { errc <- target.Send(ctx, TypeDebugIO, []byte("print")) }()
+		m, err = host.Recv(ctx)
+		if err != nil || m.Packet.ID != InitialPacketID|1 {
+			t.Fatalf("second packet: %v %v", m.Packet, err)
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 func TestSendRetriesExhausted(t *testing.T) {
-	a, b := net.Pipe()
-	defer b.Close()
-	go func() { // a silent peer that reads everything
-		buf := make([]byte, 1024)
-		for {
-			if _, err := b.Read(buf); err != nil {
-				return
+	synctest.Test(t, func(t *testing.T) {
+		a, b := net.Pipe()
+		defer b.Close()
+		go func() { // a silent peer that reads everything
+			buf := make([]byte, 1024)
+			for {
+				if _, err := b.Read(buf); err != nil {
+					return
+				}
 			}
+		}()
+		l := NewTargetLink(a, Config{AckTimeout: 10 * time.Millisecond})
+		defer l.Close()
+		err := l.SendRetries(context.Background(), TypeDebugIO, []byte("x"), 3)
+		if !errors.Is(err, ErrRetriesExhausted) {
+			t.Fatalf("got %v", err)
 		}
-	}()
-	l := NewTargetLink(a, Config{AckTimeout: 10 * time.Millisecond})
-	defer l.Close()
-	err := l.SendRetries(context.Background(), TypeDebugIO, []byte("x"), 3)
-	if !errors.Is(err, ErrRetriesExhausted) {
-		t.Fatalf("got %v", err)
-	}
-	if s := l.Stats(); s.Retransmits != 3 {
-		t.Fatalf("retransmits %d, want 3", s.Retransmits)
-	}
+		if s := l.Stats(); s.Retransmits != 3 {
+			t.Fatalf("retransmits %d, want 3", s.Retransmits)
+		}
+	})
 }
 
 func TestLinkPeerCloseEndsRecvAndSend(t *testing.T) {
-	a, b := net.Pipe()
-	l := NewHostLink(a, Config{})
-	defer l.Close()
-	b.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := l.Recv(ctx); err == nil || errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Recv after peer close: %v", err)
-	}
-	if err := l.Send(ctx, TypeStateManipulate, []byte("x")); err == nil || errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Send after peer close: %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		a, b := net.Pipe()
+		l := NewHostLink(a, Config{})
+		defer l.Close()
+		b.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := l.Recv(ctx); err == nil || errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Recv after peer close: %v", err)
+		}
+		if err := l.Send(ctx, TypeStateManipulate, []byte("x")); err == nil || errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Send after peer close: %v", err)
+		}
+	})
 }
 
 // noisyConn corrupts, drops and duplicates bytes written through it.
@@ -289,43 +289,47 @@ func (c *noisyConn) Write(b []byte) (int, error) {
 }
 
 func TestLinkNoisyLine(t *testing.T) {
-	const calls = 1000
-	const rate = 2e-3
-	a, b := net.Pipe()
-	na := &noisyConn{Conn: a, r: rand.New(rand.NewPCG(11, 12)), rate: rate}
-	nb := &noisyConn{Conn: b, r: rand.New(rand.NewPCG(13, 14)), rate: rate}
-	cfg := Config{AckTimeout: 40 * time.Millisecond, InterByteTimeout: 20 * time.Millisecond}
-	host, target := linkPair(t, na, nb, cfg)
-	startEchoTarget(t, target)
-	for i := range calls {
-		body := make([]byte, 16+i%200)
-		for j := range body {
-			body[j] = byte(i + j)
+	synctest.Test(t, func(t *testing.T) {
+		const calls = 1000
+		const rate = 2e-3
+		a, b := net.Pipe()
+		na := &noisyConn{Conn: a, r: rand.New(rand.NewPCG(11, 12)), rate: rate}
+		nb := &noisyConn{Conn: b, r: rand.New(rand.NewPCG(13, 14)), rate: rate}
+		cfg := Config{AckTimeout: 40 * time.Millisecond, InterByteTimeout: 20 * time.Millisecond}
+		host, target := linkPair(t, na, nb, cfg)
+		startEchoTarget(t, target)
+		for i := range calls {
+			body := make([]byte, 16+i%200)
+			for j := range body {
+				body[j] = byte(i + j)
+			}
+			got := call(t, host, uint64(i), body)
+			if len(got) != 3+8+len(body) {
+				t.Fatalf("call %d: reply of %d bytes", i, len(got))
+			}
 		}
-		got := call(t, host, uint64(i), body)
-		if len(got) != 3+8+len(body) {
-			t.Fatalf("call %d: reply of %d bytes", i, len(got))
+		hits := na.hits.Load() + nb.hits.Load()
+		hs, ts := host.Stats(), target.Stats()
+		t.Logf("noise events %d; host %+v; target %+v", hits, hs, ts)
+		if hits == 0 || hs.Retransmits+ts.Retransmits == 0 {
+			t.Fatalf("the line was not noisy enough to test recovery (hits %d)", hits)
 		}
-	}
-	hits := na.hits.Load() + nb.hits.Load()
-	hs, ts := host.Stats(), target.Stats()
-	t.Logf("noise events %d; host %+v; target %+v", hits, hs, ts)
-	if hits == 0 || hs.Retransmits+ts.Retransmits == 0 {
-		t.Fatalf("the line was not noisy enough to test recovery (hits %d)", hits)
-	}
+	})
 }
 
 func TestSendRejectsOversizedAndControl(t *testing.T) {
-	a, b := net.Pipe()
-	defer b.Close()
-	l := NewHostLink(a, Config{})
-	defer l.Close()
-	if err := l.Send(context.Background(), TypeAcknowledge, nil); err == nil {
-		t.Fatal("control type accepted by Send")
-	}
-	if err := l.Send(context.Background(), TypeStateManipulate, make([]byte, MaxPayload+1)); err == nil {
-		t.Fatal("oversized payload accepted")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		a, b := net.Pipe()
+		defer b.Close()
+		l := NewHostLink(a, Config{})
+		defer l.Close()
+		if err := l.Send(context.Background(), TypeAcknowledge, nil); err == nil {
+			t.Fatal("control type accepted by Send")
+		}
+		if err := l.Send(context.Background(), TypeStateManipulate, make([]byte, MaxPayload+1)); err == nil {
+			t.Fatal("oversized payload accepted")
+		}
+	})
 }
 
 func ExampleLink() {
@@ -346,101 +350,110 @@ func ExampleLink() {
 // KDCOM id (a corrupted byte that also set the sync bit) must not make the
 // host adopt a nonsense id stream; it is refused with RESEND.
 func TestHostRefusesCorruptedID(t *testing.T) {
-	a, b := net.Pipe()
-	defer b.Close()
-	host := NewHostLink(a, Config{})
-	defer host.Close()
-	b.SetDeadline(time.Now().Add(5 * time.Second))
-	bad := AppendPacket(nil, Packet{Type: TypeStateManipulate, ID: 0x80805b00, Payload: []byte("stale")})
-	good := AppendPacket(nil, Packet{Type: TypeStateManipulate, ID: InitialPacketID, Payload: []byte("fresh")})
-	go func() {
-		b.Write(bad)
-		b.Write(good)
-	}()
-	var d Decoder
-	buf := make([]byte, 256)
-	var got []Packet
-	for len(got) < 2 {
-		n, err := b.Read(buf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d.Feed(buf[:n])
-		for {
-			f, ok := d.Next()
-			if !ok {
-				break
+	synctest.Test(t, func(t *testing.T) {
+		a, b := net.Pipe()
+		defer b.Close()
+		host := NewHostLink(a, Config{})
+		defer host.Close()
+		b.SetDeadline(time.Now().Add(5 * time.Second))
+		bad := AppendPacket(nil, Packet{Type: TypeStateManipulate, ID: 0x80805b00, Payload: []byte("stale")})
+		good := AppendPacket(nil, Packet{Type: TypeStateManipulate, ID: InitialPacketID, Payload: []byte("fresh")})
+		go func() {
+			b.Write(bad)
+			b.Write(good)
+		}()
+		var d Decoder
+		buf := make([]byte, 256)
+		var got []Packet
+		for len(got) < 2 {
+			n, err := b.Read(buf)
+			if err != nil {
+				t.Fatal(err)
 			}
-			got = append(got, f.Packet)
+			d.Feed(buf[:n])
+			for {
+				f, ok := d.Next()
+				if !ok {
+					break
+				}
+				got = append(got, f.Packet)
+			}
 		}
-	}
-	if got[0].Type != TypeResend || got[1].Type != TypeAcknowledge || got[1].ID != InitialPacketID {
-		t.Fatalf("host answered %v", got)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	m, err := host.Recv(ctx)
-	if err != nil || string(m.Packet.Payload) != "fresh" {
-		t.Fatalf("delivered %v %v", m, err)
-	}
+		if got[0].Type != TypeResend || got[1].Type != TypeAcknowledge || got[1].ID != InitialPacketID {
+			t.Fatalf("host answered %v", got)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		m, err := host.Recv(ctx)
+		if err != nil || string(m.Packet.Payload) != "fresh" {
+			t.Fatalf("delivered %v %v", m, err)
+		}
+	})
 }
 
 // A peer streaming break-in bytes while nobody reads the link cannot grow
 // its queue without bound.
 func TestBreakInFloodBounded(t *testing.T) {
-	a, b := net.Pipe()
-	l := NewTargetLink(a, Config{QueueLimit: 8})
-	defer l.Close()
-	b.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	flood := bytes.Repeat([]byte{BreakInByte, 'x'}, 64<<10)
-	if _, err := b.Write(flood); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, func() bool { return l.Stats().BreakInsRecv == 64<<10 }, "every break-in counted")
-	n := 0
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-		_, err := l.Recv(ctx)
-		cancel()
-		if err != nil {
-			break
+	synctest.Test(t, func(t *testing.T) {
+		a, b := net.Pipe()
+		l := NewTargetLink(a, Config{QueueLimit: 8})
+		defer l.Close()
+		b.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		flood := bytes.Repeat([]byte{BreakInByte, 'x'}, 64<<10)
+		if _, err := b.Write(flood); err != nil {
+			t.Fatal(err)
 		}
-		n++
-	}
-	if n > 8 || n == 0 {
-		t.Fatalf("%d break-ins queued, want 1..8", n)
-	}
-	b.Close()
+		synctest.Wait()
+		if got := l.Stats().BreakInsRecv; got != 64<<10 {
+			t.Fatalf("%d break-ins counted, want %d", got, 64<<10)
+		}
+		n := 0
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			_, err := l.Recv(ctx)
+			cancel()
+			if err != nil {
+				break
+			}
+			n++
+		}
+		if n > 8 || n == 0 {
+			t.Fatalf("%d break-ins queued, want 1..8", n)
+		}
+		b.Close()
+	})
 }
 
 // The target's restart packet arriving again (our ACK was lost) is a
 // duplicate: not a second stop, and our id stream is not restarted twice.
 func TestDuplicateSyncPacketNotRedelivered(t *testing.T) {
-	a, b := net.Pipe()
-	defer b.Close()
-	host := NewHostLink(a, Config{})
-	defer host.Close()
-	go io.Copy(io.Discard, b) // the host's ACKs
-	sc := AppendPacket(nil, Packet{Type: TypeStateChange64, ID: InitialPacketID | SyncPacketID, Payload: []byte("stop")})
-	b.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	b.Write(sc)
-	b.Write(sc)
-	next := AppendPacket(nil, Packet{Type: TypeDebugIO, ID: InitialPacketID | 1, Payload: []byte("next")})
-	b.Write(next)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	var kinds []string
-	for len(kinds) < 3 {
-		m, err := host.Recv(ctx)
-		if err != nil {
-			t.Fatalf("after %v: %v", kinds, err)
+	synctest.Test(t, func(t *testing.T) {
+		a, b := net.Pipe()
+		defer b.Close()
+		host := NewHostLink(a, Config{})
+		defer host.Close()
+		go io.Copy(io.Discard, b) // the host's ACKs
+		sc := AppendPacket(nil, Packet{Type: TypeStateChange64, ID: InitialPacketID | SyncPacketID, Payload: []byte("stop")})
+		b.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		b.Write(sc)
+		b.Write(sc)
+		next := AppendPacket(nil, Packet{Type: TypeDebugIO, ID: InitialPacketID | 1, Payload: []byte("next")})
+		b.Write(next)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var kinds []string
+		for len(kinds) < 3 {
+			m, err := host.Recv(ctx)
+			if err != nil {
+				t.Fatalf("after %v: %v", kinds, err)
+			}
+			kinds = append(kinds, m.Kind.String()+":"+string(m.Packet.Payload))
 		}
-		kinds = append(kinds, m.Kind.String()+":"+string(m.Packet.Payload))
-	}
-	if want := "sync: packet:stop packet:next"; strings.Join(kinds, " ") != want {
-		t.Fatalf("got %v, want %s", kinds, want)
-	}
-	if host.Stats().Duplicates != 1 {
-		t.Fatalf("duplicates %d", host.Stats().Duplicates)
-	}
+		if want := "sync: packet:stop packet:next"; strings.Join(kinds, " ") != want {
+			t.Fatalf("got %v, want %s", kinds, want)
+		}
+		if host.Stats().Duplicates != 1 {
+			t.Fatalf("duplicates %d", host.Stats().Duplicates)
+		}
+	})
 }

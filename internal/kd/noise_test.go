@@ -6,7 +6,10 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"kdsrv/internal/testkit"
 )
 
 // TestDecoderKeepsNoiseText: console text around packets comes back byte
@@ -63,64 +66,66 @@ func TestDecoderKeepsNoiseText(t *testing.T) {
 // packets around it are exchanged, and reports corrupt packets and
 // break-ins to Config.Event.
 func TestLinkNoiseAndEvents(t *testing.T) {
-	a, z := net.Pipe()
-	var mu sync.Mutex
-	var noise []byte
-	var events []Event
-	host := NewHostLink(a, Config{
-		Noise: func(b []byte) { mu.Lock(); noise = append(noise, b...); mu.Unlock() },
-		Event: func(e Event) { mu.Lock(); events = append(events, e); mu.Unlock() },
-	})
-	defer host.Close()
-	defer z.Close()
-	// The far end writes raw bytes: text, a packet, text, a corrupt packet.
-	go func() {
-		var line []byte
-		line = append(line, "boot: debug on\n"...)
-		line = AppendPacket(line, Packet{Type: TypeStateChange64, ID: InitialPacketID | SyncPacketID, Payload: []byte("sc")})
-		line = append(line, "more text\n"...)
-		bad := AppendPacket(nil, Packet{Type: TypeStateManipulate, ID: InitialPacketID, Payload: []byte("xy")})
-		bad[len(bad)-2] ^= 0xff // payload byte: bad checksum
-		line = append(line, bad...)
-		_, _ = z.Write(line)
-		// Drain what the host writes (ACK, RESEND).
-		buf := make([]byte, 256)
+	synctest.Test(t, func(t *testing.T) {
+		a, z := net.Pipe()
+		var mu sync.Mutex
+		var noise []byte
+		var events []Event
+		host := NewHostLink(a, Config{
+			Noise: func(b []byte) { mu.Lock(); noise = append(noise, b...); mu.Unlock() },
+			Event: func(e Event) { mu.Lock(); events = append(events, e); mu.Unlock() },
+		})
+		defer host.Close()
+		defer z.Close()
+		// The far end writes raw bytes: text, a packet, text, a corrupt packet.
+		go func() {
+			var line []byte
+			line = append(line, "boot: debug on\n"...)
+			line = AppendPacket(line, Packet{Type: TypeStateChange64, ID: InitialPacketID | SyncPacketID, Payload: []byte("sc")})
+			line = append(line, "more text\n"...)
+			bad := AppendPacket(nil, Packet{Type: TypeStateManipulate, ID: InitialPacketID, Payload: []byte("xy")})
+			bad[len(bad)-2] ^= 0xff // payload byte: bad checksum
+			line = append(line, bad...)
+			_, _ = z.Write(line)
+			// Drain what the host writes (ACK, RESEND).
+			buf := make([]byte, 256)
+			for {
+				if _, err := z.Read(buf); err != nil {
+					return
+				}
+			}
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
 		for {
-			if _, err := z.Read(buf); err != nil {
-				return
+			m, err := host.Recv(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Kind == MsgPacket {
+				if string(m.Packet.Payload) != "sc" {
+					t.Fatalf("packet %+v", m.Packet)
+				}
+				break
 			}
 		}
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for {
-		m, err := host.Recv(ctx)
-		if err != nil {
+		if err := host.SendBreakIn(); err != nil {
 			t.Fatal(err)
 		}
-		if m.Kind == MsgPacket {
-			if string(m.Packet.Payload) != "sc" {
-				t.Fatalf("packet %+v", m.Packet)
-			}
-			break
-		}
-	}
-	if err := host.SendBreakIn(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, func() bool {
+		testkit.WaitFor(t, "console text and events", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return bytes.HasPrefix(noise, []byte("boot: debug on\nmore text\n")) && len(events) >= 2
+		})
 		mu.Lock()
 		defer mu.Unlock()
-		return bytes.HasPrefix(noise, []byte("boot: debug on\nmore text\n")) && len(events) >= 2
-	}, "console text and events")
-	mu.Lock()
-	defer mu.Unlock()
-	var corrupt, breakIn bool
-	for _, e := range events {
-		corrupt = corrupt || e.Kind == EventCorrupt && e.Packet.Type == TypeStateManipulate
-		breakIn = breakIn || e.Kind == EventBreakIn && e.Dir == Sent
-	}
-	if !corrupt || !breakIn {
-		t.Errorf("events %+v: want a corrupt STATE_MANIPULATE and a break-in sent", events)
-	}
+		var corrupt, breakIn bool
+		for _, e := range events {
+			corrupt = corrupt || e.Kind == EventCorrupt && e.Packet.Type == TypeStateManipulate
+			breakIn = breakIn || e.Kind == EventBreakIn && e.Dir == Sent
+		}
+		if !corrupt || !breakIn {
+			t.Errorf("events %+v: want a corrupt STATE_MANIPULATE and a break-in sent", events)
+		}
+	})
 }

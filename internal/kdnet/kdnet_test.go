@@ -3,19 +3,15 @@ package kdnet
 import (
 	"bytes"
 	"encoding/hex"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
-)
 
-// update makes golden-file tests rewrite testdata/golden instead of comparing
-// against it: go test ./internal/kdnet -update. The files under
-// testdata/capture are captured Windows traffic and are never rewritten.
-var update = flag.Bool("update", false, "rewrite golden files under testdata/golden")
+	"kdsrv/internal/testkit"
+)
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
@@ -65,20 +61,15 @@ func readHexFile(t testing.TB, name string) []byte {
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
 	path := filepath.Join("testdata", "golden", name)
-	if *update {
-		var sb strings.Builder
-		h := hex.EncodeToString(got)
-		for len(h) > 64 {
-			sb.WriteString(h[:64] + "\n")
-			h = h[64:]
-		}
-		sb.WriteString(h + "\n")
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(sb.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	var sb strings.Builder
+	h := hex.EncodeToString(got)
+	for len(h) > 64 {
+		sb.WriteString(h[:64] + "\n")
+		h = h[64:]
+	}
+	sb.WriteString(h + "\n")
+	if testkit.Updating() {
+		testkit.Golden(t, path, []byte(sb.String()))
 		return
 	}
 	raw, err := os.ReadFile(path)

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"kdsrv/internal/testkit"
 )
 
 // FuzzDecoder feeds arbitrary bytes to a Decoder: it must never panic, and
@@ -158,7 +160,7 @@ func TestFuzzSeeds(t *testing.T) {
 		for i, in := range inputs {
 			path := filepath.Join(dir, fmt.Sprintf("seed-%02d", i))
 			want := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", in)
-			if *update {
+			if testkit.Updating() {
 				if err := os.MkdirAll(dir, 0o755); err != nil {
 					t.Fatal(err)
 				}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"kdsrv/internal/testkit"
 )
 
 // goldenPassword is the password the golden Auth/AuthOK proofs are built with.
@@ -131,7 +133,7 @@ func TestGolden(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			frame := AppendFrame(nil, tc.typ, tc.payload)
 			path := filepath.Join("testdata", "golden", tc.name+".hex")
-			if *update {
+			if testkit.Updating() {
 				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 					t.Fatal(err)
 				}
