@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -138,12 +139,14 @@ func runStreams(t *testing.T, client, server *Mux, channels []int, size int) {
 }
 
 func TestStreamsOverPipe(t *testing.T) {
-	client, server := pipePair(t, testConfig(""))
-	runStreams(t, client, server, []int{0, 7, 254}, 1<<20)
-	st := client.Stats()
-	if st.FramesSent == 0 || st.FramesReceived == 0 || st.CRCErrors != 0 {
-		t.Fatalf("unexpected stats on a clean line: %+v", st)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		client, server := pipePair(t, testConfig(""))
+		runStreams(t, client, server, []int{0, 7, 254}, 1<<20)
+		st := client.Stats()
+		if st.FramesSent == 0 || st.FramesReceived == 0 || st.CRCErrors != 0 {
+			t.Fatalf("unexpected stats on a clean line: %+v", st)
+		}
+	})
 }
 
 // noisyLine corrupts what is written through it: bytes are flipped, dropped
@@ -184,25 +187,27 @@ func (n *noisyLine) Write(p []byte) (int, error) {
 }
 
 func TestStreamsOverNoisyLine(t *testing.T) {
-	a, b := net.Pipe()
-	cfg := testConfig("")
-	cfg.MaxFrame = 256
-	ca, cb := cfg, cfg
-	ca.Name, cb.Name = "noisyA", "noisyB"
-	client, server := pair(t, newNoisy(a, 1, 1e-3, 2e-4, 2e-4), newNoisy(b, 2, 1e-3, 2e-4, 2e-4), ca, cb)
-	runStreams(t, client, server, []int{1, 2, 3}, 256<<10)
-	cs, ss := client.Stats(), server.Stats()
-	t.Logf("client %+v", cs)
-	t.Logf("server %+v", ss)
-	if cs.CRCErrors+ss.CRCErrors == 0 {
-		t.Error("no CRC errors counted on a noisy line")
-	}
-	if cs.Retransmits+ss.Retransmits == 0 {
-		t.Error("no retransmissions on a noisy line")
-	}
-	if cs.Resyncs+ss.Resyncs == 0 {
-		t.Error("no resynchronisations on a noisy line")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		a, b := net.Pipe()
+		cfg := testConfig("")
+		cfg.MaxFrame = 256
+		ca, cb := cfg, cfg
+		ca.Name, cb.Name = "noisyA", "noisyB"
+		client, server := pair(t, newNoisy(a, 1, 1e-3, 2e-4, 2e-4), newNoisy(b, 2, 1e-3, 2e-4, 2e-4), ca, cb)
+		runStreams(t, client, server, []int{1, 2, 3}, 256<<10)
+		cs, ss := client.Stats(), server.Stats()
+		t.Logf("client %+v", cs)
+		t.Logf("server %+v", ss)
+		if cs.CRCErrors+ss.CRCErrors == 0 {
+			t.Error("no CRC errors counted on a noisy line")
+		}
+		if cs.Retransmits+ss.Retransmits == 0 {
+			t.Error("no retransmissions on a noisy line")
+		}
+		if cs.Resyncs+ss.Resyncs == 0 {
+			t.Error("no resynchronisations on a noisy line")
+		}
+	})
 }
 
 // slowLine limits the bytes per second written through it, like a serial
@@ -226,180 +231,188 @@ func (s slowLine) Write(p []byte) (int, error) {
 }
 
 func TestFairness(t *testing.T) {
-	a, b := net.Pipe()
-	cfg := testConfig("")
-	cfg.RetransmitTimeout = 200 * time.Millisecond
-	ca, cb := cfg, cfg
-	ca.Name, cb.Name = "slowA", "slowB"
-	client, server := pair(t, slowLine{a, 256}, slowLine{b, 256}, ca, cb)
+	synctest.Test(t, func(t *testing.T) {
+		a, b := net.Pipe()
+		cfg := testConfig("")
+		cfg.RetransmitTimeout = 200 * time.Millisecond
+		ca, cb := cfg, cfg
+		ca.Name, cb.Name = "slowA", "slowB"
+		client, server := pair(t, slowLine{a, 256}, slowLine{b, 256}, ca, cb)
 
-	bulkL, _ := server.Listen(1)
-	echoL, _ := server.Listen(2)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+		bulkL, _ := server.Listen(1)
+		echoL, _ := server.Listen(2)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
 
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var closers []io.Closer
-	defer func() {
-		close(stop)
-		bulkL.Close()
-		echoL.Close()
-		for _, c := range closers {
-			c.Close()
-		}
-		wg.Wait()
-	}()
-
-	// Channel 1: the server drains everything, the client writes flat out.
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		c, err := bulkL.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		io.Copy(io.Discard, c)
-	}()
-	bulk, err := client.Dial(ctx, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	closers = append(closers, bulk)
-	var bulkBytes atomic.Int64
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		chunk := make([]byte, 4096)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		var closers []io.Closer
+		defer func() {
+			close(stop)
+			bulkL.Close()
+			echoL.Close()
+			for _, c := range closers {
+				c.Close()
 			}
-			bulk.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-			n, err := bulk.Write(chunk)
-			bulkBytes.Add(int64(n))
-			if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			wg.Wait()
+		}()
+
+		// Channel 1: the server drains everything, the client writes flat out.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := bulkL.Accept()
+			if err != nil {
 				return
 			}
-		}
-	}()
-
-	// Channel 2: small request/response round trips.
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		c, err := echoL.Accept()
+			defer c.Close()
+			io.Copy(io.Discard, c)
+		}()
+		bulk, err := client.Dial(ctx, 1)
 		if err != nil {
-			return
+			t.Fatal(err)
 		}
-		defer c.Close()
-		io.Copy(c, c)
-	}()
-	echo, err := client.Dial(ctx, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	closers = append(closers, echo)
-	const rounds = 20
-	echo.SetDeadline(time.Now().Add(20 * time.Second))
-	done := 0
-	msg := []byte("what is the state of the target?")
-	for ; done < rounds; done++ {
-		if _, err := echo.Write(msg); err != nil {
-			break
+		closers = append(closers, bulk)
+		var bulkBytes atomic.Int64
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			chunk := make([]byte, 4096)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				bulk.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+				n, err := bulk.Write(chunk)
+				bulkBytes.Add(int64(n))
+				if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+					return
+				}
+			}
+		}()
+
+		// Channel 2: small request/response round trips.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := echoL.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			io.Copy(c, c)
+		}()
+		echo, err := client.Dial(ctx, 2)
+		if err != nil {
+			t.Fatal(err)
 		}
-		got := make([]byte, len(msg))
-		if _, err := io.ReadFull(echo, got); err != nil || !bytes.Equal(got, msg) {
-			break
+		closers = append(closers, echo)
+		const rounds = 20
+		echo.SetDeadline(time.Now().Add(20 * time.Second))
+		done := 0
+		msg := []byte("what is the state of the target?")
+		for ; done < rounds; done++ {
+			if _, err := echo.Write(msg); err != nil {
+				break
+			}
+			got := make([]byte, len(msg))
+			if _, err := io.ReadFull(echo, got); err != nil || !bytes.Equal(got, msg) {
+				break
+			}
 		}
-	}
-	if done != rounds {
-		t.Fatalf("only %d of %d round trips completed next to a saturating channel", done, rounds)
-	}
-	if bulkBytes.Load() < 16<<10 {
-		t.Fatalf("the bulk channel moved only %d bytes", bulkBytes.Load())
-	}
+		if done != rounds {
+			t.Fatalf("only %d of %d round trips completed next to a saturating channel", done, rounds)
+		}
+		if bulkBytes.Load() < 16<<10 {
+			t.Fatalf("the bulk channel moved only %d bytes", bulkBytes.Load())
+		}
+	})
 }
 
 func TestDialNoListener(t *testing.T) {
-	client, server := pipePair(t, testConfig(""))
-	if _, err := server.Listen(3); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, err := client.Dial(ctx, 7)
-	if !errors.Is(err, ErrNoListener) {
-		t.Fatalf("Dial: %v, want ErrNoListener", err)
-	}
-	if want := "no kdsrv listening on COM channel 7 of pipeA"; !strings.Contains(err.Error(), want) {
-		t.Fatalf("error %q does not say %q", err, want)
-	}
-	// The channel can be dialled again once someone listens.
-	l, err := server.Listen(7)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	c, err := client.Dial(ctx, 7)
-	if err != nil {
-		t.Fatalf("Dial after Listen: %v", err)
-	}
-	c.Close()
+	synctest.Test(t, func(t *testing.T) {
+		client, server := pipePair(t, testConfig(""))
+		if _, err := server.Listen(3); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := client.Dial(ctx, 7)
+		if !errors.Is(err, ErrNoListener) {
+			t.Fatalf("Dial: %v, want ErrNoListener", err)
+		}
+		if want := "no kdsrv listening on COM channel 7 of pipeA"; !strings.Contains(err.Error(), want) {
+			t.Fatalf("error %q does not say %q", err, want)
+		}
+		// The channel can be dialled again once someone listens.
+		l, err := server.Listen(7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		c, err := client.Dial(ctx, 7)
+		if err != nil {
+			t.Fatalf("Dial after Listen: %v", err)
+		}
+		c.Close()
+	})
 }
 
 func TestChannelChecks(t *testing.T) {
-	client, server := pipePair(t, testConfig(""))
-	ctx := context.Background()
-	for _, ch := range []int{-1, 255, 256, 1000} {
-		if _, err := server.Listen(ch); !errors.Is(err, ErrChannel) {
-			t.Errorf("Listen(%d): %v, want ErrChannel", ch, err)
+	synctest.Test(t, func(t *testing.T) {
+		client, server := pipePair(t, testConfig(""))
+		ctx := context.Background()
+		for _, ch := range []int{-1, 255, 256, 1000} {
+			if _, err := server.Listen(ch); !errors.Is(err, ErrChannel) {
+				t.Errorf("Listen(%d): %v, want ErrChannel", ch, err)
+			}
+			if _, err := client.Dial(ctx, ch); !errors.Is(err, ErrChannel) {
+				t.Errorf("Dial(%d): %v, want ErrChannel", ch, err)
+			}
 		}
-		if _, err := client.Dial(ctx, ch); !errors.Is(err, ErrChannel) {
-			t.Errorf("Dial(%d): %v, want ErrChannel", ch, err)
+		l, err := server.Listen(0)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	l, err := server.Listen(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := server.Listen(0); !errors.Is(err, ErrInUse) {
-		t.Fatalf("second Listen(0): %v, want ErrInUse", err)
-	}
-	l.Close()
-	l, err = server.Listen(0)
-	if err != nil {
-		t.Fatalf("Listen after Close: %v", err)
-	}
-	defer l.Close()
-	c, err := client.Dial(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := client.Dial(ctx, 0); !errors.Is(err, ErrInUse) {
-		t.Fatalf("second Dial(0) while open: %v, want ErrInUse", err)
-	}
+		if _, err := server.Listen(0); !errors.Is(err, ErrInUse) {
+			t.Fatalf("second Listen(0): %v, want ErrInUse", err)
+		}
+		l.Close()
+		l, err = server.Listen(0)
+		if err != nil {
+			t.Fatalf("Listen after Close: %v", err)
+		}
+		defer l.Close()
+		c, err := client.Dial(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := client.Dial(ctx, 0); !errors.Is(err, ErrInUse) {
+			t.Fatalf("second Dial(0) while open: %v, want ErrInUse", err)
+		}
+	})
 }
 
 func TestAddresses(t *testing.T) {
-	client, server := pipePair(t, testConfig(""))
-	l, _ := server.Listen(42)
-	defer l.Close()
-	if got := l.Addr().String(); got != "com:pipeB#42" {
-		t.Errorf("listener Addr %q", got)
-	}
-	c, err := client.Dial(context.Background(), 42)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if c.LocalAddr().Network() != "com" || c.LocalAddr().String() != "com:pipeA#42" || c.RemoteAddr().String() != "com:pipeA#42" {
-		t.Errorf("conn addresses %v %v", c.LocalAddr(), c.RemoteAddr())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		client, server := pipePair(t, testConfig(""))
+		l, _ := server.Listen(42)
+		defer l.Close()
+		if got := l.Addr().String(); got != "com:pipeB#42" {
+			t.Errorf("listener Addr %q", got)
+		}
+		c, err := client.Dial(context.Background(), 42)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if c.LocalAddr().Network() != "com" || c.LocalAddr().String() != "com:pipeA#42" || c.RemoteAddr().String() != "com:pipeA#42" {
+			t.Errorf("conn addresses %v %v", c.LocalAddr(), c.RemoteAddr())
+		}
+	})
 }
 
 // accept1 accepts one connection with a time bound.
@@ -427,214 +440,224 @@ func accept1(t *testing.T, l net.Listener) net.Conn {
 }
 
 func TestCloseAndRedial(t *testing.T) {
-	client, server := pipePair(t, testConfig(""))
-	l, _ := server.Listen(5)
-	defer l.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	for round := 0; round < 5; round++ {
-		c, err := client.Dial(ctx, 5)
-		if err != nil {
-			t.Fatalf("round %d: Dial: %v", round, err)
+	synctest.Test(t, func(t *testing.T) {
+		client, server := pipePair(t, testConfig(""))
+		l, _ := server.Listen(5)
+		defer l.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		for round := 0; round < 5; round++ {
+			c, err := client.Dial(ctx, 5)
+			if err != nil {
+				t.Fatalf("round %d: Dial: %v", round, err)
+			}
+			s := accept1(t, l)
+			msg := fmt.Sprintf("round %d", round)
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			s.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := c.Write([]byte(msg)); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Close(); err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(s) // data, then EOF from the CLOSE
+			if err != nil || string(got) != msg {
+				t.Fatalf("round %d: server read %q, %v", round, got, err)
+			}
+			if round%2 == 0 {
+				s.Close() // odd rounds re-dial while the server still holds its end
+			}
 		}
-		s := accept1(t, l)
-		msg := fmt.Sprintf("round %d", round)
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		s.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := c.Write([]byte(msg)); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Close(); err != nil {
-			t.Fatal(err)
-		}
-		got, err := io.ReadAll(s) // data, then EOF from the CLOSE
-		if err != nil || string(got) != msg {
-			t.Fatalf("round %d: server read %q, %v", round, got, err)
-		}
-		if round%2 == 0 {
-			s.Close() // odd rounds re-dial while the server still holds its end
-		}
-	}
+	})
 }
 
 func TestRedialReplacesStaleServerConn(t *testing.T) {
-	client, server := pipePair(t, testConfig(""))
-	l, _ := server.Listen(9)
-	defer l.Close()
-	ctx := context.Background()
-	c1, err := client.Dial(ctx, 9)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s1 := accept1(t, l)
-	c1.Close()
-	c2, err := client.Dial(ctx, 9)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
-	s2 := accept1(t, l)
-	defer s2.Close()
-	// The old server end learns the peer is gone: reads end.
-	s1.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.ReadAll(s1); err != nil && !errors.Is(err, ErrReset) {
-		t.Fatalf("old server conn: %v", err)
-	}
-	s1.Close()
-	c2.SetDeadline(time.Now().Add(5 * time.Second))
-	s2.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := s2.Write([]byte("new")); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 3)
-	if _, err := io.ReadFull(c2, buf); err != nil || string(buf) != "new" {
-		t.Fatalf("new conn read %q, %v", buf, err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		client, server := pipePair(t, testConfig(""))
+		l, _ := server.Listen(9)
+		defer l.Close()
+		ctx := context.Background()
+		c1, err := client.Dial(ctx, 9)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s1 := accept1(t, l)
+		c1.Close()
+		c2, err := client.Dial(ctx, 9)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c2.Close()
+		s2 := accept1(t, l)
+		defer s2.Close()
+		// The old server end learns the peer is gone: reads end.
+		s1.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadAll(s1); err != nil && !errors.Is(err, ErrReset) {
+			t.Fatalf("old server conn: %v", err)
+		}
+		s1.Close()
+		c2.SetDeadline(time.Now().Add(5 * time.Second))
+		s2.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := s2.Write([]byte("new")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 3)
+		if _, err := io.ReadFull(c2, buf); err != nil || string(buf) != "new" {
+			t.Fatalf("new conn read %q, %v", buf, err)
+		}
+	})
 }
 
 func TestDeadlines(t *testing.T) {
-	client, server := pipePair(t, testConfig(""))
-	l, _ := server.Listen(1)
-	defer l.Close()
-	c, err := client.Dial(context.Background(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s := accept1(t, l)
-	defer s.Close()
+	synctest.Test(t, func(t *testing.T) {
+		client, server := pipePair(t, testConfig(""))
+		l, _ := server.Listen(1)
+		defer l.Close()
+		c, err := client.Dial(context.Background(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		s := accept1(t, l)
+		defer s.Close()
 
-	var b [8]byte
-	c.SetReadDeadline(time.Now().Add(-time.Second))
-	start := time.Now()
-	_, err = c.Read(b[:])
-	if !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("past read deadline: %v", err)
-	}
-	var ne net.Error
-	if !errors.As(err, &ne) || !ne.Timeout() {
-		t.Fatalf("deadline error %v is not a net.Error timeout", err)
-	}
-	if time.Since(start) > 5*time.Second {
-		t.Fatal("past deadline was not prompt")
-	}
+		var b [8]byte
+		c.SetReadDeadline(time.Now().Add(-time.Second))
+		start := time.Now()
+		_, err = c.Read(b[:])
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("past read deadline: %v", err)
+		}
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("deadline error %v is not a net.Error timeout", err)
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("past deadline was not prompt")
+		}
 
-	// A pending read ends at its deadline.
-	c.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
-	if _, err := c.Read(b[:]); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("pending read: %v", err)
-	}
-	// Extending the deadline from another goroutine lets a read succeed.
-	c.SetReadDeadline(time.Time{})
-	go func() {
-		time.Sleep(20 * time.Millisecond)
-		s.Write([]byte("x"))
-	}()
-	if n, err := c.Read(b[:]); err != nil || n != 1 {
-		t.Fatalf("read after clearing deadline: %d, %v", n, err)
-	}
+		// A pending read ends at its deadline.
+		c.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+		if _, err := c.Read(b[:]); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("pending read: %v", err)
+		}
+		// Extending the deadline from another goroutine lets a read succeed.
+		c.SetReadDeadline(time.Time{})
+		go func() {
+			time.Sleep(20 * time.Millisecond)
+			s.Write([]byte("x"))
+		}()
+		if n, err := c.Read(b[:]); err != nil || n != 1 {
+			t.Fatalf("read after clearing deadline: %d, %v", n, err)
+		}
 
-	// Writes block once the peer stops reading; the deadline ends them.
-	c.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
-	big := make([]byte, 1<<20)
-	n, err := c.Write(big)
-	if !errors.Is(err, os.ErrDeadlineExceeded) || n == 0 || n >= len(big) {
-		t.Fatalf("blocked write: n=%d err=%v", n, err)
-	}
+		// Writes block once the peer stops reading; the deadline ends them.
+		c.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+		big := make([]byte, 1<<20)
+		n, err := c.Write(big)
+		if !errors.Is(err, os.ErrDeadlineExceeded) || n == 0 || n >= len(big) {
+			t.Fatalf("blocked write: n=%d err=%v", n, err)
+		}
+	})
 }
 
 func TestEOFAndHalfClose(t *testing.T) {
-	client, server := pipePair(t, testConfig(""))
-	l, _ := server.Listen(1)
-	defer l.Close()
-	c, err := client.Dial(context.Background(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := accept1(t, l)
-	s.SetDeadline(time.Now().Add(10 * time.Second))
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	// Server answers, then closes; the client reads the answer and EOF.
-	if _, err := s.Write([]byte("bye")); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	got, err := io.ReadAll(c)
-	if err != nil || string(got) != "bye" {
-		t.Fatalf("ReadAll = %q, %v", got, err)
-	}
-	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
-		t.Fatalf("read after EOF: %v", err)
-	}
-	c.Close()
-	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("read after Close: %v", err)
-	}
-	if _, err := c.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("write after Close: %v", err)
-	}
-	if err := c.Close(); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("second Close: %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		client, server := pipePair(t, testConfig(""))
+		l, _ := server.Listen(1)
+		defer l.Close()
+		c, err := client.Dial(context.Background(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := accept1(t, l)
+		s.SetDeadline(time.Now().Add(10 * time.Second))
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		// Server answers, then closes; the client reads the answer and EOF.
+		if _, err := s.Write([]byte("bye")); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		got, err := io.ReadAll(c)
+		if err != nil || string(got) != "bye" {
+			t.Fatalf("ReadAll = %q, %v", got, err)
+		}
+		if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("read after EOF: %v", err)
+		}
+		c.Close()
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("read after Close: %v", err)
+		}
+		if _, err := c.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("write after Close: %v", err)
+		}
+		if err := c.Close(); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("second Close: %v", err)
+		}
+	})
 }
 
 func TestCloseUnblocksEverything(t *testing.T) {
-	client, server := pipePair(t, testConfig(""))
-	l, _ := server.Listen(1)
-	l2, _ := server.Listen(2)
-	c, err := client.Dial(context.Background(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s1 := accept1(t, l)
-	defer s1.Close()
+	synctest.Test(t, func(t *testing.T) {
+		client, server := pipePair(t, testConfig(""))
+		l, _ := server.Listen(1)
+		l2, _ := server.Listen(2)
+		c, err := client.Dial(context.Background(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s1 := accept1(t, l)
+		defer s1.Close()
 
-	// Conn.Close unblocks a pending Read on that conn.
-	cr := make(chan error, 1)
-	go func() { _, err := c.Read(make([]byte, 1)); cr <- err }()
-	time.Sleep(10 * time.Millisecond)
-	c.Close()
-	if err := waitErr(t, cr); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("Read after Conn.Close: %v", err)
-	}
+		// Conn.Close unblocks a pending Read on that conn.
+		cr := make(chan error, 1)
+		go func() { _, err := c.Read(make([]byte, 1)); cr <- err }()
+		synctest.Wait() // the Read is blocked
+		c.Close()
+		if err := waitErr(t, cr); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Read after Conn.Close: %v", err)
+		}
 
-	// Mux.Close unblocks Accept, Read and Write on the server side.
-	c3, err := client.Dial(context.Background(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c3.Close()
-	s := accept1(t, l)
-	defer s.Close()
-	acc := make(chan error, 1)
-	go func() { _, err := l2.Accept(); acc <- err }()
-	sr := make(chan error, 1)
-	go func() { _, err := io.ReadAll(s); sr <- err }()
-	time.Sleep(10 * time.Millisecond)
-	if err := server.Close(); err != nil {
-		t.Fatalf("Mux.Close: %v", err)
-	}
-	if err := waitErr(t, acc); err == nil {
-		t.Fatal("Accept returned no error after Mux.Close")
-	}
-	if err := waitErr(t, sr); !errors.Is(err, ErrMuxClosed) {
-		t.Fatalf("Read after Mux.Close: %v", err)
-	}
-	if err := server.Close(); !errors.Is(err, ErrMuxClosed) {
-		t.Fatalf("second Mux.Close: %v", err)
-	}
-	if _, err := server.Listen(3); !errors.Is(err, ErrMuxClosed) {
-		t.Fatalf("Listen after Close: %v", err)
-	}
-	// The client side sees the line go away.
-	select {
-	case <-client.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("client mux did not notice the closed line")
-	}
-	if !errors.Is(client.Err(), ErrMuxClosed) {
-		t.Fatalf("client Err: %v", client.Err())
-	}
+		// Mux.Close unblocks Accept, Read and Write on the server side.
+		c3, err := client.Dial(context.Background(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c3.Close()
+		s := accept1(t, l)
+		defer s.Close()
+		acc := make(chan error, 1)
+		go func() { _, err := l2.Accept(); acc <- err }()
+		sr := make(chan error, 1)
+		go func() { _, err := io.ReadAll(s); sr <- err }()
+		synctest.Wait() // Accept and Read are blocked
+		if err := server.Close(); err != nil {
+			t.Fatalf("Mux.Close: %v", err)
+		}
+		if err := waitErr(t, acc); err == nil {
+			t.Fatal("Accept returned no error after Mux.Close")
+		}
+		if err := waitErr(t, sr); !errors.Is(err, ErrMuxClosed) {
+			t.Fatalf("Read after Mux.Close: %v", err)
+		}
+		if err := server.Close(); !errors.Is(err, ErrMuxClosed) {
+			t.Fatalf("second Mux.Close: %v", err)
+		}
+		if _, err := server.Listen(3); !errors.Is(err, ErrMuxClosed) {
+			t.Fatalf("Listen after Close: %v", err)
+		}
+		// The client side sees the line go away.
+		select {
+		case <-client.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatal("client mux did not notice the closed line")
+		}
+		if !errors.Is(client.Err(), ErrMuxClosed) {
+			t.Fatalf("client Err: %v", client.Err())
+		}
+	})
 }
 
 func waitErr(t *testing.T, c chan error) error {
@@ -660,50 +683,55 @@ func (d *deafLine) Write(p []byte) (int, error) { return len(p), nil }
 func (d *deafLine) Close() error                { d.once.Do(func() { close(d.closed) }); return nil }
 
 func TestDialUnansweredLine(t *testing.T) {
-	cfg := testConfig("/dev/ttyS9")
-	cfg.RetransmitTimeout = 2 * time.Millisecond
-	m := New(newDeaf(), cfg)
-	defer m.Close()
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig("/dev/ttyS9")
+		cfg.RetransmitTimeout = 2 * time.Millisecond
+		m := New(newDeaf(), cfg)
+		defer m.Close()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	if _, err := m.Dial(ctx, 4); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Dial with short context: %v", err)
-	}
-	// Without a context deadline the retries give up on their own.
-	_, err := m.Dial(context.Background(), 4)
-	if !errors.Is(err, ErrNoAnswer) || !strings.Contains(err.Error(), "/dev/ttyS9") {
-		t.Fatalf("Dial to a silent line: %v", err)
-	}
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		if _, err := m.Dial(ctx, 4); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Dial with short context: %v", err)
+		}
+		// Without a context deadline the retries give up on their own.
+		_, err := m.Dial(context.Background(), 4)
+		if !errors.Is(err, ErrNoAnswer) || !strings.Contains(err.Error(), "/dev/ttyS9") {
+			t.Fatalf("Dial to a silent line: %v", err)
+		}
+	})
 }
 
 func TestKeepAliveDetectsSilentPeer(t *testing.T) {
-	a, b := net.Pipe()
-	cfg := testConfig("")
-	cfg.KeepAlive = 20 * time.Millisecond
-	ga := &gate{ReadWriteCloser: a}
-	client, server := pair(t, ga, b, cfg, cfg)
-	l, _ := server.Listen(1)
-	defer l.Close()
-	c, err := client.Dial(context.Background(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s := accept1(t, l)
-	defer s.Close()
-	// Idle but alive: keep-alives keep the connection up.
-	time.Sleep(200 * time.Millisecond)
-	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write([]byte("still here")); err != nil {
-		t.Fatalf("idle connection died: %v", err)
-	}
-	// Now the client stops hearing the server.
-	ga.deafen()
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.ReadAll(c); !errors.Is(err, ErrNoAnswer) {
-		t.Fatalf("read from a silent peer: %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		a, b := net.Pipe()
+		cfg := testConfig("")
+		cfg.KeepAlive = 20 * time.Millisecond
+		ga := &gate{ReadWriteCloser: a}
+		client, server := pair(t, ga, b, cfg, cfg)
+		l, _ := server.Listen(1)
+		defer l.Close()
+		c, err := client.Dial(context.Background(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		s := accept1(t, l)
+		defer s.Close()
+		// Idle but alive: keep-alives keep the connection up (ten intervals
+		// pass on the fake clock).
+		time.Sleep(200 * time.Millisecond)
+		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte("still here")); err != nil {
+			t.Fatalf("idle connection died: %v", err)
+		}
+		// Now the client stops hearing the server.
+		ga.deafen()
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadAll(c); !errors.Is(err, ErrNoAnswer) {
+			t.Fatalf("read from a silent peer: %v", err)
+		}
+	})
 }
 
 // gate drops everything read through it once deafened.
@@ -728,25 +756,27 @@ func (g *gate) Read(p []byte) (int, error) {
 }
 
 func TestPeerRestartResetsConnections(t *testing.T) {
-	client, server := pipePair(t, testConfig(""))
-	l, _ := server.Listen(1)
-	defer l.Close()
-	c, err := client.Dial(context.Background(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s := accept1(t, l)
-	defer s.Close()
-	// A link RESET (what a restarted peer sends first) ends connections.
-	client.mu.Lock()
-	client.ctrl = append(client.ctrl, frame{kind: kindReset, ch: LinkChannel})
-	client.mu.Unlock()
-	client.kickWriter()
-	s.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.ReadAll(s); !errors.Is(err, ErrReset) {
-		t.Fatalf("server read after peer restart: %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		client, server := pipePair(t, testConfig(""))
+		l, _ := server.Listen(1)
+		defer l.Close()
+		c, err := client.Dial(context.Background(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		s := accept1(t, l)
+		defer s.Close()
+		// A link RESET (what a restarted peer sends first) ends connections.
+		client.mu.Lock()
+		client.ctrl = append(client.ctrl, frame{kind: kindReset, ch: LinkChannel})
+		client.mu.Unlock()
+		client.kickWriter()
+		s.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadAll(s); !errors.Is(err, ErrReset) {
+			t.Fatalf("server read after peer restart: %v", err)
+		}
+	})
 }
 
 func TestConfigNormalize(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -175,59 +176,64 @@ func TestConnPingPong(t *testing.T) {
 	}
 }
 
+// The keep-alive timers run on testing/synctest's fake clock over an
+// in-memory pipe: the silent windows pass in no real time. (TCP adds
+// nothing to the timer logic; its deadlines are exercised by every other
+// test over the tcp transport.)
 func TestConnKeepAliveDetectsSilentPeer(t *testing.T) {
 	t.Parallel()
-	for _, tr := range transports {
-		t.Run(tr.name, func(t *testing.T) {
-			t.Parallel()
-			// The raw client completes the handshake, then neither reads
-			// nor writes anything.
-			sc, _, _ := rawClient(t, tr.pair, Config{KeepAlive: 30 * time.Millisecond})
-			r := wait(t, recvAsync(sc))
-			if !errors.Is(r.err, ErrPeerDead) || !errors.Is(r.err, os.ErrDeadlineExceeded) {
-				t.Fatalf("Recv error = %v, want ErrPeerDead and a deadline error", r.err)
-			}
-			// The error is sticky and Send fails too.
-			if _, err := sc.Recv(); err != r.err {
-				t.Errorf("second Recv = %v, want the same error", err)
-			}
-			if err := sc.Send(TypeOpened, EncodeOpened(Opened{})); err == nil {
-				t.Error("Send succeeded on a dead connection")
-			}
-		})
-	}
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		const ka = 30 * time.Millisecond
+		// The raw client completes the handshake, then neither reads
+		// nor writes anything.
+		sc, _, _ := rawClient(t, pipePair, Config{KeepAlive: ka})
+		r := wait(t, recvAsync(sc))
+		if !errors.Is(r.err, ErrPeerDead) || !errors.Is(r.err, os.ErrDeadlineExceeded) {
+			t.Fatalf("Recv error = %v, want ErrPeerDead and a deadline error", r.err)
+		}
+		if d := time.Since(start); d < 3*ka || d > 5*ka {
+			t.Errorf("a silent peer was declared dead after %v, want three to five keep-alive intervals of %v", d, ka)
+		}
+		// The error is sticky and Send fails too.
+		if _, err := sc.Recv(); err != r.err {
+			t.Errorf("second Recv = %v, want the same error", err)
+		}
+		if err := sc.Send(TypeOpened, EncodeOpened(Opened{})); err == nil {
+			t.Error("Send succeeded on a dead connection")
+		}
+	})
 }
 
 func TestConnKeepAliveKeepsIdleConnectionAlive(t *testing.T) {
 	t.Parallel()
-	const ka = 100 * time.Millisecond
-	for _, tr := range transports {
-		t.Run(tr.name, func(t *testing.T) {
-			t.Parallel()
-			cc, cerr, sc, serr := handshakePair(t, tr.pair, Config{KeepAlive: ka}, Config{KeepAlive: ka})
-			if cerr != nil || serr != nil {
-				t.Fatal(cerr, serr)
-			}
-			cgot := recvAsync(cc) // answers the server's pings; ends at Close
-			sgot := recvAsync(sc)
-			time.Sleep(10 * ka) // more than three dead-peer windows of silence
-			select {
-			case r := <-sgot:
-				t.Fatalf("server Recv ended during an idle period: %v", r.err)
-			default:
-			}
-			if err := cc.Send(TypeBreakIn, nil); err != nil {
-				t.Fatal(err)
-			}
-			if r := wait(t, sgot); r.err != nil || r.f.Type != TypeBreakIn {
-				t.Fatalf("server Recv = %s, %v; want BreakIn", r.f.Type, r.err)
-			}
-			cc.Close()
-			if r := wait(t, cgot); !errors.Is(r.err, net.ErrClosed) {
-				t.Fatalf("client Recv after Close = %v, want net.ErrClosed", r.err)
-			}
-		})
-	}
+	synctest.Test(t, func(t *testing.T) {
+		const ka = 100 * time.Millisecond
+		cc, cerr, sc, serr := handshakePair(t, pipePair, Config{KeepAlive: ka}, Config{KeepAlive: ka})
+		if cerr != nil || serr != nil {
+			t.Fatal(cerr, serr)
+		}
+		cgot := recvAsync(cc) // answers the server's pings; ends at Close
+		sgot := recvAsync(sc)
+		time.Sleep(10 * ka) // fake clock: more than three dead-peer windows of silence
+		synctest.Wait()
+		select {
+		case r := <-sgot:
+			t.Fatalf("server Recv ended during an idle period: %v", r.err)
+		default:
+		}
+		if err := cc.Send(TypeBreakIn, nil); err != nil {
+			t.Fatal(err)
+		}
+		if r := wait(t, sgot); r.err != nil || r.f.Type != TypeBreakIn {
+			t.Fatalf("server Recv = %s, %v; want BreakIn", r.f.Type, r.err)
+		}
+		cc.Close()
+		if r := wait(t, cgot); !errors.Is(r.err, net.ErrClosed) {
+			t.Fatalf("client Recv after Close = %v, want net.ErrClosed", r.err)
+		}
+		sc.Close()
+	})
 }
 
 func TestConnCloseWithReason(t *testing.T) {
