@@ -205,7 +205,13 @@ func (l *stateLog) len() int {
 // reads, writes and version as before, without restarting kdsrv.
 func vmReboot(t *testing.T, s *session, states *stateLog, reboot func()) {
 	ctx := ctxFor(t, 3*time.Minute)
-	h1, stop1 := s.Bridge.Host(ctx, kd.Config{}, kd.HostOptions{})
+	printed := make(chan struct{}, 1)
+	h1, stop1 := s.Bridge.Host(ctx, kd.Config{}, kd.HostOptions{OnPrint: func(uint16, []byte) {
+		select {
+		case printed <- struct{}{}:
+		default:
+		}
+	}})
 	if _, err := h1.Attach(ctx); err != nil {
 		stop1()
 		t.Fatalf("attach before the reboot: %v", err)
@@ -220,6 +226,20 @@ func vmReboot(t *testing.T, s *session, states *stateLog, reboot func()) {
 	if err := h1.Continue(ctx); err != nil {
 		stop1()
 		t.Fatalf("continue: %v", err)
+	}
+	// The machine runs (its DbgPrint ticks arrive) when it is reset, as a
+	// VM usually is.
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	go func() {
+		select {
+		case <-printed:
+		case <-wctx.Done():
+		}
+		cancel()
+	}()
+	if _, err := h1.WaitStateChange(wctx); !errors.Is(err, context.Canceled) {
+		stop1()
+		t.Fatalf("waiting for the running target's DbgPrint: %v", err)
 	}
 	stop1()
 	seen := states.len()
