@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"strings"
 	"testing"
@@ -52,5 +53,44 @@ func TestDryRunUsageAndErrors(t *testing.T) {
 	_, errOut, code = run(t, bin, "-timeout", "3s", "-k", "kdsrv:server=@{tcp:server=127.0.0.1,port=1},trans=@{com:port=com1,baud=115200}", "version")
 	if code != 1 || !strings.Contains(errOut, "cannot reach kdsrv") {
 		t.Fatalf("unreachable server: %d %q", code, errOut)
+	}
+}
+
+// TestJSONErrors: with -json, kdclient's errors are JSON objects too (one
+// per line, with time, level and msg), for bad usage and for failures.
+func TestJSONErrors(t *testing.T) {
+	bin := build(t)
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"-json", "-timeout", "3s", "-k", "kdsrv:server=@{tcp:server=127.0.0.1,port=1},trans=@{com:port=com1,baud=115200}", "version"}, 1, "cannot reach kdsrv"},
+		{[]string{"-json", "-k", "kdsrv:server=@{tcp:server=host,port=5005},trans=@{com:port=com1,baud=115200}", "frobnicate"}, 2, "unknown command"},
+		{[]string{"-json", "-no-such-flag"}, 2, "no-such-flag"},
+		{[]string{"-log-format", "json", "-k", "kdsrv:server=@{tcp:server=host,port=70000},trans=@{com:port=com1,baud=115200}", "version"}, 2, "port"},
+	} {
+		_, errOut, code := run(t, bin, tc.args...)
+		if code != tc.code {
+			t.Errorf("%q: exit %d, want %d; stderr %q", tc.args, code, tc.code, errOut)
+		}
+		lines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
+		found := false
+		for _, l := range lines {
+			var rec map[string]any
+			if err := json.Unmarshal([]byte(l), &rec); err != nil {
+				t.Errorf("%q: stderr line is not JSON: %q", tc.args, l)
+				continue
+			}
+			if rec["time"] == nil || rec["level"] == nil {
+				t.Errorf("%q: %q has no time or level", tc.args, l)
+			}
+			if msg, _ := rec["msg"].(string); rec["level"] == "ERROR" && strings.Contains(msg, tc.msg) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%q: no ERROR line about %q in %q", tc.args, tc.msg, errOut)
+		}
 	}
 }

@@ -3,14 +3,22 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"kdsrv/internal/client"
+	"kdsrv/internal/logx"
+	"kdsrv/internal/spec"
 	"kdsrv/internal/testkit"
 )
 
@@ -110,4 +118,154 @@ func TestServeAndSIGTERM(t *testing.T) {
 	if strings.Contains(stderr.String(), "abc") {
 		t.Fatal("the password appears on stderr")
 	}
+}
+
+// TestLogsJSON: with -log-format json every line kdsrv writes on standard
+// error is a JSON object with time, level and msg; at the default level a
+// client's connection, a refused password and a session are logged; no
+// output shows the password or the KDNET key.
+func TestLogsJSON(t *testing.T) {
+	bin := build(t)
+	const password = "Pw7s3cret77"
+	const key = "2steg4fzbj2sz.w8sa3ldw8i1c.2c3jhbvjqxqz7.1yyr7dsp1jkj"
+	cmd := exec.Command(bin, "-log-format", "json", "-t", "tcp:port=33000:33999,password="+password, "-bind", "127.0.0.1",
+		"-allow", "net:*", "-registry", t.TempDir(), "-qr-port", "0", "-no-mdns")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var out lockedBuffer
+	ready := make(chan string, 1)
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			out.Write([]byte(sc.Text() + "\n"))
+			select {
+			case ready <- sc.Text():
+			default:
+			}
+		}
+	}()
+	var port string
+	select {
+	case l := <-ready:
+		m := regexp.MustCompile(`listening on tcp:port=(\d+)`).FindStringSubmatch(l)
+		if m == nil {
+			t.Fatalf("ready line %q", l)
+		}
+		port = m[1]
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no ready line; stderr: %s", stderr.String())
+	}
+	connect := func(pw string) (*client.Conn, *spec.Connect, error) {
+		c, err := spec.ParseConnect(fmt.Sprintf("kdsrv:server=@{tcp:server=127.0.0.1,port=%s,password=%s},trans=@{net:port=%d,key=%s}", port, pw, freeUDPPort(t), key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		conn, err := client.Dial(ctx, c.Server, client.Options{Logger: logx.Discard()})
+		return conn, c, err
+	}
+	if conn, _, err := connect("wrongpass1"); err == nil {
+		conn.Close()
+		t.Fatal("a wrong password was accepted")
+	}
+	conn, c, err := connect(password)
+	if err != nil {
+		t.Fatalf("right password: %v\nkdsrv stderr:\n%s", err, stderr.String())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	if _, err := conn.Open(ctx, c.Trans); err != nil {
+		t.Logf("open of the KDNET target (nobody answers on it): %v", err)
+	}
+	cancel()
+	conn.Close()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("kdsrv: %v\n%s", err, stderr.String())
+	}
+	<-copied
+
+	msgs := map[string][]map[string]any{}
+	for _, line := range strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("stderr line is not a JSON object: %q", line)
+			continue
+		}
+		for _, k := range []string{"time", "level", "msg"} {
+			if _, ok := rec[k]; !ok {
+				t.Errorf("stderr line without %q: %s", k, line)
+			}
+		}
+		msg, _ := rec["msg"].(string)
+		msgs[msg] = append(msgs[msg], rec)
+	}
+	for _, want := range []string{"listening", "client connected", "client refused", "client authenticated", "session opened", "session released", "server shutting down"} {
+		recs := msgs[want]
+		if len(recs) == 0 {
+			t.Errorf("no %q line at the default level; stderr:\n%s", want, stderr.String())
+			continue
+		}
+		if recs[0]["level"] != "INFO" {
+			t.Errorf("%q logged at %v, want INFO", want, recs[0]["level"])
+		}
+	}
+	if r := msgs["client refused"]; len(r) > 0 {
+		if reason, _ := r[0]["reason"].(string); !strings.Contains(reason, "access denied") || r[0]["from"] == nil || r[0]["transport"] == nil {
+			t.Errorf("refusal without source, transport and reason: %v", r[0])
+		}
+	}
+	for _, m := range []string{"session opened", "session released"} {
+		for _, r := range msgs[m] {
+			if r["session"] == nil || r["target_id"] == nil || r["target"] == nil {
+				t.Errorf("%q line without session and target ids: %v", m, r)
+			}
+		}
+	}
+	all := stderr.String() + out.String()
+	for _, secret := range []string{password, key, "w8sa3ldw8i1c"} {
+		if strings.Contains(all, secret) {
+			t.Errorf("the output shows the secret %q:\n%s", secret, all)
+		}
+	}
+}
+
+// lockedBuffer is an io.Writer safe for a process's copier and the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
 }

@@ -10,7 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"kdsrv/internal/kdnet"
+	"kdsrv/internal/logx"
 	"kdsrv/internal/sim"
 )
 
@@ -82,8 +83,12 @@ Options:
                     breakpoint instead of running
   -answer-reset     answer a RESET while running, as some VMs' debug stubs
                     do (a Windows kernel ignores it until it stops)
-  -v                log each connection, and its link counters when it ends,
+  -log-level L      debug, info (default), warn or error: info logs each
+                    debugger connection, and its link counters when it ends,
                     on standard error
+  -log-format F     text (default) or json (one JSON object per line with
+                    time, level, msg and attributes)
+  -v                the same as -log-level debug
   -h                this help
 
 Examples:
@@ -162,7 +167,7 @@ type options struct {
 	dbgprint    time.Duration
 	halted      bool
 	answerReset bool
-	verbose     bool
+	log         logx.Flags // -log-level, -log-format, -v
 }
 
 // errHelp is returned by parseArgs for -h.
@@ -227,7 +232,7 @@ func parseArgs(args []string) (*options, error) {
 	fs.DurationVar(&o.dbgprint, "dbgprint", 0, "")
 	fs.BoolVar(&o.halted, "halted", false, "")
 	fs.BoolVar(&o.answerReset, "answer-reset", false, "")
-	fs.BoolVar(&o.verbose, "v", false, "")
+	o.log.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, errHelp
@@ -309,11 +314,8 @@ func (o *options) config() sim.Config {
 }
 
 // serve runs the chosen endpoint until ctx ends.
-func (o *options) serve(ctx context.Context, t *sim.Target, stdout io.Writer, logger *log.Logger) error {
-	eo := sim.EndpointOptions{}
-	if logger != nil {
-		eo.Logf = logger.Printf
-	}
+func (o *options) serve(ctx context.Context, t *sim.Target, stdout io.Writer, logger *slog.Logger) error {
+	eo := sim.EndpointOptions{Logger: logger}
 	switch {
 	case o.kdnet != "":
 		eo.Ready = func(string) { fmt.Fprintf(stdout, "kdtarget: kdnet to %s\n", o.kdnet) }
@@ -353,26 +355,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kdtarget: %v\nRun kdtarget -h for help.\n", err)
 		return 2
 	}
-	var logger *log.Logger
-	if o.verbose {
-		logger = log.New(stderr, "kdtarget: ", log.LstdFlags|log.Lmicroseconds)
+	logger, err := o.log.New(stderr)
+	if err != nil {
+		logx.Fatal(stderr, o.log.JSON(), "kdtarget", err.Error(), "kdtarget -h shows the usage")
+		return 2
 	}
 	t := sim.New(o.config())
-	if logger != nil {
-		c := t.Config()
-		logger.Printf("simulating Windows build %d SP%d, %d CPU(s), kernel at %#x, data region %#x+%#x, %s",
-			c.Build, c.ServicePack, c.Processors, t.Layout().KernBase, sim.DataBase, c.DataSize, map[bool]string{true: "halted", false: "running"}[c.StartHalted])
-	}
+	c := t.Config()
+	logger.Info("simulating Windows", "build", c.Build, "sp", c.ServicePack, "cpus", c.Processors,
+		"kernel", fmt.Sprintf("%#x", t.Layout().KernBase), "data", fmt.Sprintf("%#x+%#x", sim.DataBase, c.DataSize),
+		"state", map[bool]string{true: "halted", false: "running"}[c.StartHalted])
 	stopReboots := rebootOnHangup(t, stderr)
 	defer stopReboots()
 	if err := o.serve(ctx, t, stdout, logger); err != nil {
-		fmt.Fprintf(stderr, "kdtarget: %v\n", err)
+		logx.Fatal(stderr, o.log.JSON(), "kdtarget", err.Error(), "")
 		return 1
 	}
-	if logger != nil {
-		s := t.Stats()
-		logger.Printf("stopped after %d connection(s), %d requests", s.Connections, s.Requests)
-	}
+	s := t.Stats()
+	logger.Info("stopped", "connections", s.Connections, "requests", s.Requests)
 	return 0
 }
 

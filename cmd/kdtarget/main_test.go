@@ -49,7 +49,7 @@ func TestParseArgs(t *testing.T) {
 		}},
 		{[]string{"-connect", "tcp:127.0.0.1:5555", "-dbgprint", "1s", "-data-size", "64K", "-v"}, func(o *options) bool {
 			c := o.config()
-			return o.connect != "" && o.address == "127.0.0.1:5555" && c.PrintEvery == time.Second && c.DataSize == 64<<10 && o.verbose
+			return o.connect != "" && o.address == "127.0.0.1:5555" && c.PrintEvery == time.Second && c.DataSize == 64<<10 && o.log.Verbose
 		}},
 		{[]string{"-listen", "tcp:[::1]:0", "-data-size", "4096"}, func(o *options) bool { return o.dataSize == 4096 }},
 		{[]string{"-listen", "tcp:[::1]:0", "-data-size", "1GiB"}, func(o *options) bool { return o.dataSize == 1<<30 }},

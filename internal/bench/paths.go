@@ -3,8 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"io"
-	"log"
 	"net"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +12,7 @@ import (
 
 	"kdsrv/internal/client"
 	"kdsrv/internal/kd"
+	"kdsrv/internal/logx"
 	"kdsrv/internal/netem"
 	"kdsrv/internal/server"
 	"kdsrv/internal/sim"
@@ -221,7 +220,7 @@ func startServer(dir string) (*inProcessServer, error) {
 	cfg := server.Config{
 		Transports: []*spec.Transport{tr},
 		Allow:      allow,
-		Logger:     log.New(io.Discard, "", 0),
+		Logger:     logx.Discard(),
 	}
 	cfg.Listen.BindHost = "127.0.0.1"
 	srv, err := server.New(cfg)
@@ -294,7 +293,7 @@ func openClient(ctx context.Context, addr, path string, readAhead bool) (*sessio
 	if err != nil {
 		return nil, err
 	}
-	cs, err := client.OpenSession(ctx, c, client.Options{Logger: log.New(io.Discard, "", 0)}, client.SessionOptions{ReadAhead: readAhead})
+	cs, err := client.OpenSession(ctx, c, client.Options{Logger: logx.Discard()}, client.SessionOptions{ReadAhead: readAhead})
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"kdsrv/internal/server"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"kdsrv/internal/server"
 )
 
 // scaleSetupParallel bounds how many sessions connect at the same time. It

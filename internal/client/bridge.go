@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"sync"
 
 	"kdsrv/internal/kd"
+	"kdsrv/internal/logx"
 	"kdsrv/internal/readahead"
 	"kdsrv/internal/wire"
 )
@@ -133,7 +135,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 			if cb != nil {
 				cb(st)
 			} else {
-				b.c.opts.Logger.Printf("target: %s: %s", st.State, st.Text)
+				b.c.opts.Logger.Info("target state", "state", st.State.String(), "text", st.Text)
 			}
 		}
 	}
@@ -294,7 +296,10 @@ func ignoreGone(err error) error {
 // Listen accepts debuggers on ln one after another; a new one replaces the
 // one attached before (it reconnected). It returns when ln is closed or ctx
 // ends.
-func (b *Bridge) Listen(ctx context.Context, ln net.Listener, logf func(string, ...any)) error {
+//
+// logger (nil: none) gets a line when a debugger attaches or detaches.
+func (b *Bridge) Listen(ctx context.Context, ln net.Listener, logger *slog.Logger) error {
+	logger = logx.OrDiscard(logger)
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	var wg sync.WaitGroup
@@ -307,18 +312,16 @@ func (b *Bridge) Listen(ctx context.Context, ln net.Listener, logf func(string, 
 			}
 			return fmt.Errorf("bridge: accept: %w", err)
 		}
-		if logf != nil {
-			logf("debugger attached from %s", c.RemoteAddr())
-		}
+		peer := logx.Peer(c)
+		logger.Info("debugger attached", "peer", peer)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := b.Serve(ctx, c); err != nil && logf != nil {
-				logf("debugger connection: %v", err)
+			if err := b.Serve(ctx, c); err != nil {
+				logger.Info("debugger detached", "peer", peer, logx.Err(err))
+				return
 			}
-			if logf != nil {
-				logf("debugger detached")
-			}
+			logger.Info("debugger detached", "peer", peer)
 		}()
 	}
 }

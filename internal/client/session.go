@@ -9,9 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"net"
-	"os"
 	"time"
 
 	"kdsrv/internal/spec"
@@ -30,8 +29,8 @@ type Options struct {
 	KeepAlive time.Duration
 	// TakeOver opens the target even if another client owns it.
 	TakeOver bool
-	// Logger receives notices (default: standard error).
-	Logger *log.Logger
+	// Logger receives notices (default slog.Default(), standard error).
+	Logger *slog.Logger
 	// Dial replaces transport.Dial (tests, benchmarks).
 	Dial func(ctx context.Context, t *spec.Transport) (net.Conn, error)
 	// Keys caches password keys across dials (a bridge that reconnects
@@ -45,7 +44,7 @@ type Options struct {
 
 func (o *Options) setDefaults() {
 	if o.Logger == nil {
-		o.Logger = log.New(os.Stderr, "kdclient: ", 0)
+		o.Logger = slog.Default()
 	}
 	if o.Dial == nil {
 		o.Dial = transport.Dial
@@ -55,7 +54,7 @@ func (o *Options) setDefaults() {
 	}
 	if o.OnNotice == nil {
 		logger := o.Logger
-		o.OnNotice = func(n wire.Notice) { logger.Printf("kdsrv: %s", n.Text) }
+		o.OnNotice = func(n wire.Notice) { logger.Info("notice from kdsrv", "code", n.Code.String(), "text", n.Text) }
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"kdsrv/internal/logx"
 )
 
 // DNS-SD over multicast DNS.
@@ -65,8 +68,8 @@ type AnnounceOptions struct {
 	// queries on this UDP address (e.g. "127.0.0.1:0") and sends no
 	// unsolicited announcements.
 	Addr string
-	// Logf, if set, receives diagnostics.
-	Logf func(format string, args ...any)
+	// Logger, if set, receives diagnostics.
+	Logger *slog.Logger
 }
 
 // BrowseOptions tunes Browse. The zero value queries on every interface
@@ -120,7 +123,7 @@ type announcer struct {
 	host     string // "<host>.local."
 	port     uint16
 	text     []string
-	logf     func(string, ...any)
+	log      *slog.Logger
 }
 
 func newAnnouncer(info AnnounceInfo) (*announcer, error) {
@@ -320,10 +323,7 @@ func Announce(info AnnounceInfo, opts AnnounceOptions) (stop func(), err error) 
 	if err != nil {
 		return nil, err
 	}
-	a.logf = opts.Logf
-	if a.logf == nil {
-		a.logf = func(string, ...any) {}
-	}
+	a.log = logx.OrDiscard(opts.Logger)
 	type sock struct {
 		conn  *net.UDPConn
 		addrs []netip.Addr
@@ -361,7 +361,7 @@ func Announce(info AnnounceInfo, opts AnnounceOptions) (stop func(), err error) 
 				return nil, fmt.Errorf("discovery: announce: join multicast DNS group on %s: %w (is UDP port 5353 free for sharing, and multicast enabled?)", ifs[i].Name, err)
 			}
 			if err := restrictToJoinedGroups(c); err != nil {
-				a.logf("discovery: %s: %v", ifs[i].Name, err)
+				a.log.Warn("mDNS: cannot announce on an interface", "interface", ifs[i].Name, logx.Err(err))
 			}
 			socks = append(socks, sock{conn: c, addrs: ifaceAddrs(&ifs[i], false), mcast: true})
 		}
@@ -397,7 +397,7 @@ func Announce(info AnnounceInfo, opts AnnounceOptions) (stop func(), err error) 
 					to = mdnsGroup
 				}
 				if _, err := s.conn.WriteToUDP(out, to); err != nil {
-					a.logf("discovery: mdns reply to %v: %v", to, err)
+					a.log.Debug("mDNS: reply failed", "to", fmt.Sprint(to), logx.Err(err))
 				}
 			}
 		}()
@@ -407,7 +407,7 @@ func Announce(info AnnounceInfo, opts AnnounceOptions) (stop func(), err error) 
 				defer wg.Done()
 				for i := 0; i < 2; i++ {
 					if _, err := s.conn.WriteToUDP(a.unsolicited(s.addrs, mdnsTTL), mdnsGroup); err != nil {
-						a.logf("discovery: mdns announce: %v", err)
+						a.log.Debug("mDNS: announcement failed", logx.Err(err))
 					}
 					t := time.NewTimer(time.Second)
 					select {

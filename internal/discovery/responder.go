@@ -3,11 +3,14 @@ package discovery
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"sync"
 	"time"
+
+	"kdsrv/internal/logx"
 )
 
 // DefaultAddr is the address a responder listens on: UDP port DefaultPort
@@ -29,9 +32,9 @@ type ResponderOptions struct {
 	// RetryInterval is how often a standby responder tries to take the port
 	// over from the one that holds it; default 2 s.
 	RetryInterval time.Duration
-	// Logf, if set, receives diagnostics (take-over, send errors). It never
-	// receives secrets: the registry holds none.
-	Logf func(format string, args ...any)
+	// Logger, if set, receives diagnostics (take-over, send errors). It
+	// never receives secrets: the registry holds none.
+	Logger *slog.Logger
 }
 
 func (o *ResponderOptions) setDefaults() {
@@ -155,11 +158,9 @@ func (r *Responder) Close() error {
 	return err
 }
 
-func (r *Responder) logf(format string, args ...any) {
-	if r.opts.Logf != nil {
-		r.opts.Logf(format, args...)
-	}
-}
+// log returns the responder's logger (one that discards when none is
+// configured).
+func (r *Responder) log() *slog.Logger { return logx.OrDiscard(r.opts.Logger) }
 
 // run owns the socket: it serves while it holds the port and otherwise
 // retries binding until Close.
@@ -201,7 +202,7 @@ func (r *Responder) run() {
 		}
 		r.conn = c
 		r.mu.Unlock()
-		r.logf("discovery: took over the -QR responder on udp %s", c.LocalAddr())
+		r.log().Info("took over the -QR responder", "udp", c.LocalAddr().String())
 	}
 }
 
@@ -223,7 +224,7 @@ func (r *Responder) serve(conn net.PacketConn) {
 		}
 		if reply := r.answer(buf[:n], from, time.Now()); reply != nil {
 			if _, err := conn.WriteTo(reply, from); err != nil {
-				r.logf("discovery: answer %s: %v", from, err)
+				r.log().Debug("-QR answer failed", "to", fmt.Sprint(from), logx.Err(err))
 			}
 		}
 	}
@@ -252,7 +253,7 @@ func (r *Responder) answer(pkt []byte, from net.Addr, now time.Time) []byte {
 	}
 	servers, err := r.reg.List()
 	if err != nil {
-		r.logf("discovery: read registry: %v", err)
+		r.log().Warn("-QR: cannot read the registry", logx.Err(err))
 	}
 	var lines []string
 	for _, s := range servers {

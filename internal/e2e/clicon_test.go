@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"kdsrv/internal/cli/kdsrvcli"
+	"kdsrv/internal/logx"
 
 	"kdsrv/internal/client"
 	"kdsrv/internal/kd"
@@ -54,7 +54,7 @@ func waitForServer(t *testing.T, clientSpec string, wait time.Duration) *reverse
 	rc.cancel = cancel
 	ctx = transport.WithEvents(ctx, func(e transport.Event) { rc.events <- e })
 	opts := client.Options{
-		Logger:           log.New(io.Discard, "", 0),
+		Logger:           logx.Discard(),
 		HandshakeTimeout: 10 * time.Second,
 		Dial: func(ctx context.Context, t *spec.Transport) (net.Conn, error) {
 			return transport.DialClicon(ctx, t, transport.CliconDialOptions{BindHost: "127.0.0.1"})
@@ -199,7 +199,7 @@ func TestCliconServerEndsWhenClientGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := server.New(server.Config{Transports: []*spec.Transport{tr}, Logger: log.New(io.Discard, "", 0),
+	s, err := server.New(server.Config{Transports: []*spec.Transport{tr}, Logger: logx.Discard(),
 		Listen: transport.Options{BindHost: "127.0.0.1"}})
 	if err != nil {
 		t.Fatal(err)

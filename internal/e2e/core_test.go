@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -441,7 +441,7 @@ func TestOpenHaltedTarget(t *testing.T) {
 	// answering Opened: a slow log widens that window, so the state change
 	// is sure to be waiting before Opened goes out.
 	h := newHarness(t, harnessOpts{mutate: func(c *server.Config) {
-		c.Logger = log.New(slowWriter{}, "", 0)
+		c.Logger = slog.New(slog.NewTextHandler(slowWriter{}, nil))
 	}})
 	for i := range 3 {
 		trans, _ := h.addTarget(fmt.Sprintf("halted%d", i), sim.Config{StartHalted: true})

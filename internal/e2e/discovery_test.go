@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log"
 	"net"
 	"os"
 	"os/exec"
@@ -21,6 +19,7 @@ import (
 	"time"
 
 	"kdsrv/internal/cli/kdclientcli"
+	"kdsrv/internal/logx"
 
 	"kdsrv/internal/client"
 	"kdsrv/internal/discovery"
@@ -296,7 +295,7 @@ func TestDiscoveryQR(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		notice := "kdsrv: not discoverable by -QR: kdsrv is not running as root (start it with sudo to make it discoverable)\n"
+		notice := `msg="not discoverable by -QR: kdsrv is not running as root (start it with sudo to make it discoverable)"`
 		if !strings.Contains(p.stderr.String(), notice) {
 			t.Errorf("non-root kdsrv stderr = %q, want the notice %q", p.stderr, notice)
 		}
@@ -335,7 +334,7 @@ func TestDiscoveryQR(t *testing.T) {
 				t.Setenv("KDSRV_PIPE_DIR", pipes)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			c, err := client.Dial(ctx, tr, client.Options{Logger: log.New(io.Discard, "", 0)})
+			c, err := client.Dial(ctx, tr, client.Options{Logger: logx.Discard()})
 			cancel()
 			if err != nil {
 				t.Errorf("connect with %q: %v", form, err)

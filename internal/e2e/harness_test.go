@@ -6,8 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 	"kdsrv/internal/client"
 	"kdsrv/internal/commux"
 	"kdsrv/internal/kd"
+	"kdsrv/internal/logx"
 	"kdsrv/internal/server"
 	"kdsrv/internal/sim"
 	"kdsrv/internal/spec"
@@ -107,7 +107,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		Allow:            allow,
 		HandshakeTimeout: 2 * time.Second,
 		KDNETBindHost:    "127.0.0.1", // keep the server's KDNET sockets on loopback
-		Logger:           log.New(h.logs, "kdsrv: ", log.Lmicroseconds),
+		Logger:           slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	cfg.Listen.BindHost = "127.0.0.1"
 	cfg.Listen.COM = h.srvCOM
@@ -221,7 +221,7 @@ func (h *harness) open(serverSpec, trans string, opts client.Options) (*session,
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if opts.Logger == nil {
-		opts.Logger = log.New(io.Discard, "", 0)
+		opts.Logger = logx.Discard()
 	}
 	if opts.Dial == nil {
 		opts.Dial = (&transport.Dialer{COM: h.cliCOM}).Dial

@@ -418,7 +418,7 @@ func TestSSLRelayDefeated(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "access denied") {
 		t.Fatalf("through a TLS-terminating relay: %v, want access denied", err)
 	}
-	waitLog(t, h, "handshake failed")
+	waitLog(t, h, "client refused")
 }
 
 // TestSSLStartupErrors: kdsrv exits 1 at start-up with the certificate

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"kdsrv/internal/kd"
+	"kdsrv/internal/logx"
 )
 
 // Defaults of Config, HostConfig and TargetConfig.
@@ -57,10 +59,11 @@ type Config struct {
 	QueueLimit int
 	// WriteTimeout bounds each datagram write (default 2s).
 	WriteTimeout time.Duration
-	// Logf, if set, receives one line per notable event: a new session,
-	// the first and then periodic summaries of datagrams that failed
-	// authentication, send errors. Lines never contain key material.
-	Logf func(format string, args ...any)
+	// Logger, if set, receives one line per notable event: a new session
+	// (info), the first and then periodic summaries of datagrams that
+	// failed authentication, send errors (warnings). Lines never contain
+	// key material.
+	Logger *slog.Logger
 }
 
 func (c *Config) setDefaults() error {
@@ -247,10 +250,10 @@ func (e *Endpoint) start() error {
 	return nil
 }
 
-func (e *Endpoint) logf(format string, args ...any) {
-	if e.cfg.Logf != nil {
-		e.cfg.Logf(format, args...)
-	}
+// log returns the endpoint's logger (one that discards when none is
+// configured); its lines name the endpoint.
+func (e *Endpoint) log() *slog.Logger {
+	return logx.OrDiscard(e.cfg.Logger).With("kdnet", e.desc)
 }
 
 // String describes the endpoint (never the key).
@@ -311,8 +314,8 @@ func (e *Endpoint) reader() {
 				e.nst.rejected.Add(1)
 				sinceLog++
 				if now := time.Now(); now.Sub(lastLog) >= logEvery {
-					e.logf("%s: ignored %d datagram(s) that are not KDNET or failed authentication (latest from %s, %d bytes); if that is the target, check that key= matches its bcdedit /dbgsettings key",
-						e.desc, sinceLog, from, n)
+					e.log().Warn("ignored datagrams that are not KDNET or failed authentication; if that is the target, check that key= matches its bcdedit /dbgsettings key",
+						"count", sinceLog, "latest_from", from.String(), "bytes", n)
 					lastLog, sinceLog = now, 0
 				}
 			}
@@ -704,7 +707,7 @@ func (e *Endpoint) write(s *loopState, ch Channel, seq uint64, payload []byte) e
 		e.nst.sendError.Add(1)
 		if now := time.Now(); now.Sub(s.lastWarn) >= logEvery {
 			s.lastWarn = now
-			e.logf("%s: sending to %s: %v (will retry)", e.desc, s.peer, err)
+			e.log().Warn("KDNET send failed; will retry", "to", s.peer.String(), logx.Err(err))
 		}
 		return nil
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -580,13 +581,8 @@ func TestContactTarget(t *testing.T) {
 func TestWrongKeyAndReplay(t *testing.T) {
 	t.Parallel()
 	ctx := ctxFor(t, 20*time.Second)
-	var logs strings.Builder
-	var logMu sync.Mutex
-	host := listenHost(t, HostConfig{Config: Config{Logf: func(f string, a ...any) {
-		logMu.Lock()
-		fmt.Fprintf(&logs, f+"\n", a...)
-		logMu.Unlock()
-	}}})
+	var logs lockedBuffer
+	host := listenHost(t, HostConfig{Config: Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
 	wrong := dialTarget(t, host.LocalAddr(), TargetConfig{Config: Config{Key: testKey(t, "1.2.3.5")}, PokeInterval: 20 * time.Millisecond})
 	waitFor(t, "rejected pokes", 5*time.Second, func() bool { return host.NetStats().Rejected >= 5 })
 	if n := wrong.NetStats(); n.Received != 0 || n.Sessions != 0 {
@@ -596,9 +592,7 @@ func TestWrongKeyAndReplay(t *testing.T) {
 		t.Fatalf("host answered a wrong key: %+v", n)
 	}
 	wrong.Close()
-	logMu.Lock()
 	l := logs.String()
-	logMu.Unlock()
 	if !strings.Contains(l, "failed authentication") || strings.Contains(l, "1.2.3.") {
 		t.Fatalf("log: %q", l)
 	}
@@ -640,8 +634,8 @@ func TestWrongKeyAndReplay(t *testing.T) {
 // and do not grow memory.
 func TestJunkFlood(t *testing.T) {
 	ctx := ctxFor(t, 60*time.Second)
-	host := listenHost(t, HostConfig{Config: Config{Logf: t.Logf}})
-	tgt := dialTarget(t, host.LocalAddr(), TargetConfig{Config: Config{Logf: t.Logf}})
+	host := listenHost(t, HostConfig{Config: Config{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}})
+	tgt := dialTarget(t, host.LocalAddr(), TargetConfig{Config: Config{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}})
 	ectx, stop := context.WithCancel(ctx)
 	echoed := echoTarget(ectx, tgt)
 	defer func() {
@@ -796,4 +790,23 @@ func TestConfigErrors(t *testing.T) {
 	if err := e.Send(context.Background(), kd.TypeReset, nil); err == nil {
 		t.Fatal("sent a control type as data")
 	}
+}
+
+// lockedBuffer is a log destination safe for the endpoint's goroutines
+// and the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

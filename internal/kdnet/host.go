@@ -135,7 +135,7 @@ func (e *Endpoint) hostControl(s *loopState, in inbound) error {
 			e.nst.stale.Add(1)
 			if !s.deferred {
 				s.deferred = true
-				e.logf("%s: a poke with another client random from %s while the session's target may still be live: held off (replayed from an earlier boot, or a reboot not yet confirmed)", e.desc, in.from)
+				e.log().Info("a poke with another client random while the session's target may still be live: held off (replayed from an earlier boot, or a reboot not yet confirmed)", "peer", in.from.String())
 			}
 			return nil
 		}
@@ -172,7 +172,7 @@ func (e *Endpoint) hostControl(s *loopState, in inbound) error {
 	s.sendID = HostInitialID
 	n := e.nst.sessions.Add(1)
 	e.nst.pokes.Add(1)
-	e.logf("%s: KDNET session %d with the target at %s", e.desc, n, in.from)
+	e.log().Info("KDNET session with the target", "kdnet_session", n, "peer", in.from.String())
 	// The response reuses the poke's seq.
 	if err := e.write(s, ChannelControl, d.Seq, body); err != nil {
 		return err

@@ -141,7 +141,7 @@ func (e *Endpoint) targetControl(s *loopState, in inbound) error {
 	s.session, s.used = true, false
 	s.haveRecv = false
 	n := e.nst.sessions.Add(1)
-	e.logf("%s: KDNET session %d with the host", e.desc, n)
+	e.log().Info("KDNET session with the host", "kdnet_session", n)
 	var b [PseudoPacketSize]byte
 	if err := e.write(s, ChannelData, e.win.NextSeq(), AppendPseudo(b[:0], s.sendID)); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"kdsrv/internal/kd"
+	"kdsrv/internal/logx"
 	"kdsrv/internal/spec"
 	"kdsrv/internal/wire"
 )
@@ -68,12 +69,12 @@ func (t *target) beginAttach(kl *kd.Link, why string) *attachRun {
 func (t *target) attachStep(kl *kd.Link, r *attachRun, st kd.AttachStep) {
 	if st.BreakIn {
 		if err := kl.SendBreakIn(); err != nil {
-			t.s.cfg.Logger.Printf("target %s: break-in while synchronising: %v", t.spec, err)
+			t.log().Warn("target break-in while synchronising failed", logx.Err(err))
 		}
 	}
 	if st.Reset {
 		if err := kl.SendReset(); err != nil {
-			t.s.cfg.Logger.Printf("target %s: RESET while synchronising: %v", t.spec, err)
+			t.log().Warn("target RESET while synchronising failed", logx.Err(err))
 		}
 	}
 	if st.Wait > 0 {
@@ -88,7 +89,7 @@ func (t *target) attachStep(kl *kd.Link, r *attachRun, st kd.AttachStep) {
 			msg = fmt.Sprintf("target %s does not answer break-in and RESET (%s in %v); check that it is running with debugging enabled and the link settings; kdsrv keeps trying (resets=0)",
 				t.spec, r.a, time.Since(r.started).Round(10*time.Millisecond))
 		}
-		t.s.cfg.Logger.Printf("%s", msg)
+		t.log().Warn("target not responding", "detail", msg)
 		t.mu.Lock()
 		t.notResponding = msg
 		owner := t.owner
@@ -109,7 +110,7 @@ func (t *target) attached(r *attachRun) {
 	owner := t.owner
 	t.mu.Unlock()
 	t.setSynced()
-	t.s.cfg.Logger.Printf("target %s synchronised (%s, after %s)", t.spec, r.why, r.a)
+	t.log().Info("target synchronised", "why", r.why, "attach", fmt.Sprint(r.a))
 	if r.told && owner != nil {
 		owner.sendState(wire.StateStopped, fmt.Sprintf("target %s answered and is stopped", t.spec))
 	}
@@ -146,8 +147,9 @@ func (t *target) syncedC() <-chan struct{} {
 // restarted clears the server's picture of the target after it restarted
 // its link or the link was re-established: the stop it was halted in, the
 // read-ahead cache, the packet in flight and those queued for the old
-// boot. The owner is told why, and the event is logged.
-func (t *target) restarted(why string) {
+// boot. The owner is told why, and the event ("target reconnected",
+// "target rebooted") is logged.
+func (t *target) restarted(event, why string) {
 	t.mu.Lock()
 	t.halted = false
 	t.lastSC = nil
@@ -161,7 +163,7 @@ func (t *target) restarted(why string) {
 		cancel()
 	}
 	t.targetEvent()
-	t.s.cfg.Logger.Printf("%s", why)
+	t.log().Info(event, "detail", why)
 	if owner != nil {
 		owner.sendState(wire.StateReconnected, why)
 	}

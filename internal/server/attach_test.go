@@ -3,8 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
-	"io"
-	"log"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 
 	kdclient "kdsrv/internal/client"
 	"kdsrv/internal/kd"
+	"kdsrv/internal/logx"
 	"kdsrv/internal/sim"
 	"kdsrv/internal/spec"
 	"kdsrv/internal/targetlink"
@@ -167,7 +167,7 @@ func startLCServer(t testing.TB, dir string, targets map[string]*strictTarget, t
 		HandshakeTimeout:   5 * time.Second,
 		AttachInterval:     50 * time.Millisecond,
 		AttachSlowInterval: 100 * time.Millisecond,
-		Logger:             log.New(ls.logs, "", log.Lmicroseconds),
+		Logger:             slog.New(slog.NewTextHandler(ls.logs, nil)),
 	}
 	if targets != nil {
 		cfg.OpenTarget = func(_ context.Context, ts *spec.Target, _ *targetlink.AllowList) (kd.Endpoint, error) {
@@ -238,7 +238,7 @@ func (ls *lcServer) open(t testing.TB, trans string) *lcClient {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := kdclient.Dial(ctx, c.Server, kdclient.Options{Logger: log.New(io.Discard, "", 0)})
+	conn, err := kdclient.Dial(ctx, c.Server, kdclient.Options{Logger: logx.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -407,7 +407,7 @@ func TestAttachNewServerTargetHalted(t *testing.T) {
 		}
 		c.detach()
 		ls.stop()
-		if !strings.Contains(ls.logs.String(), "synchronised (open") {
+		if !strings.Contains(ls.logs.String(), `msg="target synchronised"`) || !strings.Contains(ls.logs.String(), "why=open") {
 			t.Fatalf("server %d did not log its synchronisation:\n%s", i, ls.logs.String())
 		}
 	}
@@ -671,7 +671,7 @@ func TestQueuedPacketDroppedAfterBudget(t *testing.T) {
 	}
 	// The target may or may not have taken a dropped packet: the server
 	// agreed on the ids again when it stopped.
-	if !strings.Contains(ls.logs.String(), "synchronised (resync after dropped packets") {
+	if !strings.Contains(ls.logs.String(), `why="resync after dropped packets`) {
 		t.Error("no resynchronisation after the dropped packets")
 	}
 }
@@ -781,7 +781,7 @@ func TestBridgeForgetsStopAfterReboot(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	notices := make(chan wire.Notice, 16)
-	conn, err := kdclient.Dial(ctx, c.Server, kdclient.Options{Logger: log.New(io.Discard, "", 0), OnNotice: func(n wire.Notice) { notices <- n }})
+	conn, err := kdclient.Dial(ctx, c.Server, kdclient.Options{Logger: logx.Discard(), OnNotice: func(n wire.Notice) { notices <- n }})
 	if err != nil {
 		t.Fatal(err)
 	}

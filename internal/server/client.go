@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"kdsrv/internal/logx"
 	"kdsrv/internal/spec"
 	"kdsrv/internal/targetlink"
 	"kdsrv/internal/transport"
@@ -35,6 +37,8 @@ type client struct {
 	// opened is set once the client has been told its target is open
 	// (Opened sent): packets from the target go to it only from then on.
 	opened atomic.Bool
+	// sess is the number of the client's current session (0: none).
+	sess atomic.Uint32
 	// refused counts KD packets refused from this client (for the log).
 	refused atomic.Uint64
 
@@ -146,9 +150,21 @@ func (s *Server) warn(format string, args ...any) {
 	}
 	line := fmt.Sprintf(format, args...)
 	if left > 0 {
-		line += fmt.Sprintf(" (%d similar lines left out)", left)
+		s.cfg.Logger.Warn(line, "suppressed", left)
+		return
 	}
-	s.cfg.Logger.Print("warning: " + line)
+	s.cfg.Logger.Warn(line)
+}
+
+// log is the client's logger: every line names the client's address (or,
+// on a local pipe, its process) and transport, and its session once one is
+// open.
+func (c *client) log() *slog.Logger {
+	l := c.s.cfg.Logger.With("from", c.from, "transport", c.l.ln.Display())
+	if n := c.sess.Load(); n != 0 {
+		l = l.With("session", n)
+	}
+	return l
 }
 
 func (c *client) String() string {
@@ -193,10 +209,11 @@ func (c *client) run() {
 		delete(s.clients, c)
 		s.mu.Unlock()
 	}()
+	c.log().Info("client connected")
 	binding, err := transport.Binding(c.nc)
 	if err != nil {
 		c.endPreAuth(authNone)
-		s.cfg.Logger.Printf("client %s: %v", c, err)
+		c.log().Info("client refused", "reason", err.Error())
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*s.cfg.HandshakeTimeout)
@@ -216,7 +233,7 @@ func (c *client) run() {
 		} else {
 			c.endPreAuth(authNone)
 		}
-		s.cfg.Logger.Printf("client %s: handshake failed: %v", c, err)
+		c.log().Info("client refused", "reason", err.Error())
 		return
 	}
 	c.endPreAuth(authOK)
@@ -228,19 +245,23 @@ func (c *client) run() {
 		_ = wc.CloseWithReason(c.reason)
 		return
 	}
-	s.cfg.Logger.Printf("client %s connected (%s)", c, wc.PeerSoftware())
+	auth := "none"
+	if c.l.t.Password != "" {
+		auth = "password"
+	}
+	c.log().Info("client authenticated", "software", wc.PeerSoftware(), "auth", auth)
 	for {
 		f, err := wc.Recv()
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !c.isStopped() {
-				s.cfg.Logger.Printf("client %s: %v", c, err)
+				c.log().Info("client disconnected", logx.Err(err))
 			} else {
-				s.cfg.Logger.Printf("client %s disconnected", c)
+				c.log().Info("client disconnected")
 			}
 			return
 		}
 		if err := c.handle(f); err != nil {
-			s.cfg.Logger.Printf("client %s: %v", c, err)
+			c.log().Info("client disconnected", logx.Err(err))
 			return
 		}
 	}
@@ -311,7 +332,7 @@ func (c *client) fail(code wire.Code, msg string) error {
 // refuse reports a failed Open (logged on the server) and ends the
 // connection: Error frames are final.
 func (c *client) refuse(code wire.Code, msg string) error {
-	c.s.cfg.Logger.Printf("client %s: open refused: %s", c, msg)
+	c.log().Info("session refused", "code", code.String(), "reason", msg)
 	return c.fail(code, msg)
 }
 
@@ -321,7 +342,7 @@ func (c *client) refuse(code wire.Code, msg string) error {
 func (c *client) refuseErr(code wire.Code, err error) error {
 	var na *targetlink.NotAllowedError
 	if errors.As(err, &na) && na.Resolved != "" {
-		c.s.cfg.Logger.Printf("client %s: open refused: %s", c, na.Detail())
+		c.log().Info("session refused", "code", code.String(), "reason", na.Detail())
 		return c.fail(code, err.Error())
 	}
 	return c.refuse(code, err.Error())
@@ -369,6 +390,7 @@ func (c *client) open(o wire.Open) error {
 	c.tgt = t
 	c.mu.Unlock()
 	sess := c.s.nextSess.Add(1)
+	c.sess.Store(sess)
 	info := t.describe()
 	diffs := optionDiffs(t.spec, ts)
 	if diffs != "" {
@@ -378,11 +400,11 @@ func (c *client) open(o wire.Open) error {
 		return err
 	}
 	c.opened.Store(true)
-	c.s.cfg.Logger.Printf("client %s opened %s (session %d)", c, ts, sess)
+	c.log().Info("session opened", t.attrs()...)
 	// A halted target's state goes to the new client at once, so its
 	// debugger sees the stop without the target being reset.
 	if diffs != "" {
-		c.s.cfg.Logger.Printf("client %s shares target %s: %s", c, t.spec, diffs)
+		c.log().Info("session shares the open link as it is", append(t.attrs(), "differences", diffs)...)
 		c.notice(wire.OK, fmt.Sprintf("target %s: %s", t.spec, diffs))
 	}
 	t.resendState(c)
@@ -447,7 +469,7 @@ func (c *client) control(ctl wire.Control) error {
 			reply.Body = []byte("this kdsrv does not accept remote shutdown; its operator can allow it by starting kdsrv with -allow-endpsrv")
 			break
 		}
-		c.s.cfg.Logger.Printf("client %s asked the server to shut down", c)
+		c.log().Info("client asked the server to shut down")
 		reply.Body = []byte("kdsrv is shutting down")
 		// Answer first: the shutdown closes this connection.
 		err := c.wc.Send(wire.TypeControl, wire.EncodeControl(reply))

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -90,7 +90,7 @@ func newSecServer(t *testing.T, transports []string, mod func(*Config)) *secServ
 		HandshakeTimeout: 60 * time.Second,
 		KeepAlive:        -1,
 		TargetTimeout:    time.Second,
-		Logger:           log.New(ss.logs, "", log.Lmicroseconds),
+		Logger:           slog.New(slog.NewTextHandler(ss.logs, nil)),
 		Now:              ss.clk.Now,
 		OpenTarget: func(_ context.Context, ts *spec.Target, a *targetlink.AllowList) (kd.Endpoint, error) {
 			if err := a.Check(ts); err != nil {
@@ -217,10 +217,10 @@ func TestServerGuessingThrottled(t *testing.T) {
 		}
 	}
 	logs := ss.logs.String()
-	if n := strings.Count(logs, "warning: wrong password from 127.0.0.1:"); n != 4 {
+	if n := strings.Count(logs, `msg="wrong password from 127.0.0.1:`); n != 4 {
 		t.Errorf("%d wrong-password lines, want 4:\n%s", n, logs)
 	}
-	if n := strings.Count(logs, "warning: refused 127.0.0.1:"); n != 4 || !strings.Contains(logs, "too many failed attempts; try again in 2 s") {
+	if n := strings.Count(logs, `msg="refused 127.0.0.1:`); n != 4 || !strings.Contains(logs, "too many failed attempts; try again in 2 s") {
 		t.Errorf("%d refusal lines, want 4:\n%s", n, logs)
 	}
 	if strings.Contains(logs, "Right1") || strings.Contains(logs, "Wrong1") {
@@ -274,7 +274,7 @@ func TestServerPreAuthCaps(t *testing.T) {
 	if err != nil || getInfo(wc) != nil {
 		t.Fatalf("client from another address: %v", err)
 	}
-	if !strings.Contains(ss.logs.String(), "warning: refused 127.0.0.2:") {
+	if !strings.Contains(ss.logs.String(), `msg="refused 127.0.0.2:`) {
 		t.Errorf("the refusal was not logged:\n%s", ss.logs.String())
 	}
 	// Closing one of the held connections frees a place.
@@ -401,7 +401,7 @@ func TestTakeoverPolicy(t *testing.T) {
 				!strings.Contains(msg, "-takeover-any") || strings.Contains(msg, "127.0.0.1") {
 				t.Fatalf("password-less takeover: %v, want refused", err)
 			}
-			if !strings.Contains(ss.logs.String(), "warning: refused takeover") {
+			if !strings.Contains(ss.logs.String(), `msg="refused takeover`) {
 				t.Errorf("the refused takeover was not logged")
 			}
 			// -takeover from the password transport works.

@@ -114,7 +114,7 @@ func (t *target) setReadAhead(value string) error {
 	}
 	if on {
 		ra.enable(c)
-		t.s.cfg.Logger.Printf("client %s enabled read-ahead on target %s", c, t.spec)
+		c.log().Info("read-ahead enabled", t.attrs()...)
 	} else {
 		ra.disable(true)
 	}

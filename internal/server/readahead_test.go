@@ -5,8 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"io"
-	"log"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -21,6 +20,7 @@ import (
 	"kdsrv/internal/cli/kdclientcli"
 	kdclient "kdsrv/internal/client"
 	"kdsrv/internal/kd"
+	"kdsrv/internal/logx"
 	"kdsrv/internal/readahead"
 	"kdsrv/internal/sim"
 	"kdsrv/internal/spec"
@@ -69,11 +69,11 @@ func newRAHarness(t testing.TB, cfg sim.Config) *raHarness {
 		Transports:       []*spec.Transport{tr},
 		Allow:            allow,
 		HandshakeTimeout: 5 * time.Second,
-		Logger: log.New(writerFunc(func(b []byte) (int, error) {
+		Logger: slog.New(slog.NewTextHandler(writerFunc(func(b []byte) (int, error) {
 			lmu.Lock()
 			defer lmu.Unlock()
 			return h.logs.Write(b)
-		}), "", log.Lmicroseconds),
+		}), nil)),
 		OpenTarget: func(_ context.Context, ts *spec.Target, _ *targetlink.AllowList) (kd.Endpoint, error) {
 			a, z := net.Pipe()
 			tgt := h.sim(path.Base(ts.Port))
@@ -167,7 +167,7 @@ func (h *raHarness) rawOpen(name string, readAhead bool) *rawClient {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := kdclient.Dial(ctx, c.Server, kdclient.Options{Logger: log.New(io.Discard, "", 0)})
+	conn, err := kdclient.Dial(ctx, c.Server, kdclient.Options{Logger: logx.Discard()})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -561,7 +561,7 @@ func TestReadAheadBridgeDump(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	sess, err := kdclient.OpenSession(ctx, c, kdclient.Options{Logger: log.New(io.Discard, "", 0)}, kdclient.SessionOptions{ReadAhead: true})
+	sess, err := kdclient.OpenSession(ctx, c, kdclient.Options{Logger: logx.Discard()}, kdclient.SessionOptions{ReadAhead: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -628,7 +628,7 @@ func TestReadAheadOptionErrors(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := kdclient.Dial(ctx, c.Server, kdclient.Options{Logger: log.New(io.Discard, "", 0)})
+	conn, err := kdclient.Dial(ctx, c.Server, kdclient.Options{Logger: logx.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}

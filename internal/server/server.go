@@ -11,7 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"net"
 	"os"
 	"sync"
@@ -72,8 +72,10 @@ type Config struct {
 	// empty means every interface, as a Windows debugger host does (the
 	// target is configured with one of this machine's addresses).
 	KDNETBindHost string
-	// Logger receives operational messages (default: standard logger).
-	Logger *log.Logger
+	// Logger receives operational messages: one info line per client,
+	// session and target event, warnings for trouble (default
+	// slog.Default()).
+	Logger *slog.Logger
 	// Ready is called once per listener when it accepts connections, with
 	// its display form (e.g. "tcp:port=53:60").
 	Ready func(display string)
@@ -111,7 +113,7 @@ func (c *Config) setDefaults() {
 		c.TargetKey = targetlink.Key
 	}
 	if c.Logger == nil {
-		c.Logger = log.New(os.Stderr, "kdsrv: ", log.LstdFlags)
+		c.Logger = slog.Default()
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -119,7 +121,7 @@ func (c *Config) setDefaults() {
 	c.Limits.setDefaults()
 	// After Logger: KDNET links log through it.
 	if c.OpenTarget == nil {
-		opts := targetlink.Options{KDNETBindHost: c.KDNETBindHost, Logf: c.Logger.Printf}
+		opts := targetlink.Options{KDNETBindHost: c.KDNETBindHost, Logger: c.Logger}
 		c.OpenTarget = func(ctx context.Context, t *spec.Target, allow *targetlink.AllowList) (kd.Endpoint, error) {
 			return targetlink.Open(ctx, t, allow, opts)
 		}
@@ -139,6 +141,7 @@ type Server struct {
 	targets   map[string]*target
 	closed    bool
 	nextSess  atomic.Uint32
+	nextTgt   atomic.Uint32
 	shutdownC chan struct{} // closed when a client asked for shutdown
 
 	wg sync.WaitGroup // accept loops, clients, targets
@@ -354,7 +357,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	} else {
 		s.closed = true
 		close(s.done)
+		clients, targets := len(s.clients), len(s.targets)
 		s.mu.Unlock()
+		s.cfg.Logger.Info("server shutting down", "clients", clients, "targets", targets)
 	}
 	s.closeListeners()
 	s.mu.Lock()

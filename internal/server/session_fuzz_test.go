@@ -5,7 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"log"
+	"log/slog"
 	"net"
 	"runtime"
 	"strings"
@@ -78,7 +78,7 @@ func newFuzzServer(tb testing.TB) *fuzzServer {
 		HandshakeTimeout: 5 * time.Second,
 		KeepAlive:        -1,
 		TargetTimeout:    time.Second,
-		Logger:           log.New(fs.logs, "", log.Lmicroseconds),
+		Logger:           slog.New(slog.NewTextHandler(fs.logs, nil)),
 		OpenTarget: func(_ context.Context, ts *spec.Target, a *targetlink.AllowList) (kd.Endpoint, error) {
 			if err := a.Check(ts); err != nil {
 				return nil, err

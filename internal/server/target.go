@@ -6,11 +6,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
 	"kdsrv/internal/kd"
+	"kdsrv/internal/logx"
 	"kdsrv/internal/spec"
 	"kdsrv/internal/targetlink"
 	"kdsrv/internal/wire"
@@ -21,6 +23,7 @@ import (
 // from the client that owns the target.
 type target struct {
 	s    *Server
+	id   uint32 // numbers the links this server opened, for logs
 	key  string
 	spec *spec.Target
 
@@ -144,7 +147,7 @@ func (s *Server) acquireTarget(ctx context.Context, c *client, ts *spec.Target, 
 		}
 		t := s.targets[key]
 		if t == nil {
-			t = &target{s: s, key: key, spec: ts, opening: make(chan struct{}), owner: c}
+			t = &target{s: s, id: s.nextTgt.Add(1), key: key, spec: ts, opening: make(chan struct{}), owner: c}
 			s.targets[key] = t
 			s.wg.Add(1)
 			s.mu.Unlock()
@@ -190,7 +193,7 @@ func (s *Server) acquireTarget(ctx context.Context, c *client, ts *spec.Target, 
 			}
 			t.owner = nil
 			t.mu.Unlock()
-			s.cfg.Logger.Printf("client %s takes target %s over from %s", c, ts, old)
+			c.log().Info("session taken over", append(t.attrs(), "previous_owner", old.from, "previous_session", old.sess.Load())...)
 			old.takenOver(t)
 			t.mu.Lock()
 		}
@@ -199,6 +202,14 @@ func (s *Server) acquireTarget(ctx context.Context, c *client, ts *spec.Target, 
 		return t, nil
 	}
 }
+
+// attrs are the log attributes that name the target.
+func (t *target) attrs() []any {
+	return []any{"target", t.spec.String(), "target_id", t.id}
+}
+
+// log is the target's logger: every line names the target.
+func (t *target) log() *slog.Logger { return t.s.cfg.Logger.With(t.attrs()...) }
 
 // takenOver tells a client that another one took its target.
 func (c *client) takenOver(t *target) {
@@ -251,7 +262,7 @@ func (t *target) open(ctx context.Context) error {
 		s.wg.Done()
 	}()
 	close(t.opening)
-	s.cfg.Logger.Printf("target %s opened (%s)", t.spec, t.desc)
+	t.log().Info("target opened", "link", t.desc)
 	if s.isClosed() {
 		t.close() // Shutdown ran while the link was opening
 		return errors.New("the server is shutting down")
@@ -284,11 +295,14 @@ func (t *target) close() {
 // release drops c's ownership; the link stays open for the next client.
 func (t *target) release(c *client) {
 	t.mu.Lock()
-	if t.owner == c {
+	released := t.owner == c
+	if released {
 		t.owner = nil
-		t.s.cfg.Logger.Printf("client %s released target %s", c, t.spec)
 	}
 	t.mu.Unlock()
+	if released {
+		c.log().Info("session released", t.attrs()...)
+	}
 	t.releaseReadAhead(c)
 }
 
@@ -360,7 +374,7 @@ func (t *target) pump() {
 			return
 		case <-reconnected:
 			reconnected = rc.Reconnected()
-			t.restarted(fmt.Sprintf("the link to target %s was re-established (%s); kdsrv cleared what it knew about the target and is synchronising with it again (break-in and RESET)", t.spec, t.desc))
+			t.restarted("target reconnected", fmt.Sprintf("the link to target %s was re-established (%s); kdsrv cleared what it knew about the target and is synchronising with it again (break-in and RESET)", t.spec, t.desc))
 			if run != nil {
 				run.timer.Stop()
 			}
@@ -370,7 +384,7 @@ func (t *target) pump() {
 		case m := <-msgs:
 			if run != nil {
 				if m.Kind == kd.MsgSync && run.why != "open" {
-					t.s.cfg.Logger.Printf("target %s restarted its debug link (its first packet carries the sync bit): it rebooted", t.spec)
+					t.log().Info("target rebooted", "detail", "its debug link restarted (its first packet carries the sync bit)")
 				}
 				st, deliver := run.a.Message(m)
 				if st.Done {
@@ -399,7 +413,7 @@ func (t *target) pump() {
 				// The target restarted its id streams: it rebooted, or
 				// gave up waiting for a debugger and starts afresh.
 				if kdcom || heard {
-					t.restarted(fmt.Sprintf("target %s restarted its debug link (a packet with the sync bit): it rebooted, or gave up on an unacknowledged packet; kdsrv cleared what it knew about the target", t.spec))
+					t.restarted("target rebooted", fmt.Sprintf("target %s restarted its debug link (a packet with the sync bit): it rebooted, or gave up on an unacknowledged packet; kdsrv cleared what it knew about the target", t.spec))
 				}
 			case kd.MsgPacket:
 				heard = true
@@ -582,7 +596,7 @@ func (t *target) dropped(p outPacket, code wire.Code, why string) {
 		who = "client " + p.from.String() + "'s"
 	}
 	what := describePacket(p.typ, p.payload)
-	t.s.cfg.Logger.Printf("target %s: dropped %s %s: %s", t.spec, who, what, why)
+	t.log().Info("packet for the target dropped", "sender", who, "packet", what, "reason", why)
 	if p.from != nil {
 		p.from.notice(code, fmt.Sprintf("kdsrv dropped your %s for target %s: %s", what, t.spec, why))
 	}
@@ -606,7 +620,7 @@ func (t *target) admit(c *client, typ kd.PacketType, payload []byte) bool {
 		return true
 	}
 	if n := c.refused.Add(1); n == 1 || n%100 == 0 {
-		t.s.cfg.Logger.Printf("client %s: target %s: refused %v (%d refused from this client)", c, t.spec, err, n)
+		c.log().Info("client packet refused", append(t.attrs(), logx.Err(err), "refused_from_client", n)...)
 	}
 	c.notice(wire.BadRequest, fmt.Sprintf("kdsrv did not send it to target %s: %v; the session goes on", t.spec, err))
 	return false
@@ -630,7 +644,7 @@ func (t *target) setSlow(slow bool) {
 
 func (t *target) breakIn() {
 	if err := t.kdl.SendBreakIn(); err != nil {
-		t.s.cfg.Logger.Printf("target %s: break-in: %v", t.spec, err)
+		t.log().Warn("target break-in failed", logx.Err(err))
 	}
 }
 
@@ -647,7 +661,7 @@ func (t *target) resendState(c *client) {
 
 // lost reports a failed target link to its owner.
 func (t *target) lost(err error) {
-	t.s.cfg.Logger.Printf("target %s: link lost: %v", t.spec, err)
+	t.log().Warn("target lost", logx.Err(err))
 	if c := t.ownerClient(); c != nil {
 		c.sendState(wire.StateLost, err.Error())
 		c.mu.Lock()

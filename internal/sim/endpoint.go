@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"kdsrv/internal/logx"
 )
 
 // Endpoint networks understood by ParseEndpoint, Listen and Connect.
@@ -32,10 +35,10 @@ type EndpointOptions struct {
 	// for Listen, with the address being dialled for Connect, and with the
 	// slave device path (such as /dev/pts/5) for ServePTY. Optional.
 	Ready func(addr string)
-	// Logf receives one line per connection event: a debugger attached,
+	// Logger receives one line per connection event: a debugger attached,
 	// was replaced, went away (with the link counters of that connection),
 	// and dial failures. Optional; nil keeps the endpoint quiet.
-	Logf func(format string, args ...any)
+	Logger *slog.Logger
 	// RedialMin and RedialMax bound Connect's back-off between attempts
 	// (defaults 100ms and 5s). The delay doubles after every failed or
 	// short-lived connection.
@@ -71,11 +74,7 @@ func (o *EndpointOptions) ready(addr string) {
 	}
 }
 
-func (o *EndpointOptions) logf(format string, args ...any) {
-	if o.Logf != nil {
-		o.Logf(format, args...)
-	}
-}
+func (o *EndpointOptions) log() *slog.Logger { return logx.OrDiscard(o.Logger) }
 
 // ParseEndpoint splits an endpoint written as "unix:PATH", "tcp:HOST:PORT",
 // "pty" or "serial:DEVICE[,baud=N]" into a network (NetworkUnix,
@@ -195,16 +194,16 @@ func Listen(ctx context.Context, t *Target, network, address string, opts Endpoi
 			// Out of file descriptors and the like: back off and retry,
 			// as net/http does.
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			opts.logf("accept on %s: %v; retrying in %v", name, err, delay)
+			opts.log().Warn("accept failed; retrying", "endpoint", name, logx.Err(err), "retry_in", delay)
 			if !sleepCtx(ctx, delay) {
 				return nil
 			}
 			continue
 		}
 		delay = 0
-		peer := peerName(network, c, name)
+		peer := peerName(network, c)
 		if cur != nil && !cur.finished() {
-			opts.logf("debugger connection from %s replaces the one from %s", peer, cur.peer)
+			opts.log().Info("debugger connection replaces the previous one", "peer", peer, "previous_peer", cur.peer)
 		}
 		if cur != nil {
 			cur.stop()
@@ -213,12 +212,14 @@ func Listen(ctx context.Context, t *Target, network, address string, opts Endpoi
 	}
 }
 
-// peerName names the far end of an accepted connection for log lines.
-func peerName(network string, c net.Conn, local string) string {
-	if a := c.RemoteAddr(); a != nil && a.String() != "" && a.String() != "@" {
-		return network + ":" + a.String()
+// peerName names the far end of an accepted connection for log lines:
+// its address, or for a unix socket the peer's credentials and the
+// socket's path (never "@").
+func peerName(network string, c net.Conn) string {
+	if network == NetworkUnix {
+		return logx.Peer(c)
 	}
-	return local
+	return network + ":" + logx.Peer(c)
 }
 
 // removeStaleSocket deletes a socket file left at path by an earlier run.
@@ -300,14 +301,14 @@ func (s *session) stop() {
 func serveOne(ctx context.Context, t *Target, conn io.ReadWriteCloser, peer string, opts *EndpointOptions) {
 	before := t.Stats()
 	start := time.Now()
-	opts.logf("debugger connected: %s", peer)
+	opts.log().Info("debugger connected", "peer", peer)
 	err := t.Serve(ctx, conn)
 	conn.Close()
 	after := t.Stats()
 	if err != nil {
-		opts.logf("debugger %s: serving stopped: %v", peer, err)
+		opts.log().Info("debugger connection: serving stopped", "peer", peer, logx.Err(err))
 	}
-	opts.logf("debugger disconnected: %s after %v; %s", peer, time.Since(start).Round(time.Millisecond), statsDelta(before, after))
+	opts.log().Info("debugger disconnected", "peer", peer, logx.Round("after", time.Since(start)), "stats", statsDelta(before, after))
 }
 
 // statsDelta describes what happened on one connection.
@@ -351,7 +352,7 @@ func Connect(ctx context.Context, t *Target, network, address string, opts Endpo
 			if ctx.Err() != nil {
 				return nil
 			}
-			opts.logf("connect %s (attempt %d): %v; retrying in %v", name, attempt, err, delay)
+			opts.log().Info("connect failed; retrying", "endpoint", name, "attempt", attempt, logx.Err(err), "retry_in", delay)
 		} else {
 			attempt = 0
 			start := time.Now()
@@ -362,7 +363,7 @@ func Connect(ctx context.Context, t *Target, network, address string, opts Endpo
 			if time.Since(start) > opts.RedialMax {
 				delay = opts.RedialMin
 			}
-			opts.logf("connection to %s closed; dialling again in %v", name, delay)
+			opts.log().Info("connection closed; dialling again", "endpoint", name, "retry_in", delay)
 		}
 		if !sleepCtx(ctx, delay) {
 			return nil

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"kdsrv/internal/kdnet"
+	"kdsrv/internal/logx"
 )
 
 // ServeKDNET makes t a KDNET target of the debugger host cfg.Host, as
@@ -20,12 +21,12 @@ import (
 // ServeKDNET returns nil when ctx ends, and an error only if the endpoint
 // cannot be set up.
 //
-// opts.Ready receives "kdnet:HOST:PORT" (once); opts.Logf (unless
-// cfg.Logf is set) receives session events. Other EndpointOptions fields
+// opts.Ready receives "kdnet:HOST:PORT" (once); opts.Logger (unless
+// cfg.Logger is set) receives session events. Other EndpointOptions fields
 // are unused.
 func ServeKDNET(ctx context.Context, t *Target, cfg kdnet.TargetConfig, opts EndpointOptions) error {
-	if cfg.Logf == nil {
-		cfg.Logf = opts.Logf
+	if cfg.Logger == nil {
+		cfg.Logger = opts.Logger
 	}
 	if cfg.AckTimeout == 0 {
 		cfg.AckTimeout = t.cfg.AckTimeout
@@ -39,7 +40,7 @@ func ServeKDNET(ctx context.Context, t *Target, cfg kdnet.TargetConfig, opts End
 		if first {
 			opts.ready("kdnet:" + cfg.Host)
 		}
-		opts.logf("%s: boot %d: poking the host", ep, boot)
+		opts.log().Info("poking the host", "kdnet", ep.String(), "boot", boot)
 		before := t.Stats()
 		start := time.Now()
 		bctx, cancel := context.WithCancel(ctx)
@@ -53,7 +54,7 @@ func ServeKDNET(ctx context.Context, t *Target, cfg kdnet.TargetConfig, opts End
 		err = t.ServeEndpoint(bctx, ep)
 		cancel() // also ends the watcher above
 		ep.Close()
-		opts.logf("%s: stopped after %v; %d session(s); %s", ep, time.Since(start).Round(time.Millisecond), ep.NetStats().Sessions, statsDelta(before, t.Stats()))
+		opts.log().Info("KDNET endpoint stopped", "kdnet", ep.String(), logx.Round("after", time.Since(start)), "sessions", ep.NetStats().Sessions, "stats", statsDelta(before, t.Stats()))
 		if ctx.Err() != nil {
 			return nil
 		}

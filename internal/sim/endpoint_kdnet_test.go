@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -89,11 +90,11 @@ func TestServeKDNET(t *testing.T) {
 			PokeInterval: 100 * time.Millisecond,
 		}, EndpointOptions{
 			Ready: func(a string) { ready <- a },
-			Logf: func(f string, a ...any) {
+			Logger: slog.New(slog.NewTextHandler(writerFunc(func(p []byte) {
 				mu.Lock()
-				logs = append(logs, f)
+				logs = append(logs, string(p))
 				mu.Unlock()
-			},
+			}), nil)),
 		})
 	}()
 	if a := <-ready; a != "kdnet:"+addr {
@@ -115,7 +116,7 @@ func TestServeKDNET(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if s := strings.Join(logs, "\n"); !strings.Contains(s, "session") || !strings.Contains(s, "stopped after") {
+	if s := strings.Join(logs, "\n"); !strings.Contains(s, "session") || !strings.Contains(s, "KDNET endpoint stopped") {
 		t.Fatalf("log %q", s)
 	}
 	if st := tgt.Stats(); st.Requests < 4 || st.StateChanges < 2 {
@@ -129,4 +130,12 @@ func TestServeKDNETBadHost(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "HOST:PORT") {
 		t.Fatalf("got %v", err)
 	}
+}
+
+// writerFunc is an io.Writer that hands each write to a function.
+type writerFunc func(p []byte)
+
+func (f writerFunc) Write(p []byte) (int, error) {
+	f(p)
+	return len(p), nil
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"kdsrv/internal/logx"
 	"kdsrv/internal/serial"
 )
 
@@ -78,7 +79,7 @@ func ServeSerial(ctx context.Context, t *Target, device string, baud int, opts E
 			delay = opts.RedialMin
 		}
 		for {
-			opts.logf("%s: the device stopped working; opening it again in %v", name, delay)
+			opts.log().Warn("the device stopped working; opening it again", "endpoint", name, "retry_in", delay)
 			if !sleepCtx(ctx, delay) {
 				return nil
 			}
@@ -87,7 +88,7 @@ func ServeSerial(ctx context.Context, t *Target, device string, baud int, opts E
 			if err == nil {
 				break
 			}
-			opts.logf("%s: %v", name, err)
+			opts.log().Warn("cannot open the device", "endpoint", name, logx.Err(err))
 		}
 	}
 }

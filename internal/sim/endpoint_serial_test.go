@@ -82,7 +82,7 @@ func TestServeSerial(t *testing.T) {
 	var log logLines
 	addr, stop := startEndpoint(t, func(ctx context.Context, o EndpointOptions) error {
 		return ServeSerial(ctx, tgt, slave, 115200, o)
-	}, EndpointOptions{Logf: log.logf, RedialMin: 10 * time.Millisecond, RedialMax: 20 * time.Millisecond})
+	}, EndpointOptions{Logger: log.logger(), RedialMin: 10 * time.Millisecond, RedialMax: 20 * time.Millisecond})
 	if want := "serial:" + slave + ",baud=115200"; addr != want {
 		t.Fatalf("Ready(%q); want %q", addr, want)
 	}

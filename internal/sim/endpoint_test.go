@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -68,17 +69,21 @@ func shortDir(t *testing.T) string {
 	return dir
 }
 
-// logLines collects EndpointOptions.Logf output.
+// logLines collects the lines of EndpointOptions.Logger.
 type logLines struct {
 	mu    sync.Mutex
 	lines []string
 }
 
-func (l *logLines) logf(format string, args ...any) {
+// Write takes one line (a slog handler writes each record at once).
+func (l *logLines) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+	l.lines = append(l.lines, string(p))
+	return len(p), nil
 }
+
+func (l *logLines) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
 
 func (l *logLines) count(substr string) int {
 	l.mu.Lock()
@@ -180,7 +185,7 @@ func TestListenUnixNewDebuggerReplacesOld(t *testing.T) {
 	var log logLines
 	addr, stop := startEndpoint(t, func(ctx context.Context, o EndpointOptions) error {
 		return Listen(ctx, tgt, NetworkUnix, path, o)
-	}, EndpointOptions{Logf: log.logf})
+	}, EndpointOptions{Logger: log.logger()})
 	if addr != "unix:"+path {
 		t.Fatalf("Ready(%q); want %q", addr, "unix:"+path)
 	}
@@ -343,7 +348,7 @@ func TestConnectRedials(t *testing.T) {
 	var log logLines
 	addr, _ := startEndpoint(t, func(ctx context.Context, o EndpointOptions) error {
 		return Connect(ctx, tgt, NetworkTCP, ln.Addr().String(), o)
-	}, EndpointOptions{Logf: log.logf, RedialMin: 10 * time.Millisecond, RedialMax: 50 * time.Millisecond})
+	}, EndpointOptions{Logger: log.logger(), RedialMin: 10 * time.Millisecond, RedialMax: 50 * time.Millisecond})
 	if addr != "tcp:"+ln.Addr().String() {
 		t.Fatalf("Ready(%q); want tcp:%s", addr, ln.Addr())
 	}
@@ -376,7 +381,7 @@ func TestConnectWaitsForListener(t *testing.T) {
 	var log logLines
 	startEndpoint(t, func(ctx context.Context, o EndpointOptions) error {
 		return Connect(ctx, tgt, NetworkUnix, path, o)
-	}, EndpointOptions{Logf: log.logf, RedialMin: 5 * time.Millisecond, RedialMax: 20 * time.Millisecond})
+	}, EndpointOptions{Logger: log.logger(), RedialMin: 5 * time.Millisecond, RedialMax: 20 * time.Millisecond})
 	// Nothing listens yet: the target keeps trying.
 	waitFor(t, "failed dials", func() bool { return log.count("retrying") >= 3 })
 	ln, err := net.Listen("unix", path)
@@ -424,7 +429,7 @@ func TestServePTY(t *testing.T) {
 	var log logLines
 	path, _ := startEndpoint(t, func(ctx context.Context, o EndpointOptions) error {
 		return ServePTY(ctx, tgt, o)
-	}, EndpointOptions{Logf: log.logf, PollInterval: 10 * time.Millisecond})
+	}, EndpointOptions{Logger: log.logger(), PollInterval: 10 * time.Millisecond})
 	if !strings.HasPrefix(path, "/dev/") {
 		t.Fatalf("Ready(%q); want a device path", path)
 	}

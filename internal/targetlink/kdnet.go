@@ -30,7 +30,7 @@ func openNet(ctx context.Context, t *spec.Target, allow *AllowList, opts Options
 		return nil, fmt.Errorf("target %s: %w", t, err)
 	}
 	cfg := kdnet.HostConfig{
-		Config: kdnet.Config{Key: key, Logf: opts.Logf},
+		Config: kdnet.Config{Key: key, Logger: opts.Logger},
 		Addr:   net.JoinHostPort(opts.KDNETBindHost, strconv.Itoa(t.NetPort)),
 	}
 	if t.TargetIP != "" {

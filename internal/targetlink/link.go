@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
@@ -53,9 +54,9 @@ type Options struct {
 	// empty means every interface, as a Windows debugger host does (the
 	// target is configured with one of this machine's addresses).
 	KDNETBindHost string
-	// Logf, if set, receives the events of KDNET links (sessions,
+	// Logger, if set, receives the events of KDNET links (sessions,
 	// datagrams failing authentication); lines never hold key material.
-	Logf func(format string, args ...any)
+	Logger *slog.Logger
 }
 
 // Open opens the target described by t and returns the host (debugger) end

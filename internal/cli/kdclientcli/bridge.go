@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -16,7 +16,7 @@ import (
 
 // runBridge serves local debuggers on endpoint ep until ctx ends or the
 // server connection ends.
-func runBridge(ctx context.Context, b *client.Bridge, ep string, stdout io.Writer, logger *log.Logger, runDone <-chan struct{}, runErr func() error) error {
+func runBridge(ctx context.Context, b *client.Bridge, ep string, stdout io.Writer, logger *slog.Logger, runDone <-chan struct{}, runErr func() error) error {
 	bctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
@@ -29,7 +29,7 @@ func runBridge(ctx context.Context, b *client.Bridge, ep string, stdout io.Write
 		}
 		defer ln.Close()
 		fmt.Fprintf(stdout, "kdclient: bridge ready on %s:%s (%s)\n", kind, ln.Addr(), attachHint(kind, ln.Addr()))
-		go func() { done <- b.Listen(bctx, ln, logger.Printf) }()
+		go func() { done <- b.Listen(bctx, ln, logger) }()
 	case "npipe":
 		// A named pipe on Windows (WinDbg: -k com:pipe,port=\\.\pipe\NAME),
 		// a unix socket in the pipe directory elsewhere.
@@ -39,7 +39,7 @@ func runBridge(ctx context.Context, b *client.Bridge, ep string, stdout io.Write
 		}
 		defer ln.Close()
 		fmt.Fprintf(stdout, "kdclient: bridge ready on npipe:%s (%s)\n", addr, ln.Addr())
-		go func() { done <- b.Listen(bctx, ln, logger.Printf) }()
+		go func() { done <- b.Listen(bctx, ln, logger) }()
 	case "pty":
 		path, serve, err := client.OpenBridgePTY()
 		if err != nil {

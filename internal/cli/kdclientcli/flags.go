@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"kdsrv/internal/discovery"
+	"kdsrv/internal/logx"
 	"kdsrv/internal/spec"
 )
 
@@ -26,7 +27,7 @@ type cliOptions struct {
 	qrPort     int
 	timeoutSet bool
 	dryRun     bool
-	verbose    bool
+	log        logx.Flags // -log-level, -log-format, -v
 
 	keepPartial bool
 
@@ -51,18 +52,18 @@ func (o *cliOptions) register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.browse, "browse", false, "with -QR: list servers announced on the local network")
 	fs.IntVar(&o.qrPort, "qr-port", discovery.DefaultPort, "with -QR: the host's discovery UDP port")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "parse and print -k, then exit")
-	fs.BoolVar(&o.verbose, "v", false, "verbose")
+	o.log.Register(fs)
 	fs.StringVar(&o.passwordFile, flagPasswordFile, "", "read the server password from the first line of FILE (mode 600)")
 	fs.StringVar(&o.kdnetKeyFile, flagKDNETKeyFile, "", "read the KDNET key of trans=@{net:...} from the first line of FILE (mode 600)")
 	fs.BoolVar(&o.insecureSendKDNETKey, flagInsecureKDNET, false, "send a KDNET key over a transport that does not encrypt (tcp, npipe, com)")
 	fs.BoolVar(&o.keepPartial, "keep-partial", false, "dump: keep what an interrupted or failed dump read, as FILE.partial")
 }
 
-// newFlagSet returns kdclient's flag set, writing errors and -h to stderr.
-func newFlagSet(o *cliOptions, stderr io.Writer) *flag.FlagSet {
+// newFlagSet returns kdclient's flag set, writing errors and -h to errOut.
+func newFlagSet(o *cliOptions, errOut io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("kdclient", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { io.WriteString(stderr, Usage+spec.ClientHelp) }
+	fs.SetOutput(errOut)
+	fs.Usage = func() { io.WriteString(fs.Output(), Usage+spec.ClientHelp) }
 	o.register(fs)
 	return fs
 }

@@ -4,19 +4,22 @@
 package kdclientcli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
 	"kdsrv/internal/client"
 	"kdsrv/internal/kd"
+	"kdsrv/internal/logx"
 	"kdsrv/internal/secret"
 	"kdsrv/internal/spec"
 	"kdsrv/internal/transport"
@@ -27,13 +30,27 @@ import (
 // process exit code: 0 success, 1 failure, 2 bad usage.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var o cliOptions
-	fs := newFlagSet(&o, stderr)
+	// With -json or -log-format json, every error is a JSON object too,
+	// even one about the flags.
+	jsonOut := logx.WantsJSON(args) || slices.Contains(args, "-json") || slices.Contains(args, "--json")
+	var flagErrs bytes.Buffer
+	errOut := stderr
+	if jsonOut {
+		errOut = &flagErrs
+	}
+	fs := newFlagSet(&o, errOut)
 	var pos []string
 	rest := args
 	for {
 		if err := fs.Parse(rest); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				if jsonOut {
+					_, _ = stderr.Write(flagErrs.Bytes()) // the help text itself
+				}
 				return 0
+			}
+			if jsonOut {
+				logx.Fatal(stderr, true, "kdclient", err.Error(), "kdclient -h shows the usage")
 			}
 			return 2
 		}
@@ -44,17 +61,34 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		pos = append(pos, rest[0])
 		rest = rest[1:]
 	}
+	jsonOut = o.json || o.log.JSON()
 	errf := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "kdclient: "+format+"\n", a...)
+		logx.Fatal(stderr, jsonOut, "kdclient", fmt.Sprintf(format, a...), "")
 		return 1
 	}
 	usage := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "kdclient: "+format+"\n(kdclient -h shows the usage)\n", a...)
+		logx.Fatal(stderr, jsonOut, "kdclient", fmt.Sprintf(format, a...), "kdclient -h shows the usage")
 		return 2
+	}
+	logger, err := o.log.New(stderr)
+	if err != nil {
+		return usage("%v", err)
+	}
+	// notice tells the user something on stderr: "kdclient: TEXT" for
+	// people, a log line when the output is JSON.
+	notice := func(level slog.Level, text string) {
+		if jsonOut {
+			logger.Log(context.Background(), level, text)
+			return
+		}
+		if level >= slog.LevelWarn {
+			text = "warning: " + text
+		}
+		fmt.Fprintf(stderr, "kdclient: %s\n", text)
 	}
 	if o.qr {
 		fs.Visit(func(f *flag.Flag) { o.timeoutSet = o.timeoutSet || f.Name == "timeout" })
-		return runQR(ctx, o, pos, stdout, stderr)
+		return runQR(ctx, o, pos, stdout, stderr, jsonOut)
 	}
 	if o.k == "" {
 		return usage("missing -k 'kdsrv:server=@{...},trans=@{...}'")
@@ -64,7 +98,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return usage("-k: %v", err)
 	}
 	for _, w := range c.Server.Warnings() {
-		fmt.Fprintf(stderr, "kdclient: warning: %s\n", w)
+		notice(slog.LevelWarn, w)
 	}
 	sec, err := resolveSecrets(c, o, os.Getenv, stderr)
 	if err != nil {
@@ -80,12 +114,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if o.listen != "" && len(pos) > 0 {
 		return usage("-listen runs a bridge; it does not take a command (%q)", pos[0])
 	}
-	logger := log.New(io.Discard, "", 0)
-	if o.verbose {
-		logger = log.New(stderr, "kdclient: ", log.LstdFlags)
-	}
 	copts := client.Options{TakeOver: o.takeover, Logger: logger, HandshakeTimeout: o.timeout,
-		OnNotice: func(n wire.Notice) { fmt.Fprintf(stderr, "kdclient: kdsrv: %s\n", n.Text) }}
+		OnNotice: func(n wire.Notice) { notice(slog.LevelInfo, "kdsrv: "+n.Text) }}
 
 	// Commands that need no target.
 	if len(pos) > 0 && pos[0] == "endpsrv" {
@@ -113,14 +143,20 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	octx, cancel := context.WithTimeout(ctx, o.timeout+5*time.Second)
 	sess, err := conn.Start(octx, c.Trans, client.SessionOptions{
 		ReadAhead: o.readahead,
-		OnState:   func(st wire.State) { fmt.Fprintf(stderr, "kdclient: target %s: %s\n", st.State, st.Text) },
+		OnState:   func(st wire.State) { notice(slog.LevelInfo, fmt.Sprintf("target %s: %s", st.State, st.Text)) },
 	})
 	cancel()
 	if err != nil {
 		return errf("%v", err)
 	}
 	defer sess.Close()
-	logger.Printf("opened %s on %s (session %d)", sess.Opened.Info, c.Server, sess.Opened.Session)
+	// A bridge runs for long and says what it serves; a command says
+	// it only when asked (-v).
+	openedLevel := slog.LevelDebug
+	if o.listen != "" {
+		openedLevel = slog.LevelInfo
+	}
+	logger.Log(ctx, openedLevel, "session opened", "server", c.Server.String(), "target", c.Trans.String(), "session", sess.Opened.Session, "info", sess.Opened.Info)
 	b := sess.Bridge
 	// sessionErr says why the session ended under us.
 	sessionErr := func() error {

@@ -9,12 +9,17 @@ import (
 	"time"
 
 	"kdsrv/internal/discovery"
+	"kdsrv/internal/logx"
 )
 
-func runQR(ctx context.Context, o cliOptions, pos []string, stdout, stderr io.Writer) int {
+func runQR(ctx context.Context, o cliOptions, pos []string, stdout, stderr io.Writer, jsonOut bool) int {
 	usage := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "kdclient: -QR: "+format+"\n(kdclient -h shows the usage)\n", a...)
+		logx.Fatal(stderr, jsonOut, "kdclient", "-QR: "+fmt.Sprintf(format, a...), "kdclient -h shows the usage")
 		return 2
+	}
+	fail := func(format string, a ...any) int {
+		logx.Fatal(stderr, jsonOut, "kdclient", fmt.Sprintf(format, a...), "")
+		return 1
 	}
 	if len(pos) > 1 {
 		return usage("give at most one host, got %q", pos)
@@ -33,7 +38,7 @@ func runQR(ctx context.Context, o cliOptions, pos []string, stdout, stderr io.Wr
 		if len(pos) > 0 {
 			return usage("-browse lists the whole local network; it takes no host (got %q)", pos[0])
 		}
-		return runBrowse(ctx, o, timeout, stdout, stderr)
+		return runBrowse(ctx, o, timeout, stdout, fail)
 	}
 	host := ""
 	if len(pos) == 1 {
@@ -46,8 +51,7 @@ func runQR(ctx context.Context, o cliOptions, pos []string, stdout, stderr io.Wr
 	}
 	res, err := discovery.Query(ctx, host, discovery.QueryOptions{Port: o.qrPort, Timeout: timeout})
 	if err != nil {
-		fmt.Fprintf(stderr, "kdclient: -QR: %v\n", err)
-		return 1
+		return fail("-QR: %v", err)
 	}
 	display := host
 	if display == "" || display == "." || strings.EqualFold(display, "localhost") {
@@ -59,8 +63,7 @@ func runQR(ctx context.Context, o cliOptions, pos []string, stdout, stderr io.Wr
 	if o.json {
 		b, err := discovery.FormatJSON(display, res.Lines)
 		if err != nil {
-			fmt.Fprintf(stderr, "kdclient: -QR: %v\n", err)
-			return 1
+			return fail("-QR: %v", err)
 		}
 		_, _ = stdout.Write(b)
 		return 0
@@ -71,11 +74,10 @@ func runQR(ctx context.Context, o cliOptions, pos []string, stdout, stderr io.Wr
 
 // runBrowse lists the servers announced on the local network by multicast
 // DNS, one line per transport.
-func runBrowse(ctx context.Context, o cliOptions, timeout time.Duration, stdout, stderr io.Writer) int {
+func runBrowse(ctx context.Context, o cliOptions, timeout time.Duration, stdout io.Writer, fail func(string, ...any) int) int {
 	res, err := discovery.Browse(ctx, timeout)
 	if err != nil {
-		fmt.Fprintf(stderr, "kdclient: -QR -browse: %v\n", err)
-		return 1
+		return fail("-QR -browse: %v", err)
 	}
 	if o.json {
 		if res == nil {
@@ -83,8 +85,7 @@ func runBrowse(ctx context.Context, o cliOptions, timeout time.Duration, stdout,
 		}
 		b, err := json.MarshalIndent(res, "", "  ")
 		if err != nil {
-			fmt.Fprintf(stderr, "kdclient: -QR -browse: %v\n", err)
-			return 1
+			return fail("-QR -browse: %v", err)
 		}
 		_, _ = stdout.Write(append(b, '\n'))
 		return 0

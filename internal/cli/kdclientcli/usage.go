@@ -77,7 +77,13 @@ Options:
   -keep-partial  dump: keep what an interrupted or failed dump read, as
                  FILE.partial (default: removed)
   -dry-run       parse and validate -k, print it normalised, and exit
-  -v             log connection events on standard error
+  -log-level L   what to log on standard error: debug, info (default),
+                 warn or error; at info a bridge logs its session and each
+                 debugger attaching and detaching
+  -log-format F  text (default) or json: one JSON object per line with
+                 time, level, msg and attributes. With -json or
+                 -log-format json, errors are JSON objects too
+  -v             the same as -log-level debug
 
 Secrets: password= and key= in -k are visible to every local user (ps,
 /proc/PID/cmdline) while kdclient runs, and kdclient warns about them; use

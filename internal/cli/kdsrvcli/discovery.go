@@ -2,8 +2,7 @@ package kdsrvcli
 
 import (
 	"fmt"
-	"io"
-	"log"
+	"log/slog"
 	"net"
 	"slices"
 	"strconv"
@@ -41,19 +40,19 @@ type discoveryConfig struct {
 // startDiscovery makes the server s, listening on the transports ts (in
 // -t order), discoverable. The returned stop (nil when there is nothing to
 // undo) ends it.
-func startDiscovery(cfg discoveryConfig, s *server.Server, ts []*spec.Transport, stderr io.Writer, logger *log.Logger) (func(), error) {
+func startDiscovery(cfg discoveryConfig, s *server.Server, ts []*spec.Transport, logger *slog.Logger) (func(), error) {
 	if cfg.qrPort < 0 || cfg.qrPort > 65535 {
 		return nil, fmt.Errorf("-%s %d is not a UDP port: give 1-65535, or 0 for no -QR responder", flagQRPort, cfg.qrPort)
 	}
 	lines, notices := discoveryLines(ts, s.Displays(), s.Addrs(), cfg.elevated)
 	for _, n := range notices {
-		fmt.Fprintf(stderr, "kdsrv: %s\n", n)
+		logger.Info(n)
 	}
 	if len(lines) == 0 {
 		return nil, nil
 	}
 	warn := func(format string, a ...any) {
-		fmt.Fprintf(stderr, "kdsrv: warning: "+format+"\n", a...)
+		logger.Warn(fmt.Sprintf(format, a...))
 	}
 	reg := &discovery.Registry{Dir: cfg.registry}
 	unregister, err := reg.Register(discovery.Server{Transports: lines})
@@ -61,25 +60,25 @@ func startDiscovery(cfg discoveryConfig, s *server.Server, ts []*spec.Transport,
 		warn("not discoverable by -QR: %v", err)
 		return nil, nil
 	}
-	logger.Printf("discoverable by -QR as %s", strings.Join(lines, ", "))
+	logger.Info("discoverable by -QR", "as", strings.Join(lines, ", "))
 	var responder *discovery.Responder
 	if cfg.qrPort != 0 {
 		addr := net.JoinHostPort(cfg.bindHost, strconv.Itoa(cfg.qrPort))
-		responder, err = discovery.StartResponder(reg, addr, discovery.ResponderOptions{Logf: logger.Printf})
+		responder, err = discovery.StartResponder(reg, addr, discovery.ResponderOptions{Logger: logger})
 		if err != nil {
 			warn("-QR queries will not be answered by this process: %v (another kdsrv on this host may still answer them)", err)
 		} else if !responder.Active() {
-			logger.Printf("-QR: UDP %s is held by another kdsrv; standing by to take it over", addr)
+			logger.Info("-QR: the UDP port is held by another kdsrv; standing by to take it over", "udp", addr)
 		}
 	}
 	var stopAnnounce func()
 	if !cfg.noMDNS {
 		ifaces, skip := announceInterfaces(cfg.bindHost)
 		if skip != "" {
-			logger.Printf("not announced by multicast DNS: %s", skip)
+			logger.Info("not announced by multicast DNS", "reason", skip)
 		} else {
 			stopAnnounce, err = discovery.Announce(discovery.AnnounceInfo{Port: firstTCPPort(ts, s.Addrs()), Lines: lines},
-				discovery.AnnounceOptions{Interfaces: ifaces, Logf: logger.Printf})
+				discovery.AnnounceOptions{Interfaces: ifaces, Logger: logger})
 			if err != nil {
 				warn("not announced on the local network: %v (start kdsrv with -%s to skip announcing)", err, flagNoMDNS)
 				stopAnnounce = nil

@@ -234,7 +234,7 @@ func TestMainDiscovery(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			res, err := discovery.Query(ctx, "127.0.0.1", discovery.QueryOptions{Port: port, Timeout: time.Second})
-			notice := "kdsrv: not discoverable by -QR: " + notElevatedNotice() + "\n"
+			notice := `msg="not discoverable by -QR: ` + notElevatedNotice() + `"`
 			if isElevated {
 				if err != nil {
 					t.Fatalf("query: %v\nkdsrv stderr:\n%s", err, stderr)

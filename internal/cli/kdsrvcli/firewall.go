@@ -2,7 +2,7 @@ package kdsrvcli
 
 import (
 	"context"
-	"io"
+	"log/slog"
 	"net"
 	"time"
 
@@ -15,7 +15,7 @@ import (
 // (in -t order) that asks for it. Like the original, the rule stays after
 // kdsrv exits; the message says how to remove it. Problems are warnings:
 // the server runs anyway.
-func startFirewall(ctx context.Context, e env, s *server.Server, ts []*spec.Transport, stderr io.Writer) {
+func startFirewall(ctx context.Context, e env, s *server.Server, ts []*spec.Transport, logger *slog.Logger) {
 	addrs := s.Addrs()
 	displays := s.Displays()
 	for i, t := range ts {
@@ -24,7 +24,7 @@ func startFirewall(ctx context.Context, e env, s *server.Server, ts []*spec.Tran
 		}
 		if t.Reverse() {
 			// A reverse server dials out: there is no inbound port to open.
-			io.WriteString(stderr, "kdsrv: IcfEnable for "+displays[i]+": nothing to open, kdsrv connects out to the client\n")
+			logger.Info("IcfEnable: nothing to open, kdsrv connects out to the client", "transport", displays[i])
 			continue
 		}
 		fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -42,9 +42,9 @@ func startFirewall(ctx context.Context, e env, s *server.Server, ts []*spec.Tran
 		}
 		cancel()
 		if err != nil {
-			io.WriteString(stderr, "kdsrv: warning: IcfEnable for "+displays[i]+": "+err.Error()+"\n")
+			logger.Warn("IcfEnable: "+err.Error(), "transport", displays[i])
 			continue
 		}
-		io.WriteString(stderr, "kdsrv: IcfEnable for "+displays[i]+": "+res.String()+"\n")
+		logger.Info("IcfEnable: "+res.String(), "transport", displays[i])
 	}
 }

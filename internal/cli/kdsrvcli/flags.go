@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"kdsrv/internal/discovery"
+	"kdsrv/internal/logx"
 	"kdsrv/internal/server"
 	"kdsrv/internal/spec"
 )
@@ -18,9 +19,9 @@ type options struct {
 	bind         string
 	dryRun       bool
 	allowEndpsrv bool
-	verbose      bool
 	cliconRetry  bool
 	passwordFile string
+	log          logx.Flags // -log-level, -log-format, -v
 
 	// Abuse limits and takeover policy (docs/security.md).
 	limits      server.Limits
@@ -54,18 +55,18 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.bind, "bind", "", "listen on this address only")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "parse and print every -t, then exit")
 	fs.BoolVar(&o.allowEndpsrv, "allow-endpsrv", false, "let clients stop the server")
-	fs.BoolVar(&o.verbose, "v", false, "verbose logging")
+	o.log.Register(fs)
 	fs.BoolVar(&o.cliconRetry, "clicon-retry", false, "reverse connections: keep retrying instead of exiting")
 	fs.IntVar(&o.qrPort, flagQRPort, discovery.DefaultPort, "UDP port of the -QR responder (0 = no responder)")
 	fs.StringVar(&o.registry, flagRegistry, "", "registry directory of discoverable servers (default "+discovery.DefaultDir()+")")
 	fs.BoolVar(&o.noMDNS, flagNoMDNS, false, "do not announce this server by multicast DNS")
 }
 
-// newFlagSet returns kdsrv's flag set, writing errors and -h to stderr.
-func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
+// newFlagSet returns kdsrv's flag set, writing errors and -h to errOut.
+func newFlagSet(o *options, errOut io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("kdsrv", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { io.WriteString(stderr, Usage+spec.ServerHelp) }
+	fs.SetOutput(errOut)
+	fs.Usage = func() { io.WriteString(fs.Output(), Usage+spec.ServerHelp) }
 	o.register(fs)
 	return fs
 }

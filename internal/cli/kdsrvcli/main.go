@@ -5,18 +5,20 @@
 package kdsrvcli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
 
 	"kdsrv/internal/discovery"
 	"kdsrv/internal/firewall"
+	"kdsrv/internal/logx"
 	"kdsrv/internal/secret"
 	"kdsrv/internal/server"
 	"kdsrv/internal/spec"
@@ -57,16 +59,38 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, e env) in
 		}
 	}
 	var o options
-	fs := newFlagSet(&o, stderr)
+	jsonOut := logx.WantsJSON(args)
+	var flagErrs bytes.Buffer
+	errOut := stderr
+	if jsonOut {
+		errOut = &flagErrs // re-written as JSON below
+	}
+	fs := newFlagSet(&o, errOut)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			if jsonOut {
+				_, _ = stderr.Write(flagErrs.Bytes()) // the help text itself
+			}
 			return 0
+		}
+		if jsonOut {
+			logx.Fatal(stderr, true, "kdsrv", err.Error(), "kdsrv -h shows the usage")
 		}
 		return 2
 	}
 	usage := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "kdsrv: "+format+"\n(kdsrv -h shows the usage)\n", a...)
+		logx.Fatal(stderr, jsonOut, "kdsrv", fmt.Sprintf(format, a...), "kdsrv -h shows the usage")
 		return 2
+	}
+	logger, err := o.log.New(stderr)
+	if err != nil {
+		return usage("%v", err)
+	}
+	// fatal reports what stopped kdsrv: "kdsrv: ERROR" for people, a
+	// JSON object with -log-format json.
+	fatal := func(err error) int {
+		logx.Fatal(stderr, jsonOut, "kdsrv", err.Error(), "")
+		return 1
 	}
 	if fs.NArg() > 0 {
 		return usage("unexpected argument %q", fs.Arg(0))
@@ -82,7 +106,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, e env) in
 		}
 		parsed = append(parsed, t)
 	}
-	if err := applyPasswordFile(parsed, o.passwordFile, stderr); err != nil {
+	if err := applyPasswordFile(parsed, o.passwordFile, logger); err != nil {
 		return usage("%v", err)
 	}
 	if o.limits.BackoffMax <= 0 {
@@ -97,7 +121,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, e env) in
 	}
 	for _, t := range parsed {
 		for _, w := range t.Warnings() {
-			fmt.Fprintf(stderr, "kdsrv: warning: %s: %s\n", t, w)
+			logger.Warn(w, "transport", t.String())
 		}
 	}
 	if o.dryRun {
@@ -105,10 +129,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, e env) in
 			fmt.Fprintln(stdout, t.String())
 		}
 		return 0
-	}
-	logger := log.New(io.Discard, "", 0)
-	if o.verbose {
-		logger = log.New(stderr, "kdsrv: ", log.LstdFlags)
 	}
 	s, err := server.New(server.Config{
 		Transports:    parsed,
@@ -120,19 +140,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, e env) in
 		TakeoverAny:   o.takeoverAny,
 		Ready: func(d string) {
 			if strings.Contains(d, "clicon=") {
+				logger.Info("connecting to the client", "transport", d)
 				fmt.Fprintf(stdout, "kdsrv: connecting to the client of %s\n", d)
 				return
 			}
+			logger.Info("listening", "transport", d)
 			fmt.Fprintf(stdout, "kdsrv: listening on %s\n", d)
 		},
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "kdsrv: %v\n", err)
-		return 1
+		return fatal(err)
 	}
 	if err := s.Listen(ctx); err != nil {
-		fmt.Fprintf(stderr, "kdsrv: %v\n", err)
-		return 1
+		return fatal(err)
 	}
 
 	// The optional parts start once every listener is open and before
@@ -145,7 +165,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, e env) in
 		}
 	}()
 	fail := func(part string, err error) int {
-		fmt.Fprintf(stderr, "kdsrv: %s: %v\n", part, err)
+		logx.Fatal(stderr, jsonOut, "kdsrv", part+": "+err.Error(), "")
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = s.Shutdown(sctx)
 		cancel()
@@ -157,14 +177,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, e env) in
 		noMDNS:   o.noMDNS,
 		bindHost: o.bind,
 		elevated: e.elevated(),
-	}, s, parsed, stderr, logger)
+	}, s, parsed, logger)
 	if err != nil {
 		return fail("discovery", err)
 	}
 	if stop != nil {
 		stops = append(stops, stop)
 	}
-	startFirewall(ctx, e, s, parsed, stderr)
+	startFirewall(ctx, e, s, parsed, logger)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.Serve() }()
@@ -177,15 +197,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, e env) in
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.Shutdown(sctx); err != nil {
-		fmt.Fprintf(stderr, "kdsrv: %v\n", err)
-		return 1
+		return fatal(err)
 	}
 	if result == nil {
 		result = <-serveErr
 	}
 	if result != nil && !errors.Is(result, server.ErrServerClosed) {
-		fmt.Fprintf(stderr, "kdsrv: %v\n", result)
-		return 1
+		return fatal(result)
 	}
 	return 0
 }
@@ -199,7 +217,7 @@ func transportOptions(bind string, o transport.Options) transport.Options {
 
 // applyPasswordFile gives every transport without password= the password
 // of -password-file, and warns once when a password is on the command line.
-func applyPasswordFile(ts []*spec.Transport, file string, stderr io.Writer) error {
+func applyPasswordFile(ts []*spec.Transport, file string, logger *slog.Logger) error {
 	onCommandLine := 0
 	for _, t := range ts {
 		if t.Password != "" {
@@ -207,7 +225,7 @@ func applyPasswordFile(ts []*spec.Transport, file string, stderr io.Writer) erro
 		}
 	}
 	if onCommandLine > 0 {
-		fmt.Fprintf(stderr, "kdsrv: %s\n", secret.CommandLineWarning("password in -t", "-"+flagPasswordFile+" FILE (mode 600)"))
+		logger.Warn(strings.TrimPrefix(secret.CommandLineWarning("password in -t", "-"+flagPasswordFile+" FILE (mode 600)"), "warning: "))
 	}
 	if file == "" {
 		return nil

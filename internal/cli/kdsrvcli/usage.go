@@ -70,7 +70,18 @@ Options:
   -no-mdns         do not announce this server on the local network by
                    multicast DNS (kdclient -QR -browse)
   -dry-run         parse and validate every -t, print each normalised, exit
-  -v               log client and target events on standard error
+  -log-level L      what to log on standard error: debug, info (default),
+                   warn or error. At info: listeners, each client connected,
+                   authenticated or refused (its address or, on a local
+                   pipe, its process; transport; reason), sessions opened,
+                   released and taken over, targets opened and lost, and
+                   shutdown; warnings for trouble such as failed accepts.
+                   Repeated lines are limited to a few a second, so a flood
+                   cannot fill a disk. Passwords and keys are never logged
+  -log-format F    text (default, also under a service manager) or json:
+                   one JSON object per line with time, level, msg and the
+                   event's attributes (session, target_id, from, ...)
+  -v               the same as -log-level debug
 
 Target links opened for clients take omitted settings from this machine's
 environment: _NT_DEBUG_PORT and _NT_DEBUG_BAUD_RATE (see the trans= forms
