@@ -2,7 +2,7 @@ package server
 
 import (
 	"context"
-	"log"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -84,7 +84,7 @@ func TestAttachScheduleOnTheClock(t *testing.T) {
 				}
 				s, err := New(Config{
 					Transports: []*spec.Transport{tr},
-					Logger:     log.New(&logs, "", 0),
+					Logger:     slog.New(slog.NewTextHandler(&logs, nil)),
 					OpenTarget: func(context.Context, *spec.Target, *targetlink.AllowList) (kd.Endpoint, error) {
 						a, z := net.Pipe()
 						go st.read(z)
