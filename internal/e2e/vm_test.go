@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -38,6 +39,42 @@ func TestVM(t *testing.T) {
 	t.Run("tcp", func(t *testing.T) {
 		vmTCPGroup(t, env)
 	})
+	t.Run("initfail", func(t *testing.T) {
+		vmInitFails(t, env)
+	})
+}
+
+// kdtarget as init that cannot serve (a device that does not exist) says
+// why on the console and powers the machine off, instead of exiting and
+// leaving the kernel to panic with "Attempted to kill init".
+func vmInitFails(t *testing.T, env *vmEnv) {
+	g := env.bootGuest(t, guestOpts{dir: shortDir(t), listen: "serial:/dev/kdsrv-none"})
+	ctx := ctxFor(t, vmBootTimeout)
+	c, err := g.dialSerial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	out, _ := io.ReadAll(c) // until QEMU exits or the time-out
+	text := string(out)
+	for _, want := range []string{
+		"serial:/dev/kdsrv-none",
+		"stopped with exit status 1 while running as init (process 1); powering the machine off",
+	} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("console lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "Attempted to kill init") {
+		t.Fatalf("the kernel panicked:\n%s", text)
+	}
+	select {
+	case <-g.exitedChan():
+	case <-ctx.Done():
+		t.Fatalf("QEMU still runs: the guest did not power off; console:\n%s", text)
+	}
 }
 
 // vmBuild is the Windows build the guests' kdtarget reports: it comes from

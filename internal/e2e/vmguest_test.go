@@ -124,7 +124,8 @@ type guestOpts struct {
 	dir     string // for the sockets: DIR/vm.sock (serial) and DIR/mon.qemu
 	tcp     bool   // serial on a TCP chardev server on 127.0.0.1 instead of DIR/vm.sock
 	waitOn  bool   // the serial chardev holds the guest until its first client (unix only)
-	args    string // kdtarget arguments after -listen serial:/dev/ttyS0
+	listen  string // kdtarget's -listen (default serial:/dev/ttyS0)
+	args    string // more kdtarget arguments
 	verbose bool   // the kernel prints its boot messages (no "quiet")
 }
 
@@ -168,7 +169,11 @@ func (g *guest) cmdline() string {
 	if !g.o.verbose {
 		s += " quiet"
 	}
-	return s + " -- -listen serial:/dev/ttyS0 " + g.o.args
+	listen := g.o.listen
+	if listen == "" {
+		listen = "serial:/dev/ttyS0"
+	}
+	return s + " -- -listen " + listen + " " + g.o.args
 }
 
 // start runs QEMU (again, after kill: on the same sockets and port).
@@ -248,6 +253,13 @@ func (g *guest) running() bool {
 	default:
 		return true
 	}
+}
+
+// exitedChan is closed when the current QEMU process has exited.
+func (g *guest) exitedChan() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.exited
 }
 
 // trans is the kdsrv trans=@{...} for the guest's serial port.
