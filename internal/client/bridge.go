@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"kdsrv/internal/kd"
+	"kdsrv/internal/kdtrace"
 	"kdsrv/internal/logx"
 	"kdsrv/internal/readahead"
 	"kdsrv/internal/wire"
@@ -102,6 +103,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			b.c.opts.Trace.Packet(kdtrace.HopServer, kdtrace.ToHost, kd.Packet{Type: kd.PacketType(pt), Payload: payload}, false)
 			if ra := b.readAhead(); ra != nil {
 				if push, err := ra.fromServer(pt, payload); err != nil {
 					return err
@@ -117,6 +119,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 			if err != nil {
 				continue
 			}
+			b.c.opts.Trace.Note(kdtrace.HopServer, kdtrace.ToHost, "state", fmt.Sprintf("%s: %s", st.State, st.Text))
 			if st.State == wire.StateReconnected {
 				// The target restarted (or its link was re-established and
 				// the server synchronised again): the stop the bridge
@@ -168,12 +171,12 @@ func (b *Bridge) fromServer(pt kd.PacketType, payload []byte) {
 	case kd.TypeFileIO:
 		if f, err := kd.DecodeFileIO(payload); err == nil && f.API == kd.APICreateFile {
 			r := kd.NewFileIORefusal(kd.APICreateFile)
-			_ = b.c.wc.SendKD(uint16(kd.TypeFileIO), r.Append(nil))
+			_ = b.sendKD(uint16(kd.TypeFileIO), r.Append(nil))
 		}
 	case kd.TypeDebugIO:
 		if d, err := kd.DecodeDebugIO(payload); err == nil && d.API == kd.APIGetString {
 			a := d.Answer(nil)
-			_ = b.c.wc.SendKD(uint16(kd.TypeDebugIO), a.Append(nil))
+			_ = b.sendKD(uint16(kd.TypeDebugIO), a.Append(nil))
 		}
 	}
 }
@@ -198,7 +201,13 @@ func (d *debugger) sendStateChange(sc []byte) error {
 // or ctx ends. It closes conn.
 func (b *Bridge) Serve(ctx context.Context, conn io.ReadWriteCloser) error {
 	dctx, cancel := context.WithCancel(ctx)
-	d := &debugger{l: kd.NewTargetLink(conn, kd.Config{}), ctx: dctx, cancel: cancel}
+	var lcfg kd.Config
+	if tr := b.c.opts.Trace; tr != nil {
+		lcfg.Trace, lcfg.Event, lcfg.Noise = tr.LinkHooks(kdtrace.HopDebugger, false)
+		tr.Note(kdtrace.HopDebugger, 0, "link", "debugger attached")
+		defer tr.Note(kdtrace.HopDebugger, 0, "link", "debugger detached")
+	}
+	d := &debugger{l: kd.NewTargetLink(conn, lcfg), ctx: dctx, cancel: cancel}
 	defer d.l.Close()
 	defer cancel()
 	b.mu.Lock()
@@ -250,6 +259,7 @@ func (b *Bridge) fromDebugger(d *debugger, m kd.Message) error {
 			// Already stopped: give this debugger the stop again.
 			return ignoreGone(d.sendStateChange(sc))
 		}
+		b.c.opts.Trace.Note(kdtrace.HopServer, kdtrace.ToTarget, "break-in", "")
 		return b.c.wc.Send(wire.TypeBreakIn, nil)
 	case kd.MsgReset:
 		d.mu.Lock()
@@ -271,15 +281,22 @@ func (b *Bridge) fromDebugger(d *debugger, m kd.Message) error {
 		}
 		if ra := b.readAhead(); ra != nil {
 			if reply, hint := ra.fromDebugger(p); reply != nil {
-				if err := b.c.wc.SendKD(readahead.PacketType, hint); err != nil {
+				b.c.opts.Trace.Note(kdtrace.HopDebugger, kdtrace.ToHost, "readahead-hit", "answered from data kdsrv read ahead")
+				if err := b.sendKD(readahead.PacketType, hint); err != nil {
 					return err
 				}
 				return ignoreGone(d.l.Send(d.ctx, kd.TypeStateManipulate, reply))
 			}
 		}
-		return b.c.wc.SendKD(uint16(p.Type), p.Payload)
+		return b.sendKD(uint16(p.Type), p.Payload)
 	}
 	return nil
+}
+
+// sendKD sends a KD packet to the server, tracing it.
+func (b *Bridge) sendKD(pt uint16, payload []byte) error {
+	b.c.opts.Trace.Packet(kdtrace.HopServer, kdtrace.ToTarget, kd.Packet{Type: kd.PacketType(pt), Payload: payload}, false)
+	return b.c.wc.SendKD(pt, payload)
 }
 
 // ignoreGone drops errors that only mean this debugger went away (its

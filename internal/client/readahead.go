@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"kdsrv/internal/kd"
+	"kdsrv/internal/kdtrace"
 	"kdsrv/internal/readahead"
 	"kdsrv/internal/wire"
 )
@@ -52,6 +53,7 @@ func (b *Bridge) EnableReadAhead(ctx context.Context) error {
 	b.mu.Unlock()
 	// Control skipped the KD packets that came before its reply (a halted
 	// target's state change): ask for the current state again.
+	b.c.opts.Trace.Note(kdtrace.HopServer, kdtrace.ToTarget, "reset", "the bridge asks for the target's state again")
 	return b.c.wc.Send(wire.TypeReset, nil)
 }
 

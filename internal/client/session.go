@@ -13,6 +13,7 @@ import (
 	"net"
 	"time"
 
+	"kdsrv/internal/kdtrace"
 	"kdsrv/internal/spec"
 	"kdsrv/internal/transport"
 	"kdsrv/internal/wire"
@@ -31,6 +32,10 @@ type Options struct {
 	TakeOver bool
 	// Logger receives notices (default slog.Default(), standard error).
 	Logger *slog.Logger
+	// Trace, if set, receives a decoded trace of the bridge's traffic with
+	// the server (bridge-server hop) and with local debuggers
+	// (debugger-bridge hop).
+	Trace *kdtrace.Tracer
 	// Dial replaces transport.Dial (tests, benchmarks).
 	Dial func(ctx context.Context, t *spec.Transport) (net.Conn, error)
 	// Keys caches password keys across dials (a bridge that reconnects
@@ -171,7 +176,16 @@ func (c *Conn) Close() error { return c.wc.Close() }
 
 // Open asks the server to open a target and waits for its answer.
 func (c *Conn) Open(ctx context.Context, t *spec.Target) (wire.Opened, error) {
-	if err := c.wc.Send(wire.TypeOpen, wire.EncodeOpen(wire.Open{Target: t.Canonical(), TakeOver: c.opts.TakeOver})); err != nil {
+	return c.open(ctx, t, wire.Open{Target: t.Canonical(), TakeOver: c.opts.TakeOver})
+}
+
+// Watch asks the server to open a target's console only (see Console).
+func (c *Conn) Watch(ctx context.Context, t *spec.Target) (wire.Opened, error) {
+	return c.open(ctx, t, wire.Open{Target: t.Canonical(), Watch: true})
+}
+
+func (c *Conn) open(ctx context.Context, t *spec.Target, o wire.Open) (wire.Opened, error) {
+	if err := c.wc.Send(wire.TypeOpen, wire.EncodeOpen(o)); err != nil {
 		return wire.Opened{}, err
 	}
 	stop := closeOnDone(ctx, c.wc)

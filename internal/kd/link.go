@@ -756,6 +756,17 @@ func (l *Link) Recv(ctx context.Context) (Message, error) {
 	}
 }
 
+// WriteRaw writes b on the line between packets, never inside one: what a
+// kernel's boot text or a firmware message on a shared serial port looks
+// like to the debugger (target role; the host's Config.Noise receives it).
+// b must not contain packet leaders ("0000", "iiii"); a host-role peer
+// takes it as noise.
+func (l *Link) WriteRaw(b []byte) error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	return l.writeLocked(b)
+}
+
 // SendBreakIn writes a break-in byte (host role).
 func (l *Link) SendBreakIn() error {
 	l.st.BreakInsSent.Add(1)

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"kdsrv/internal/kd"
+	"kdsrv/internal/kdtrace"
 	"kdsrv/internal/logx"
 	"kdsrv/internal/spec"
 	"kdsrv/internal/targetlink"
@@ -42,11 +44,12 @@ type client struct {
 	// refused counts KD packets refused from this client (for the log).
 	refused atomic.Uint64
 
-	mu      sync.Mutex
-	wc      *wire.Conn
-	tgt     *target
-	stopped bool
-	reason  wire.Code
+	mu       sync.Mutex
+	wc       *wire.Conn
+	tgt      *target
+	watching *watchState // a console watch (console.go)
+	stopped  bool
+	reason   wire.Code
 }
 
 func (s *Server) startClient(nc net.Conn, l *listener) {
@@ -228,15 +231,19 @@ func (c *client) run() {
 	})
 	cancel()
 	if err != nil {
+		result := connHandshakeFailed
 		if wrongPassword(err) {
+			result = connAuthFailed
 			c.endPreAuth(authFailed)
 		} else {
 			c.endPreAuth(authNone)
 		}
 		c.log().Info("client refused", "reason", err.Error())
+		s.metrics.connection(string(c.l.t.Proto), result)
 		return
 	}
 	c.endPreAuth(authOK)
+	s.metrics.connection(string(c.l.t.Proto), connAccepted)
 	c.mu.Lock()
 	c.wc = wc
 	stopped := c.stopped
@@ -250,6 +257,8 @@ func (c *client) run() {
 		auth = "password"
 	}
 	c.log().Info("client authenticated", "software", wc.PeerSoftware(), "auth", auth)
+	s.cfg.Trace.Note(kdtrace.HopServer, 0, "link", fmt.Sprintf("client %s connected (%s)", c, wc.PeerSoftware()))
+	defer s.cfg.Trace.Note(kdtrace.HopServer, 0, "link", fmt.Sprintf("client %s gone", c))
 	for {
 		f, err := wc.Recv()
 		if err != nil {
@@ -299,13 +308,16 @@ func (c *client) handle(f wire.Frame) error {
 		if err != nil {
 			return c.fail(wire.BadRequest, err.Error())
 		}
+		c.s.cfg.Trace.Packet(kdtrace.HopServer, kdtrace.ToTarget, kd.Packet{Type: kd.PacketType(pt), Payload: payload}, false)
 		return t.fromClient(c, pt, payload)
 	case wire.TypeBreakIn:
+		c.s.cfg.Trace.Note(kdtrace.HopServer, kdtrace.ToTarget, "break-in", "")
 		if t := c.target(); t != nil {
 			t.breakIn()
 		}
 		return nil
 	case wire.TypeReset:
+		c.s.cfg.Trace.Note(kdtrace.HopServer, kdtrace.ToTarget, "reset", "the client resynchronises: it asks for the target's state again")
 		if t := c.target(); t != nil {
 			t.resendState(c)
 		}
@@ -355,7 +367,10 @@ func (c *client) target() *target {
 }
 
 func (c *client) open(o wire.Open) error {
-	if c.target() != nil {
+	c.mu.Lock()
+	watching := c.watching != nil
+	c.mu.Unlock()
+	if c.target() != nil || watching {
 		return c.fail(wire.BadRequest, "a target is already open on this connection; detach first")
 	}
 	ts, err := spec.ParseTarget(o.Target)
@@ -370,6 +385,9 @@ func (c *client) open(o wire.Open) error {
 	}
 	if err := c.s.cfg.Allow.Check(ts); err != nil {
 		return c.refuseErr(wire.NotAllowed, err)
+	}
+	if o.Watch {
+		return c.watch(ts)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.OpenTimeout)
 	defer cancel()
@@ -389,6 +407,7 @@ func (c *client) open(o wire.Open) error {
 	c.mu.Lock()
 	c.tgt = t
 	c.mu.Unlock()
+	c.s.metrics.sessionOpened()
 	sess := c.s.nextSess.Add(1)
 	c.sess.Store(sess)
 	info := t.describe()
@@ -413,12 +432,14 @@ func (c *client) open(o wire.Open) error {
 }
 
 func (c *client) detach() {
+	c.unwatch()
 	c.opened.Store(false)
 	c.mu.Lock()
 	t := c.tgt
 	c.tgt = nil
 	c.mu.Unlock()
 	if t != nil {
+		c.s.metrics.sessionClosed()
 		t.release(c)
 	}
 }
@@ -438,6 +459,7 @@ func (c *client) sendKD(pt uint16, payload []byte) error {
 	if wc == nil {
 		return errors.New("no connection")
 	}
+	c.s.cfg.Trace.Packet(kdtrace.HopServer, kdtrace.ToHost, kd.Packet{Type: kd.PacketType(pt), Payload: payload}, false)
 	return wc.SendKD(pt, payload)
 }
 
@@ -456,6 +478,7 @@ func (c *client) sendState(st wire.StateCode, text string) {
 	wc := c.wc
 	c.mu.Unlock()
 	if wc != nil {
+		c.s.cfg.Trace.Note(kdtrace.HopServer, kdtrace.ToHost, "state", fmt.Sprintf("%s: %s", st, text))
 		_ = wc.Send(wire.TypeState, wire.EncodeState(wire.State{State: st, Text: text}))
 	}
 }

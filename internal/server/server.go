@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"kdsrv/internal/kd"
+	"kdsrv/internal/kdtrace"
 	"kdsrv/internal/spec"
 	"kdsrv/internal/targetlink"
 	"kdsrv/internal/transport"
@@ -76,6 +77,11 @@ type Config struct {
 	// session and target event, warnings for trouble (default
 	// slog.Default()).
 	Logger *slog.Logger
+	// Metrics turns on the Prometheus metrics that MetricsHandler serves.
+	Metrics bool
+	// Trace, if set, receives a decoded trace of every target link
+	// (server-target hop) and client connection (bridge-server hop).
+	Trace *kdtrace.Tracer
 	// Ready is called once per listener when it accepts connections, with
 	// its display form (e.g. "tcp:port=53:60").
 	Ready func(display string)
@@ -123,7 +129,9 @@ func (c *Config) setDefaults() {
 	if c.OpenTarget == nil {
 		opts := targetlink.Options{KDNETBindHost: c.KDNETBindHost, Logger: c.Logger}
 		c.OpenTarget = func(ctx context.Context, t *spec.Target, allow *targetlink.AllowList) (kd.Endpoint, error) {
-			return targetlink.Open(ctx, t, allow, opts)
+			o := opts
+			o.KD = linkHooks(ctx) // the target's trace, metrics and console hooks
+			return targetlink.Open(ctx, t, allow, o)
 		}
 	}
 }
@@ -143,6 +151,7 @@ type Server struct {
 	nextSess  atomic.Uint32
 	nextTgt   atomic.Uint32
 	shutdownC chan struct{} // closed when a client asked for shutdown
+	metrics   *metrics      // nil unless Config.Metrics
 
 	wg sync.WaitGroup // accept loops, clients, targets
 
@@ -200,7 +209,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		cfg.Allow = a
 	}
-	return &Server{
+	s := &Server{
 		cfg:       cfg,
 		clients:   make(map[*client]struct{}),
 		targets:   make(map[string]*target),
@@ -211,7 +220,11 @@ func New(cfg Config) (*Server, error) {
 		logLim:    newLogLimiter(cfg.Limits.LogPerSecond, cfg.Now),
 		refusers:  make(chan struct{}, maxRefusers),
 		done:      make(chan struct{}),
-	}, nil
+	}
+	if cfg.Metrics {
+		s.metrics = newMetrics(s)
+	}
+	return s, nil
 }
 
 // Listen opens every transport's listener. Nothing is served until Serve.

@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"kdsrv/internal/kd"
+	"kdsrv/internal/kdtrace"
 	"kdsrv/internal/logx"
 	"kdsrv/internal/spec"
 	"kdsrv/internal/targetlink"
@@ -54,6 +56,21 @@ type target struct {
 	gen           uint64             // restarts of the target or its link: older packets are dropped
 	inflight      context.CancelFunc // cancels the packet being sent (writer)
 	needSync      bool               // packets were dropped unacknowledged: resynchronise at the next stop
+
+	// Observation (observe.go): resyncs seen, console bytes, the
+	// STATE_MANIPULATE call in flight for the latency histogram.
+	syncs        atomic.Uint64
+	consoleBytes atomic.Uint64
+	apiPending   kd.APINumber // under mu
+	apiSince     time.Time    // under mu
+	con          consoleBuf
+
+	// Console watchers (console.go). watchOpened: a watcher opened the
+	// link, so without the break-in and RESET of a debugger's open;
+	// needAttach (under mu): no debugger has opened it since.
+	watchOpened bool
+	needAttach  bool
+	attachReq   chan struct{} // a debugger asks the pump to synchronise
 }
 
 type outPacket struct {
@@ -199,6 +216,7 @@ func (s *Server) acquireTarget(ctx context.Context, c *client, ts *spec.Target, 
 		}
 		t.owner = c
 		t.mu.Unlock()
+		t.requestAttach()
 		return t, nil
 	}
 }
@@ -229,9 +247,9 @@ func (c *client) takenOver(t *target) {
 // placeholder is removed and waiters see t.err.
 func (t *target) open(ctx context.Context) error {
 	s := t.s
-	ep, err := s.cfg.OpenTarget(ctx, t.spec, s.cfg.Allow)
+	ep, err := s.cfg.OpenTarget(withLinkHooks(ctx, t.linkConfig()), t.spec, s.cfg.Allow)
 	if err == nil {
-		t.kdl = ep
+		t.kdl = t.observeEndpoint(ep)
 	}
 	if err != nil {
 		t.err = err
@@ -263,6 +281,7 @@ func (t *target) open(ctx context.Context) error {
 	}()
 	close(t.opening)
 	t.log().Info("target opened", "link", t.desc)
+	s.cfg.Trace.Note(kdtrace.HopTarget, 0, "link", fmt.Sprintf("target %s opened (%s)", t.spec, t.desc))
 	if s.isClosed() {
 		t.close() // Shutdown ran while the link was opening
 		return errors.New("the server is shutting down")
@@ -349,7 +368,9 @@ func (t *target) pump() {
 	}
 	var run *attachRun
 	if kdcom {
-		run = t.beginAttach(kl, "open")
+		if !t.consoleOnly() {
+			run = t.beginAttach(kl, "open")
+		}
 	} else {
 		t.setSynced()
 	}
@@ -377,11 +398,22 @@ func (t *target) pump() {
 			t.restarted("target reconnected", fmt.Sprintf("the link to target %s was re-established (%s); kdsrv cleared what it knew about the target and is synchronising with it again (break-in and RESET)", t.spec, t.desc))
 			if run != nil {
 				run.timer.Stop()
+				run = nil
 			}
-			run = t.beginAttach(kl, "reconnect")
+			if !t.consoleOnly() {
+				run = t.beginAttach(kl, "reconnect")
+			}
+		case <-t.attachReq:
+			// A debugger opened a link a console watcher opened.
+			if run == nil {
+				run = t.beginAttach(kl, "open")
+			}
 		case <-tick:
 			t.attachStep(kl, run, run.a.Tick())
 		case m := <-msgs:
+			if m.Kind == kd.MsgSync {
+				t.syncs.Add(1)
+			}
 			if run != nil {
 				if m.Kind == kd.MsgSync && run.why != "open" {
 					t.log().Info("target rebooted", "detail", "its debug link restarted (its first packet carries the sync bit)")
@@ -424,6 +456,7 @@ func (t *target) pump() {
 }
 
 func (t *target) fromTarget(p kd.Packet) {
+	t.apiReply(p)
 	if t.raFromTarget(p) {
 		return // the reply to the server's own prefetch
 	}
@@ -533,6 +566,7 @@ func (t *target) writer() {
 			t.dropped(p, wire.TargetUnavailable, "the target restarted, or its link was re-established, after it was sent")
 			continue
 		}
+		t.apiRequest(p.typ, p.payload)
 		var why string
 		var code wire.Code
 		for {
@@ -662,6 +696,7 @@ func (t *target) resendState(c *client) {
 // lost reports a failed target link to its owner.
 func (t *target) lost(err error) {
 	t.log().Warn("target lost", logx.Err(err))
+	t.s.cfg.Trace.Note(kdtrace.HopTarget, 0, "link", fmt.Sprintf("target %s: link lost: %v", t.spec, err))
 	if c := t.ownerClient(); c != nil {
 		c.sendState(wire.StateLost, err.Error())
 		c.mu.Lock()

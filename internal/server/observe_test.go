@@ -1,0 +1,499 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	kdclient "kdsrv/internal/client"
+	"kdsrv/internal/kd"
+	"kdsrv/internal/kdtrace"
+	"kdsrv/internal/logx"
+	"kdsrv/internal/spec"
+	"kdsrv/internal/targetlink"
+	"kdsrv/internal/wire"
+)
+
+// consoleTarget plays a kernel on a pipe: boot text on the line, a
+// breakpoint state change, answers to GetVersion and memory reads, and a
+// line of console text before each answer ("tick N"). It re-sends its
+// state change for a break-in or RESET.
+type consoleTarget struct {
+	mu    sync.Mutex
+	ticks int
+}
+
+func (ct *consoleTarget) run(ctx context.Context, l *kd.Link) {
+	sc := kd.StateChange{NewState: kd.StateException, NumberProcessors: 1, ProgramCounter: 0xfffff80000401000,
+		Exception: kd.ExceptionRecord64{ExceptionCode: 0x80000003, ExceptionAddress: 0xfffff80000401000, FirstChance: 1}}
+	scb := sc.Append(nil)
+	_ = l.WriteRaw([]byte("BOOTMGR: starting Windows\r\n"))
+	if l.Send(ctx, kd.TypeStateChange64, scb) != nil {
+		return
+	}
+	for {
+		m, err := l.Recv(ctx)
+		if err != nil {
+			return
+		}
+		switch m.Kind {
+		case kd.MsgBreakIn, kd.MsgReset, kd.MsgResend:
+			if l.Send(ctx, kd.TypeStateChange64, scb) != nil {
+				return
+			}
+			continue
+		case kd.MsgPacket:
+		default:
+			continue
+		}
+		req, err := kd.DecodeManipulate(m.Packet.Payload)
+		if m.Packet.Type != kd.TypeStateManipulate || err != nil {
+			continue
+		}
+		var rep kd.Manipulate
+		switch req.API {
+		case kd.APIGetVersion:
+			rep = req.Reply(0, nil)
+			rep.SetVersion(kd.Version{MinorVersion: 18362, ProtocolVersion: 6, MachineType: 0x8664, KernBase: 0xfffff80000400000})
+		case kd.APIReadVirtualMemory:
+			a := req.Memory()
+			rep = req.Reply(0, bytes.Repeat([]byte{0xcc}, int(a.Count)))
+			a.Actual = a.Count
+			rep.SetMemory(a)
+		default:
+			rep = req.Reply(0xC0000001, nil)
+		}
+		ct.mu.Lock()
+		ct.ticks++
+		n := ct.ticks
+		ct.mu.Unlock()
+		_ = l.WriteRaw([]byte("tick " + strconv.Itoa(n) + "\r\n"))
+		if l.Send(ctx, kd.TypeStateManipulate, rep.Append(nil)) != nil {
+			return
+		}
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// obsHarness is a kdsrv with a password, metrics and a trace, whose
+// target links are pipes to consoleTargets.
+type obsHarness struct {
+	srv      *Server
+	keys     *wire.KeyCache // one derivation per password for all clients
+	trace    *lockedBuffer
+	port     int
+	password string
+}
+
+func newObsHarness(t *testing.T) *obsHarness {
+	t.Helper()
+	h := &obsHarness{trace: &lockedBuffer{}, password: "S3cretPw77", keys: wire.NewKeyCache()}
+	tr, err := spec.ParseServerTransport("tcp:port=41000:48999,password=" + h.password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allow, err := targetlink.NewAllowList([]string{"/kdsim/*"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	cfg := Config{
+		Transports: []*spec.Transport{tr},
+		Allow:      allow,
+		// Generous: the password key derivation is slow under -race.
+		HandshakeTimeout: 30 * time.Second,
+		Logger:           logx.Discard(),
+		Metrics:          true,
+		Trace:            kdtrace.New(h.trace, kdtrace.Text),
+		OpenTarget: func(octx context.Context, ts *spec.Target, _ *targetlink.AllowList) (kd.Endpoint, error) {
+			a, z := net.Pipe()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				l := kd.NewTargetLink(z, kd.Config{})
+				defer l.Close()
+				(&consoleTarget{}).run(ctx, l)
+			}()
+			return kd.NewHostLink(simLink{a}, linkHooks(octx)), nil
+		},
+	}
+	cfg.Listen.BindHost = "127.0.0.1"
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Listen(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer scancel()
+		if err := s.Shutdown(sctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		<-served
+		cancel()
+		wg.Wait()
+	})
+	h.srv = s
+	h.port = s.Addrs()[0].(*net.TCPAddr).Port
+	return h
+}
+
+func (h *obsHarness) connect(t *testing.T, password, target string) *spec.Connect {
+	t.Helper()
+	c, err := spec.ParseConnect("kdsrv:server=@{tcp:server=127.0.0.1,port=" + strconv.Itoa(h.port) + ",password=" + password + "},trans=@{com:pipe,port=/kdsim/" + target + "}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// debugSession is a kdclient session with an in-process debugger attached
+// through the bridge, its bridge traced.
+type debugSession struct {
+	host   *kd.Host
+	trace  *lockedBuffer
+	finish func()
+}
+
+func (h *obsHarness) debug(t *testing.T, ctx context.Context, target string) *debugSession {
+	t.Helper()
+	c := h.connect(t, h.password, target)
+	ds := &debugSession{trace: &lockedBuffer{}}
+	conn, err := kdclient.Dial(ctx, c.Server, kdclient.Options{Logger: logx.Discard(), Keys: h.keys, Trace: kdtrace.New(ds.trace, kdtrace.Text)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Open(ctx, c.Trans); err != nil {
+		conn.Close()
+		t.Fatal(err)
+	}
+	b := kdclient.NewBridge(conn)
+	rctx, stopRun := context.WithCancel(context.Background())
+	runErr := make(chan error, 1)
+	go func() { runErr <- b.Run(rctx) }()
+	host, stopHost := b.Host(rctx, kd.Config{}, kd.HostOptions{})
+	var once sync.Once
+	ds.host = host
+	ds.finish = func() {
+		once.Do(func() {
+			stopHost()
+			dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = b.Detach(dctx)
+			cancel()
+			stopRun()
+			<-runErr
+			conn.Close()
+		})
+	}
+	t.Cleanup(ds.finish)
+	if _, err := host.Attach(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return ds
+}
+
+func scrape(t *testing.T, h http.Handler) map[string]float64 {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("/metrics is not Prometheus text: %v", err)
+	}
+	out := map[string]float64{}
+	for name, f := range fams {
+		for _, m := range f.GetMetric() {
+			key := name
+			for _, lp := range m.GetLabel() {
+				key += "," + lp.GetName() + "=" + lp.GetValue()
+			}
+			switch {
+			case m.GetCounter() != nil:
+				out[key] = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				out[key] = m.GetGauge().GetValue()
+			case m.GetHistogram() != nil:
+				out[key] = float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return out
+}
+
+// TestMetricsDuringSession: a Prometheus text parser reads the metrics
+// during a session and finds packets, the active session and the failed
+// authentication.
+func TestMetricsDuringSession(t *testing.T) {
+	h := newObsHarness(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	// One client with the wrong password.
+	bad := h.connect(t, "WrongPw", "m")
+	if _, err := kdclient.Dial(ctx, bad.Server, kdclient.Options{Logger: logx.Discard(), Keys: h.keys}); err == nil {
+		t.Fatal("a wrong password was accepted")
+	}
+	ds := h.debug(t, ctx, "m")
+	if _, err := ds.host.Version(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ds.host.ReadVirtual(ctx, 0xfffff80000401000, 16); err != nil {
+		t.Fatal(err)
+	}
+	got := scrape(t, h.srv.MetricsHandler())
+	for key, min := range map[string]float64{
+		"kdsrv_kd_packets_total,direction=to_target,type=state_manipulate": 2,
+		"kdsrv_kd_packets_total,direction=from_target,type=state_change64": 1,
+		"kdsrv_kd_bytes_total,direction=from_target,type=state_manipulate": 2 * (kd.HeaderSize + kd.ManipulateSize + 1),
+		"kdsrv_sessions_active":                                           1,
+		"kdsrv_auth_failures_total,transport=tcp":                         1,
+		"kdsrv_client_connections_total,result=auth_failed,transport=tcp": 1,
+		"kdsrv_client_connections_total,result=accepted,transport=tcp":    1,
+		"kdsrv_api_call_duration_seconds,api=GetVersion":                  1,
+		"kdsrv_api_call_duration_seconds,api=ReadVirtualMemory":           1,
+		"kdsrv_target_links,state=halted":                                 1,
+		"kdsrv_console_bytes_total,target=com:pipe,port=/kdsim/m":         1,
+	} {
+		v, ok := got[key]
+		if !ok {
+			keys := make([]string, 0, len(got))
+			for k := range got {
+				keys = append(keys, k)
+			}
+			t.Fatalf("no series %s; have:\n%s", key, strings.Join(keys, "\n"))
+		}
+		if v < min {
+			t.Errorf("%s = %v, want at least %v", key, v, min)
+		}
+	}
+	for k := range got {
+		if !strings.HasPrefix(k, "kdsrv_") {
+			t.Errorf("series %s is not prefixed kdsrv_", k)
+		}
+	}
+	ds.finish()
+	if v := scrape(t, h.srv.MetricsHandler())["kdsrv_sessions_active"]; v != 0 {
+		t.Errorf("kdsrv_sessions_active = %v after the session ended", v)
+	}
+}
+
+// TestTraceOnEveryHop: kdsrv's trace holds the decoded GetVersion, state
+// change and ReadVirtualMemory packets on the server-target and
+// bridge-server hops, and the bridge's trace holds them on the
+// bridge-server and debugger-bridge hops; no trace holds the password.
+func TestTraceOnEveryHop(t *testing.T) {
+	h := newObsHarness(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	ds := h.debug(t, ctx, "tr")
+	if _, err := ds.host.Version(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ds.host.ReadVirtual(ctx, 0xfffff80000401000, 16); err != nil {
+		t.Fatal(err)
+	}
+	ds.finish()
+	check := func(name, trace string, want []string) {
+		t.Helper()
+		for _, w := range want {
+			if !strings.Contains(trace, w) {
+				t.Errorf("%s trace has no %q:\n%s", name, w, trace)
+			}
+		}
+		if strings.Contains(trace, h.password) {
+			t.Errorf("%s trace holds the password", name)
+		}
+	}
+	srv := h.trace.String()
+	check("kdsrv", srv, []string{
+		"server-target target->server packet STATE_CHANGE64 id=0x80800800 len=240 cpu=0 reason=\"exception 0x80000003",
+		"server-target server->target packet STATE_MANIPULATE id=0x8080000",
+		"api=GetVersion",
+		"server-target target->server console len=27 text=\"BOOTMGR: starting Windows\\r\\n\"",
+		"server-target server->target packet STATE_MANIPULATE id=0x8080000", "api=ReadVirtualMemory cpu=0 addr=0xfffff80000401000 size=16",
+		"status=0x00000000 addr=0xfffff80000401000 size=16 actual=16",
+		"bridge-server bridge->server packet STATE_MANIPULATE len=56 api=GetVersion",
+		"bridge-server server->bridge packet STATE_CHANGE64 len=240",
+		"bridge-server server->bridge packet STATE_MANIPULATE len=72 api=ReadVirtualMemory",
+		"server-target link",
+	})
+	check("bridge", ds.trace.String(), []string{
+		"bridge-server server->bridge packet STATE_CHANGE64 len=240",
+		"bridge-server bridge->server packet STATE_MANIPULATE len=56 api=GetVersion",
+		"bridge-server server->bridge packet STATE_MANIPULATE len=72 api=ReadVirtualMemory",
+		"debugger-bridge debugger->bridge packet STATE_MANIPULATE id=0x8080000",
+		"debugger-bridge bridge->debugger packet STATE_CHANGE64 id=",
+		"debugger-bridge debugger->bridge break-in",
+		"debugger-bridge debugger->bridge reset RESET",
+	})
+}
+
+// TestConsoleWatcher: watchers see the backlog and live text the target
+// writes between KD packets while a debugger session on the same target
+// keeps working; a watcher neither owns nor disturbs the target.
+func TestConsoleWatcher(t *testing.T) {
+	h := newObsHarness(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c := h.connect(t, h.password, "con")
+
+	// The first watcher opens the link itself: no break-in, no RESET.
+	w1, err := kdclient.Dial(ctx, c.Server, kdclient.Options{Logger: logx.Discard(), Keys: h.keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w1.Close()
+	if _, err := w1.Watch(ctx, c.Trans); err != nil {
+		t.Fatal(err)
+	}
+	var got1, got2 lockedBuffer
+	watch := func(conn *kdclient.Conn, into *lockedBuffer) (stop func()) {
+		wctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			done <- conn.Console(wctx, func(e kdclient.ConsoleEvent) { into.Write(e.Data) })
+		}()
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("console: %v", err)
+			}
+		}
+	}
+	stop1 := watch(w1, &got1)
+	defer stop1()
+	waitText(t, &got1, "BOOTMGR: starting Windows\r\n")
+
+	// A debugger opens the same target (no takeover needed) and works.
+	ds := h.debug(t, ctx, "con")
+	// A second watcher joins during the session and gets the backlog.
+	w2, err := kdclient.Dial(ctx, c.Server, kdclient.Options{Logger: logx.Discard(), Keys: h.keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Close()
+	if _, err := w2.Watch(ctx, c.Trans); err != nil {
+		t.Fatal(err)
+	}
+	stop2 := watch(w2, &got2)
+	defer stop2()
+	for i := range 3 {
+		v, err := ds.host.Version(ctx)
+		if err != nil {
+			t.Fatalf("debugger call %d while watched: %v", i, err)
+		}
+		if v.MinorVersion != 18362 {
+			t.Fatalf("version %+v", v)
+		}
+		data, err := ds.host.ReadVirtual(ctx, 0xfffff80000401000, 32)
+		if err != nil || !bytes.Equal(data, bytes.Repeat([]byte{0xcc}, 32)) {
+			t.Fatalf("read while watched: %x, %v", data, err)
+		}
+	}
+	waitText(t, &got1, "tick 6\r\n")
+	waitText(t, &got2, "tick 6\r\n")
+	for _, g := range []*lockedBuffer{&got1, &got2} {
+		s := g.String()
+		if !strings.HasPrefix(s, "BOOTMGR: starting Windows\r\n") {
+			t.Errorf("watcher output does not start with the backlog: %q", s)
+		}
+		if strings.ContainsAny(s, "\x00") || strings.Contains(s, "0000") {
+			t.Errorf("packet bytes leaked into the console: %q", s)
+		}
+	}
+	// Nobody was refused for the target being in use, and the watchers
+	// did not disturb the session: no resends or retransmissions.
+	m := scrape(t, h.srv.MetricsHandler())
+	for k, v := range m {
+		if (strings.HasPrefix(k, "kdsrv_kd_retransmissions_total") || strings.HasPrefix(k, "kdsrv_kd_resends_total")) && v != 0 {
+			t.Errorf("%s = %v: the session was disturbed", k, v)
+		}
+	}
+	if m["kdsrv_sessions_active"] != 3 {
+		t.Errorf("kdsrv_sessions_active = %v, want 3 (a debugger and two watchers)", m["kdsrv_sessions_active"])
+	}
+}
+
+// TestConsoleWatchRefusals: a watch is checked like any open, and a
+// watcher cannot drive the target.
+func TestConsoleWatchRefusals(t *testing.T) {
+	h := newObsHarness(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c, err := spec.ParseConnect("kdsrv:server=@{tcp:server=127.0.0.1,port=" + strconv.Itoa(h.port) + ",password=" + h.password + "},trans=@{com:pipe,port=/elsewhere/x}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := kdclient.Dial(ctx, c.Server, kdclient.Options{Logger: logx.Discard(), Keys: h.keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Watch(ctx, c.Trans); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("watching a target outside -allow: %v", err)
+	}
+	c = h.connect(t, h.password, "r")
+	conn2, err := kdclient.Dial(ctx, c.Server, kdclient.Options{Logger: logx.Discard(), Keys: h.keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close()
+	if _, err := conn2.Watch(ctx, c.Trans); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn2.Wire().SendKD(uint16(kd.TypeStateManipulate), func() []byte { m := kd.NewGetVersion(); return m.Append(nil) }()); err != nil {
+		t.Fatal(err)
+	}
+	err = conn2.Console(ctx, func(kdclient.ConsoleEvent) {})
+	if code, ok := wire.ErrorCode(errors.Unwrap(err)); err == nil || (ok && code != wire.BadRequest) {
+		t.Fatalf("a watcher sending KD packets: %v", err)
+	}
+}
+
+func waitText(t *testing.T, b *lockedBuffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(b.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in %q", want, b.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
