@@ -400,6 +400,12 @@ func TestConsoleWatcher(t *testing.T) {
 	stop1 := watch(w1, &got1)
 	defer stop1()
 	waitText(t, &got1, "BOOTMGR: starting Windows\r\n")
+	// Give a wrong server a moment to break in or reset, then check it
+	// did neither: watching must not disturb the target.
+	time.Sleep(300 * time.Millisecond)
+	if tr := h.trace.String(); strings.Contains(tr, "server->target break-in") || strings.Contains(tr, "server->target reset") {
+		t.Fatalf("opening the link for a watcher broke in or reset the target:\n%s", tr)
+	}
 
 	// A debugger opens the same target (no takeover needed) and works.
 	ds := h.debug(t, ctx, "con")
