@@ -343,7 +343,7 @@ func TestTraceOnEveryHop(t *testing.T) {
 	}
 	srv := h.trace.String()
 	check("kdsrv", srv, []string{
-		"server-target target->server packet STATE_CHANGE64 id=0x80800800 len=240 cpu=0 reason=\"exception 0x80000003",
+		"server-target target->server packet STATE_CHANGE64 id=0x8080", "len=240 cpu=0 reason=\"exception 0x80000003 (first chance)",
 		"server-target server->target packet STATE_MANIPULATE id=0x8080000",
 		"api=GetVersion",
 		"server-target target->server console len=27 text=\"BOOTMGR: starting Windows\\r\\n\"",
