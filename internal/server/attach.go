@@ -83,12 +83,17 @@ func (t *target) attachStep(kl *kd.Link, r *attachRun, st kd.AttachStep) {
 	if st.NotResponding {
 		r.told = true
 		p := r.a.Policy()
-		msg := fmt.Sprintf("target %s does not answer break-in and RESET (%s in %v); check that it is running with debugging enabled and the link settings; kdsrv keeps trying, with a break-in every %v",
-			t.spec, r.a, time.Since(r.started).Round(10*time.Millisecond), p.SlowInterval)
-		if p.Resets == 0 {
-			msg = fmt.Sprintf("target %s does not answer break-in and RESET (%s in %v); check that it is running with debugging enabled and the link settings; kdsrv keeps trying (resets=0)",
-				t.spec, r.a, time.Since(r.started).Round(10*time.Millisecond))
+		var next string
+		switch {
+		case p.Resets == 0:
+			next = fmt.Sprintf("a break-in and a RESET every %v (resets=0)", p.Interval)
+		case p.Resets > 0:
+			next = fmt.Sprintf("a break-in every %v (the %d RESETs of resets=%d are used up)", p.SlowInterval, p.Resets, p.Resets)
+		default:
+			next = fmt.Sprintf("a break-in and a RESET every %v", p.SlowInterval)
 		}
+		msg := fmt.Sprintf("target %s does not answer break-in and RESET (%s in %v); check that it is running with debugging enabled and the link settings; kdsrv keeps trying, with %s",
+			t.spec, r.a, time.Since(r.started).Round(10*time.Millisecond), next)
 		t.log().Warn("target not responding", "detail", msg)
 		t.mu.Lock()
 		t.notResponding = msg
