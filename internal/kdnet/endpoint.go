@@ -59,11 +59,36 @@ type Config struct {
 	QueueLimit int
 	// WriteTimeout bounds each datagram write (default 2s).
 	WriteTimeout time.Duration
+	// ListenUDP opens the endpoint's socket on a local address (default:
+	// a real UDP socket). Tests give an in-memory network here, so that the
+	// timers run on testing/synctest's fake clock.
+	ListenUDP func(ctx context.Context, addr string) (PacketConn, error)
 	// Logger, if set, receives one line per notable event: a new session
 	// (info), the first and then periodic summaries of datagrams that
 	// failed authentication, send errors (warnings). Lines never contain
 	// key material.
 	Logger *slog.Logger
+}
+
+// PacketConn is the datagram socket an Endpoint owns: a *net.UDPConn, or
+// an in-memory stand-in in tests. After Close, reads fail with an error
+// that wraps net.ErrClosed.
+type PacketConn interface {
+	ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error)
+	WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
+	SetWriteDeadline(t time.Time) error
+	LocalAddr() net.Addr
+	Close() error
+}
+
+// listenUDP opens a real UDP socket on addr.
+func listenUDP(ctx context.Context, addr string) (PacketConn, error) {
+	var lc net.ListenConfig
+	pc, err := lc.ListenPacket(ctx, "udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return pc.(*net.UDPConn), nil
 }
 
 func (c *Config) setDefaults() error {
@@ -78,6 +103,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.ListenUDP == nil {
+		c.ListenUDP = listenUDP
 	}
 	return nil
 }
@@ -117,7 +145,7 @@ type netStats struct {
 type Endpoint struct {
 	role    kd.Role
 	cfg     Config
-	conn    *net.UDPConn
+	conn    PacketConn
 	local   netip.AddrPort
 	desc    string
 	ctlKey  [KeySize]byte
@@ -217,7 +245,7 @@ type loopState struct {
 	lastPoke time.Time
 }
 
-func newEndpoint(role kd.Role, cfg Config, conn *net.UDPConn) *Endpoint {
+func newEndpoint(role kd.Role, cfg Config, conn PacketConn) *Endpoint {
 	e := &Endpoint{
 		role:    role,
 		cfg:     cfg,

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"runtime"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"kdsrv/internal/kd"
+	"kdsrv/internal/testkit"
 )
 
 const testAck = 40 * time.Millisecond
@@ -47,6 +47,9 @@ func listenHost(t testing.TB, cfg HostConfig) *Endpoint {
 	if cfg.Key.IsZero() {
 		cfg.Key = testKey(t, "1.2.3.4")
 	}
+	if n := netOf(t); n != nil && cfg.ListenUDP == nil {
+		cfg.ListenUDP = n.listen
+	}
 	h, err := ListenHost(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +75,9 @@ func dialTarget(t testing.TB, host netip.AddrPort, cfg TargetConfig) *Endpoint {
 	if cfg.Key.IsZero() {
 		cfg.Key = testKey(t, "1.2.3.4")
 	}
+	if n := netOf(t); n != nil && cfg.ListenUDP == nil {
+		cfg.ListenUDP = n.listen
+	}
 	e, err := DialTarget(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -96,97 +102,88 @@ func recvPacket(ctx context.Context, t testing.TB, e *Endpoint) (p kd.Packet, ot
 	}
 }
 
-func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestSession: handshake, the resynchronisation Windows sees from WinDbg
 // (RESET, RESEND for the pseudo packet), and the id scheme in both
 // directions.
 func TestSession(t *testing.T) {
 	t.Parallel()
-	ctx := ctxFor(t, 20*time.Second)
-	host := listenHost(t, HostConfig{})
-	tgt := dialTarget(t, host.LocalAddr(), TargetConfig{})
+	bubble(t, func(t *testing.T) {
+		ctx := ctxFor(t, 20*time.Second)
+		host := listenHost(t, HostConfig{})
+		tgt := dialTarget(t, host.LocalAddr(), TargetConfig{})
 
-	// After the handshake the target hears the host's RESET (and the
-	// RESEND answering its pseudo packet), both with nothing pending.
-	seen := map[kd.MsgKind]bool{}
-	for !seen[kd.MsgReset] || !seen[kd.MsgResend] {
-		m, err := tgt.Recv(ctx)
-		if err != nil {
-			t.Fatalf("target saw %v, then %v", seen, err)
+		// After the handshake the target hears the host's RESET (and the
+		// RESEND answering its pseudo packet), both with nothing pending.
+		seen := map[kd.MsgKind]bool{}
+		for !seen[kd.MsgReset] || !seen[kd.MsgResend] {
+			m, err := tgt.Recv(ctx)
+			if err != nil {
+				t.Fatalf("target saw %v, then %v", seen, err)
+			}
+			seen[m.Kind] = true
 		}
-		seen[m.Kind] = true
-	}
 
-	var targetIDs []uint32
-	sc := bytes.Repeat([]byte{7}, 240)
-	if err := tgt.Send(ctx, kd.TypeStateChange64, sc); err != nil {
-		t.Fatal(err)
-	}
-	p, others := recvPacket(ctx, t, host)
-	if p.Type != kd.TypeStateChange64 || !bytes.Equal(p.Payload, sc) || len(others) != 0 {
-		t.Fatalf("host got %v (after %v)", p, others)
-	}
-	targetIDs = append(targetIDs, p.ID)
-	for i := range 3 {
-		req := []byte(fmt.Sprintf("request %d", i))
-		if err := host.Send(ctx, kd.TypeStateManipulate, req); err != nil {
+		var targetIDs []uint32
+		sc := bytes.Repeat([]byte{7}, 240)
+		if err := tgt.Send(ctx, kd.TypeStateChange64, sc); err != nil {
 			t.Fatal(err)
 		}
-		q, _ := recvPacket(ctx, t, tgt)
-		if want := HostInitialID + uint32(i)*IDStep; q.ID != want || !bytes.Equal(q.Payload, req) {
-			t.Fatalf("target got %v %q, want id %#x", q, q.Payload, want)
+		p, others := recvPacket(ctx, t, host)
+		if p.Type != kd.TypeStateChange64 || !bytes.Equal(p.Payload, sc) || len(others) != 0 {
+			t.Fatalf("host got %v (after %v)", p, others)
 		}
-		if err := tgt.Send(ctx, kd.TypeStateManipulate, []byte(fmt.Sprintf("reply %d", i))); err != nil {
-			t.Fatal(err)
+		targetIDs = append(targetIDs, p.ID)
+		for i := range 3 {
+			req := []byte(fmt.Sprintf("request %d", i))
+			if err := host.Send(ctx, kd.TypeStateManipulate, req); err != nil {
+				t.Fatal(err)
+			}
+			q, _ := recvPacket(ctx, t, tgt)
+			if want := HostInitialID + uint32(i)*IDStep; q.ID != want || !bytes.Equal(q.Payload, req) {
+				t.Fatalf("target got %v %q, want id %#x", q, q.Payload, want)
+			}
+			if err := tgt.Send(ctx, kd.TypeStateManipulate, []byte(fmt.Sprintf("reply %d", i))); err != nil {
+				t.Fatal(err)
+			}
+			r, _ := recvPacket(ctx, t, host)
+			if string(r.Payload) != fmt.Sprintf("reply %d", i) {
+				t.Fatalf("host got %q", r.Payload)
+			}
+			targetIDs = append(targetIDs, r.ID)
 		}
-		r, _ := recvPacket(ctx, t, host)
-		if string(r.Payload) != fmt.Sprintf("reply %d", i) {
-			t.Fatalf("host got %q", r.Payload)
+		for i := 1; i < len(targetIDs); i++ {
+			if targetIDs[i] != targetIDs[i-1]+IDStep {
+				t.Fatalf("target ids %#x do not grow by 2", targetIDs)
+			}
 		}
-		targetIDs = append(targetIDs, r.ID)
-	}
-	for i := 1; i < len(targetIDs); i++ {
-		if targetIDs[i] != targetIDs[i-1]+IDStep {
-			t.Fatalf("target ids %#x do not grow by 2", targetIDs)
+		if targetIDs[0]&1 != 0 {
+			t.Fatalf("target ids %#x are odd", targetIDs)
 		}
-	}
-	if targetIDs[0]&1 != 0 {
-		t.Fatalf("target ids %#x are odd", targetIDs)
-	}
-	hs, ts := host.Stats(), tgt.Stats()
-	if hs.PacketsSent != 3 || hs.PacketsReceived != 4 || ts.PacketsSent != 4 || ts.PacketsReceived != 3 {
-		t.Fatalf("host %+v\ntarget %+v", hs, ts)
-	}
-	if hs.Retransmits+ts.Retransmits+hs.Duplicates+ts.Duplicates != 0 {
-		t.Fatalf("retransmissions on a clean loopback: host %+v target %+v", hs, ts)
-	}
-	if hs.ResetsSent != 1 || ts.ResetsReceived != 1 || ts.ResetsSent != 1 || hs.ResendsSent != 1 {
-		t.Fatalf("resynchronisation: host %+v target %+v", hs, ts)
-	}
-	hn, tn := host.NetStats(), tgt.NetStats()
-	if hn.Sessions != 1 || tn.Sessions != 1 || hn.Rejected+tn.Rejected+hn.Stale+tn.Stale+hn.Malformed+tn.Malformed != 0 {
-		t.Fatalf("host %+v\ntarget %+v", hn, tn)
-	}
-	if s := host.String() + tgt.String(); strings.Contains(s, "1.2.3.4") {
-		t.Fatalf("description shows the key: %s", s)
-	}
+		hs, ts := host.Stats(), tgt.Stats()
+		if hs.PacketsSent != 3 || hs.PacketsReceived != 4 || ts.PacketsSent != 4 || ts.PacketsReceived != 3 {
+			t.Fatalf("host %+v\ntarget %+v", hs, ts)
+		}
+		if hs.Retransmits+ts.Retransmits+hs.Duplicates+ts.Duplicates != 0 {
+			t.Fatalf("retransmissions on a clean loopback: host %+v target %+v", hs, ts)
+		}
+		if hs.ResetsSent != 1 || ts.ResetsReceived != 1 || ts.ResetsSent != 1 || hs.ResendsSent != 1 {
+			t.Fatalf("resynchronisation: host %+v target %+v", hs, ts)
+		}
+		hn, tn := host.NetStats(), tgt.NetStats()
+		if hn.Sessions != 1 || tn.Sessions != 1 || hn.Rejected+tn.Rejected+hn.Stale+tn.Stale+hn.Malformed+tn.Malformed != 0 {
+			t.Fatalf("host %+v\ntarget %+v", hn, tn)
+		}
+		if s := host.String() + tgt.String(); strings.Contains(s, "1.2.3.4") {
+			t.Fatalf("description shows the key: %s", s)
+		}
+	})
 }
 
 // proxy is a UDP relay between a target and a host that can drop
 // datagrams. It can read them too: it knows the control key and derives
 // the data key from the responses it relays, as only a key holder can.
 type proxy struct {
-	front, back *net.UDPConn
+	front, back PacketConn
 	host        netip.AddrPort
 	spy         *spy
 	drop        func(toHost bool, d Datagram, ok bool) bool
@@ -199,14 +196,7 @@ type proxy struct {
 
 func newProxy(t testing.TB, host netip.AddrPort, key Key, drop func(toHost bool, d Datagram, ok bool) bool) *proxy {
 	t.Helper()
-	front, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	back, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-	if err != nil {
-		t.Fatal(err)
-	}
+	front, back := socket(t, "127.0.0.1:0"), socket(t, "127.0.0.1:0")
 	p := &proxy{front: front, back: back, host: host, spy: newSpy(t, key), drop: drop}
 	p.wg.Add(2)
 	go p.relay(true)
@@ -215,7 +205,7 @@ func newProxy(t testing.TB, host netip.AddrPort, key Key, drop func(toHost bool,
 	return p
 }
 
-func (p *proxy) addr() netip.AddrPort { return p.front.LocalAddr().(*net.UDPAddr).AddrPort() }
+func (p *proxy) addr() netip.AddrPort { return addrOf(p.front) }
 
 func (p *proxy) close() {
 	p.front.Close()
@@ -368,42 +358,44 @@ func TestTargetedLoss(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			ctx := ctxFor(t, 20*time.Second)
-			host := listenHost(t, HostConfig{})
-			var armed, dropped atomic.Bool
-			px := newProxy(t, host.LocalAddr(), testKey(t, "1.2.3.4"), func(toHost bool, d Datagram, ok bool) bool {
-				k, p := kdKind(d, ok)
-				if armed.Load() && toHost == tt.toHost && k == tt.kind && p.Type == tt.typ && !dropped.Load() {
-					dropped.Store(true)
-					return true
+			bubble(t, func(t *testing.T) {
+				ctx := ctxFor(t, 20*time.Second)
+				host := listenHost(t, HostConfig{})
+				var armed, dropped atomic.Bool
+				px := newProxy(t, host.LocalAddr(), testKey(t, "1.2.3.4"), func(toHost bool, d Datagram, ok bool) bool {
+					k, p := kdKind(d, ok)
+					if armed.Load() && toHost == tt.toHost && k == tt.kind && p.Type == tt.typ && !dropped.Load() {
+						dropped.Store(true)
+						return true
+					}
+					return false
+				})
+				tgt := dialTarget(t, px.addr(), TargetConfig{})
+				ectx, stop := context.WithCancel(ctx)
+				echoed := echoTarget(ectx, tgt)
+				defer func() {
+					stop()
+					<-echoed
+				}()
+				// One clean exchange first, so the session is settled.
+				exchange(ctx, t, host, "warm-up")
+				armed.Store(true)
+				exchange(ctx, t, host, "the one")
+				exchange(ctx, t, host, "after")
+				if !dropped.Load() {
+					t.Fatal("nothing was dropped")
 				}
-				return false
+				// Give late repeats time to arrive, then check that none
+				// was delivered.
+				time.Sleep(4 * testAck)
+				hs, ts := host.Stats(), tgt.Stats()
+				if err := tt.check(hs, ts); err != nil {
+					t.Fatalf("%v: host %+v target %+v", err, hs, ts)
+				}
+				if hs.PacketsReceived != 3 || ts.PacketsReceived != 3 {
+					t.Fatalf("delivered host %d target %d, want 3 each", hs.PacketsReceived, ts.PacketsReceived)
+				}
 			})
-			tgt := dialTarget(t, px.addr(), TargetConfig{})
-			ectx, stop := context.WithCancel(ctx)
-			echoed := echoTarget(ectx, tgt)
-			defer func() {
-				stop()
-				<-echoed
-			}()
-			// One clean exchange first, so the session is settled.
-			exchange(ctx, t, host, "warm-up")
-			armed.Store(true)
-			exchange(ctx, t, host, "the one")
-			exchange(ctx, t, host, "after")
-			if !dropped.Load() {
-				t.Fatal("nothing was dropped")
-			}
-			// Give late repeats time to arrive, then check that none
-			// was delivered.
-			time.Sleep(4 * testAck)
-			hs, ts := host.Stats(), tgt.Stats()
-			if err := tt.check(hs, ts); err != nil {
-				t.Fatalf("%v: host %+v target %+v", err, hs, ts)
-			}
-			if hs.PacketsReceived != 3 || ts.PacketsReceived != 3 {
-				t.Fatalf("delivered host %d target %d, want 3 each", hs.PacketsReceived, ts.PacketsReceived)
-			}
 		})
 	}
 }
@@ -424,38 +416,40 @@ func exchange(ctx context.Context, t testing.TB, host *Endpoint, s string) {
 // and in order, the handshake included.
 func TestRandomLoss(t *testing.T) {
 	t.Parallel()
-	ctx := ctxFor(t, 60*time.Second)
-	host := listenHost(t, HostConfig{})
-	var mu sync.Mutex
-	rng := rand.New(rand.NewPCG(1, 2))
-	var drops atomic.Int64
-	px := newProxy(t, host.LocalAddr(), testKey(t, "1.2.3.4"), func(bool, Datagram, bool) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		if rng.IntN(10) == 0 {
-			drops.Add(1)
-			return true
+	bubble(t, func(t *testing.T) {
+		ctx := ctxFor(t, 60*time.Second)
+		host := listenHost(t, HostConfig{})
+		var mu sync.Mutex
+		rng := rand.New(rand.NewPCG(1, 2))
+		var drops atomic.Int64
+		px := newProxy(t, host.LocalAddr(), testKey(t, "1.2.3.4"), func(bool, Datagram, bool) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			if rng.IntN(10) == 0 {
+				drops.Add(1)
+				return true
+			}
+			return false
+		})
+		tgt := dialTarget(t, px.addr(), TargetConfig{})
+		ectx, stop := context.WithCancel(ctx)
+		echoed := echoTarget(ectx, tgt)
+		defer func() {
+			stop()
+			<-echoed
+		}()
+		const n = 100
+		for i := range n {
+			exchange(ctx, t, host, fmt.Sprintf("call %d", i))
 		}
-		return false
+		hs, ts := host.Stats(), tgt.Stats()
+		if hs.PacketsReceived != n || ts.PacketsReceived != n {
+			t.Fatalf("delivered host %d target %d, want %d each", hs.PacketsReceived, ts.PacketsReceived, n)
+		}
+		if drops.Load() == 0 || hs.Retransmits+ts.Retransmits == 0 {
+			t.Fatalf("%d drops, host %+v target %+v", drops.Load(), hs, ts)
+		}
 	})
-	tgt := dialTarget(t, px.addr(), TargetConfig{})
-	ectx, stop := context.WithCancel(ctx)
-	echoed := echoTarget(ectx, tgt)
-	defer func() {
-		stop()
-		<-echoed
-	}()
-	const n = 100
-	for i := range n {
-		exchange(ctx, t, host, fmt.Sprintf("call %d", i))
-	}
-	hs, ts := host.Stats(), tgt.Stats()
-	if hs.PacketsReceived != n || ts.PacketsReceived != n {
-		t.Fatalf("delivered host %d target %d, want %d each", hs.PacketsReceived, ts.PacketsReceived, n)
-	}
-	if drops.Load() == 0 || hs.Retransmits+ts.Retransmits == 0 {
-		t.Fatalf("%d drops, host %+v target %+v", drops.Load(), hs, ts)
-	}
 }
 
 // TestTargetReboot: a target that comes back with a new client random and
@@ -463,228 +457,217 @@ func TestRandomLoss(t *testing.T) {
 // restarts its ids and the link works on.
 func TestTargetReboot(t *testing.T) {
 	t.Parallel()
-	ctx := ctxFor(t, 20*time.Second)
-	host := listenHost(t, HostConfig{})
-	tgt := dialTarget(t, host.LocalAddr(), TargetConfig{})
-	ectx, stop := context.WithCancel(ctx)
-	echoed := echoTarget(ectx, tgt)
-	exchange(ctx, t, host, "before")
-	exchange(ctx, t, host, "before 2")
-	stop()
-	<-echoed
-	tgt.Close()
+	bubble(t, func(t *testing.T) {
+		ctx := ctxFor(t, 20*time.Second)
+		host := listenHost(t, HostConfig{})
+		tgt := dialTarget(t, host.LocalAddr(), TargetConfig{})
+		ectx, stop := context.WithCancel(ctx)
+		echoed := echoTarget(ectx, tgt)
+		exchange(ctx, t, host, "before")
+		exchange(ctx, t, host, "before 2")
+		stop()
+		<-echoed
+		tgt.Close()
 
-	tgt2 := dialTarget(t, host.LocalAddr(), TargetConfig{})
-	m, err := host.Recv(ctx)
-	if err != nil || m.Kind != kd.MsgSync {
-		t.Fatalf("host: %v %v, want a sync", m.Kind, err)
-	}
-	if err := host.Send(ctx, kd.TypeStateManipulate, []byte("after")); err != nil {
-		t.Fatal(err)
-	}
-	p, _ := recvPacket(ctx, t, tgt2)
-	if p.ID != HostInitialID || string(p.Payload) != "after" {
-		t.Fatalf("rebooted target got %v %q", p, p.Payload)
-	}
-	if n := host.NetStats().Sessions; n != 2 {
-		t.Fatalf("host sessions %d", n)
-	}
+		tgt2 := dialTarget(t, host.LocalAddr(), TargetConfig{})
+		m, err := host.Recv(ctx)
+		if err != nil || m.Kind != kd.MsgSync {
+			t.Fatalf("host: %v %v, want a sync", m.Kind, err)
+		}
+		if err := host.Send(ctx, kd.TypeStateManipulate, []byte("after")); err != nil {
+			t.Fatal(err)
+		}
+		p, _ := recvPacket(ctx, t, tgt2)
+		if p.ID != HostInitialID || string(p.Payload) != "after" {
+			t.Fatalf("rebooted target got %v %q", p, p.Payload)
+		}
+		if n := host.NetStats().Sessions; n != 2 {
+			t.Fatalf("host sessions %d", n)
+		}
+	})
 }
 
 // TestHostRestart: the target's keep-alive pokes find a restarted host,
 // and a packet pending across the restart is delivered.
 func TestHostRestart(t *testing.T) {
 	t.Parallel()
-	ctx := ctxFor(t, 20*time.Second)
-	host := listenHost(t, HostConfig{})
-	addr := host.LocalAddr()
-	tgt := dialTarget(t, addr, TargetConfig{})
-	if err := tgt.Send(ctx, kd.TypeDebugIO, []byte("hello")); err != nil {
-		t.Fatal(err)
-	}
-	if p, _ := recvPacket(ctx, t, host); string(p.Payload) != "hello" {
-		t.Fatalf("got %q", p.Payload)
-	}
-	host.Close()
-
-	sent := make(chan error, 1)
-	go func() { sent <- tgt.Send(ctx, kd.TypeDebugIO, []byte("anyone there?")) }()
-	time.Sleep(3 * testAck)
-	host2 := listenHost(t, HostConfig{Addr: addr.String()})
-	p, others := recvPacket(ctx, t, host2)
-	if string(p.Payload) != "anyone there?" {
-		t.Fatalf("new host got %q", p.Payload)
-	}
-	for _, k := range others {
-		if k == kd.MsgSync {
-			t.Fatal("a fresh host reported a sync for its first session")
+	bubble(t, func(t *testing.T) {
+		ctx := ctxFor(t, 20*time.Second)
+		host := listenHost(t, HostConfig{})
+		addr := host.LocalAddr()
+		tgt := dialTarget(t, addr, TargetConfig{})
+		if err := tgt.Send(ctx, kd.TypeDebugIO, []byte("hello")); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if err := <-sent; err != nil {
-		t.Fatal(err)
-	}
-	if n := tgt.NetStats().Sessions; n != 2 {
-		t.Fatalf("target sessions %d, want 2", n)
-	}
+		if p, _ := recvPacket(ctx, t, host); string(p.Payload) != "hello" {
+			t.Fatalf("got %q", p.Payload)
+		}
+		host.Close()
+
+		sent := make(chan error, 1)
+		go func() { sent <- tgt.Send(ctx, kd.TypeDebugIO, []byte("anyone there?")) }()
+		time.Sleep(3 * testAck)
+		host2 := listenHost(t, HostConfig{Addr: addr.String()})
+		p, others := recvPacket(ctx, t, host2)
+		if string(p.Payload) != "anyone there?" {
+			t.Fatalf("new host got %q", p.Payload)
+		}
+		for _, k := range others {
+			if k == kd.MsgSync {
+				t.Fatal("a fresh host reported a sync for its first session")
+			}
+		}
+		if err := <-sent; err != nil {
+			t.Fatal(err)
+		}
+		if n := tgt.NetStats().Sessions; n != 2 {
+			t.Fatalf("target sessions %d, want 2", n)
+		}
+	})
 }
 
 // TestContactTarget: with a target address the host makes a silent target
 // poke at once (the target's own interval is an hour here).
 func TestContactTarget(t *testing.T) {
 	t.Parallel()
-	probe, err := net.ListenPacket("udp", "127.0.0.2:0")
-	if err != nil {
-		t.Skipf("127.0.0.2 is not usable here: %v", err)
-	}
-	probe.Close()
-	// A free port for both ends (KDNET uses the same port on each).
-	hostProbe, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := hostProbe.LocalAddr().(*net.UDPAddr).Port
-	hostProbe.Close()
-	hostAddr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
-	// The target starts first: its one poke goes nowhere.
-	tgt := dialTarget(t, hostAddr, TargetConfig{
-		Local:        fmt.Sprintf("127.0.0.2:%d", port),
-		PokeInterval: time.Hour,
+	bubble(t, func(t *testing.T) {
+		// Both ends use the same port, as KDNET does; on the in-memory
+		// network any address and port are free.
+		const port = 50000
+		hostAddr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
+		// The target starts first: its one poke goes nowhere.
+		tgt := dialTarget(t, hostAddr, TargetConfig{
+			Local:        fmt.Sprintf("127.0.0.2:%d", port),
+			PokeInterval: time.Hour,
+		})
+		testkit.WaitFor(t, "the first poke", func() bool { return tgt.NetStats().Pokes == 1 })
+		host := listenHost(t, HostConfig{
+			Addr:            hostAddr.String(),
+			Target:          netip.MustParseAddr("127.0.0.2"),
+			ContactInterval: 50 * time.Millisecond,
+		})
+		testkit.WaitFor(t, "a session", func() bool { return host.NetStats().Sessions == 1 })
+		if host.NetStats().Contacts == 0 || tgt.NetStats().Pokes < 2 {
+			t.Fatalf("host %+v target %+v", host.NetStats(), tgt.NetStats())
+		}
+		// Contacts stop once the target is found.
+		c := host.NetStats().Contacts
+		time.Sleep(200 * time.Millisecond)
+		if host.NetStats().Contacts != c {
+			t.Fatal("the host keeps contacting a target it has a session with")
+		}
+		// Datagrams from any other address are not even opened.
+		other := socket(t, "127.0.0.1:0")
+		other.WriteToUDPAddrPort([]byte("MDBG junk"), hostAddr)
+		testkit.WaitFor(t, "the foreign datagram", func() bool { return host.NetStats().Foreign == 1 })
 	})
-	waitFor(t, "the first poke", 2*time.Second, func() bool { return tgt.NetStats().Pokes == 1 })
-	host := listenHost(t, HostConfig{
-		Addr:            hostAddr.String(),
-		Target:          netip.MustParseAddr("127.0.0.2"),
-		ContactInterval: 50 * time.Millisecond,
-	})
-	waitFor(t, "a session", 5*time.Second, func() bool { return host.NetStats().Sessions == 1 })
-	if host.NetStats().Contacts == 0 || tgt.NetStats().Pokes < 2 {
-		t.Fatalf("host %+v target %+v", host.NetStats(), tgt.NetStats())
-	}
-	// Contacts stop once the target is found.
-	c := host.NetStats().Contacts
-	time.Sleep(200 * time.Millisecond)
-	if host.NetStats().Contacts != c {
-		t.Fatal("the host keeps contacting a target it has a session with")
-	}
-	// Datagrams from any other address are not even opened.
-	other, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	other.WriteToUDPAddrPort([]byte("MDBG junk"), hostAddr)
-	waitFor(t, "the foreign datagram", 2*time.Second, func() bool { return host.NetStats().Foreign == 1 })
 }
 
 // TestWrongKeyAndReplay: a target with another key gets no answer and
 // changes nothing; replayed authentic datagrams change nothing either.
 func TestWrongKeyAndReplay(t *testing.T) {
 	t.Parallel()
-	ctx := ctxFor(t, 20*time.Second)
-	var logs lockedBuffer
-	host := listenHost(t, HostConfig{Config: Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
-	wrong := dialTarget(t, host.LocalAddr(), TargetConfig{Config: Config{Key: testKey(t, "1.2.3.5")}, PokeInterval: 20 * time.Millisecond})
-	waitFor(t, "rejected pokes", 5*time.Second, func() bool { return host.NetStats().Rejected >= 5 })
-	if n := wrong.NetStats(); n.Received != 0 || n.Sessions != 0 {
-		t.Fatalf("the wrong-key target heard something: %+v", n)
-	}
-	if n := host.NetStats(); n.Sessions != 0 || n.Sent != 0 {
-		t.Fatalf("host answered a wrong key: %+v", n)
-	}
-	wrong.Close()
-	l := logs.String()
-	if !strings.Contains(l, "failed authentication") || strings.Contains(l, "1.2.3.") {
-		t.Fatalf("log: %q", l)
-	}
+	bubble(t, func(t *testing.T) {
+		ctx := ctxFor(t, 20*time.Second)
+		var logs lockedBuffer
+		host := listenHost(t, HostConfig{Config: Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
+		wrong := dialTarget(t, host.LocalAddr(), TargetConfig{Config: Config{Key: testKey(t, "1.2.3.5")}, PokeInterval: 20 * time.Millisecond})
+		testkit.WaitFor(t, "rejected pokes", func() bool { return host.NetStats().Rejected >= 5 })
+		if n := wrong.NetStats(); n.Received != 0 || n.Sessions != 0 {
+			t.Fatalf("the wrong-key target heard something: %+v", n)
+		}
+		if n := host.NetStats(); n.Sessions != 0 || n.Sent != 0 {
+			t.Fatalf("host answered a wrong key: %+v", n)
+		}
+		wrong.Close()
+		l := logs.String()
+		if !strings.Contains(l, "failed authentication") || strings.Contains(l, "1.2.3.") {
+			t.Fatalf("log: %q", l)
+		}
 
-	px := newProxy(t, host.LocalAddr(), testKey(t, "1.2.3.4"), nil)
-	tgt := dialTarget(t, px.addr(), TargetConfig{})
-	ectx, stop := context.WithCancel(ctx)
-	echoed := echoTarget(ectx, tgt)
-	defer func() {
-		stop()
-		<-echoed
-	}()
-	exchange(ctx, t, host, "one")
-	exchange(ctx, t, host, "two")
-	before, beforeNet := host.Stats(), host.NetStats()
+		px := newProxy(t, host.LocalAddr(), testKey(t, "1.2.3.4"), nil)
+		tgt := dialTarget(t, px.addr(), TargetConfig{})
+		ectx, stop := context.WithCancel(ctx)
+		echoed := echoTarget(ectx, tgt)
+		defer func() {
+			stop()
+			<-echoed
+		}()
+		exchange(ctx, t, host, "one")
+		exchange(ctx, t, host, "two")
+		before, beforeNet := host.Stats(), host.NetStats()
 
-	// Replay everything the target sent, from another socket.
-	px.mu.Lock()
-	replay := append([][]byte(nil), px.log...)
-	px.mu.Unlock()
-	r, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	for _, b := range replay {
-		r.WriteToUDPAddrPort(b, host.LocalAddr())
-	}
-	want := beforeNet.Stale + uint64(len(replay))
-	waitFor(t, "replays to be counted", 5*time.Second, func() bool { return host.NetStats().Stale >= want })
-	after, afterNet := host.Stats(), host.NetStats()
-	if after.PacketsReceived != before.PacketsReceived || afterNet.Sessions != 1 || afterNet.Sent != beforeNet.Sent {
-		t.Fatalf("a replay changed the state:\nbefore %+v %+v\nafter  %+v %+v", before, beforeNet, after, afterNet)
-	}
-	exchange(ctx, t, host, "three")
+		// Replay everything the target sent, from another socket.
+		px.mu.Lock()
+		replay := append([][]byte(nil), px.log...)
+		px.mu.Unlock()
+		r := socket(t, "127.0.0.1:0")
+		for _, b := range replay {
+			r.WriteToUDPAddrPort(b, host.LocalAddr())
+		}
+		want := beforeNet.Stale + uint64(len(replay))
+		testkit.WaitFor(t, "replays to be counted", func() bool { return host.NetStats().Stale >= want })
+		after, afterNet := host.Stats(), host.NetStats()
+		if after.PacketsReceived != before.PacketsReceived || afterNet.Sessions != 1 || afterNet.Sent != beforeNet.Sent {
+			t.Fatalf("a replay changed the state:\nbefore %+v %+v\nafter  %+v %+v", before, beforeNet, after, afterNet)
+		}
+		exchange(ctx, t, host, "three")
+	})
 }
 
 // TestJunkFlood: junk datagrams leave the session working, are counted,
 // and do not grow memory.
 func TestJunkFlood(t *testing.T) {
-	ctx := ctxFor(t, 60*time.Second)
-	host := listenHost(t, HostConfig{Config: Config{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}})
-	tgt := dialTarget(t, host.LocalAddr(), TargetConfig{Config: Config{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}})
-	ectx, stop := context.WithCancel(ctx)
-	echoed := echoTarget(ectx, tgt)
-	defer func() {
-		stop()
-		<-echoed
-	}()
-	exchange(ctx, t, host, "before")
+	bubble(t, func(t *testing.T) {
+		ctx := ctxFor(t, 60*time.Second)
+		host := listenHost(t, HostConfig{Config: Config{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}})
+		tgt := dialTarget(t, host.LocalAddr(), TargetConfig{Config: Config{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}})
+		ectx, stop := context.WithCancel(ctx)
+		echoed := echoTarget(ectx, tgt)
+		defer func() {
+			stop()
+			<-echoed
+		}()
+		exchange(ctx, t, host, "before")
 
-	var ms runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	heapBefore := ms.HeapAlloc
-	junk, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer junk.Close()
-	rng := rand.New(rand.NewPCG(3, 4))
-	buf := make([]byte, 2048)
-	const n = 20000
-	for i := range n {
-		size := MinDatagram + 16*rng.IntN(100)
-		if i%7 == 0 {
-			size = rng.IntN(len(buf))
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		heapBefore := ms.HeapAlloc
+		junk := socket(t, "127.0.0.1:0")
+		rng := rand.New(rand.NewPCG(3, 4))
+		buf := make([]byte, 2048)
+		const n = 20000
+		for i := range n {
+			size := MinDatagram + 16*rng.IntN(100)
+			if i%7 == 0 {
+				size = rng.IntN(len(buf))
+			}
+			b := buf[:size]
+			for j := range b {
+				b[j] = byte(rng.Uint32())
+			}
+			if len(b) >= 6 && i%3 != 0 {
+				copy(b, Magic)
+				b[5] = byte(i % 2)
+			}
+			junk.WriteToUDPAddrPort(b, host.LocalAddr())
+			if i%1000 == 0 {
+				exchange(ctx, t, host, fmt.Sprintf("during %d", i))
+			}
 		}
-		b := buf[:size]
-		for j := range b {
-			b[j] = byte(rng.Uint32())
+		exchange(ctx, t, host, "after")
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		if grow := int64(ms.HeapAlloc) - int64(heapBefore); grow > 8<<20 {
+			t.Fatalf("heap grew by %d bytes", grow)
 		}
-		if len(b) >= 6 && i%3 != 0 {
-			copy(b, Magic)
-			b[5] = byte(i % 2)
+		ns := host.NetStats()
+		if ns.Rejected == 0 || ns.Sessions != 1 {
+			t.Fatalf("host %+v", ns)
 		}
-		junk.WriteToUDPAddrPort(b, host.LocalAddr())
-		if i%1000 == 0 {
-			exchange(ctx, t, host, fmt.Sprintf("during %d", i))
-		}
-	}
-	exchange(ctx, t, host, "after")
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	if grow := int64(ms.HeapAlloc) - int64(heapBefore); grow > 8<<20 {
-		t.Fatalf("heap grew by %d bytes", grow)
-	}
-	ns := host.NetStats()
-	if ns.Rejected == 0 || ns.Sessions != 1 {
-		t.Fatalf("host %+v", ns)
-	}
-	t.Logf("%d junk datagrams sent, %d read and rejected", n, ns.Rejected)
+		t.Logf("%d junk datagrams sent, %d read and rejected", n, ns.Rejected)
+	})
 }
 
 // TestBreakIn: a break-in before the handshake is sent when the target
@@ -692,74 +675,78 @@ func TestJunkFlood(t *testing.T) {
 // stops once the state change arrives.
 func TestBreakIn(t *testing.T) {
 	t.Parallel()
-	ctx := ctxFor(t, 20*time.Second)
-	host := listenHost(t, HostConfig{})
-	if err := host.SendBreakIn(); err != nil {
-		t.Fatal(err)
-	}
-	tgt := dialTarget(t, host.LocalAddr(), TargetConfig{})
-	breaks := 0
-	for breaks < 2 {
-		m, err := tgt.Recv(ctx)
-		if err != nil {
+	bubble(t, func(t *testing.T) {
+		ctx := ctxFor(t, 20*time.Second)
+		host := listenHost(t, HostConfig{})
+		if err := host.SendBreakIn(); err != nil {
 			t.Fatal(err)
 		}
-		if m.Kind == kd.MsgBreakIn {
-			breaks++
+		tgt := dialTarget(t, host.LocalAddr(), TargetConfig{})
+		breaks := 0
+		for breaks < 2 {
+			m, err := tgt.Recv(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Kind == kd.MsgBreakIn {
+				breaks++
+			}
 		}
-	}
-	if err := tgt.Send(ctx, kd.TypeStateChange64, make([]byte, 240)); err != nil {
-		t.Fatal(err)
-	}
-	if p, _ := recvPacket(ctx, t, host); p.Type != kd.TypeStateChange64 {
-		t.Fatalf("got %v", p)
-	}
-	sent := host.Stats().BreakInsSent
-	time.Sleep(6 * testAck)
-	if got := host.Stats().BreakInsSent; got != sent || got > breakInRepeats {
-		t.Fatalf("break-ins sent: %d then %d", sent, got)
-	}
-	// Unanswered, the repeats stop at the bound.
-	if err := host.SendBreakIn(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the repeats to end", 5*time.Second, func() bool { return host.Stats().BreakInsSent == sent+breakInRepeats })
-	time.Sleep(4 * testAck)
-	if got := host.Stats().BreakInsSent; got != sent+breakInRepeats {
-		t.Fatalf("break-ins sent %d, want %d", got, sent+breakInRepeats)
-	}
-	if err := tgt.SendBreakIn(); err == nil {
-		t.Fatal("a target sent a break-in")
-	}
+		if err := tgt.Send(ctx, kd.TypeStateChange64, make([]byte, 240)); err != nil {
+			t.Fatal(err)
+		}
+		if p, _ := recvPacket(ctx, t, host); p.Type != kd.TypeStateChange64 {
+			t.Fatalf("got %v", p)
+		}
+		sent := host.Stats().BreakInsSent
+		time.Sleep(6 * testAck)
+		if got := host.Stats().BreakInsSent; got != sent || got > breakInRepeats {
+			t.Fatalf("break-ins sent: %d then %d", sent, got)
+		}
+		// Unanswered, the repeats stop at the bound.
+		if err := host.SendBreakIn(); err != nil {
+			t.Fatal(err)
+		}
+		testkit.WaitFor(t, "the repeats to end", func() bool { return host.Stats().BreakInsSent == sent+breakInRepeats })
+		time.Sleep(4 * testAck)
+		if got := host.Stats().BreakInsSent; got != sent+breakInRepeats {
+			t.Fatalf("break-ins sent %d, want %d", got, sent+breakInRepeats)
+		}
+		if err := tgt.SendBreakIn(); err == nil {
+			t.Fatal("a target sent a break-in")
+		}
+	})
 }
 
 // TestQueueBound: a host whose owner does not read stops acknowledging
 // at QueueLimit; the target retransmits until it reads.
 func TestQueueBound(t *testing.T) {
 	t.Parallel()
-	ctx := ctxFor(t, 20*time.Second)
-	host := listenHost(t, HostConfig{Config: Config{QueueLimit: 3}})
-	tgt := dialTarget(t, host.LocalAddr(), TargetConfig{})
-	done := make(chan error, 1)
-	go func() {
+	bubble(t, func(t *testing.T) {
+		ctx := ctxFor(t, 20*time.Second)
+		host := listenHost(t, HostConfig{Config: Config{QueueLimit: 3}})
+		tgt := dialTarget(t, host.LocalAddr(), TargetConfig{})
+		done := make(chan error, 1)
+		go func() {
+			for i := range 6 {
+				if err := tgt.Send(ctx, kd.TypeDebugIO, []byte{byte(i)}); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+		testkit.WaitFor(t, "a dropped packet", func() bool { return host.Stats().Dropped > 0 })
 		for i := range 6 {
-			if err := tgt.Send(ctx, kd.TypeDebugIO, []byte{byte(i)}); err != nil {
-				done <- err
-				return
+			p, _ := recvPacket(ctx, t, host)
+			if len(p.Payload) != 1 || p.Payload[0] != byte(i) {
+				t.Fatalf("packet %d: %v", i, p.Payload)
 			}
 		}
-		done <- nil
-	}()
-	waitFor(t, "a dropped packet", 5*time.Second, func() bool { return host.Stats().Dropped > 0 })
-	for i := range 6 {
-		p, _ := recvPacket(ctx, t, host)
-		if len(p.Payload) != 1 || p.Payload[0] != byte(i) {
-			t.Fatalf("packet %d: %v", i, p.Payload)
+		if err := <-done; err != nil {
+			t.Fatal(err)
 		}
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	})
 }
 
 func TestConfigErrors(t *testing.T) {

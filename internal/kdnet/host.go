@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"net"
 	"net/netip"
 	"time"
 
@@ -45,12 +44,11 @@ func ListenHost(ctx context.Context, cfg HostConfig) (*Endpoint, error) {
 	if cfg.ContactInterval <= 0 {
 		cfg.ContactInterval = DefaultContactInterval
 	}
-	var lc net.ListenConfig
-	pc, err := lc.ListenPacket(ctx, "udp", cfg.Addr)
+	pc, err := cfg.ListenUDP(ctx, cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("kdnet: listen on udp %s: %w; is another debugger or kdsrv using the port? choose another port=, or stop it", cfg.Addr, err)
 	}
-	e := newEndpoint(kd.RoleHost, cfg.Config, pc.(*net.UDPConn))
+	e := newEndpoint(kd.RoleHost, cfg.Config, pc)
 	e.desc = fmt.Sprintf("kdnet host udp/%d", e.local.Port())
 	if cfg.Target.IsValid() {
 		e.target = cfg.Target.Unmap()

@@ -3,12 +3,11 @@ package kdnet
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/netip"
 	"testing"
 	"time"
 
 	"kdsrv/internal/kd"
+	"kdsrv/internal/testkit"
 )
 
 // TestReplayedPokeAfterHostRestart is the case a fresh host cannot tell
@@ -18,53 +17,51 @@ import (
 // stale and answered with nothing.
 func TestReplayedPokeAfterHostRestart(t *testing.T) {
 	t.Parallel()
-	ctx := ctxFor(t, 20*time.Second)
-	host := listenHost(t, HostConfig{})
-	addr := host.LocalAddr()
+	bubble(t, func(t *testing.T) {
+		ctx := ctxFor(t, 20*time.Second)
+		host := listenHost(t, HostConfig{})
+		addr := host.LocalAddr()
 
-	// Boot 1 of the target, through a proxy that records its pokes.
-	px := newProxy(t, addr, testKey(t, "1.2.3.4"), nil)
-	old := dialTarget(t, px.addr(), TargetConfig{})
-	ectx, stop := context.WithCancel(ctx)
-	echoed := echoTarget(ectx, old)
-	exchange(ctx, t, host, "boot 1")
-	stop()
-	<-echoed
-	old.Close()
-	px.mu.Lock()
-	oldPoke := append([]byte(nil), px.log[0]...) // the first datagram of boot 1: its poke
-	px.mu.Unlock()
-
-	// kdsrv restarts; boot 2 of the target finds it.
-	host.Close()
-	host2 := listenHost(t, HostConfig{Addr: addr.String()})
-	tgt := dialTarget(t, addr, TargetConfig{})
-	ectx, stop = context.WithCancel(ctx)
-	echoed = echoTarget(ectx, tgt)
-	defer func() {
+		// Boot 1 of the target, through a proxy that records its pokes.
+		px := newProxy(t, addr, testKey(t, "1.2.3.4"), nil)
+		old := dialTarget(t, px.addr(), TargetConfig{})
+		ectx, stop := context.WithCancel(ctx)
+		echoed := echoTarget(ectx, old)
+		exchange(ctx, t, host, "boot 1")
 		stop()
 		<-echoed
-	}()
-	exchange(ctx, t, host2, "boot 2")
+		old.Close()
+		px.mu.Lock()
+		oldPoke := append([]byte(nil), px.log[0]...) // the first datagram of boot 1: its poke
+		px.mu.Unlock()
 
-	r, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	stale := host2.NetStats().Stale
-	if _, err := r.WriteToUDPAddrPort(oldPoke, addr); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the replayed poke to be counted", 5*time.Second, func() bool { return host2.NetStats().Stale > stale })
-	// Several of the live target's keep-alive pokes later, the session is
-	// still the live target's.
-	pokes := host2.NetStats().Pokes
-	waitFor(t, "keep-alive pokes", 5*time.Second, func() bool { return host2.NetStats().Pokes >= pokes+3 })
-	exchange(ctx, t, host2, "still boot 2")
-	if n := host2.NetStats().Sessions; n != 1 {
-		t.Fatalf("host sessions %d; the replayed poke started one", n)
-	}
+		// kdsrv restarts; boot 2 of the target finds it.
+		host.Close()
+		host2 := listenHost(t, HostConfig{Addr: addr.String()})
+		tgt := dialTarget(t, addr, TargetConfig{})
+		ectx, stop = context.WithCancel(ctx)
+		echoed = echoTarget(ectx, tgt)
+		defer func() {
+			stop()
+			<-echoed
+		}()
+		exchange(ctx, t, host2, "boot 2")
+
+		r := socket(t, "127.0.0.1:0")
+		stale := host2.NetStats().Stale
+		if _, err := r.WriteToUDPAddrPort(oldPoke, addr); err != nil {
+			t.Fatal(err)
+		}
+		testkit.WaitFor(t, "the replayed poke to be counted", func() bool { return host2.NetStats().Stale > stale })
+		// Several of the live target's keep-alive pokes later, the session is
+		// still the live target's.
+		pokes := host2.NetStats().Pokes
+		testkit.WaitFor(t, "keep-alive pokes", func() bool { return host2.NetStats().Pokes >= pokes+3 })
+		exchange(ctx, t, host2, "still boot 2")
+		if n := host2.NetStats().Sessions; n != 1 {
+			t.Fatalf("host sessions %d; the replayed poke started one", n)
+		}
+	})
 }
 
 // A packet the host sent to a target that then rebooted is not delivered
@@ -72,37 +69,39 @@ func TestReplayedPokeAfterHostRestart(t *testing.T) {
 // next packet goes to the new boot.
 func TestPendingPacketNotDeliveredAfterReboot(t *testing.T) {
 	t.Parallel()
-	ctx := ctxFor(t, 20*time.Second)
-	host := listenHost(t, HostConfig{})
-	tgt := dialTarget(t, host.LocalAddr(), TargetConfig{})
-	ectx, stop := context.WithCancel(ctx)
-	echoed := echoTarget(ectx, tgt)
-	exchange(ctx, t, host, "boot 1")
-	stop()
-	<-echoed
-	tgt.Close() // the target reboots; nothing answers for now
+	bubble(t, func(t *testing.T) {
+		ctx := ctxFor(t, 20*time.Second)
+		host := listenHost(t, HostConfig{})
+		tgt := dialTarget(t, host.LocalAddr(), TargetConfig{})
+		ectx, stop := context.WithCancel(ctx)
+		echoed := echoTarget(ectx, tgt)
+		exchange(ctx, t, host, "boot 1")
+		stop()
+		<-echoed
+		tgt.Close() // the target reboots; nothing answers for now
 
-	sctx, cancel := context.WithCancel(ctx)
-	sent := make(chan error, 1)
-	before := host.Stats().PacketsSent
-	go func() { sent <- host.Send(sctx, kd.TypeStateManipulate, []byte("for boot 1")) }()
-	waitFor(t, "the packet to be sent", 5*time.Second, func() bool { return host.Stats().PacketsSent > before })
-	tgt2 := dialTarget(t, host.LocalAddr(), TargetConfig{})
-	m, err := host.Recv(ctx)
-	if err != nil || m.Kind != kd.MsgSync {
-		t.Fatalf("host: %v %v, want a sync", m.Kind, err)
-	}
-	cancel() // what kdsrv does on a sync: drop what was meant for the old boot
-	if err := <-sent; err == nil {
-		t.Fatal("the packet for boot 1 was acknowledged by boot 2")
-	}
-	if err := host.Send(ctx, kd.TypeStateManipulate, []byte("for boot 2")); err != nil {
-		t.Fatal(err)
-	}
-	p, _ := recvPacket(ctx, t, tgt2)
-	if string(p.Payload) != "for boot 2" {
-		t.Fatalf("boot 2 got %q first", p.Payload)
-	}
+		sctx, cancel := context.WithCancel(ctx)
+		sent := make(chan error, 1)
+		before := host.Stats().PacketsSent
+		go func() { sent <- host.Send(sctx, kd.TypeStateManipulate, []byte("for boot 1")) }()
+		testkit.WaitFor(t, "the packet to be sent", func() bool { return host.Stats().PacketsSent > before })
+		tgt2 := dialTarget(t, host.LocalAddr(), TargetConfig{})
+		m, err := host.Recv(ctx)
+		if err != nil || m.Kind != kd.MsgSync {
+			t.Fatalf("host: %v %v, want a sync", m.Kind, err)
+		}
+		cancel() // what kdsrv does on a sync: drop what was meant for the old boot
+		if err := <-sent; err == nil {
+			t.Fatal("the packet for boot 1 was acknowledged by boot 2")
+		}
+		if err := host.Send(ctx, kd.TypeStateManipulate, []byte("for boot 2")); err != nil {
+			t.Fatal(err)
+		}
+		p, _ := recvPacket(ctx, t, tgt2)
+		if string(p.Payload) != "for boot 2" {
+			t.Fatalf("boot 2 got %q first", p.Payload)
+		}
+	})
 }
 
 // A replayed poke reaches the host while the live target has been quiet
@@ -111,43 +110,41 @@ func TestPendingPacketNotDeliveredAfterReboot(t *testing.T) {
 // is held off again and again.
 func TestReplayedPokeProbesQuietTarget(t *testing.T) {
 	t.Parallel()
-	ctx := ctxFor(t, 20*time.Second)
-	host := listenHost(t, HostConfig{})
-	addr := host.LocalAddr()
-	px := newProxy(t, addr, testKey(t, "1.2.3.4"), nil)
-	old := dialTarget(t, px.addr(), TargetConfig{PokeInterval: time.Hour})
-	waitFor(t, "the first session", 5*time.Second, func() bool { return host.NetStats().Sessions == 1 })
-	old.Close()
-	px.mu.Lock()
-	oldPoke := append([]byte(nil), px.log[0]...)
-	px.mu.Unlock()
+	bubble(t, func(t *testing.T) {
+		ctx := ctxFor(t, 20*time.Second)
+		host := listenHost(t, HostConfig{})
+		addr := host.LocalAddr()
+		px := newProxy(t, addr, testKey(t, "1.2.3.4"), nil)
+		old := dialTarget(t, px.addr(), TargetConfig{PokeInterval: time.Hour})
+		testkit.WaitFor(t, "the first session", func() bool { return host.NetStats().Sessions == 1 })
+		old.Close()
+		px.mu.Lock()
+		oldPoke := append([]byte(nil), px.log[0]...)
+		px.mu.Unlock()
 
-	host.Close()
-	host2 := listenHost(t, HostConfig{Addr: addr.String()})
-	tgt := dialTarget(t, addr, TargetConfig{PokeInterval: time.Hour})
-	ectx, stop := context.WithCancel(ctx)
-	echoed := echoTarget(ectx, tgt)
-	defer func() {
-		stop()
-		<-echoed
-	}()
-	exchange(ctx, t, host2, "boot 2")
-	r, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	for i := range 2 {
-		// Quiet for longer than a probe's grace, so the host must ask.
-		time.Sleep(probeGrace + 100*time.Millisecond)
-		pokes := tgt.NetStats().Pokes
-		if _, err := r.WriteToUDPAddrPort(oldPoke, addr); err != nil {
-			t.Fatal(err)
+		host.Close()
+		host2 := listenHost(t, HostConfig{Addr: addr.String()})
+		tgt := dialTarget(t, addr, TargetConfig{PokeInterval: time.Hour})
+		ectx, stop := context.WithCancel(ctx)
+		echoed := echoTarget(ectx, tgt)
+		defer func() {
+			stop()
+			<-echoed
+		}()
+		exchange(ctx, t, host2, "boot 2")
+		r := socket(t, "127.0.0.1:0")
+		for i := range 2 {
+			// Quiet for longer than a probe's grace, so the host must ask.
+			time.Sleep(probeGrace + 100*time.Millisecond)
+			pokes := tgt.NetStats().Pokes
+			if _, err := r.WriteToUDPAddrPort(oldPoke, addr); err != nil {
+				t.Fatal(err)
+			}
+			testkit.WaitFor(t, fmt.Sprintf("replay %d: the live target to answer the probe", i), func() bool { return tgt.NetStats().Pokes > pokes })
 		}
-		waitFor(t, fmt.Sprintf("replay %d: the live target to answer the probe", i), 5*time.Second, func() bool { return tgt.NetStats().Pokes > pokes })
-	}
-	exchange(ctx, t, host2, "still boot 2")
-	if n := host2.NetStats().Sessions; n != 1 {
-		t.Fatalf("host sessions %d; a replayed poke started one", n)
-	}
+		exchange(ctx, t, host2, "still boot 2")
+		if n := host2.NetStats().Sessions; n != 1 {
+			t.Fatalf("host sessions %d; a replayed poke started one", n)
+		}
+	})
 }

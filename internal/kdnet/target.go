@@ -51,12 +51,11 @@ func DialTarget(ctx context.Context, cfg TargetConfig) (*Endpoint, error) {
 	if cfg.Local == "" {
 		cfg.Local = ":0"
 	}
-	var lc net.ListenConfig
-	pc, err := lc.ListenPacket(ctx, "udp", cfg.Local)
+	pc, err := cfg.ListenUDP(ctx, cfg.Local)
 	if err != nil {
 		return nil, fmt.Errorf("kdnet: target: open the local udp socket %s: %w; choose another local address or port", cfg.Local, err)
 	}
-	e := newEndpoint(kd.RoleTarget, cfg.Config, pc.(*net.UDPConn))
+	e := newEndpoint(kd.RoleTarget, cfg.Config, pc)
 	if _, err := rand.Read(e.clientRandom[:]); err != nil {
 		_ = pc.Close()
 		return nil, fmt.Errorf("kdnet: target: no random numbers for the handshake: %w", err)
