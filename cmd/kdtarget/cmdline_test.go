@@ -2,6 +2,7 @@ package main
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -25,4 +26,30 @@ func TestInitArgs(t *testing.T) {
 			t.Errorf("initArgs(%q) = %q, %v; want %q, %v", c.cmdline, args, ok, c.args, c.ok)
 		}
 	}
+}
+
+// FuzzInitArgs: any kernel command line splits without panicking; the
+// arguments after "--", written back with each one quoted, split into the
+// same arguments.
+func FuzzInitArgs(f *testing.F) {
+	f.Fuzz(func(t *testing.T, cmdline string) {
+		args, ok := initArgs(cmdline)
+		if !ok {
+			if slices.Contains(splitCmdline(cmdline), "--") {
+				t.Fatalf("initArgs(%q) missed the --", cmdline)
+			}
+			return
+		}
+		line := "--"
+		for _, a := range args {
+			if strings.Contains(a, `"`) {
+				return // a quote inside an argument cannot be written back
+			}
+			line += ` "` + a + `"`
+		}
+		again, ok := initArgs(line)
+		if !ok || !slices.Equal(again, args) {
+			t.Fatalf("initArgs(%q) = %q; written back as %q it gives %q", cmdline, args, line, again)
+		}
+	})
 }
