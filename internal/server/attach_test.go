@@ -14,11 +14,13 @@ import (
 	"time"
 
 	kdclient "kdsrv/internal/client"
+
 	"kdsrv/internal/kd"
 	"kdsrv/internal/logx"
 	"kdsrv/internal/sim"
 	"kdsrv/internal/spec"
 	"kdsrv/internal/targetlink"
+	"kdsrv/internal/testkit"
 	"kdsrv/internal/wire"
 )
 
@@ -364,17 +366,6 @@ func (lc *lcClient) cont() {
 	}
 }
 
-func waitUntil(t testing.TB, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // A target that outlives kdsrv keeps its ids: six kdsrv processes in a row,
 // each with a session of a different length (odd and even numbers of
 // exchanges, a resume and a break-in), all synchronise with it and get
@@ -399,7 +390,7 @@ func TestAttachNewServerTargetHalted(t *testing.T) {
 			// Resume and break in again: more exchanges, and a stop the
 			// next server must find.
 			c.cont()
-			waitUntil(t, func() bool { return !st.sim.Halted() }, "the target runs")
+			testkit.WaitFor(t, "the target runs", func() bool { return !st.sim.Halted() })
 			if err := c.conn.Wire().Send(wire.TypeBreakIn, nil); err != nil {
 				t.Fatal(err)
 			}
@@ -436,7 +427,7 @@ func TestAttachNewServerTargetRunning(t *testing.T) {
 			t.Fatalf("round %d: version %+v", i, v)
 		}
 		c.cont()
-		waitUntil(t, func() bool { return !tgt.Halted() }, "the target runs")
+		testkit.WaitFor(t, "the target runs", func() bool { return !tgt.Halted() })
 		c.detach()
 		ls.stop()
 	}
@@ -514,7 +505,7 @@ func TestAttachRebootUnderReconnect(t *testing.T) {
 	if v := c.version(); v.KernBase != second || second == first {
 		t.Fatalf("after the reboot KernBase %#x, want the new boot's %#x (first boot %#x)", v.KernBase, second, first)
 	}
-	waitUntil(t, func() bool { return strings.Contains(ls.logs.String(), "rebooted") }, "the log says the target rebooted")
+	testkit.WaitFor(t, "the log says the target rebooted", func() bool { return strings.Contains(ls.logs.String(), "rebooted") })
 	// A later client sees the new boot's stop, once.
 	c.detach()
 	c2 := ls.open(t, trans)
@@ -642,7 +633,7 @@ func TestQueuedPacketDroppedAfterBudget(t *testing.T) {
 	c := ls.open(t, "com:pipe,port="+dir+"/vm")
 	c.waitStop()
 	c.cont()
-	waitUntil(t, func() bool { return !st.sim.Halted() }, "the target runs")
+	testkit.WaitFor(t, "the target runs", func() bool { return !st.sim.Halted() })
 	gv := kd.NewGetVersion()
 	for range 70 {
 		if err := c.conn.Wire().SendKD(uint16(kd.TypeStateManipulate), gv.Append(nil)); err != nil {
@@ -658,10 +649,10 @@ func TestQueuedPacketDroppedAfterBudget(t *testing.T) {
 		t.Errorf("dropped notice %q", n.Text)
 	}
 	// Let the queue drain (every packet spends its budget), then break in.
-	waitUntil(t, func() bool {
+	testkit.WaitFor(t, "the queue drains", func() bool {
 		tg := ls.srv.targetFor(t, "vm")
 		return len(tg.out) == 0
-	}, "the queue drains")
+	})
 	if err := c.conn.Wire().Send(wire.TypeBreakIn, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"kdsrv/internal/serial"
+	"kdsrv/internal/testkit"
 )
 
 func TestParseSerial(t *testing.T) {
@@ -106,7 +107,7 @@ func TestServeSerial(t *testing.T) {
 	// The device going away (the master closes: the slave hangs up) is not
 	// the end: the target logs it and keeps trying to open the device.
 	master.Close()
-	waitFor(t, "the reopen attempt", func() bool { return log.count("opening it again") >= 1 })
+	testkit.WaitFor(t, "the reopen attempt", func() bool { return log.count("opening it again") >= 1 })
 	stop()
 }
 

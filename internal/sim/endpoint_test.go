@@ -19,6 +19,7 @@ import (
 
 	"kdsrv/internal/kd"
 	"kdsrv/internal/serial"
+	"kdsrv/internal/testkit"
 )
 
 func TestParseEndpoint(t *testing.T) {
@@ -95,18 +96,6 @@ func (l *logLines) count(substr string) int {
 		}
 	}
 	return n
-}
-
-// waitFor polls cond (bounded: 10s) and fails the test if it never holds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for range 500 {
-		if cond() {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
 }
 
 // startEndpoint runs an endpoint function in the background, waits for its
@@ -225,7 +214,7 @@ func TestListenUnixNewDebuggerReplacesOld(t *testing.T) {
 	if log.count("replaces") != 1 {
 		t.Errorf("no replacement logged: %q", log.lines)
 	}
-	waitFor(t, "disconnect log with link stats", func() bool { return log.count("packets sent") >= 1 })
+	testkit.WaitFor(t, "disconnect log with link stats", func() bool { return log.count("packets sent") >= 1 })
 
 	stop()
 	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
@@ -325,8 +314,8 @@ func TestListenTCP(t *testing.T) {
 	if err := h.Continue(ctx); err != nil {
 		t.Fatalf("continue: %v", err)
 	}
-	waitFor(t, "target running", func() bool { return !tgt.Halted() })
-	waitFor(t, "DbgPrint while running", func() bool { return tgt.Stats().Prints > 0 })
+	testkit.WaitFor(t, "target running", func() bool { return !tgt.Halted() })
+	testkit.WaitFor(t, "DbgPrint while running", func() bool { return tgt.Stats().Prints > 0 })
 	if _, err := h.Break(ctx); err != nil {
 		t.Fatalf("break: %v", err)
 	}
@@ -368,7 +357,7 @@ func TestConnectRedials(t *testing.T) {
 		// Kill the connection: the target must dial again.
 		h.Link().Close()
 		c.Close()
-		waitFor(t, fmt.Sprintf("disconnect %d logged", round+1), func() bool { return log.count("disconnected") >= round+1 })
+		testkit.WaitFor(t, fmt.Sprintf("disconnect %d logged", round+1), func() bool { return log.count("disconnected") >= round+1 })
 	}
 	if n := tgt.Stats().Connections; n != 3 {
 		t.Errorf("Connections = %d; want 3", n)
@@ -383,7 +372,7 @@ func TestConnectWaitsForListener(t *testing.T) {
 		return Connect(ctx, tgt, NetworkUnix, path, o)
 	}, EndpointOptions{Logger: log.logger(), RedialMin: 5 * time.Millisecond, RedialMax: 20 * time.Millisecond})
 	// Nothing listens yet: the target keeps trying.
-	waitFor(t, "failed dials", func() bool { return log.count("retrying") >= 3 })
+	testkit.WaitFor(t, "failed dials", func() bool { return log.count("retrying") >= 3 })
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
@@ -444,7 +433,7 @@ func TestServePTY(t *testing.T) {
 		// keeps running and is reachable again on the same path.
 		h.Link().Close()
 		f.Close()
-		waitFor(t, fmt.Sprintf("disconnect %d", round), func() bool { return log.count("disconnected") >= round })
+		testkit.WaitFor(t, fmt.Sprintf("disconnect %d", round), func() bool { return log.count("disconnected") >= round })
 	}
 	if n := tgt.Stats().Connections; n != 3 {
 		t.Errorf("Connections = %d; want 3", n)

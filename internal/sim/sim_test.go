@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"kdsrv/internal/kd"
+	"kdsrv/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -111,7 +112,7 @@ func exerciseTarget(t *testing.T, tgt *Target, h *kd.Host) {
 	if err := h.Continue(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, func() bool { return !tgt.Halted() }, "target running")
+	testkit.WaitFor(t, "target running", func() bool { return !tgt.Halted() })
 	if _, err := h.Version(ctx); !errors.Is(err, kd.ErrTargetRunning) {
 		t.Fatalf("call while running: %v", err)
 	}
@@ -122,7 +123,7 @@ func exerciseTarget(t *testing.T, tgt *Target, h *kd.Host) {
 	if sc.Exception.ExceptionCode != kd.StatusBreakpoint {
 		t.Fatalf("after break: %v", sc)
 	}
-	waitUntil(t, func() bool { return tgt.Stats().StateChanges == before+1 }, "exactly one new state change")
+	testkit.WaitFor(t, "exactly one new state change", func() bool { return tgt.Stats().StateChanges == before+1 })
 }
 
 func le64(b []byte) uint64 {
@@ -139,17 +140,6 @@ func patternBytes(addr uint64, n int) []byte {
 		b[i] = Pattern(addr + uint64(i))
 	}
 	return b
-}
-
-func waitUntil(t testing.TB, cond func() bool, what string) {
-	t.Helper()
-	for range 1000 {
-		if cond() {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
 }
 
 func TestTargetOverPipe(t *testing.T) {
