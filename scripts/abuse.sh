@@ -81,10 +81,10 @@ last_wrong=$(now_ms)
 check "attempts 5-8 refused as too many (${all_refused:-yes}), or took >= 4 s in all (${late} ms)" \
 	$([ "${all_refused:-yes}" = yes ] || [ "$late" -ge 4000 ]; echo $?)
 sleep 0.5
-wrong_lines=$(grep -c 'wrong password from 127.0.0.1' "$work/kdsrv.log" || true)
-refused_lines=$(grep -c 'refused 127.0.0.1' "$work/kdsrv.log" || true)
+wrong_lines=$(grep -c 'level=WARN msg="wrong password" from=127.0.0.1:.* source=127.0.0.1 ' "$work/kdsrv.log" || true)
+refused_lines=$(grep -c 'level=WARN msg="connection refused before authentication" from=127.0.0.1:.* source=127.0.0.1 ' "$work/kdsrv.log" || true)
 echo "  kdsrv log at its default level: $wrong_lines wrong-password lines, $refused_lines refusal lines, e.g.:"
-{ grep -m2 'wrong password from\|refused 127.0.0.1' "$work/kdsrv.log" || true; } | sed 's/^/    /'
+{ grep -m2 'msg="wrong password"\|msg="connection refused' "$work/kdsrv.log" || true; } | sed 's/^/    /'
 check "every failure logged with the source address ($((wrong_lines + refused_lines)) of 8)" \
 	$([ $((wrong_lines + refused_lines)) -eq 8 ]; echo $?)
 if grep -q 'Right2guess\|wrong0' "$work/kdsrv.log"; then check "no password in the log" 1; fi
@@ -124,9 +124,9 @@ wait "${pid[flood]}" || true
 unset 'pid[flood]'
 sed 's/^/  /' "$work/flood.out"
 echo "  server descriptors: $fds_before before, $fds_during during the flood; RSS $rss kB"
-busy_lines=$(grep -c 'refused 127.0.0.2' "$work/kdsrv.log" || true)
+busy_lines=$(grep -c 'msg="connection refused before authentication".* source=127.0.0.2 ' "$work/kdsrv.log" || true)
 echo "  kdsrv log: $busy_lines refusal lines for 127.0.0.2 (rate-limited: 5/s, bursts of 20), e.g.:"
-{ grep -m1 'refused 127.0.0.2' "$work/kdsrv.log" || true; } | sed 's/^/    /'
+{ grep -m1 'msg="connection refused before authentication".* source=127.0.0.2 ' "$work/kdsrv.log" || true; } | sed 's/^/    /'
 worst_probe=$(sed -n 's/.*slowest probe \(.*\)/\1/p' "$work/flood.out")
 probe_ms=$(awk -v d="$worst_probe" 'BEGIN { v = d + 0; if (d ~ /µs$/) v /= 1000; else if (d ~ /ms$/) ; else if (d ~ /s$/) v *= 1000; print int(v) }')
 check "a client from 127.0.0.3 authenticated and ran a command in at most $worst_probe (target < 1 s)" \

@@ -106,15 +106,8 @@ func (c *client) endPreAuth(o outcome) {
 	if o != authFailed {
 		return
 	}
-	who := c.from
-	if c.source != c.from {
-		who += " (source " + c.source + ")"
-	}
-	next := "more attempts allowed"
-	if backoff > 0 {
-		next = fmt.Sprintf("next attempt allowed in %v", backoff)
-	}
-	s.warn("wrong password from %s on %s: %d failed in a row; %s", who, c.l.ln.Display(), fails, next)
+	s.warn("wrong password", "from", c.from, "source", c.source, "transport", c.l.ln.Display(),
+		"failures", fails, "next_attempt_in", backoff.String())
 }
 
 // turnAway refuses a connection before its handshake: an Error frame with
@@ -126,11 +119,8 @@ func (s *Server) turnAway(c *client, r *refusal) {
 		code = wire.Busy
 	}
 	msg := r.message()
-	who := c.from
-	if c.source != c.from {
-		who += " (source " + c.source + ")"
-	}
-	s.warn("refused %s on %s: %s: %s", who, c.l.ln.Display(), code, msg)
+	s.warn("connection refused before authentication", "from", c.from, "source", c.source, "transport", c.l.ln.Display(),
+		"code", code.String(), "reason", msg)
 	select {
 	case s.refusers <- struct{}{}:
 		s.wg.Add(1)
@@ -146,17 +136,15 @@ func (s *Server) turnAway(c *client, r *refusal) {
 
 // warn logs a refusal, a failed password or a resource problem, at most
 // Limits.LogPerSecond lines per second.
-func (s *Server) warn(format string, args ...any) {
+func (s *Server) warn(msg string, attrs ...any) {
 	ok, left := s.logLim.allow()
 	if !ok {
 		return
 	}
-	line := fmt.Sprintf(format, args...)
 	if left > 0 {
-		s.cfg.Logger.Warn(line, "suppressed", left)
-		return
+		attrs = append(attrs, "suppressed", left)
 	}
-	s.cfg.Logger.Warn(line)
+	s.cfg.Logger.Warn(msg, attrs...)
 }
 
 // log is the client's logger: every line names the client's address (or,

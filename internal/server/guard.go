@@ -161,7 +161,10 @@ type refusal struct {
 // message is the text for the client.
 func (r *refusal) message() string {
 	if r.busy {
-		if r.scope == "the server" {
+		switch r.scope {
+		case "attempts":
+			return "too many password attempts from your address are under way at once; let them finish, then try again"
+		case "the server":
 			return "the server has too many connections that have not authenticated yet; try again in a few seconds"
 		}
 		return "too many connections from your address have not authenticated yet; finish or close them, then try again"
@@ -281,8 +284,10 @@ func (g *guard) admit(source string) *refusal {
 			return &refusal{wait: st.until.Sub(now), scope: "this source"}
 		}
 		if st.fails+st.pending >= g.lim.FreeFailures && st.pending > 0 {
-			// Past its free failures a source gets one attempt at a time.
-			return &refusal{wait: time.Second, scope: "this source"}
+			// A source has at most its free failures left under way at
+			// once, and past them one attempt at a time, so parallel
+			// connections do not multiply its guesses.
+			return &refusal{busy: true, scope: "attempts"}
 		}
 	}
 	g.topUp(now)

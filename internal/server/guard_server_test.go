@@ -217,10 +217,11 @@ func TestServerGuessingThrottled(t *testing.T) {
 		}
 	}
 	logs := ss.logs.String()
-	if n := strings.Count(logs, `msg="wrong password from 127.0.0.1:`); n != 4 {
+	if n := countLines(logs, "level=WARN", `msg="wrong password"`, "from=127.0.0.1:", "source=127.0.0.1", `transport="tcp:`); n != 4 {
 		t.Errorf("%d wrong-password lines, want 4:\n%s", n, logs)
 	}
-	if n := strings.Count(logs, `msg="refused 127.0.0.1:`); n != 4 || !strings.Contains(logs, "too many failed attempts; try again in 2 s") {
+	if n := countLines(logs, "level=WARN", `msg="connection refused before authentication"`, "from=127.0.0.1:", "source=127.0.0.1",
+		`code="too many failed attempts"`, `reason="too many failed attempts; try again in 2 s"`); n != 4 {
 		t.Errorf("%d refusal lines, want 4:\n%s", n, logs)
 	}
 	if strings.Contains(logs, "Right1") || strings.Contains(logs, "Wrong1") {
@@ -274,7 +275,7 @@ func TestServerPreAuthCaps(t *testing.T) {
 	if err != nil || getInfo(wc) != nil {
 		t.Fatalf("client from another address: %v", err)
 	}
-	if !strings.Contains(ss.logs.String(), `msg="refused 127.0.0.2:`) {
+	if countLines(ss.logs.String(), "level=WARN", `msg="connection refused before authentication"`, "source=127.0.0.2", `code="server busy"`) == 0 {
 		t.Errorf("the refusal was not logged:\n%s", ss.logs.String())
 	}
 	// Closing one of the held connections frees a place.
@@ -401,7 +402,7 @@ func TestTakeoverPolicy(t *testing.T) {
 				!strings.Contains(msg, "-takeover-any") || strings.Contains(msg, "127.0.0.1") {
 				t.Fatalf("password-less takeover: %v, want refused", err)
 			}
-			if !strings.Contains(ss.logs.String(), `msg="refused takeover`) {
+			if countLines(ss.logs.String(), "level=WARN", `msg="takeover refused"`, `missing="a password"`) != 1 {
 				t.Errorf("the refused takeover was not logged")
 			}
 			// -takeover from the password transport works.
@@ -410,4 +411,19 @@ func TestTakeoverPolicy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// countLines counts the log lines that contain every one of parts.
+func countLines(logs string, parts ...string) int {
+	n := 0
+	for _, line := range strings.Split(logs, "\n") {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all {
+			n++
+		}
+	}
+	return n
 }

@@ -134,8 +134,8 @@ func TestGuardParallelAttempts(t *testing.T) {
 			t.Fatalf("parallel attempt %d refused: %s", i+1, r.message())
 		}
 	}
-	if r := g.admit("a"); r == nil {
-		t.Fatal("a fifth parallel attempt was admitted")
+	if r := g.admit("a"); r == nil || !r.busy || !strings.Contains(r.message(), "under way at once") {
+		t.Fatalf("a fifth parallel attempt: %v, want busy", r)
 	}
 	for range DefaultFreeFailures {
 		g.done("a", authFailed)

@@ -330,7 +330,8 @@ func (s *Server) acceptLoop(l *listener) error {
 				// descriptors): back off like net/http, so that the loop
 				// does not spin while connections wait in the backlog.
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.warn("%s: cannot accept connections: %v; retrying in %v (too many open files? raise the limit (ulimit -n) or lower -max-preauth)", l.ln.Display(), err, delay)
+				s.warn("cannot accept connections; retrying", "transport", l.ln.Display(), "err", err, "retry_in", delay.String(),
+					"hint", "out of file descriptors? raise the limit (ulimit -n) or lower -max-preauth")
 				t := time.NewTimer(delay)
 				select {
 				case <-t.C:

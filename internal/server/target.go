@@ -205,7 +205,8 @@ func (s *Server) acquireTarget(ctx context.Context, c *client, ts *spec.Target, 
 				t.mu.Unlock()
 				e := inUse(c, old, ts)
 				e.takeover, e.needs, e.takerHint = true, needs, hint
-				s.warn("refused takeover of %s by %s: the owner %s is on a transport with %s", ts, c, old, needs)
+				s.warn("takeover refused", "from", c.from, "transport", c.l.ln.Display(), "target", ts.String(),
+					"owner", old.from, "owner_transport", old.l.ln.Display(), "missing", needs)
 				return nil, e
 			}
 			t.owner = nil
