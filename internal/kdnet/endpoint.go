@@ -196,11 +196,7 @@ type sendOp struct {
 	retries int // 0 = until ctx ends
 	tries   int
 	epoch   uint64
-	// stale: the packet was meant for a target that has since restarted
-	// (a new session replaced one that carried data). It is not sent on
-	// the new session; it stays pending until its sender gives up.
-	stale bool
-	done  chan error
+	done    chan error
 }
 
 // loopState is owned by the loop goroutine.
@@ -683,10 +679,6 @@ func (e *Endpoint) stopRetx(s *loopState) {
 // retransmission timer.
 func (e *Endpoint) transmit(s *loopState) error {
 	op := s.pending
-	if op.stale {
-		e.stopRetx(s)
-		return nil
-	}
 	op.tries++
 	op.epoch = e.st.ResetsReceived.Load()
 	var err error

@@ -34,9 +34,7 @@ type HostConfig struct {
 // within two poke intervals: the poke is then a replay from an earlier
 // boot): the host answers it, derives the new data key, sends RESET to
 // resynchronise the packet ids and reports kd.MsgSync when the replaced
-// session had carried data. A packet pending then is not sent on the new
-// session (it was meant for the old boot); it ends when its sender's
-// context does. The caller must Close the endpoint.
+// session had carried data. The caller must Close the endpoint.
 func ListenHost(ctx context.Context, cfg HostConfig) (*Endpoint, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
@@ -185,18 +183,12 @@ func (e *Endpoint) hostControl(s *loopState, in inbound) error {
 		e.notify(s, kd.Message{Kind: kd.MsgSync})
 	}
 	if s.pending != nil {
-		if restarted {
-			// Meant for the kernel that went away: never delivered to the
-			// new one, which would answer it from another boot. It ends
-			// when its sender gives up (kdsrv drops it on MsgSync).
-			s.pending.stale = true
-			e.stopRetx(s)
-		} else {
-			s.pending.pkt.ID = s.sendID
-			e.st.Retransmits.Add(1)
-			if err := e.transmit(s); err != nil {
-				return err
-			}
+		// Whatever was pending goes to the new session: the owner learns
+		// of the restart from kd.MsgSync and decides what to drop.
+		s.pending.pkt.ID = s.sendID
+		e.st.Retransmits.Add(1)
+		if err := e.transmit(s); err != nil {
+			return err
 		}
 	}
 	if s.wantBreak {

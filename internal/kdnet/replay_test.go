@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"kdsrv/internal/kd"
 	"kdsrv/internal/testkit"
 )
 
@@ -60,46 +59,6 @@ func TestReplayedPokeAfterHostRestart(t *testing.T) {
 		exchange(ctx, t, host2, "still boot 2")
 		if n := host2.NetStats().Sessions; n != 1 {
 			t.Fatalf("host sessions %d; the replayed poke started one", n)
-		}
-	})
-}
-
-// A packet the host sent to a target that then rebooted is not delivered
-// to the new boot: it stays pending until its sender gives up, and the
-// next packet goes to the new boot.
-func TestPendingPacketNotDeliveredAfterReboot(t *testing.T) {
-	t.Parallel()
-	bubble(t, func(t *testing.T) {
-		ctx := ctxFor(t, 20*time.Second)
-		host := listenHost(t, HostConfig{})
-		tgt := dialTarget(t, host.LocalAddr(), TargetConfig{})
-		ectx, stop := context.WithCancel(ctx)
-		echoed := echoTarget(ectx, tgt)
-		exchange(ctx, t, host, "boot 1")
-		stop()
-		<-echoed
-		tgt.Close() // the target reboots; nothing answers for now
-
-		sctx, cancel := context.WithCancel(ctx)
-		sent := make(chan error, 1)
-		before := host.Stats().PacketsSent
-		go func() { sent <- host.Send(sctx, kd.TypeStateManipulate, []byte("for boot 1")) }()
-		testkit.WaitFor(t, "the packet to be sent", func() bool { return host.Stats().PacketsSent > before })
-		tgt2 := dialTarget(t, host.LocalAddr(), TargetConfig{})
-		m, err := host.Recv(ctx)
-		if err != nil || m.Kind != kd.MsgSync {
-			t.Fatalf("host: %v %v, want a sync", m.Kind, err)
-		}
-		cancel() // what kdsrv does on a sync: drop what was meant for the old boot
-		if err := <-sent; err == nil {
-			t.Fatal("the packet for boot 1 was acknowledged by boot 2")
-		}
-		if err := host.Send(ctx, kd.TypeStateManipulate, []byte("for boot 2")); err != nil {
-			t.Fatal(err)
-		}
-		p, _ := recvPacket(ctx, t, tgt2)
-		if string(p.Payload) != "for boot 2" {
-			t.Fatalf("boot 2 got %q first", p.Payload)
 		}
 	})
 }
