@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -426,4 +429,61 @@ func countLines(logs string, parts ...string) int {
 		}
 	}
 	return n
+}
+
+// emfileListener fails Accept with EMFILE a few times, then blocks until
+// closed.
+type emfileListener struct {
+	fails  atomic.Int32
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (l *emfileListener) Accept() (net.Conn, error) {
+	if l.fails.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	<-l.closed
+	return nil, net.ErrClosed
+}
+func (l *emfileListener) Close() error    { l.once.Do(func() { close(l.closed) }); return nil }
+func (l *emfileListener) Addr() net.Addr  { return fakeAddr("emfile") }
+func (l *emfileListener) Display() string { return "tcp:port=1" }
+
+// TestAcceptBacksOffOnEMFILE: running out of descriptors makes the accept
+// loop back off and warn (rate-limited), not spin or stop; Shutdown ends
+// the wait.
+func TestAcceptBacksOffOnEMFILE(t *testing.T) {
+	logs := &logBuffer{}
+	tr, err := spec.ParseServerTransport("tcp:port=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Transports: []*spec.Transport{tr}, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &emfileListener{closed: make(chan struct{})}
+	ln.fails.Store(5)
+	done := make(chan error, 1)
+	go func() { done <- s.acceptLoop(&listener{ln: ln, t: tr}) }()
+	for range 1000 {
+		if ln.fails.Load() < 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if ln.fails.Load() >= 0 {
+		t.Fatal("the accept loop stopped retrying after EMFILE")
+	}
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_ = ln.Close()
+	if err := <-done; err != nil {
+		t.Errorf("accept loop ended with %v, want nil after Shutdown", err)
+	}
+	if n := countLines(logs.String(), "level=WARN", `msg="cannot accept connections; retrying"`, "too many open files", "ulimit -n"); n != 5 {
+		t.Errorf("%d warnings for 5 EMFILE errors, want 5:\n%s", n, logs.String())
+	}
 }
