@@ -22,26 +22,108 @@ import (
 	"kdsrv/internal/cli/kdclientcli"
 	"kdsrv/internal/client"
 	"kdsrv/internal/kd"
+	"kdsrv/internal/logx"
 	"kdsrv/internal/sim"
+	"kdsrv/internal/spec"
 	"kdsrv/internal/wire"
 )
 
 // TestVM boots QEMU guests whose kernel is kdtarget (the /init of an
 // initramfs) serving the guest's COM1, and debugs them through QEMU's
 // emulated 16550 UART: directly, and through kdsrv and the kdclient bridge.
-// One guest per scenario group, reused by the scenarios of the group.
-// Without QEMU or a kernel image the test says so and is skipped.
+// One guest per scenario group, reused by the scenarios of the group. The
+// unix group (with the figures) runs first and alone; the smaller groups
+// then run side by side. Without QEMU or a kernel image the test says so
+// and is skipped.
 func TestVM(t *testing.T) {
 	env := newVMEnv(t)
 	t.Run("unix", func(t *testing.T) {
 		vmUnixGroup(t, env)
 	})
 	t.Run("tcp", func(t *testing.T) {
+		t.Parallel()
 		vmTCPGroup(t, env)
 	})
+	t.Run("console", func(t *testing.T) {
+		t.Parallel()
+		vmConsoleGroup(t, env)
+	})
 	t.Run("initfail", func(t *testing.T) {
+		t.Parallel()
 		vmInitFails(t, env)
 	})
+}
+
+// The guest's kernel console on the same serial port as the debugger
+// (console=ttyS0, as on a machine whose COM1 is both): a console watcher
+// through kdsrv sees the boot from the kernel's first line to kdtarget
+// taking the port, and the KD session that follows on the same line works.
+// The chardev waits for its first client (wait=on), so the watcher's
+// opening of the target is what starts the guest and no byte is lost.
+func vmConsoleGroup(t *testing.T, env *vmEnv) {
+	dir := shortDir(t)
+	h := newHarness(t, harnessOpts{allow: []string{filepath.Join(dir, "vm.sock")}})
+	g := env.bootGuest(t, guestOpts{dir: dir, waitOn: true, verbose: true, args: vmArgs})
+	ctx := ctxFor(t, vmBootTimeout+30*time.Second)
+	srv, err := spec.ParseConnect(fmt.Sprintf("kdsrv:server=@{%s},trans=@{%s}", h.serverSpec(""), g.trans("reconnect")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := client.Dial(ctx, srv.Server, client.Options{Logger: logx.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// QEMU creates the socket, then waits for this connection.
+	if _, err := conn.Watch(ctx, srv.Trans); err != nil {
+		t.Fatalf("watching the guest's console: %v", err)
+	}
+	var console syncBuffer
+	ready := make(chan struct{})
+	var once sync.Once
+	wctx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan error, 1)
+	go func() {
+		watched <- conn.Console(wctx, func(e client.ConsoleEvent) {
+			console.Write(e.Data)
+			if strings.Contains(console.String(), vmReadyLine) {
+				once.Do(func() { close(ready) })
+			}
+		})
+	}()
+	defer func() {
+		stopWatch()
+		if err := <-watched; err != nil {
+			t.Errorf("console watcher: %v", err)
+		}
+	}()
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		t.Fatalf("kdtarget never said it serves COM1; console through kdsrv:\n%s", console.String())
+	}
+	text := console.String()
+	for _, want := range []string{
+		"Linux version ",            // the kernel's first line
+		"Run /init as init process", // the kernel starts kdtarget
+		"kdtarget: running as init", // kdtarget's first line
+		vmReadyLine,
+	} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("the console through kdsrv lacks %q:\n%s", want, text)
+		}
+	}
+	if i, j := strings.Index(text, "Linux version "), strings.Index(text, vmReadyLine); i > j {
+		t.Fatalf("boot lines out of order:\n%s", text)
+	}
+	t.Logf("console through kdsrv: %d bytes of boot messages before kdtarget took COM1", len(text))
+	// The debugger session that follows on the same line.
+	s, err := h.open(h.serverSpec(""), g.trans("reconnect"), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	vmSuite(t, s)
 }
 
 // kdtarget as init that cannot serve (a device that does not exist) says
