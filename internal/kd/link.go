@@ -193,15 +193,6 @@ var ErrClosed = errors.New("kd: link closed")
 // acknowledged the packet.
 var ErrRetriesExhausted = errors.New("kd: peer did not acknowledge the packet (retries exhausted)")
 
-type sendOp struct {
-	ctx     context.Context
-	pkt     Packet
-	retries int // 0 = until ctx ends
-	tries   int
-	epoch   uint64 // RESETs received when the packet was last transmitted
-	done    chan error
-}
-
 // Link runs the KDCOM link layer over a byte stream in one role: ids, ACKs,
 // retransmission, RESEND/RESET handling, resynchronisation and break-in. It
 // owns the stream: Close closes it (if it is an io.Closer) and stops the
@@ -214,23 +205,13 @@ type Link struct {
 	role Role
 	rw   io.ReadWriter
 
-	sendReq chan *sendOp
-	out     chan Message
-	quit    chan struct{}
-	done    chan struct{}
+	mb   *Mailbox // callers' side: Send, Recv, Done
+	quit chan struct{}
 
 	wmu    sync.Mutex // serialises writes on the line
 	wbuf   []byte
 	cbuf   [HeaderSize]byte // control packets, under wmu
 	closed sync.Once
-	err    error // set before done is closed
-
-	// sendOps recycles sendOps (and their done channels): Send allocates
-	// nothing in steady state. An op goes back to the pool only after its
-	// result was received, when the loop no longer refers to it. The pool
-	// is the link's own, so no channel outlives its link (a link inside a
-	// testing/synctest bubble never meets another bubble's channel).
-	sendOps sync.Pool
 
 	st Counters
 
@@ -253,15 +234,12 @@ func NewTargetLink(rw io.ReadWriter, cfg Config) *Link { return newLink(rw, Role
 func newLink(rw io.ReadWriter, role Role, cfg Config) *Link {
 	cfg.setDefaults()
 	l := &Link{
-		cfg:     cfg,
-		role:    role,
-		rw:      rw,
-		sendReq: make(chan *sendOp),
-		out:     make(chan Message),
-		quit:    make(chan struct{}),
-		done:    make(chan struct{}),
+		cfg:  cfg,
+		role: role,
+		rw:   rw,
+		mb:   NewMailbox(),
+		quit: make(chan struct{}),
 	}
-	l.sendOps.New = func() any { return &sendOp{done: make(chan error, 1)} }
 	chunks := make(chan chunk, 4)
 	free := make(chan []byte, 6)
 	for range cap(free) {
@@ -324,8 +302,8 @@ type loopState struct {
 	dec      Decoder
 	sendID   uint32
 	expectID uint32
-	pending  *sendOp
-	queue    []Message
+	pending  *SendOp
+	queue    Queue
 	retx     *time.Timer
 	retxOn   bool
 	stall    *time.Timer
@@ -351,9 +329,8 @@ func (l *Link) loop(chunks <-chan chunk, free chan<- []byte, readerDone <-chan s
 		if err == nil {
 			err = ErrClosed
 		}
-		l.err = err
 		if s.pending != nil {
-			s.pending.done <- err
+			s.pending.Finish(err)
 		}
 		// Close the stream and wait for the reader before announcing the
 		// end, so that whoever waits on Done or Close may reuse the
@@ -372,22 +349,17 @@ func (l *Link) loop(chunks <-chan chunk, free chan<- []byte, readerDone <-chan s
 			}
 			t.Stop()
 		}
-		close(l.done)
+		l.mb.Stop(err)
 	}()
 	for err == nil {
-		var sendReq chan *sendOp
+		var sendReq <-chan *SendOp
 		var pendingDone <-chan struct{}
 		if s.pending == nil {
-			sendReq = l.sendReq
+			sendReq = l.mb.Requests()
 		} else {
-			pendingDone = s.pending.ctx.Done()
+			pendingDone = s.pending.Ctx.Done()
 		}
-		var out chan Message
-		var head Message
-		if len(s.queue) > 0 {
-			out = l.out
-			head = s.queue[0]
-		}
+		out, head := s.queue.Offer(l.mb.Deliveries())
 		select {
 		case <-l.quit:
 			return
@@ -405,7 +377,7 @@ func (l *Link) loop(chunks <-chan chunk, free chan<- []byte, readerDone <-chan s
 			err = l.drain(s)
 		case op := <-sendReq:
 			s.pending = op
-			op.pkt.ID = s.sendID
+			op.Pkt.ID = s.sendID
 			l.st.PacketsSent.Add(1)
 			err = l.transmit(s)
 		case <-pendingDone:
@@ -413,12 +385,12 @@ func (l *Link) loop(chunks <-chan chunk, free chan<- []byte, readerDone <-chan s
 			s.pending = nil
 			s.retx.Stop()
 			s.retxOn = false
-			op.done <- op.ctx.Err()
+			op.Finish(op.Ctx.Err())
 		case <-s.retx.C:
 			s.retxOn = false
 			if s.pending != nil {
 				op := s.pending
-				if op.retries > 0 && op.tries > op.retries {
+				if op.Retries > 0 && op.Tries > op.Retries {
 					s.pending = nil
 					if l.role == RoleTarget {
 						// A target that gives up assumes the debugger is
@@ -426,7 +398,7 @@ func (l *Link) loop(chunks <-chan chunk, free chan<- []byte, readerDone <-chan s
 						// carries the sync bit (docs/kd-protocol.md §1.4).
 						s.sendID, s.expectID = InitialPacketID|SyncPacketID, InitialPacketID
 					}
-					op.done <- ErrRetriesExhausted
+					op.Finish(ErrRetriesExhausted)
 					break
 				}
 				l.st.Retransmits.Add(1)
@@ -444,11 +416,7 @@ func (l *Link) loop(chunks <-chan chunk, free chan<- []byte, readerDone <-chan s
 				err = l.drain(s)
 			}
 		case out <- head:
-			// Shift rather than reslice, so the backing array is reused
-			// and delivering a message allocates nothing.
-			n := copy(s.queue, s.queue[1:])
-			s.queue[n] = Message{}
-			s.queue = s.queue[:n]
+			s.queue.Pop()
 		}
 	}
 }
@@ -493,7 +461,7 @@ func (l *Link) flushNoise(s *loopState) {
 // retransmitted reports that the pending packet is about to be sent again.
 func (l *Link) retransmitted(s *loopState, why string) {
 	if l.cfg.Event != nil {
-		l.cfg.Event(Event{Kind: EventRetransmit, Dir: Sent, Packet: Packet{Type: s.pending.pkt.Type, ID: s.pending.pkt.ID}, Reason: why})
+		l.cfg.Event(Event{Kind: EventRetransmit, Dir: Sent, Packet: Packet{Type: s.pending.Pkt.Type, ID: s.pending.Pkt.ID}, Reason: why})
 	}
 }
 
@@ -548,10 +516,10 @@ func (l *Link) handleFrame(s *loopState, f Frame) error {
 		}
 		report := true
 		if s.pending != nil {
-			if l.role == RoleTarget && s.pending.pkt.Type == TypeStateChange64 {
+			if l.role == RoleTarget && s.pending.Pkt.Type == TypeStateChange64 {
 				report = false
 			}
-			s.pending.pkt.ID = s.sendID
+			s.pending.Pkt.ID = s.sendID
 			l.st.Retransmits.Add(1)
 			l.retransmitted(s, "the peer reset the link")
 			if err := l.transmit(s); err != nil {
@@ -581,7 +549,7 @@ func (l *Link) handleData(s *loopState, p Packet) error {
 		l.st.ResendsSent.Add(1)
 		return l.writeControl(TypeResend, 0)
 	}
-	if len(s.queue) >= l.cfg.QueueLimit {
+	if s.queue.Len() >= l.cfg.QueueLimit {
 		l.st.Dropped.Add(1)
 		return nil // not acknowledged: the peer sends it again later
 	}
@@ -611,7 +579,7 @@ func (l *Link) handleData(s *loopState, p Packet) error {
 		s.expectID = id &^ SyncPacketID
 		s.sendID = InitialPacketID
 		if s.pending != nil {
-			s.pending.pkt.ID = s.sendID
+			s.pending.Pkt.ID = s.sendID
 		}
 		l.enqueue(s, Message{Kind: MsgSync})
 	} else if id != s.expectID {
@@ -637,7 +605,7 @@ func (l *Link) ackPending(s *loopState, err error) {
 	s.retxOn = false
 	s.sendID ^= 1
 	s.sendID &^= SyncPacketID
-	op.done <- err
+	op.Finish(err)
 }
 
 // enqueue queues a message for Recv. Data packets are bounded before they
@@ -646,25 +614,25 @@ func (l *Link) ackPending(s *loopState, err error) {
 // right behind another is redundant, and past QueueLimit they are dropped.
 func (l *Link) enqueue(s *loopState, m Message) {
 	if m.Kind != MsgPacket {
-		if len(s.queue) >= l.cfg.QueueLimit ||
-			m.Kind == MsgBreakIn && len(s.queue) > 0 && s.queue[len(s.queue)-1].Kind == MsgBreakIn {
+		if s.queue.Len() >= l.cfg.QueueLimit ||
+			m.Kind == MsgBreakIn && s.queue.Len() > 0 && s.queue[s.queue.Len()-1].Kind == MsgBreakIn {
 			l.st.Dropped.Add(1)
 			return
 		}
 	}
-	s.queue = append(s.queue, m)
+	s.queue.Push(m)
 }
 
 // transmit writes the pending packet and arms the retransmission timer.
 func (l *Link) transmit(s *loopState) error {
 	op := s.pending
-	op.tries++
-	op.epoch = l.st.ResetsReceived.Load()
+	op.Tries++
+	op.Epoch = l.st.ResetsReceived.Load()
 	if l.cfg.Trace != nil {
-		l.cfg.Trace(Sent, op.pkt)
+		l.cfg.Trace(Sent, op.Pkt)
 	}
 	l.wmu.Lock()
-	l.wbuf = AppendPacket(l.wbuf[:0], op.pkt)
+	l.wbuf = AppendPacket(l.wbuf[:0], op.Pkt)
 	err := l.writeLocked(l.wbuf)
 	l.wmu.Unlock()
 	if s.retxOn {
@@ -723,38 +691,11 @@ func (l *Link) send(ctx context.Context, t PacketType, payload []byte, retries i
 	if t.IsControl() || len(payload) > MaxPayload {
 		return 0, fmt.Errorf("kd: cannot send a %s packet of %d bytes", t, len(payload))
 	}
-	op := l.sendOps.Get().(*sendOp)
-	op.ctx, op.pkt, op.retries = ctx, Packet{Type: t, Payload: payload}, retries
-	recycle := func() {
-		*op = sendOp{done: op.done}
-		l.sendOps.Put(op)
-	}
-	select {
-	case l.sendReq <- op:
-	case <-ctx.Done():
-		recycle()
-		return 0, ctx.Err()
-	case <-l.done:
-		recycle()
-		return 0, l.err
-	}
-	err := <-op.done
-	epoch := op.epoch
-	recycle()
-	return epoch, err
+	return l.mb.Send(ctx, Packet{Type: t, Payload: payload}, retries)
 }
 
 // Recv returns the next message from the peer.
-func (l *Link) Recv(ctx context.Context) (Message, error) {
-	select {
-	case m := <-l.out:
-		return m, nil
-	case <-ctx.Done():
-		return Message{}, ctx.Err()
-	case <-l.done:
-		return Message{}, l.err
-	}
-}
+func (l *Link) Recv(ctx context.Context) (Message, error) { return l.mb.Recv(ctx) }
 
 // WriteRaw writes b on the line between packets, never inside one: what a
 // kernel's boot text or a firmware message on a shared serial port looks
@@ -792,17 +733,10 @@ func (l *Link) SendReset() error {
 func (l *Link) AdoptNext() { l.adopt.Store(true) }
 
 // Done is closed when the link has stopped (Close, or a read/write error).
-func (l *Link) Done() <-chan struct{} { return l.done }
+func (l *Link) Done() <-chan struct{} { return l.mb.Done() }
 
 // Err returns why the link stopped, once Done is closed.
-func (l *Link) Err() error {
-	select {
-	case <-l.done:
-		return l.err
-	default:
-		return nil
-	}
-}
+func (l *Link) Err() error { return l.mb.Err() }
 
 // Close stops the link and closes the stream. It is safe to call more than
 // once and from any goroutine.
@@ -811,7 +745,7 @@ func (l *Link) Close() error {
 	// Closing the stream also frees a loop stuck in a Write that has no
 	// deadline (a peer that stopped reading).
 	l.closeStream()
-	<-l.done
+	<-l.mb.Done()
 	return nil
 }
 

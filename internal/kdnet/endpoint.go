@@ -163,14 +163,11 @@ type Endpoint struct {
 	clientRandom [randomSize]byte // of every poke
 
 	in      chan inbound
-	sendReq chan *sendOp
+	mb      *kd.Mailbox // callers' side: Send, Recv, Done
 	ctlReq  chan ctlOp
-	out     chan kd.Message
 	quit    chan struct{}
-	done    chan struct{}
 	readers sync.WaitGroup
 	closed  sync.Once
-	err     error // set before done is closed
 
 	st  kd.Counters
 	nst netStats
@@ -190,15 +187,6 @@ const (
 	opReset
 )
 
-type sendOp struct {
-	ctx     context.Context
-	pkt     kd.Packet
-	retries int // 0 = until ctx ends
-	tries   int
-	epoch   uint64
-	done    chan error
-}
-
 // loopState is owned by the loop goroutine.
 type loopState struct {
 	session  bool
@@ -208,8 +196,8 @@ type loopState struct {
 	sendID   uint32 // id of the pending packet, or of the next new one
 	lastRecv uint32
 	haveRecv bool
-	pending  *sendOp
-	queue    []kd.Message
+	pending  *kd.SendOp
+	queue    kd.Queue
 	retx     *time.Timer
 	retxOn   bool
 	wbuf     []byte
@@ -243,16 +231,14 @@ type loopState struct {
 
 func newEndpoint(role kd.Role, cfg Config, conn PacketConn) *Endpoint {
 	e := &Endpoint{
-		role:    role,
-		cfg:     cfg,
-		conn:    conn,
-		ctlKey:  cfg.Key.Bytes(),
-		in:      make(chan inbound, inboundQueue),
-		sendReq: make(chan *sendOp),
-		ctlReq:  make(chan ctlOp),
-		out:     make(chan kd.Message),
-		quit:    make(chan struct{}),
-		done:    make(chan struct{}),
+		role:   role,
+		cfg:    cfg,
+		conn:   conn,
+		ctlKey: cfg.Key.Bytes(),
+		in:     make(chan inbound, inboundQueue),
+		mb:     kd.NewMailbox(),
+		ctlReq: make(chan ctlOp),
+		quit:   make(chan struct{}),
 	}
 	if ap, err := netip.ParseAddrPort(conn.LocalAddr().String()); err == nil {
 		e.local = ap
@@ -396,31 +382,25 @@ func (e *Endpoint) loop() {
 		if err == nil {
 			err = kd.ErrClosed
 		}
-		e.err = err
 		if s.pending != nil {
-			s.pending.done <- err
+			s.pending.Finish(err)
 		}
 		// The socket is closed and its reader gone before Done/Close
 		// return, so the port can be bound again at once.
 		e.closed.Do(func() { close(e.quit) })
 		_ = e.conn.Close()
 		e.readers.Wait()
-		close(e.done)
+		e.mb.Stop(err)
 	}()
 	for err == nil {
-		var sendReq chan *sendOp
+		var sendReq <-chan *kd.SendOp
 		var pendingDone <-chan struct{}
 		if s.pending == nil {
-			sendReq = e.sendReq
+			sendReq = e.mb.Requests()
 		} else {
-			pendingDone = s.pending.ctx.Done()
+			pendingDone = s.pending.Ctx.Done()
 		}
-		var out chan kd.Message
-		var head kd.Message
-		if len(s.queue) > 0 {
-			out = e.out
-			head = s.queue[0]
-		}
+		out, head := s.queue.Offer(e.mb.Deliveries())
 		select {
 		case <-e.quit:
 			return
@@ -434,7 +414,7 @@ func (e *Endpoint) loop() {
 			}
 		case op := <-sendReq:
 			s.pending = op
-			op.pkt.ID = s.sendID
+			op.Pkt.ID = s.sendID
 			e.st.PacketsSent.Add(1)
 			err = e.transmit(s)
 		case <-pendingDone:
@@ -443,16 +423,16 @@ func (e *Endpoint) loop() {
 			e.stopRetx(s)
 			// The id is kept: a caller that gives up waiting sends the
 			// same packet again, which the peer must see as a repeat.
-			op.done <- op.ctx.Err()
+			op.Finish(op.Ctx.Err())
 		case <-s.retx.C:
 			s.retxOn = false
 			if op := s.pending; op != nil {
-				if op.retries > 0 && op.tries > op.retries {
+				if op.Retries > 0 && op.Tries > op.Retries {
 					s.pending = nil
 					// The peer may have it; the next packet gets a new id
 					// so it is not taken for a repeat.
 					s.sendID += IDStep
-					op.done <- kd.ErrRetriesExhausted
+					op.Finish(kd.ErrRetriesExhausted)
 					break
 				}
 				e.st.Retransmits.Add(1)
@@ -470,8 +450,7 @@ func (e *Endpoint) loop() {
 		case op := <-e.ctlReq:
 			err = e.control(s, op)
 		case out <- head:
-			s.queue[0] = kd.Message{}
-			s.queue = s.queue[1:]
+			s.queue.Pop()
 		}
 	}
 }
@@ -525,7 +504,7 @@ func (e *Endpoint) handle(s *loopState, in inbound) error {
 	switch kind {
 	case KindBreakIn:
 		if e.role == kd.RoleTarget {
-			if s.pending != nil && s.pending.pkt.Type == kd.TypeStateChange64 {
+			if s.pending != nil && s.pending.Pkt.Type == kd.TypeStateChange64 {
 				return nil // already reporting a stop: a repeated break-in
 			}
 			e.st.BreakInsRecv.Add(1)
@@ -548,12 +527,12 @@ func (e *Endpoint) handle(s *loopState, in inbound) error {
 func (e *Endpoint) handleControl(s *loopState, p kd.Packet) error {
 	switch p.Type {
 	case kd.TypeAcknowledge:
-		if s.pending != nil && p.ID == s.pending.pkt.ID {
+		if s.pending != nil && p.ID == s.pending.Pkt.ID {
 			op := s.pending
 			s.pending = nil
 			e.stopRetx(s)
 			s.sendID += IDStep
-			op.done <- nil
+			op.Finish(nil)
 		}
 	case kd.TypeResend:
 		e.st.ResendsReceived.Add(1)
@@ -578,7 +557,7 @@ func (e *Endpoint) handleControl(s *loopState, p kd.Packet) error {
 			if err := e.sendControl(s, kd.TypeReset, s.sendID); err != nil {
 				return err
 			}
-			if s.pending != nil && s.pending.pkt.Type == kd.TypeStateChange64 {
+			if s.pending != nil && s.pending.Pkt.Type == kd.TypeStateChange64 {
 				report = false
 			}
 		}
@@ -596,7 +575,7 @@ func (e *Endpoint) handleControl(s *loopState, p kd.Packet) error {
 }
 
 func (e *Endpoint) handleData(s *loopState, p kd.Packet) error {
-	if len(s.queue) >= e.cfg.QueueLimit {
+	if s.queue.Len() >= e.cfg.QueueLimit {
 		e.st.Dropped.Add(1)
 		return nil // not acknowledged: the peer sends it again later
 	}
@@ -613,7 +592,7 @@ func (e *Endpoint) handleData(s *loopState, p kd.Packet) error {
 		s.breakLeft = 0 // the break-in was answered
 		e.stopBreak(s)
 	}
-	s.queue = append(s.queue, kd.Message{Kind: kd.MsgPacket, Packet: p})
+	s.queue.Push(kd.Message{Kind: kd.MsgPacket, Packet: p})
 	return nil
 }
 
@@ -621,11 +600,11 @@ func (e *Endpoint) handleData(s *loopState, p kd.Packet) error {
 // is dropped (counted in Dropped), so a peer cannot grow the queue of an
 // owner that does not read.
 func (e *Endpoint) notify(s *loopState, m kd.Message) {
-	if len(s.queue) >= e.cfg.QueueLimit {
+	if s.queue.Len() >= e.cfg.QueueLimit {
 		e.st.Dropped.Add(1)
 		return
 	}
-	s.queue = append(s.queue, m)
+	s.queue.Push(m)
 }
 
 // control runs a break-in or reset request from a caller.
@@ -679,11 +658,11 @@ func (e *Endpoint) stopRetx(s *loopState) {
 // retransmission timer.
 func (e *Endpoint) transmit(s *loopState) error {
 	op := s.pending
-	op.tries++
-	op.epoch = e.st.ResetsReceived.Load()
+	op.Tries++
+	op.Epoch = e.st.ResetsReceived.Load()
 	var err error
 	if s.session {
-		s.pbuf = AppendPacket(s.pbuf[:0], op.pkt)
+		s.pbuf = AppendPacket(s.pbuf[:0], op.Pkt)
 		err = e.write(s, ChannelData, e.win.NextSeq(), s.pbuf)
 	}
 	e.stopRetx(s)
@@ -762,16 +741,7 @@ func (e *Endpoint) send(ctx context.Context, t kd.PacketType, payload []byte, re
 	if t.IsControl() || t == kd.TypeUnused || t >= kd.TypeMax || len(payload) > kd.MaxPayload {
 		return 0, fmt.Errorf("kdnet: cannot send a %s packet of %d bytes", t, len(payload))
 	}
-	op := &sendOp{ctx: ctx, pkt: kd.Packet{Type: t, Payload: payload}, retries: retries, done: make(chan error, 1)}
-	select {
-	case e.sendReq <- op:
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case <-e.done:
-		return 0, e.err
-	}
-	err := <-op.done
-	return op.epoch, err
+	return e.mb.Send(ctx, kd.Packet{Type: t, Payload: payload}, retries)
 }
 
 // Recv returns the next message from the peer: MsgPacket for new data
@@ -779,16 +749,7 @@ func (e *Endpoint) send(ctx context.Context, t kd.PacketType, payload []byte, re
 // role also MsgBreakIn and MsgReset; in the host role MsgSync when the
 // target started a new session (it rebooted or its link restarted) after
 // a session that carried traffic.
-func (e *Endpoint) Recv(ctx context.Context) (kd.Message, error) {
-	select {
-	case m := <-e.out:
-		return m, nil
-	case <-ctx.Done():
-		return kd.Message{}, ctx.Err()
-	case <-e.done:
-		return kd.Message{}, e.err
-	}
-}
+func (e *Endpoint) Recv(ctx context.Context) (kd.Message, error) { return e.mb.Recv(ctx) }
 
 // SendBreakIn asks the target to stop (host role). The break-in datagram
 // is repeated a few times until the target reports a state change, as UDP
@@ -814,19 +775,19 @@ func (e *Endpoint) request(op ctlOp) error {
 	select {
 	case e.ctlReq <- op:
 		return nil
-	case <-e.done:
-		return e.err
+	case <-e.mb.Done():
+		return e.mb.Err()
 	}
 }
 
 // Done is closed when the endpoint has stopped.
-func (e *Endpoint) Done() <-chan struct{} { return e.done }
+func (e *Endpoint) Done() <-chan struct{} { return e.mb.Done() }
 
 // Close stops the endpoint's goroutines and closes its socket. It is safe
 // to call more than once and from any goroutine.
 func (e *Endpoint) Close() error {
 	e.closed.Do(func() { close(e.quit) })
-	<-e.done
+	<-e.mb.Done()
 	return nil
 }
 

@@ -185,7 +185,7 @@ func (e *Endpoint) hostControl(s *loopState, in inbound) error {
 	if s.pending != nil {
 		// Whatever was pending goes to the new session: the owner learns
 		// of the restart from kd.MsgSync and decides what to drop.
-		s.pending.pkt.ID = s.sendID
+		s.pending.Pkt.ID = s.sendID
 		e.st.Retransmits.Add(1)
 		if err := e.transmit(s); err != nil {
 			return err
