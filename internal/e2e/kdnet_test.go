@@ -44,7 +44,7 @@ func freeKDNETPort(t testing.TB) int {
 // netTarget is a simulated machine whose debug link is KDNET toward a host.
 type netTarget struct {
 	sim    *sim.Target
-	ep     *kdnet.Endpoint
+	ep     *kdnet.Link
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once

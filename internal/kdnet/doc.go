@@ -3,7 +3,7 @@
 // (bcdedit /dbgsettings net hostip:IP port:N key:a.b.c.d).
 //
 // The codec part (Sealer, keys, handshake bodies, SeqWindow) is pure: it owns
-// no socket and starts no goroutine. On top of it, [Endpoint] runs the KD
+// no socket and starts no goroutine. On top of it, [Link] runs the KD
 // link layer over UDP in either role — [ListenHost] for the debugger host
 // (what kdsrv does for trans=@{net:...}) and [DialTarget] for a target (what
 // kdtarget -kdnet does): KDNET packet ids (+2 per packet, exact-id ACKs, no

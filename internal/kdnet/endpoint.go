@@ -70,7 +70,7 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// PacketConn is the datagram socket an Endpoint owns: a *net.UDPConn, or
+// PacketConn is the datagram socket a Link owns: a *net.UDPConn, or
 // an in-memory stand-in in tests. After Close, reads fail with an error
 // that wraps net.ErrClosed.
 type PacketConn interface {
@@ -110,7 +110,7 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
-// NetStats counts datagram-level events of an Endpoint. All counters only
+// NetStats counts datagram-level events of a Link. All counters only
 // grow.
 type NetStats struct {
 	Received  uint64 // datagrams read from the socket
@@ -131,18 +131,18 @@ type netStats struct {
 	sent, sendError, pokes, contacts, sessions              atomic.Uint64
 }
 
-// Endpoint is one end of a KD link over KDNET: the host (debugger) end
-// made by ListenHost or the target (kernel) end made by DialTarget. It
-// runs the handshake, the packet ids, ACKs, retransmission, RESEND/RESET
-// and break-in, with the same surface as kd.Link: Send, SendRetries,
-// SendEpoch, Recv, SendBreakIn, Stats and Close.
+// Link is the KDNET engine: one end of a KD link over UDP, the host
+// (debugger) end made by ListenHost or the target (kernel) end made by
+// DialTarget. It runs the handshake, the packet ids, ACKs, retransmission,
+// RESEND/RESET and break-in, and implements the kd.Endpoint contract as
+// kd.Link (the KDCOM engine) does.
 //
 // It owns its UDP socket and two goroutines (socket reader and protocol
 // loop); Close stops both. Memory is bounded whatever arrives: datagrams
 // are read into one reused buffer, rejected ones cost only a counter, and
 // the queues between the goroutines and toward the reader of Recv are
 // bounded.
-type Endpoint struct {
+type Link struct {
 	role    kd.Role
 	cfg     Config
 	conn    PacketConn
@@ -229,8 +229,8 @@ type loopState struct {
 	lastPoke time.Time
 }
 
-func newEndpoint(role kd.Role, cfg Config, conn PacketConn) *Endpoint {
-	e := &Endpoint{
+func newLink(role kd.Role, cfg Config, conn PacketConn) *Link {
+	e := &Link{
 		role:   role,
 		cfg:    cfg,
 		conn:   conn,
@@ -247,7 +247,7 @@ func newEndpoint(role kd.Role, cfg Config, conn PacketConn) *Endpoint {
 }
 
 // start launches the goroutines; setup must be complete.
-func (e *Endpoint) start() error {
+func (e *Link) start() error {
 	ctl, err := NewSealer(e.ctlKey)
 	if err != nil {
 		return err
@@ -262,22 +262,22 @@ func (e *Endpoint) start() error {
 
 // log returns the endpoint's logger (one that discards when none is
 // configured); its lines name the endpoint.
-func (e *Endpoint) log() *slog.Logger {
+func (e *Link) log() *slog.Logger {
 	return logx.OrDiscard(e.cfg.Logger).With("kdnet", e.desc)
 }
 
 // String describes the endpoint (never the key).
-func (e *Endpoint) String() string { return e.desc }
+func (e *Link) String() string { return e.desc }
 
 // Role returns the role the endpoint plays.
-func (e *Endpoint) Role() kd.Role { return e.role }
+func (e *Link) Role() kd.Role { return e.role }
 
 // LocalAddr returns the local UDP address.
-func (e *Endpoint) LocalAddr() netip.AddrPort { return e.local }
+func (e *Link) LocalAddr() netip.AddrPort { return e.local }
 
 // reader reads datagrams, authenticates them and hands the authentic ones
 // to the loop. It allocates only for authentic datagrams.
-func (e *Endpoint) reader() {
+func (e *Link) reader() {
 	defer e.readers.Done()
 	buf := make([]byte, MaxDatagram+1)
 	handled := make(chan struct{}, 1)
@@ -354,7 +354,7 @@ func (e *Endpoint) reader() {
 	}
 }
 
-func (e *Endpoint) loop() {
+func (e *Link) loop() {
 	s := &loopState{version: DatagramVersion}
 	if e.role == kd.RoleHost {
 		s.sendID = HostInitialID
@@ -462,7 +462,7 @@ func stoppedTimer() *time.Timer {
 }
 
 // periodic runs the role's timed duty and returns when to run it next.
-func (e *Endpoint) periodic(s *loopState) (time.Duration, error) {
+func (e *Link) periodic(s *loopState) (time.Duration, error) {
 	if e.role == kd.RoleTarget {
 		return e.pokeEvery, e.poke(s)
 	}
@@ -474,7 +474,7 @@ func (e *Endpoint) periodic(s *loopState) (time.Duration, error) {
 }
 
 // handle processes one authenticated datagram.
-func (e *Endpoint) handle(s *loopState, in inbound) error {
+func (e *Link) handle(s *loopState, in inbound) error {
 	if in.d.Channel == ChannelControl {
 		if e.role == kd.RoleHost {
 			return e.hostControl(s, in)
@@ -524,7 +524,7 @@ func (e *Endpoint) handle(s *loopState, in inbound) error {
 	return nil
 }
 
-func (e *Endpoint) handleControl(s *loopState, p kd.Packet) error {
+func (e *Link) handleControl(s *loopState, p kd.Packet) error {
 	switch p.Type {
 	case kd.TypeAcknowledge:
 		if s.pending != nil && p.ID == s.pending.Pkt.ID {
@@ -574,7 +574,7 @@ func (e *Endpoint) handleControl(s *loopState, p kd.Packet) error {
 	return nil
 }
 
-func (e *Endpoint) handleData(s *loopState, p kd.Packet) error {
+func (e *Link) handleData(s *loopState, p kd.Packet) error {
 	if s.queue.Len() >= e.cfg.QueueLimit {
 		e.st.Dropped.Add(1)
 		return nil // not acknowledged: the peer sends it again later
@@ -599,7 +599,7 @@ func (e *Endpoint) handleData(s *loopState, p kd.Packet) error {
 // notify queues a message that is not a data packet. Past QueueLimit it
 // is dropped (counted in Dropped), so a peer cannot grow the queue of an
 // owner that does not read.
-func (e *Endpoint) notify(s *loopState, m kd.Message) {
+func (e *Link) notify(s *loopState, m kd.Message) {
 	if s.queue.Len() >= e.cfg.QueueLimit {
 		e.st.Dropped.Add(1)
 		return
@@ -608,7 +608,7 @@ func (e *Endpoint) notify(s *loopState, m kd.Message) {
 }
 
 // control runs a break-in or reset request from a caller.
-func (e *Endpoint) control(s *loopState, op ctlOp) error {
+func (e *Link) control(s *loopState, op ctlOp) error {
 	switch op {
 	case opBreakIn:
 		s.breakLeft = breakInRepeats
@@ -628,7 +628,7 @@ func (e *Endpoint) control(s *loopState, op ctlOp) error {
 
 // repeatBreakIn sends a break-in datagram and schedules a repeat until a
 // state change arrives or the repeats run out.
-func (e *Endpoint) repeatBreakIn(s *loopState) error {
+func (e *Link) repeatBreakIn(s *loopState) error {
 	if s.breakLeft <= 0 || !s.session {
 		return nil
 	}
@@ -640,14 +640,14 @@ func (e *Endpoint) repeatBreakIn(s *loopState) error {
 	return e.write(s, ChannelData, e.win.NextSeq(), []byte{kd.BreakInByte})
 }
 
-func (e *Endpoint) stopBreak(s *loopState) {
+func (e *Link) stopBreak(s *loopState) {
 	if s.brkOn {
 		s.brk.Stop()
 		s.brkOn = false
 	}
 }
 
-func (e *Endpoint) stopRetx(s *loopState) {
+func (e *Link) stopRetx(s *loopState) {
 	if s.retxOn {
 		s.retx.Stop()
 		s.retxOn = false
@@ -656,7 +656,7 @@ func (e *Endpoint) stopRetx(s *loopState) {
 
 // transmit sends the pending packet (if a session is up) and arms the
 // retransmission timer.
-func (e *Endpoint) transmit(s *loopState) error {
+func (e *Link) transmit(s *loopState) error {
 	op := s.pending
 	op.Tries++
 	op.Epoch = e.st.ResetsReceived.Load()
@@ -671,7 +671,7 @@ func (e *Endpoint) transmit(s *loopState) error {
 	return err
 }
 
-func (e *Endpoint) sendControl(s *loopState, t kd.PacketType, id uint32) error {
+func (e *Link) sendControl(s *loopState, t kd.PacketType, id uint32) error {
 	var b [kd.HeaderSize]byte
 	return e.write(s, ChannelData, e.win.NextSeq(), kd.AppendControl(b[:0], t, id))
 }
@@ -679,7 +679,7 @@ func (e *Endpoint) sendControl(s *loopState, t kd.PacketType, id uint32) error {
 // write seals and sends one datagram to the peer. Only a closed socket is
 // an error; other write failures are counted (the retransmission timer
 // tries again).
-func (e *Endpoint) write(s *loopState, ch Channel, seq uint64, payload []byte) error {
+func (e *Link) write(s *loopState, ch Channel, seq uint64, payload []byte) error {
 	if !s.peer.IsValid() {
 		return nil
 	}
@@ -719,25 +719,25 @@ func (e *Endpoint) write(s *loopState, ch Channel, seq uint64, payload []byte) e
 // handshake the packet waits for the session. Only one packet is in
 // flight at a time; concurrent callers queue. The payload is not retained
 // after Send returns.
-func (e *Endpoint) Send(ctx context.Context, t kd.PacketType, payload []byte) error {
+func (e *Link) Send(ctx context.Context, t kd.PacketType, payload []byte) error {
 	_, err := e.send(ctx, t, payload, 0)
 	return err
 }
 
 // SendRetries is Send with a retry budget: after retries unacknowledged
 // retransmissions it gives up with kd.ErrRetriesExhausted (0 = no budget).
-func (e *Endpoint) SendRetries(ctx context.Context, t kd.PacketType, payload []byte, retries int) error {
+func (e *Link) SendRetries(ctx context.Context, t kd.PacketType, payload []byte, retries int) error {
 	_, err := e.send(ctx, t, payload, retries)
 	return err
 }
 
 // SendEpoch is Send that also reports how many RESETs had been received
 // when the packet was last transmitted (see kd.Link.SendEpoch).
-func (e *Endpoint) SendEpoch(ctx context.Context, t kd.PacketType, payload []byte) (uint64, error) {
+func (e *Link) SendEpoch(ctx context.Context, t kd.PacketType, payload []byte) (uint64, error) {
 	return e.send(ctx, t, payload, 0)
 }
 
-func (e *Endpoint) send(ctx context.Context, t kd.PacketType, payload []byte, retries int) (uint64, error) {
+func (e *Link) send(ctx context.Context, t kd.PacketType, payload []byte, retries int) (uint64, error) {
 	if t.IsControl() || t == kd.TypeUnused || t >= kd.TypeMax || len(payload) > kd.MaxPayload {
 		return 0, fmt.Errorf("kdnet: cannot send a %s packet of %d bytes", t, len(payload))
 	}
@@ -749,13 +749,13 @@ func (e *Endpoint) send(ctx context.Context, t kd.PacketType, payload []byte, re
 // role also MsgBreakIn and MsgReset; in the host role MsgSync when the
 // target started a new session (it rebooted or its link restarted) after
 // a session that carried traffic.
-func (e *Endpoint) Recv(ctx context.Context) (kd.Message, error) { return e.mb.Recv(ctx) }
+func (e *Link) Recv(ctx context.Context) (kd.Message, error) { return e.mb.Recv(ctx) }
 
 // SendBreakIn asks the target to stop (host role). The break-in datagram
 // is repeated a few times until the target reports a state change, as UDP
 // may lose it; before the handshake it is sent as soon as the target
 // pokes.
-func (e *Endpoint) SendBreakIn() error {
+func (e *Link) SendBreakIn() error {
 	if e.role != kd.RoleHost {
 		return errors.New("kdnet: only the host sends break-ins")
 	}
@@ -764,14 +764,14 @@ func (e *Endpoint) SendBreakIn() error {
 
 // SendReset sends a RESET control packet (host role): the target answers
 // with RESET and sends its pending packet again.
-func (e *Endpoint) SendReset() error {
+func (e *Link) SendReset() error {
 	if e.role != kd.RoleHost {
 		return errors.New("kdnet: only the host sends RESET")
 	}
 	return e.request(opReset)
 }
 
-func (e *Endpoint) request(op ctlOp) error {
+func (e *Link) request(op ctlOp) error {
 	select {
 	case e.ctlReq <- op:
 		return nil
@@ -781,11 +781,11 @@ func (e *Endpoint) request(op ctlOp) error {
 }
 
 // Done is closed when the endpoint has stopped.
-func (e *Endpoint) Done() <-chan struct{} { return e.mb.Done() }
+func (e *Link) Done() <-chan struct{} { return e.mb.Done() }
 
 // Close stops the endpoint's goroutines and closes its socket. It is safe
 // to call more than once and from any goroutine.
-func (e *Endpoint) Close() error {
+func (e *Link) Close() error {
 	e.closed.Do(func() { close(e.quit) })
 	<-e.mb.Done()
 	return nil
@@ -793,12 +793,12 @@ func (e *Endpoint) Close() error {
 
 // Stats returns the KD link counters (NoiseBytes is always 0: datagrams
 // are authenticated whole).
-func (e *Endpoint) Stats() kd.Stats { return e.st.Snapshot() }
+func (e *Link) Stats() kd.Stats { return e.st.Snapshot() }
 
-var _ kd.Endpoint = (*Endpoint)(nil)
+var _ kd.Endpoint = (*Link)(nil)
 
 // NetStats returns the datagram counters.
-func (e *Endpoint) NetStats() NetStats {
+func (e *Link) NetStats() NetStats {
 	return NetStats{
 		Received:  e.nst.received.Load(),
 		Rejected:  e.nst.rejected.Load(),

@@ -36,7 +36,7 @@ func ctxFor(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-func listenHost(t testing.TB, cfg HostConfig) *Endpoint {
+func listenHost(t testing.TB, cfg HostConfig) *Link {
 	t.Helper()
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
@@ -58,7 +58,7 @@ func listenHost(t testing.TB, cfg HostConfig) *Endpoint {
 	return h
 }
 
-func dialTarget(t testing.TB, host netip.AddrPort, cfg TargetConfig) *Endpoint {
+func dialTarget(t testing.TB, host netip.AddrPort, cfg TargetConfig) *Link {
 	t.Helper()
 	if cfg.Host == "" {
 		cfg.Host = host.String()
@@ -88,7 +88,7 @@ func dialTarget(t testing.TB, host netip.AddrPort, cfg TargetConfig) *Endpoint {
 
 // recvPacket reads messages until a data packet arrives; other kinds are
 // returned in others.
-func recvPacket(ctx context.Context, t testing.TB, e *Endpoint) (p kd.Packet, others []kd.MsgKind) {
+func recvPacket(ctx context.Context, t testing.TB, e *Link) (p kd.Packet, others []kd.MsgKind) {
 	t.Helper()
 	for {
 		m, err := e.Recv(ctx)
@@ -297,7 +297,7 @@ func kdKind(d Datagram, ok bool) (PacketKind, kd.Packet) {
 
 // echoTarget answers every data packet with a packet carrying the same
 // payload, until ctx ends.
-func echoTarget(ctx context.Context, tgt *Endpoint) <-chan error {
+func echoTarget(ctx context.Context, tgt *Link) <-chan error {
 	done := make(chan error, 1)
 	go func() {
 		for {
@@ -401,7 +401,7 @@ func TestTargetedLoss(t *testing.T) {
 }
 
 // exchange sends a request and waits for its echo.
-func exchange(ctx context.Context, t testing.TB, host *Endpoint, s string) {
+func exchange(ctx context.Context, t testing.TB, host *Link, s string) {
 	t.Helper()
 	if err := host.Send(ctx, kd.TypeStateManipulate, []byte(s)); err != nil {
 		t.Fatalf("send %q: %v", s, err)

@@ -35,7 +35,7 @@ type HostConfig struct {
 // boot): the host answers it, derives the new data key, sends RESET to
 // resynchronise the packet ids and reports kd.MsgSync when the replaced
 // session had carried data. The caller must Close the endpoint.
-func ListenHost(ctx context.Context, cfg HostConfig) (*Endpoint, error) {
+func ListenHost(ctx context.Context, cfg HostConfig) (*Link, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -46,7 +46,7 @@ func ListenHost(ctx context.Context, cfg HostConfig) (*Endpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kdnet: listen on udp %s: %w; is another debugger or kdsrv using the port? choose another port=, or stop it", cfg.Addr, err)
 	}
-	e := newEndpoint(kd.RoleHost, cfg.Config, pc)
+	e := newLink(kd.RoleHost, cfg.Config, pc)
 	e.desc = fmt.Sprintf("kdnet host udp/%d", e.local.Port())
 	if cfg.Target.IsValid() {
 		e.target = cfg.Target.Unmap()
@@ -75,7 +75,7 @@ const probeGrace = 500 * time.Millisecond
 // with a new client random is answered. A replayed poke can therefore
 // never take the session from a live target, and a real reboot costs the
 // new boot one extra poke.
-func (e *Endpoint) sessionLive(s *loopState) (bool, error) {
+func (e *Link) sessionLive(s *loopState) (bool, error) {
 	now := time.Now()
 	if now.Sub(s.lastAlive) < probeGrace {
 		return true, nil
@@ -90,12 +90,12 @@ func (e *Endpoint) sessionLive(s *loopState) (bool, error) {
 // contactAddr is where a host with a target address sends before the
 // handshake: the target at the listening port (KDNET uses the same port
 // on both ends).
-func (e *Endpoint) contactAddr() netip.AddrPort {
+func (e *Link) contactAddr() netip.AddrPort {
 	return netip.AddrPortFrom(e.target, e.local.Port())
 }
 
 // hostControl handles a target's control-channel datagram: a poke.
-func (e *Endpoint) hostControl(s *loopState, in inbound) error {
+func (e *Link) hostControl(s *loopState, in inbound) error {
 	d := in.d
 	poke, err := ParsePoke(d.Payload)
 	if err != nil {

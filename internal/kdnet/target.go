@@ -37,7 +37,7 @@ type TargetConfig struct {
 // once. Recv reports kd.MsgBreakIn, kd.MsgReset (when nothing is pending;
 // a pending state change is simply re-sent), kd.MsgResend and data
 // packets, like a target-role kd.Link. The caller must Close the endpoint.
-func DialTarget(ctx context.Context, cfg TargetConfig) (*Endpoint, error) {
+func DialTarget(ctx context.Context, cfg TargetConfig) (*Link, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -55,7 +55,7 @@ func DialTarget(ctx context.Context, cfg TargetConfig) (*Endpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kdnet: target: open the local udp socket %s: %w; choose another local address or port", cfg.Local, err)
 	}
-	e := newEndpoint(kd.RoleTarget, cfg.Config, pc)
+	e := newLink(kd.RoleTarget, cfg.Config, pc)
 	if _, err := rand.Read(e.clientRandom[:]); err != nil {
 		_ = pc.Close()
 		return nil, fmt.Errorf("kdnet: target: no random numbers for the handshake: %w", err)
@@ -94,7 +94,7 @@ func resolveHost(ctx context.Context, hostport string) (netip.AddrPort, error) {
 // random (chosen when it starts, like a boot): a host that answers late
 // answers the same handshake, a host that has the session takes a poke as
 // a keep-alive, and a restarted host answers it with a new session.
-func (e *Endpoint) poke(s *loopState) error {
+func (e *Link) poke(s *loopState) error {
 	var hostPort uint16
 	if s.session {
 		hostPort = e.host.Port()
@@ -107,7 +107,7 @@ func (e *Endpoint) poke(s *loopState) error {
 
 // targetControl handles a host's control-channel datagram: a response to
 // a poke, or anything else as a request to poke now.
-func (e *Endpoint) targetControl(s *loopState, in inbound) error {
+func (e *Link) targetControl(s *loopState, in inbound) error {
 	d := in.d
 	if _, err := ParseResponse(d.Payload); err != nil {
 		// An empty control datagram: the host wants a poke (rate-limited

@@ -14,7 +14,7 @@ import (
 
 // kdnetHost is a minimal debugger on a KDNET host endpoint: break in, ask
 // for the version, resume.
-func kdnetVersion(ctx context.Context, t *testing.T, h *kdnet.Endpoint) kd.Version {
+func kdnetVersion(ctx context.Context, t *testing.T, h *kdnet.Link) kd.Version {
 	t.Helper()
 	if err := h.SendBreakIn(); err != nil {
 		t.Fatal(err)
@@ -66,7 +66,7 @@ func TestServeKDNET(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	listen := func(addr string) *kdnet.Endpoint {
+	listen := func(addr string) *kdnet.Link {
 		h, err := kdnet.ListenHost(ctx, kdnet.HostConfig{Config: kdnet.Config{Key: key, AckTimeout: 50 * time.Millisecond}, Addr: addr})
 		if err != nil {
 			t.Fatal(err)

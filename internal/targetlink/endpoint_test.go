@@ -93,7 +93,7 @@ func TestOpenKDNET(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ep.Close()
-	if _, ok := ep.(*kdnet.Endpoint); !ok || ep.Role() != kd.RoleHost {
+	if _, ok := ep.(*kdnet.Link); !ok || ep.Role() != kd.RoleHost {
 		t.Fatalf("Open(net) = %T, want a host-role KDNET endpoint", ep)
 	}
 	key, err := kdnet.ParseKey("1.2.3.4")
