@@ -3,9 +3,12 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 
+	"kdsrv/internal/cli/completion"
+	"kdsrv/internal/cli/completion/completiontest"
 	"kdsrv/internal/testkit"
 )
 
@@ -92,5 +95,42 @@ func TestJSONErrors(t *testing.T) {
 		if !found {
 			t.Errorf("%q: no ERROR line about %q in %q", tc.args, tc.msg, errOut)
 		}
+	}
+}
+
+// TestVersion: -version and --version name the program and its version
+// and exit 0; with -json the same as one JSON object.
+func TestVersion(t *testing.T) {
+	bin := build(t)
+	re := regexp.MustCompile(`^kdclient \S+ .*go1\.\d+\S* \w+/\w+\n$`)
+	for _, flag := range []string{"-version", "--version"} {
+		stdout, stderr, code := run(t, bin, flag)
+		if code != 0 || !re.MatchString(stdout) || stderr != "" {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q", flag, code, stdout, stderr)
+		}
+	}
+	stdout, _, code := run(t, bin, "-version", "-json")
+	var v map[string]any
+	if code != 0 || json.Unmarshal([]byte(stdout), &v) != nil || v["program"] != "kdclient" || v["version"] == "" {
+		t.Errorf("-version -json: exit %d, %q", code, stdout)
+	}
+}
+
+// TestCompletionScripts: "kdclient completion SHELL" prints a script its shell
+// accepts (kdclient completion bash | bash -n); zsh and fish are checked where
+// installed (CI installs them).
+func TestCompletionScripts(t *testing.T) {
+	bin := build(t)
+	for _, sh := range completion.Shells {
+		t.Run(sh, func(t *testing.T) {
+			stdout, stderr, code := run(t, bin, "completion", sh)
+			if code != 0 || stderr != "" {
+				t.Fatalf("exit %d, stderr %q", code, stderr)
+			}
+			completiontest.CheckSyntax(t, sh, stdout)
+		})
+	}
+	if _, stderr, code := run(t, bin, "completion", "tcsh"); code != 2 || !strings.Contains(stderr, "bash, zsh or fish") {
+		t.Errorf("completion tcsh: exit %d, %q", code, stderr)
 	}
 }

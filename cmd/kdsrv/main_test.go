@@ -9,13 +9,17 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"kdsrv/internal/cli/completion"
+	"kdsrv/internal/cli/completion/completiontest"
 	"kdsrv/internal/client"
 	"kdsrv/internal/logx"
 	"kdsrv/internal/spec"
@@ -268,4 +272,47 @@ func freeUDPPort(t *testing.T) int {
 	}
 	defer c.Close()
 	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// TestVersion: -version and --version print the program, its version (as
+// stamped with -ldflags -X), Go version and OS/arch, and exit 0, even
+// without the -t kdsrv otherwise needs.
+func TestVersion(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "kdsrv")
+	out, err := exec.Command("go", "build", "-ldflags", "-X kdsrv/internal/version.Version=v0.9.1-test", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	want := "kdsrv v0.9.1-test "
+	for _, flag := range []string{"-version", "--version"} {
+		stdout, stderr, code := run(t, bin, flag)
+		if code != 0 || !strings.HasPrefix(stdout, want) || !strings.Contains(stdout, runtime.Version()) ||
+			!strings.HasSuffix(strings.TrimSpace(stdout), runtime.GOOS+"/"+runtime.GOARCH) || stderr != "" {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit 0 and %q...", flag, code, stdout, stderr, want)
+		}
+	}
+	stdout, _, code := run(t, bin, "-version", "-log-format", "json")
+	var v map[string]any
+	if code != 0 || json.Unmarshal([]byte(stdout), &v) != nil || v["program"] != "kdsrv" || v["version"] != "v0.9.1-test" {
+		t.Errorf("-version -log-format json: exit %d, %q", code, stdout)
+	}
+}
+
+// TestCompletionScripts: "kdsrv completion SHELL" prints a script its shell
+// accepts (kdsrv completion bash | bash -n); zsh and fish are checked where
+// installed (CI installs them).
+func TestCompletionScripts(t *testing.T) {
+	bin := build(t)
+	for _, sh := range completion.Shells {
+		t.Run(sh, func(t *testing.T) {
+			stdout, stderr, code := run(t, bin, "completion", sh)
+			if code != 0 || stderr != "" {
+				t.Fatalf("exit %d, stderr %q", code, stderr)
+			}
+			completiontest.CheckSyntax(t, sh, stdout)
+		})
+	}
+	if _, stderr, code := run(t, bin, "completion", "tcsh"); code != 2 || !strings.Contains(stderr, "bash, zsh or fish") {
+		t.Errorf("completion tcsh: exit %d, %q", code, stderr)
+	}
 }

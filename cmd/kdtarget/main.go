@@ -22,6 +22,7 @@ import (
 	"kdsrv/internal/kdnet"
 	"kdsrv/internal/logx"
 	"kdsrv/internal/sim"
+	"kdsrv/internal/version"
 )
 
 // usageText is kdtarget's -h text. The addresses come from package sim.
@@ -89,6 +90,8 @@ Options:
   -log-format F     text (default) or json (one JSON object per line with
                     time, level, msg and attributes)
   -v                the same as -log-level debug
+  -version          print the version (program, version, commit, Go, OS/arch)
+                    and exit; also --version
   -h                this help
 
 Examples:
@@ -168,6 +171,7 @@ type options struct {
 	halted      bool
 	answerReset bool
 	log         logx.Flags // -log-level, -log-format, -v
+	version     bool       // -version, --version
 }
 
 // errHelp is returned by parseArgs for -h.
@@ -233,6 +237,7 @@ func parseArgs(args []string) (*options, error) {
 	fs.BoolVar(&o.halted, "halted", false, "")
 	fs.BoolVar(&o.answerReset, "answer-reset", false, "")
 	o.log.Register(fs)
+	fs.BoolVar(&o.version, "version", false, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, errHelp
@@ -241,6 +246,9 @@ func parseArgs(args []string) (*options, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, usagef("unexpected argument %q (all settings are flags)", fs.Arg(0))
+	}
+	if o.version {
+		return o, nil // nothing else matters
 	}
 	switch {
 	case o.build < 1 || o.build > 65535:
@@ -354,6 +362,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "kdtarget: %v\nRun kdtarget -h for help.\n", err)
 		return 2
+	}
+	if o.version {
+		if o.log.JSON() {
+			fmt.Fprintln(stdout, version.Get("kdtarget").JSON())
+		} else {
+			fmt.Fprintln(stdout, version.Get("kdtarget"))
+		}
+		return 0
 	}
 	logger, err := o.log.New(stderr)
 	if err != nil {

@@ -352,3 +352,15 @@ func TestCommandRebootsOnSIGHUP(t *testing.T) {
 		t.Fatalf("KernBase %#x before, %#x after the reboot; kdtarget said %q", before.KernBase, after.KernBase, line)
 	}
 }
+
+// TestVersion: -version and --version name the program and its version
+// and exit 0, without an endpoint.
+func TestVersion(t *testing.T) {
+	for _, flag := range []string{"-version", "--version"} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), []string{flag}, &out, &errb)
+		if code != 0 || !strings.HasPrefix(out.String(), "kdtarget ") || !strings.Contains(out.String(), runtime.GOOS+"/"+runtime.GOARCH) || errb.Len() != 0 {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q", flag, code, out.String(), errb.String())
+		}
+	}
+}

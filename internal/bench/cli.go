@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"kdsrv/internal/cli/kdsrvcli"
+	"kdsrv/internal/version"
 
 	"kdsrv/internal/netem"
 )
@@ -59,6 +60,8 @@ Options:
   -seed N          seed of the WAN emulator's jitter and loss (default 1)
   -json            print one JSON object instead of the table
   -q               no progress lines on standard error
+  -version         print the version (program, version, commit, Go, OS/arch)
+                   and exit; also --version
 `
 
 // Main runs kdbench with args (without the program name) and returns the
@@ -86,11 +89,20 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	seed := fs.Int64("seed", 1, "WAN emulator seed")
 	asJSON := fs.Bool("json", false, "JSON output")
 	quiet := fs.Bool("q", false, "no progress output")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
+	}
+	if *showVersion {
+		if *asJSON {
+			fmt.Fprintln(stdout, version.Get("kdbench").JSON())
+		} else {
+			fmt.Fprintln(stdout, version.Get("kdbench"))
+		}
+		return 0
 	}
 	usage := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "kdbench: "+format+"\n(kdbench -h shows the usage)\n", a...)

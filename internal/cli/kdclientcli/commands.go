@@ -16,6 +16,30 @@ import (
 	"kdsrv/internal/wire"
 )
 
+// commands are kdclient's commands as the unknown-command error and shell
+// completion name them; parseCommand (and Main, for endpsrv) run them.
+// A new command gets a line here too.
+var commands = []struct{ name, help string }{
+	{"version", "target version: build, machine, kernel base"},
+	{"regs", "registers of a processor"},
+	{"read", "hex dump of virtual memory: read ADDR LEN"},
+	{"write", "write bytes: write ADDR HEX"},
+	{"break", "stop the target and show where it stopped"},
+	{"go", "resume the target"},
+	{"dbgprint", "stream the target's DbgPrint output"},
+	{"dump", "copy memory to a file: dump ADDR LEN FILE"},
+	{"endpsrv", "ask the server to shut down"},
+}
+
+// commandList is "version, regs, ...", for messages.
+func commandList() string {
+	names := make([]string, len(commands))
+	for i, c := range commands {
+		names[i] = c.name
+	}
+	return strings.Join(names, ", ")
+}
+
 func parseCommand(o cliOptions, pos []string) (func(context.Context, *client.Commander, *client.Bridge) error, error) {
 	name, args := pos[0], pos[1:]
 	want := func(n int, form string) error {
@@ -92,7 +116,7 @@ func parseCommand(o cliOptions, pos []string) (func(context.Context, *client.Com
 			return runDump(ctx, cm, addr, n, file, o.keepPartial)
 		}, nil
 	}
-	return nil, fmt.Errorf("unknown command %q (commands: version, regs, read, write, break, go, dbgprint, dump, endpsrv)", name)
+	return nil, fmt.Errorf("unknown command %q (commands: %s)", name, commandList())
 }
 
 // dumpStopped is a dump that did not complete: interrupted (ctx ended) or

@@ -28,6 +28,7 @@ type cliOptions struct {
 	timeoutSet bool
 	dryRun     bool
 	log        logx.Flags // -log-level, -log-format, -v
+	version    bool       // -version, --version
 
 	keepPartial bool
 
@@ -53,6 +54,7 @@ func (o *cliOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.qrPort, "qr-port", discovery.DefaultPort, "with -QR: the host's discovery UDP port")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "parse and print -k, then exit")
 	o.log.Register(fs)
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.StringVar(&o.passwordFile, flagPasswordFile, "", "read the server password from the first line of FILE (mode 600)")
 	fs.StringVar(&o.kdnetKeyFile, flagKDNETKeyFile, "", "read the KDNET key of trans=@{net:...} from the first line of FILE (mode 600)")
 	fs.BoolVar(&o.insecureSendKDNETKey, flagInsecureKDNET, false, "send a KDNET key over a transport that does not encrypt (tcp, npipe, com)")

@@ -23,12 +23,16 @@ import (
 	"kdsrv/internal/secret"
 	"kdsrv/internal/spec"
 	"kdsrv/internal/transport"
+	"kdsrv/internal/version"
 	"kdsrv/internal/wire"
 )
 
 // Main runs kdclient with args (without the program name) and returns the
 // process exit code: 0 success, 1 failure, 2 bad usage.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "completion" {
+		return completionMain(args[1:], stdout, stderr)
+	}
 	var o cliOptions
 	// With -json or -log-format json, every error is a JSON object too,
 	// even one about the flags.
@@ -69,6 +73,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	usage := func(format string, a ...any) int {
 		logx.Fatal(stderr, jsonOut, "kdclient", fmt.Sprintf(format, a...), "kdclient -h shows the usage")
 		return 2
+	}
+	if o.version {
+		if jsonOut {
+			fmt.Fprintln(stdout, version.Get("kdclient").JSON())
+		} else {
+			fmt.Fprintln(stdout, version.Get("kdclient"))
+		}
+		return 0
 	}
 	logger, err := o.log.New(stderr)
 	if err != nil {

@@ -9,6 +9,8 @@ Usage:
   kdclient -QR [\\Host[:PORT]] [-json] [-qr-port N] [-timeout D]
   kdclient -QR -browse [-json]
   kdclient -dry-run -k '...'
+  kdclient completion bash|zsh|fish    shell completion, e.g. source <(kdclient completion bash)
+  kdclient -version                    program, version, commit, Go version, OS/arch
 
 The first form runs one built-in command against the remote target; the
 second bridges the remote target to a local debugger; -QR lists the KD
@@ -84,6 +86,8 @@ Options:
                  time, level, msg and attributes. With -json or
                  -log-format json, errors are JSON objects too
   -v             the same as -log-level debug
+  -version       print the version and exit (also --version); with -json
+                 as a JSON object
 
 Secrets: password= and key= in -k are visible to every local user (ps,
 /proc/PID/cmdline) while kdclient runs, and kdclient warns about them; use

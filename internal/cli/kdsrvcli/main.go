@@ -24,6 +24,7 @@ import (
 	"kdsrv/internal/spec"
 	"kdsrv/internal/targetlink"
 	"kdsrv/internal/transport"
+	"kdsrv/internal/version"
 )
 
 // env holds what kdsrv takes from the machine that tests replace.
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, e env) in
 		switch args[0] {
 		case "cert":
 			return certMain(ctx, args[1:], stdout, stderr)
+		case "completion":
+			return completionMain(args[1:], stdout, stderr)
 		}
 	}
 	var o options
@@ -81,6 +84,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, e env) in
 	usage := func(format string, a ...any) int {
 		logx.Fatal(stderr, jsonOut, "kdsrv", fmt.Sprintf(format, a...), "kdsrv -h shows the usage")
 		return 2
+	}
+	if o.version {
+		printVersion(stdout, "kdsrv", jsonOut)
+		return 0
 	}
 	logger, err := o.log.New(stderr)
 	if err != nil {
@@ -246,4 +253,13 @@ func applyPasswordFile(ts []*spec.Transport, file string, logger *slog.Logger) e
 		}
 	}
 	return nil
+}
+
+// printVersion prints the build of program: one line, or one JSON object.
+func printVersion(w io.Writer, program string, asJSON bool) {
+	if asJSON {
+		fmt.Fprintln(w, version.Get(program).JSON())
+		return
+	}
+	fmt.Fprintln(w, version.Get(program))
 }

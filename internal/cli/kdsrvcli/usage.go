@@ -7,6 +7,8 @@ Usage:
   kdsrv -t TRANSPORT [-t TRANSPORT ...] [options]
   kdsrv -dry-run -t TRANSPORT ...
   kdsrv cert create NAME | kdsrv cert list   certificates for ssl/spipe (kdsrv cert -h)
+  kdsrv completion bash|zsh|fish             shell completion, e.g. source <(kdsrv completion bash)
+  kdsrv -version                             program, version, commit, Go version, OS/arch
 
 kdsrv runs on the machine that owns a kernel debug link (serial cable, a
 VM's serial pipe, KDCOM over TCP) and lets remote smart clients (kdclient,
@@ -82,6 +84,7 @@ Options:
                    one JSON object per line with time, level, msg and the
                    event's attributes (session, target_id, from, ...)
   -v               the same as -log-level debug
+  -version         print the version and exit (also --version)
 
 Target links opened for clients take omitted settings from this machine's
 environment: _NT_DEBUG_PORT and _NT_DEBUG_BAUD_RATE (see the trans= forms

@@ -1,0 +1,92 @@
+// Package completiontest runs completion scripts in real shells for tests.
+package completiontest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// BashComplete runs script in bash as if the user pressed Tab at the end
+// of line, and returns what the completion function offers (for tests).
+func BashComplete(t testing.TB, script, function, line string) []string {
+	t.Helper()
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skipf("bash is not installed: %v", err)
+	}
+	f := filepath.Join(t.TempDir(), "completion.bash")
+	if err := os.WriteFile(f, []byte(script), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bash, "--norc", "--noprofile", "-c",
+		`source "$1" || exit 3; COMP_LINE="$2"; COMP_POINT=${#COMP_LINE}; `+function+`; printf '%s\n' "${COMPREPLY[@]}"`,
+		"bash", f, line).CombinedOutput()
+	if err != nil {
+		t.Fatalf("bash completion of %q: %v\n%s", line, err, out)
+	}
+	return strings.Fields(string(out))
+}
+
+// FishComplete asks fish what it completes for line with script loaded
+// (the candidates, without descriptions); the test is skipped when fish is
+// not installed.
+func FishComplete(t testing.TB, script, line string) []string {
+	t.Helper()
+	fish, err := exec.LookPath("fish")
+	if err != nil {
+		t.Skipf("fish is not installed (CI installs it): %v", err)
+	}
+	f := filepath.Join(t.TempDir(), "completion.fish")
+	if err := os.WriteFile(f, []byte(script), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(fish, "--no-config", "-c", `source $argv[1]; and complete -C $argv[2]`, f, line).CombinedOutput()
+	if err != nil {
+		t.Fatalf("fish completion of %q: %v\n%s", line, err, out)
+	}
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if w, _, _ := strings.Cut(l, "\t"); w != "" {
+			got = append(got, w)
+		}
+	}
+	return got
+}
+
+// CheckSyntax runs shell's syntax check (-n; fish --no-execute) on
+// script; the test is skipped, saying why, when that shell is not
+// installed.
+func CheckSyntax(t testing.TB, shell, script string) {
+	t.Helper()
+	path, err := exec.LookPath(shell)
+	if err != nil {
+		t.Skipf("%s is not installed (CI installs it): %v", shell, err)
+	}
+	f := filepath.Join(t.TempDir(), "completion."+shell)
+	if err := os.WriteFile(f, []byte(script), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-n", f}
+	if shell == "fish" {
+		args = []string{"--no-execute", f}
+	}
+	if out, err := exec.Command(path, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s -n rejects the completion script: %v\n%s\n--- script ---\n%s", shell, err, out, script)
+	}
+	if shell == "zsh" {
+		// It also loads: compdef registers the function.
+		out, err := exec.Command(path, "-f", "-c", `autoload -Uz compinit && compinit -u -D && source "$1" && print -r -- "${_comps[$2]}"`, "zsh", f, firstWord(script)).CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) == "" {
+			t.Fatalf("zsh does not load the completion script: %v\n%s", err, out)
+		}
+	}
+}
+
+// firstWord is the program of a zsh script's "#compdef PROG" line.
+func firstWord(script string) string {
+	line, _, _ := strings.Cut(script, "\n")
+	return strings.TrimSpace(strings.TrimPrefix(line, "#compdef"))
+}
