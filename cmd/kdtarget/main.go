@@ -74,12 +74,19 @@ Options:
   -kdnet-local ADDR local UDP address for -kdnet (default: a free port; give
                     :PORT to use the host's port as Windows does, which a
                     host started with target=IP needs)
-  -build N          Windows build number reported to debuggers (default 19045)
+  -build N          Windows build number reported to debuggers (default
+                    18362, Windows 10 1903: the newest x64 build radare2
+                    5.9 knows; WinDbg takes any, e.g. -build 19045)
   -sp N             service pack number, 0-255 (default 0)
   -cpus N           number of processors, 1-64 (default 1)
   -data-size BYTES  size of the pattern data region; K, M, G suffixes are
                     powers of 1024 (default 16M)
   -dbgprint D       while running, DbgPrint a line every D (e.g. 1s; 0 = off)
+  -console TEXT     write TEXT on the line, outside KD packets, whenever a
+                    debugger connects, as boot text on a shared serial port
+                    looks (\n and \r are turned into line breaks); kdclient
+                    ... console shows it
+  -console-every D  also write a numbered console line every D (0 = off)
   -halted           start (and restart after a reboot) stopped at a
                     breakpoint instead of running
   -answer-reset     answer a RESET while running, as some VMs' debug stubs
@@ -170,8 +177,10 @@ type options struct {
 	dbgprint    time.Duration
 	halted      bool
 	answerReset bool
-	log         logx.Flags // -log-level, -log-format, -v
-	version     bool       // -version, --version
+	log         logx.Flags    // -log-level, -log-format, -v
+	version     bool          // -version, --version
+	console     string        // -console TEXT: written on the line when a debugger connects
+	consoleTick time.Duration // -console-every D
 }
 
 // errHelp is returned by parseArgs for -h.
@@ -229,13 +238,15 @@ func parseArgs(args []string) (*options, error) {
 	var key string
 	fs.StringVar(&key, "key", "", "")
 	fs.StringVar(&o.kdLocal, "kdnet-local", "", "")
-	fs.UintVar(&o.build, "build", 19045, "")
+	fs.UintVar(&o.build, "build", defaultBuild, "")
 	fs.UintVar(&o.sp, "sp", 0, "")
 	fs.IntVar(&o.cpus, "cpus", 1, "")
 	fs.Var(&o.dataSize, "data-size", "")
 	fs.DurationVar(&o.dbgprint, "dbgprint", 0, "")
 	fs.BoolVar(&o.halted, "halted", false, "")
 	fs.BoolVar(&o.answerReset, "answer-reset", false, "")
+	fs.StringVar(&o.console, "console", "", "")
+	fs.DurationVar(&o.consoleTick, "console-every", 0, "")
 	o.log.Register(fs)
 	fs.BoolVar(&o.version, "version", false, "")
 	if err := fs.Parse(args); err != nil {
@@ -259,6 +270,10 @@ func parseArgs(args []string) (*options, error) {
 		return nil, usagef("-cpus %d: the simulated machine has 1-64 processors", o.cpus)
 	case o.dbgprint < 0:
 		return nil, usagef("-dbgprint %v: the interval cannot be negative (0 turns it off)", o.dbgprint)
+	case o.consoleTick < 0:
+		return nil, usagef("-console-every %v: the interval cannot be negative (0 turns it off)", o.consoleTick)
+	case strings.Contains(o.console, "0000") || strings.Contains(o.console, "iiii"):
+		return nil, usagef("-console: the text must not hold 0000 or iiii, which start KD packets")
 	}
 	// Exactly one endpoint mode.
 	modes := 0
@@ -315,6 +330,8 @@ func (o *options) config() sim.Config {
 		Processors:              o.cpus,
 		DataSize:                uint64(o.dataSize),
 		PrintEvery:              o.dbgprint,
+		Console:                 unescapeConsole(o.console),
+		ConsoleEvery:            o.consoleTick,
 		StartHalted:             o.halted,
 		Strict:                  true,
 		AnswerResetWhileRunning: o.answerReset,
@@ -431,4 +448,15 @@ func main() {
 		initExit(code, os.Stderr) // does not return
 	}
 	os.Exit(code)
+}
+
+// defaultBuild is the build kdtarget reports unless -build says otherwise:
+// Windows 10 1903 (18362), the newest x64 build radare2 5.9 has profiles
+// for, so that r2 -d winkd:// works against the default target.
+const defaultBuild = 18362
+
+// unescapeConsole turns the \n, \r and \t a shell leaves in -console TEXT
+// into the characters.
+func unescapeConsole(s string) string {
+	return strings.NewReplacer(`\r`, "\r", `\n`, "\n", `\t`, "\t").Replace(s)
 }

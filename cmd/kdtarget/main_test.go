@@ -41,7 +41,7 @@ func TestParseArgs(t *testing.T) {
 	}{
 		{[]string{"-listen", "unix:/tmp/x.sock"}, func(o *options) bool {
 			c := o.config()
-			return o.network == "unix" && o.address == "/tmp/x.sock" && c.Build == 19045 && c.Processors == 1 && c.DataSize == 16<<20 && !c.StartHalted
+			return o.network == "unix" && o.address == "/tmp/x.sock" && c.Build == 18362 && c.Processors == 1 && c.DataSize == 16<<20 && !c.StartHalted
 		}},
 		{[]string{"-listen", "pty", "-halted", "-cpus", "4", "-build", "22631", "-sp", "2"}, func(o *options) bool {
 			c := o.config()

@@ -315,6 +315,8 @@ type loopState struct {
 func (l *Link) loop(chunks <-chan chunk, free chan<- []byte, readerDone <-chan struct{}) {
 	s := &loopState{sendID: InitialPacketID, expectID: InitialPacketID}
 	s.dec.KeepNoise = l.cfg.Noise != nil
+	// A host hands console text on whole, 'b' included.
+	s.dec.NoBreakIn = l.cfg.Noise != nil && l.role == RoleHost
 	if l.role == RoleTarget {
 		s.sendID = InitialPacketID | SyncPacketID
 	}

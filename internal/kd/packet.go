@@ -107,6 +107,10 @@ type Decoder struct {
 	// part of any packet (a target's console text on a shared line), in
 	// order, for TakeNoise.
 	KeepNoise bool
+	// NoBreakIn makes a lone 0x62 an ordinary byte (noise) rather than a
+	// FrameBreakIn: on the host's side of a line only the target would
+	// take it as a break-in, so there it is the target's console text.
+	NoBreakIn bool
 	noise     []byte
 }
 
@@ -325,7 +329,7 @@ func (d *Decoder) scan() bool {
 				d.consume(d.pos - 4)
 				return true
 			}
-		case c == BreakInByte && d.run == 0 && !quiet:
+		case c == BreakInByte && d.run == 0 && !quiet && !d.NoBreakIn:
 			d.consume(d.pos)
 			return true
 		default:

@@ -77,6 +77,15 @@ func newMetrics(s *Server) *metrics {
 	}
 	m.reg.MustRegister(m.connections, m.authFailures, m.sessions, m.packets, m.bytes, m.apiLatency,
 		&targetCollector{s: s})
+	// Every transport's series exist from the start (at 0), so that an
+	// alert on them works before the first failure.
+	for _, t := range s.cfg.Transports {
+		p := string(t.Proto)
+		m.authFailures.WithLabelValues(p)
+		for _, r := range []string{connAccepted, connAuthFailed, connHandshakeFailed} {
+			m.connections.WithLabelValues(p, r)
+		}
+	}
 	return m
 }
 

@@ -194,6 +194,10 @@ func (t *Target) serveStrict(ctx context.Context, conn io.ReadWriteCloser) error
 	t.mu.Unlock()
 	dead, unplug := t.port.plug(conn)
 	defer unplug()
+	// Console text (Config.Console, ConsoleEvery) goes out through the
+	// port, whose every write is one whole packet or one piece of text.
+	stopConsole := t.startConsole(ctx, func(b []byte) error { t.port.write(b); return nil })
+	defer stopConsole()
 	select {
 	case <-dead:
 	case <-ctx.Done():

@@ -133,6 +133,12 @@ type Config struct {
 	// (reply RESET, restart the id streams) as some VMs' debug stubs do.
 	// A Windows kernel that runs consumes and ignores it.
 	AnswerResetWhileRunning bool
+	// Console is text the target writes on its line, outside KD packets,
+	// when a debugger connects (a boot banner on a shared serial port);
+	// ConsoleEvery repeats a numbered console line that often while a
+	// debugger is connected (0 = never). Only KDCOM links carry it.
+	Console      string
+	ConsoleEvery time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -441,7 +447,12 @@ func (t *Target) serve(ctx context.Context, l kd.Endpoint, closeLink func()) err
 		t.mu.Unlock()
 	}()
 	c := &debuggerConn{t: t, l: l, present: true}
+	stopConsole := func() {}
+	if kl, ok := l.(*kd.Link); ok {
+		stopConsole = t.startConsole(ctx, kl.WriteRaw)
+	}
 	err := c.run(ctx)
+	stopConsole()
 	if ctx.Err() != nil || isDisconnect(err) || errors.Is(err, errRebooted) {
 		return nil
 	}
@@ -615,4 +626,42 @@ func (t *Target) stateChange() kd.StateChange {
 	sc.Control.InstructionCount = uint16(n)
 	sc.Control.SegCs, sc.Control.SegDs, sc.Control.SegEs, sc.Control.SegFs = ctx.SegCs, ctx.SegDs, ctx.SegEs, ctx.SegFs
 	return sc
+}
+
+// startConsole writes Config.Console with write (between packets), and
+// then a numbered line every Config.ConsoleEvery, until stop is called or
+// a write fails.
+func (t *Target) startConsole(ctx context.Context, write func([]byte) error) (stop func()) {
+	if t.cfg.Console == "" && t.cfg.ConsoleEvery <= 0 {
+		return func() {}
+	}
+	if t.cfg.Console != "" {
+		if write([]byte(t.cfg.Console)) != nil {
+			return func() {}
+		}
+	}
+	if t.cfg.ConsoleEvery <= 0 {
+		return func() {}
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tk := time.NewTicker(t.cfg.ConsoleEvery)
+		defer tk.Stop()
+		for n := 1; ; n++ {
+			select {
+			case <-cctx.Done():
+				return
+			case <-tk.C:
+			}
+			if write(fmt.Appendf(nil, "kdtarget: console line %d\r\n", n)) != nil {
+				return
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }

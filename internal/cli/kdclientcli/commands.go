@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"kdsrv/internal/client"
-	"kdsrv/internal/kd"
 	"kdsrv/internal/secret"
 	"kdsrv/internal/spec"
 	"kdsrv/internal/wire"
@@ -28,6 +27,7 @@ var commands = []struct{ name, help string }{
 	{"go", "resume the target"},
 	{"dbgprint", "stream the target's DbgPrint output"},
 	{"dump", "copy memory to a file: dump ADDR LEN FILE"},
+	{"console", "stream the text the target writes outside KD packets"},
 	{"endpsrv", "ask the server to shut down"},
 }
 
@@ -169,29 +169,6 @@ func runDump(ctx context.Context, cm *client.Commander, addr uint64, n int, file
 		msg += " (-keep-partial keeps the bytes read as FILE.partial)"
 	}
 	return &dumpStopped{interrupted: interrupted, msg: msg}
-}
-
-func traceLine(d kd.Direction, p kd.Packet) string {
-	arrow := "->"
-	if d == kd.Received {
-		arrow = "<-"
-	}
-	s := fmt.Sprintf("kd %s %v", arrow, p)
-	switch p.Type {
-	case kd.TypeStateManipulate:
-		if m, err := kd.DecodeManipulate(p.Payload); err == nil {
-			s += " " + m.String()
-		}
-	case kd.TypeStateChange64:
-		if sc, err := kd.DecodeStateChange(p.Payload); err == nil {
-			s += " " + sc.String()
-		}
-	case kd.TypeDebugIO:
-		if dio, err := kd.DecodeDebugIO(p.Payload); err == nil {
-			s += " " + dio.String()
-		}
-	}
-	return s
 }
 
 func isTerminal(f *os.File) bool {

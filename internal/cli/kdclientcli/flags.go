@@ -21,7 +21,8 @@ type cliOptions struct {
 	wait       time.Duration
 	cpu        uint
 	json       bool
-	trace      bool
+	trace      string // -trace FILE (- = standard error)
+	traceFmt   string // -trace-format
 	qr         bool
 	browse     bool
 	qrPort     int
@@ -48,7 +49,8 @@ func (o *cliOptions) register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.wait, "wait", 0, "clicon: how long to wait for the server to connect (0 = until interrupted)")
 	fs.UintVar(&o.cpu, "cpu", 0, "processor for regs")
 	fs.BoolVar(&o.json, "json", false, "JSON output")
-	fs.BoolVar(&o.trace, "trace", false, "print KD packets on standard error")
+	fs.StringVar(&o.trace, "trace", "", "write a decoded trace of every KD packet and link event to FILE (- = standard error)")
+	fs.StringVar(&o.traceFmt, "trace-format", "text", "trace format: text or json")
 	fs.BoolVar(&o.qr, "QR", false, "list the KD connection servers on a host")
 	fs.BoolVar(&o.browse, "browse", false, "with -QR: list servers announced on the local network")
 	fs.IntVar(&o.qrPort, "qr-port", discovery.DefaultPort, "with -QR: the host's discovery UDP port")

@@ -19,6 +19,7 @@ import (
 
 	"kdsrv/internal/client"
 	"kdsrv/internal/kd"
+	"kdsrv/internal/kdtrace"
 	"kdsrv/internal/logx"
 	"kdsrv/internal/secret"
 	"kdsrv/internal/spec"
@@ -128,6 +129,24 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	copts := client.Options{TakeOver: o.takeover, Logger: logger, HandshakeTimeout: o.timeout,
 		OnNotice: func(n wire.Notice) { notice(slog.LevelInfo, "kdsrv: "+n.Text) }}
+	traceFormat, err := kdtrace.ParseFormat(o.traceFmt)
+	if err != nil {
+		return usage("-trace-format: %v", err)
+	}
+	if o.trace != "" {
+		w, closeTrace, err := kdtrace.Open(o.trace, stderr)
+		if err != nil {
+			return errf("%v", err)
+		}
+		defer closeTrace()
+		copts.Trace = kdtrace.New(w, traceFormat)
+	}
+	if len(pos) > 0 && pos[0] == "console" {
+		if len(pos) > 1 {
+			return usage("usage: console (it takes no arguments; Ctrl-C ends it)")
+		}
+		return runConsole(ctx, c, sec, copts, o, stdout, stderr, errf)
+	}
 
 	// Commands that need no target.
 	if len(pos) > 0 && pos[0] == "endpsrv" {
@@ -191,11 +210,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if f, ok := stderr.(*os.File); ok && isTerminal(f) && !o.json {
 		cm.Progress = stderr
 	}
-	lcfg := kd.Config{}
-	if o.trace {
-		lcfg.Trace = func(d kd.Direction, p kd.Packet) { fmt.Fprintln(stderr, traceLine(d, p)) }
-	}
-	h, stopHost := sess.Host(lcfg, kd.HostOptions{OnPrint: cm.PrintSink()})
+	// The bridge traces the debugger-bridge hop (-trace); the in-process
+	// debugger's own end adds nothing.
+	h, stopHost := sess.Host(kd.Config{}, kd.HostOptions{OnPrint: cm.PrintSink()})
 	cm.Host = h
 	cctx, cancelCmd := context.WithCancelCause(ctx)
 	cmdErr := make(chan error, 1)

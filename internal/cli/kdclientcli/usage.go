@@ -24,6 +24,13 @@ Commands:
   break                stop the target (break-in) and show where it stopped
   go                   resume the target
   dbgprint             stream the target's DbgPrint output until Ctrl-C
+  console              stream the text the target writes on its line outside
+                       KD packets (boot manager, firmware, a hypervisor's
+                       messages) until Ctrl-C: first what kdsrv kept (the
+                       last 64 KiB), then live. It only watches: no takeover
+                       needed, the target is neither stopped nor reset, and
+                       a debugger may use the target meanwhile. -json: one
+                       JSON object per chunk
   dump ADDR LEN FILE   copy LEN bytes at ADDR to FILE (progress on a terminal).
                        FILE is replaced only by a complete dump; an
                        interrupted (exit 130) or failed one leaves it as it was
@@ -56,7 +63,14 @@ Options:
                  wait for kdsrv to connect (default 0: until interrupted)
   -cpu N         processor for regs (default 0)
   -json          machine-readable output (one JSON object per line)
-  -trace         print every KD packet of a command on standard error
+  -trace FILE    write a decoded line for every KD packet and link event
+                 of the session to FILE (- = standard error): the
+                 bridge-server hop and the debugger-bridge hop (commands
+                 and -listen alike); packet type, id, API and status,
+                 memory addresses and sizes, state changes, RESET, RESEND,
+                 break-in, read-ahead hits
+  -trace-format F
+                 text (default) or json (one object per line)
   -QR            list servers on a host (\\ before the host is optional;
                  no host = this machine); with -browse, servers announced
                  on the local network by mDNS. Only servers running as

@@ -21,8 +21,9 @@ type options struct {
 	allowEndpsrv bool
 	cliconRetry  bool
 	passwordFile string
-	log          logx.Flags // -log-level, -log-format, -v
-	version      bool       // -version, --version
+	log          logx.Flags   // -log-level, -log-format, -v
+	version      bool         // -version, --version
+	observe      observeFlags // -metrics, -trace, -trace-format (observe.go)
 
 	// Abuse limits and takeover policy (docs/security.md).
 	limits      server.Limits
@@ -58,6 +59,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.allowEndpsrv, "allow-endpsrv", false, "let clients stop the server")
 	o.log.Register(fs)
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	o.observe.register(fs)
 	fs.BoolVar(&o.cliconRetry, "clicon-retry", false, "reverse connections: keep retrying instead of exiting")
 	fs.IntVar(&o.qrPort, flagQRPort, discovery.DefaultPort, "UDP port of the -QR responder (0 = no responder)")
 	fs.StringVar(&o.registry, flagRegistry, "", "registry directory of discoverable servers (default "+discovery.DefaultDir()+")")

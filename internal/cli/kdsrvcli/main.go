@@ -131,6 +131,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, e env) in
 			logger.Warn(w, "transport", t.String())
 		}
 	}
+	if o.observe.metrics != "" {
+		if err := checkMetricsAddr(o.observe.metrics); err != nil {
+			return usage("%v", err)
+		}
+	}
+	tracer, closeTrace, err := o.observe.tracer(stderr)
+	if err != nil {
+		return usage("%v", err)
+	}
+	defer func() {
+		if err := closeTrace(); err != nil {
+			logger.Warn("closing the trace", "err", err.Error())
+		}
+	}()
 	if o.dryRun {
 		for _, t := range parsed {
 			fmt.Fprintln(stdout, t.String())
@@ -145,6 +159,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, e env) in
 		Logger:        logger,
 		Limits:        o.limits,
 		TakeoverAny:   o.takeoverAny,
+		Metrics:       o.observe.metrics != "",
+		Trace:         tracer,
 		Ready: func(d string) {
 			if strings.Contains(d, "clicon=") {
 				logger.Info("connecting to the client", "transport", d)
@@ -192,6 +208,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, e env) in
 		stops = append(stops, stop)
 	}
 	startFirewall(ctx, e, s, parsed, logger)
+	if o.observe.metrics != "" {
+		stop, err := startMetrics(o.observe.metrics, s, stdout, logger)
+		if err != nil {
+			return fail("metrics", err)
+		}
+		stops = append(stops, stop)
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.Serve() }()

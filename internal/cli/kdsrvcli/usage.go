@@ -11,9 +11,12 @@ Usage:
   kdsrv -version                             program, version, commit, Go version, OS/arch
 
 kdsrv runs on the machine that owns a kernel debug link (serial cable, a
-VM's serial pipe, KDCOM over TCP) and lets remote smart clients (kdclient,
-or WinDbg's -k kdsrv:...) use it. Each -t adds a transport clients connect
-over; one process may serve several.
+VM's serial pipe, KDCOM over TCP) and lets remote kdclient users debug it.
+Each -t adds a transport clients connect over; one process may serve
+several. WinDbg and kd do not connect to this server with their own
+-k kdsrv:...: run kdclient -listen on the debugger's machine and point the
+debugger at it (-k com:pipe,port=\\.\pipe\NAME or
+-k com:ipport=PORT,port=127.0.0.1); see kdclient -h.
 
 When a listener is ready kdsrv prints one line per transport on standard
 output, for example:
@@ -85,6 +88,16 @@ Options:
                    event's attributes (session, target_id, from, ...)
   -v               the same as -log-level debug
   -version         print the version and exit (also --version)
+  -metrics ADDR    serve Prometheus metrics at http://ADDR/metrics (off
+                   unless given). Bind it to loopback, e.g.
+                   -metrics 127.0.0.1:9464: the page names targets and
+                   counts clients, and has no password of its own
+  -trace FILE      write a decoded line for every KD packet and link event
+                   (the server-target and bridge-server hops: packet type,
+                   id, API and status, memory addresses and sizes, state
+                   changes, RESET, RESEND, break-in, console text) to FILE;
+                   - is standard error. Never holds passwords or keys
+  -trace-format F  text (default) or json (one object per line)
 
 Target links opened for clients take omitted settings from this machine's
 environment: _NT_DEBUG_PORT and _NT_DEBUG_BAUD_RATE (see the trans= forms
