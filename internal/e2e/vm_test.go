@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -161,10 +163,10 @@ func vmInitFails(t *testing.T, env *vmEnv) {
 
 // vmBuild is the Windows build the guests' kdtarget reports: it comes from
 // the kernel command line, so seeing it proves kdtarget took its
-// arguments from there.
-const vmBuild = 22631
+// arguments from there. (17134 is also a build radare2 has a profile for.)
+const vmBuild = 17134
 
-const vmArgs = "-build 22631 -dbgprint 100ms"
+const vmArgs = "-build 17134 -dbgprint 100ms"
 
 // bootReady boots a guest and waits until kdtarget serves its serial port.
 func bootReady(t *testing.T, env *vmEnv, o guestOpts) (*guest, string) {
@@ -176,7 +178,7 @@ func bootReady(t *testing.T, env *vmEnv, o guestOpts) (*guest, string) {
 		t.Fatal(err)
 	}
 	t.Logf("guest up: kdtarget serves its COM1 %v after QEMU started", time.Since(start).Round(100*time.Millisecond))
-	if !strings.Contains(text, "kdtarget: running as init") || !strings.Contains(text, `"-build" "22631"`) {
+	if !strings.Contains(text, "kdtarget: running as init") || !strings.Contains(text, `"-build" "17134"`) {
 		t.Fatalf("console does not show kdtarget starting as init with the command line's arguments:\n%s", text)
 	}
 	return g, text
@@ -205,6 +207,9 @@ func vmUnixGroup(t *testing.T, env *vmEnv) {
 	})
 	t.Run("commands", func(t *testing.T) {
 		vmCommands(t, h, g)
+	})
+	t.Run("radare2", func(t *testing.T) {
+		vmRadare2(t, h, g)
 	})
 	// One session with reconnect lives through a VM reset and a QEMU
 	// restart.
@@ -572,6 +577,42 @@ func measureVM(t *testing.T, ctx context.Context, g *guest, h *kd.Host, size int
 		t.Fatalf("the %d KiB dump is not the simulated memory pattern", size>>10)
 	}
 	return f
+}
+
+// vmRadare2 attaches radare2 (an independent debugger, where it is
+// installed) through the kdclient bridge and kdsrv to the guest: it must
+// synchronise, show where the target stopped and read the memory pattern.
+func vmRadare2(t *testing.T, h *harness, g *guest) {
+	r2, err := exec.LookPath("r2")
+	if err != nil {
+		t.Skip("radare2 (r2) is not installed")
+	}
+	k := fmt.Sprintf("kdsrv:server=@{%s},trans=@{%s}", h.serverSpec(""), g.trans("reconnect"))
+	sock := filepath.Join(shortDir(t), "r2.sock")
+	_, stop := runBridgeMain(t, k, "unix:"+sock)
+	defer stop()
+	addr := sim.DataBase + 0x5000
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, r2, "-q", "-e", "scr.color=0", "-c", fmt.Sprintf("dr rip; px 16 @ %#x", addr), "-d", "winkd://"+sock)
+	out, err := cmd.CombinedOutput()
+	text := string(out)
+	if err != nil {
+		t.Fatalf("r2: %v\n%s", err, text)
+	}
+	if !strings.Contains(text, "Sync done") {
+		t.Fatalf("radare2 did not synchronise through the bridge:\n%s", text)
+	}
+	rip := regexp.MustCompile(`(?m)^0x(fffff8[0-9a-f]{10})$`).FindStringSubmatch(text)
+	if rip == nil {
+		t.Fatalf("radare2 shows no kernel-space rip:\n%s", text)
+	}
+	want := hex.EncodeToString(patternBytes(addr, 16))
+	line := regexp.MustCompile(fmt.Sprintf(`(?m)^0x%x  ([0-9a-f ]+)  `, addr)).FindStringSubmatch(text)
+	if line == nil || strings.ReplaceAll(line[1], " ", "") != want {
+		t.Fatalf("radare2 reads %q at %#x; want the pattern %s:\n%s", line, addr, want, text)
+	}
+	t.Logf("radare2 through the bridge: rip 0x%s, memory matches", rip[1])
 }
 
 // kdclientRun runs one kdclient command line and returns its standard
