@@ -24,9 +24,10 @@ import (
 // broken into: kdsrv cannot agree on ids with a kernel that does not read
 // the line, and a debugger attaching to a target expects it stopped.
 //
-// Until the target is synchronised, packets from clients wait in the
-// target's queue (bounded by the send budget, see writer); the state change
-// that completes the synchronisation goes to the owning client as usual.
+// Until the target has answered a RESET, packets from clients wait in the
+// target's queue (bounded by the send budget, see writer); then the ids are
+// known and they flow. The state change that completes the synchronisation
+// goes to the owning client as usual.
 // Ordinary retransmission recovery (RESEND, a lost ACK) never triggers it.
 
 // attachRun is one synchronisation in progress, owned by the pump.

@@ -13,6 +13,7 @@ import (
 	"kdsrv/internal/kd"
 	"kdsrv/internal/spec"
 	"kdsrv/internal/targetlink"
+	"kdsrv/internal/testkit"
 )
 
 // silentTarget is a line on which nothing answers: it counts the break-in
@@ -117,4 +118,83 @@ func TestAttachScheduleOnTheClock(t *testing.T) {
 			})
 		})
 	}
+}
+
+// A kernel that is waiting for the answer to a FILE_IO request when kdsrv
+// attaches answers RESET by sending that request again, not a state
+// change. kdsrv must answer it (nobody owns the target: with "no such
+// file") as soon as the ids are agreed, or the kernel waits for ever and
+// never reports its stop.
+func TestAttachKernelWaitingForFileIO(t *testing.T) {
+	var logs lcLogBuffer
+	tr, err := spec.ParseServerTransport("tcp:port=5005")
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan kd.FileIO, 1)
+	targetDone := make(chan struct{})
+	s, err := New(Config{
+		Transports:     []*spec.Transport{tr},
+		Logger:         slog.New(slog.NewTextHandler(&logs, nil)),
+		AttachInterval: 20 * time.Millisecond,
+		OpenTarget: func(context.Context, *spec.Target, *targetlink.AllowList) (kd.Endpoint, error) {
+			a, z := net.Pipe()
+			go func() {
+				defer close(targetDone)
+				var sends sync.WaitGroup
+				defer sends.Wait()
+				kernel := kd.NewTargetLink(z, kd.Config{AckTimeout: 20 * time.Millisecond})
+				defer kernel.Close()
+				ctx := context.Background()
+				req := kd.FileIO{API: kd.APICreateFile}
+				waiting := true // for the FILE_IO answer
+				for {
+					m, err := kernel.Recv(ctx)
+					if err != nil {
+						return
+					}
+					switch {
+					case m.Kind == kd.MsgReset && waiting:
+						// KdReceivePacket returns "resend": send the
+						// request again.
+						sends.Go(func() { _ = kernel.Send(ctx, kd.TypeFileIO, req.Append(nil)) })
+					case m.Kind == kd.MsgPacket && m.Packet.Type == kd.TypeFileIO && waiting:
+						f, _ := kd.DecodeFileIO(m.Packet.Payload)
+						answered <- f
+						waiting = false
+					case waiting:
+						// Break-in bytes are not looked at while the
+						// kernel waits for its answer.
+					case m.Kind == kd.MsgReset || m.Kind == kd.MsgBreakIn:
+						sc := kd.StateChange{NewState: kd.StateException}
+						sends.Go(func() { _ = kernel.Send(ctx, kd.TypeStateChange64, sc.Append(nil)) })
+					}
+				}
+			}()
+			return kd.NewHostLink(simLink{a}, kd.Config{}), nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := spec.ParseTarget("com:pipe,port=/x/vm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.acquireTarget(context.Background(), nil, ts, false); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case f := <-answered:
+		if f.API != kd.APICreateFile || f.Status != kd.StatusNoSuchFile {
+			t.Errorf("the kernel got %+v, want CreateFile refused with STATUS_NO_SUCH_FILE", f)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the FILE_IO request was never answered; log:\n%s", logs.String())
+	}
+	testkit.WaitFor(t, "the target synchronised", func() bool { return strings.Contains(logs.String(), "target synchronised") })
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-targetDone
 }

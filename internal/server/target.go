@@ -416,6 +416,14 @@ func (t *target) pump() {
 				t.syncs.Add(1)
 			}
 			if run != nil {
+				if m.Kind == kd.MsgReset {
+					// The target answered a RESET: both id streams are
+					// known, so packets may flow before its state change
+					// comes (a kernel waiting for the answer to a FILE_IO
+					// request, say, sends that request again rather than
+					// a state change, and waits for the answer).
+					t.setSynced()
+				}
 				if m.Kind == kd.MsgSync && run.why != "open" {
 					t.log().Info("target rebooted", "detail", "its debug link restarted (its first packet carries the sync bit)")
 				}
