@@ -67,7 +67,11 @@ failure to set up the endpoint with 1.
 
 Options:
   -listen EP        serve debuggers on EP: unix:PATH, tcp:HOST:PORT, pty,
-                    serial:DEVICE[,baud=N]
+                    serial:DEVICE[,baud=N]. One debugger at a time: a new
+                    connection replaces the current one. A unix socket left
+                    by a process that died is replaced; one that another
+                    process still serves is refused (kdtarget used to take
+                    it over), and no other kind of file is touched
   -connect EP       dial a debugger at EP: tcp:HOST:PORT, unix:PATH
   -kdnet HOST:PORT  be a KDNET target of the debugger host HOST:PORT (UDP)
   -key a.b.c.d      the KDNET key (with -kdnet); the host must use the same

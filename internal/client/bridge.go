@@ -9,6 +9,7 @@ import (
 	"net"
 	"sync"
 
+	"kdsrv/internal/dbgport"
 	"kdsrv/internal/kd"
 	"kdsrv/internal/kdtrace"
 	"kdsrv/internal/logx"
@@ -310,37 +311,23 @@ func ignoreGone(err error) error {
 	return err
 }
 
-// Listen accepts debuggers on ln one after another; a new one replaces the
-// one attached before (it reconnected). It returns when ln is closed or ctx
-// ends.
+// Listen accepts debuggers on ln one after another, with the policy of a
+// debugger port (package dbgport): a new one replaces the one attached
+// before (it reconnected), and a failing Accept is retried after a short
+// back-off. It closes ln; it returns nil when ctx ends, and an error when
+// ln is closed under it.
 //
 // logger (nil: none) gets a line when a debugger attaches or detaches.
 func (b *Bridge) Listen(ctx context.Context, ln net.Listener, logger *slog.Logger) error {
 	logger = logx.OrDiscard(logger)
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			return fmt.Errorf("bridge: accept: %w", err)
-		}
-		peer := logx.Peer(c)
+	return dbgport.Serve(ctx, ln, "bridge "+ln.Addr().String(), logger, func(ctx context.Context, c net.Conn, peer string) {
 		logger.Info("debugger attached", "peer", peer)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := b.Serve(ctx, c); err != nil {
-				logger.Info("debugger detached", "peer", peer, logx.Err(err))
-				return
-			}
-			logger.Info("debugger detached", "peer", peer)
-		}()
-	}
+		if err := b.Serve(ctx, c); err != nil {
+			logger.Info("debugger detached", "peer", peer, logx.Err(err))
+			return
+		}
+		logger.Info("debugger detached", "peer", peer)
+	})
 }
 
 // Host attaches an in-process debugger (a kd.Host over an in-memory pipe)

@@ -5,14 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"kdsrv/internal/dbgport"
 	"kdsrv/internal/logx"
 )
 
@@ -143,73 +142,26 @@ func checkNetwork(op, network, address string) error {
 // the new one is served), so a debugger that restarts or reconnects is
 // never locked out. The target's state carries over between connections.
 //
-// A unix socket file left behind by an earlier run is removed first (only
-// if it is a socket; any other file is an error), and the socket file is
-// removed when Listen returns. Listen returns nil when ctx ends, and an
-// error when the endpoint cannot be set up or stops accepting.
+// A unix socket file left behind by an earlier run is replaced, but not
+// one another live process serves, nor any other kind of file (package
+// dbgport); the socket file is removed when Listen returns. Listen
+// returns nil when ctx ends, and an error when the endpoint cannot be set
+// up or stops accepting.
 func Listen(ctx context.Context, t *Target, network, address string, opts EndpointOptions) error {
 	opts.setDefaults()
 	defer t.hold()() // the machine runs between connections too
 	if err := checkNetwork("listen", network, address); err != nil {
 		return err
 	}
-	if network == NetworkUnix {
-		if err := removeStaleSocket(address); err != nil {
-			return err
-		}
-	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, network, address)
+	ln, err := dbgport.Listen(ctx, network, address)
 	if err != nil {
-		return fmt.Errorf("listen %s:%s: %w (is another program using it?)", network, address, err)
+		return err
 	}
-	if ul, ok := ln.(*net.UnixListener); ok {
-		ul.SetUnlinkOnClose(true)
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
-	defer ln.Close()
-
 	name := network + ":" + ln.Addr().String()
 	opts.ready(name)
-
-	var cur *session
-	defer func() {
-		if cur != nil {
-			cur.stop()
-		}
-	}()
-	delay := time.Duration(0)
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return fmt.Errorf("listen %s: the listener was closed: %w", name, err)
-			}
-			// Out of file descriptors and the like: back off and retry,
-			// as net/http does.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			opts.log().Warn("accept failed; retrying", "endpoint", name, logx.Err(err), "retry_in", delay)
-			if !sleepCtx(ctx, delay) {
-				return nil
-			}
-			continue
-		}
-		delay = 0
-		peer := peerName(network, c)
-		if cur != nil && !cur.finished() {
-			opts.log().Info("debugger connection replaces the previous one", "peer", peer, "previous_peer", cur.peer)
-		}
-		if cur != nil {
-			cur.stop()
-		}
-		cur = startSession(ctx, t, c, peer, &opts)
-	}
+	return dbgport.Serve(ctx, ln, name, opts.log(), func(ctx context.Context, c net.Conn, _ string) {
+		serveOne(ctx, t, c, peerName(network, c), &opts)
+	})
 }
 
 // peerName names the far end of an accepted connection for log lines:
@@ -220,81 +172,6 @@ func peerName(network string, c net.Conn) string {
 		return logx.Peer(c)
 	}
 	return network + ":" + logx.Peer(c)
-}
-
-// removeStaleSocket deletes a socket file left at path by an earlier run.
-// Anything that is not a socket is left alone and reported.
-func removeStaleSocket(path string) error {
-	if strings.HasPrefix(path, "@") {
-		return nil // Linux abstract socket: no file
-	}
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("listen unix:%s: cannot check the existing file: %w", path, err)
-	}
-	if fi.Mode().Type() != fs.ModeSocket {
-		return fmt.Errorf("listen unix:%s: a %s with that name exists and is not a socket; remove it or choose another path",
-			path, describeMode(fi.Mode()))
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("listen unix:%s: cannot remove the stale socket: %w", path, err)
-	}
-	return nil
-}
-
-func describeMode(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "directory"
-	case m.IsRegular():
-		return "regular file"
-	case m&fs.ModeSymlink != 0:
-		return "symbolic link"
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe"
-	case m&fs.ModeDevice != 0:
-		return "device"
-	}
-	return "file"
-}
-
-// session is one debugger connection being served in the background.
-type session struct {
-	peer   string
-	conn   io.Closer
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-func startSession(ctx context.Context, t *Target, c net.Conn, peer string, opts *EndpointOptions) *session {
-	sctx, cancel := context.WithCancel(ctx)
-	s := &session{peer: peer, conn: c, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		serveOne(sctx, t, c, peer, opts)
-	}()
-	return s
-}
-
-// finished reports whether the session's debugger already went away.
-func (s *session) finished() bool {
-	select {
-	case <-s.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop ends the session and waits for it: cancel, close the connection,
-// wait until Serve has returned.
-func (s *session) stop() {
-	s.cancel()
-	s.conn.Close()
-	<-s.done
 }
 
 // serveOne serves one debugger connection and logs its life.

@@ -6,11 +6,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
-	"time"
 
 	"kdsrv/internal/client"
+	"kdsrv/internal/dbgport"
 	"kdsrv/internal/transport"
 )
 
@@ -72,24 +71,13 @@ func attachHint(kind string, a net.Addr) string {
 	return fmt.Sprintf("WinDbg/kd: -k com:ipport=%s,port=%s", port, host)
 }
 
-// listenEndpoint opens a bridge listener. A stale unix socket (left by a
-// bridge that died) is replaced; any other existing file is not touched.
+// listenEndpoint opens a bridge listener with the debugger-port policy
+// (package dbgport): a stale unix socket left by a bridge that died is
+// replaced, a live one or any other existing file is not touched.
 func listenEndpoint(kind, addr string) (net.Listener, error) {
-	if kind == "unix" {
-		if st, err := os.Lstat(addr); err == nil {
-			if st.Mode()&os.ModeSocket == 0 {
-				return nil, fmt.Errorf("-listen unix:%s: the path exists and is not a socket; choose another path", addr)
-			}
-			if c, err := net.DialTimeout("unix", addr, time.Second); err == nil {
-				c.Close()
-				return nil, fmt.Errorf("-listen unix:%s: another process is serving that socket", addr)
-			}
-			_ = os.Remove(addr)
-		}
-	}
-	ln, err := net.Listen(kind, addr)
+	ln, err := dbgport.Listen(context.Background(), kind, addr)
 	if err != nil {
-		return nil, fmt.Errorf("-listen %s:%s: %w", kind, addr, err)
+		return nil, fmt.Errorf("-listen: %w", err)
 	}
 	return ln, nil
 }

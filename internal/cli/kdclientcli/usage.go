@@ -48,6 +48,10 @@ debugger attaches to as if it were a VM's serial pipe:
                        (Windows; elsewhere a unix socket in the pipe directory)
   pty                  a pseudo-terminal; its path is printed (Linux, macOS)
   Debuggers may detach and re-attach; each new one gets the target's state.
+  One debugger at a time: a new connection replaces the current one. A unix
+  socket left by a bridge that died is replaced; a live one is refused. A
+  failing accept (e.g. out of file descriptors) is now retried after a short
+  pause instead of ending the bridge.
 
 Options:
   -k SPEC        the server and target, as for WinDbg's -k kdsrv:...
