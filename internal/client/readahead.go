@@ -124,7 +124,9 @@ func (ra *bridgeReadAhead) fromDebugger(p kd.Packet) (reply, hint []byte) {
 		rep := e.Reply(req)
 		return rep.Append(nil), readahead.Encode(ra.sent, req.Append(nil))
 	}
-	ra.sent++
-	ra.cache.Clear()
+	if readahead.Invalidates(p.Type, p.Payload) {
+		ra.sent++
+		ra.cache.Clear()
+	}
 	return nil, nil
 }

@@ -99,13 +99,13 @@ func ReadRequest(pt kd.PacketType, payload []byte) (kd.Manipulate, bool) {
 }
 
 // Invalidates reports whether a KD packet from the debugger may change what
-// the target's memory reads as, so that prefetched data must be dropped:
-// every packet except a ReadVirtualMemory request. (Other reads, such as
-// GetContext, are counted too: the rule must be the same, byte for byte, on
-// both sides, and is kept deliberately simple.)
+// the target's memory reads as, so that prefetched data must be dropped.
+// It is kd.DebuggerEffect's rule, which kdclient's halted-target cache
+// follows too: every packet but a side-effect-free read invalidates. Both
+// sides of read-ahead count the invalidating packets with this function,
+// so their stamps agree.
 func Invalidates(pt kd.PacketType, payload []byte) bool {
-	_, read := ReadRequest(pt, payload)
-	return !read
+	return kd.DebuggerEffect(pt, payload) == kd.EffectChanges
 }
 
 // Key identifies a ReadVirtualMemory request: the same processor (user

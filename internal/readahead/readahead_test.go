@@ -39,6 +39,12 @@ func TestInvalidates(t *testing.T) {
 	read := kd.NewReadVirtual(0x1000, 16)
 	write := kd.NewWriteVirtual(0x1000, []byte{1})
 	ctx := kd.NewGetContext(0)
+	setCtx := ctx
+	setCtx.API = kd.APISetContext
+	bp := read
+	bp.API = kd.APIWriteBreakPoint
+	cont := read
+	cont.API = kd.APIContinue2
 	phys := read
 	phys.API = kd.APIReadPhysicalMemory
 	for _, tc := range []struct {
@@ -49,8 +55,11 @@ func TestInvalidates(t *testing.T) {
 	}{
 		{"ReadVirtual", kd.TypeStateManipulate, read.Append(nil), false},
 		{"WriteVirtual", kd.TypeStateManipulate, write.Append(nil), true},
-		{"GetContext", kd.TypeStateManipulate, ctx.Append(nil), true},
+		{"GetContext (a pure read: kd.DebuggerEffect)", kd.TypeStateManipulate, ctx.Append(nil), false},
 		{"ReadPhysical", kd.TypeStateManipulate, phys.Append(nil), true},
+		{"SetContext", kd.TypeStateManipulate, setCtx.Append(nil), true},
+		{"WriteBreakPoint", kd.TypeStateManipulate, bp.Append(nil), true},
+		{"Continue2", kd.TypeStateManipulate, cont.Append(nil), true},
 		{"DebugIO", kd.TypeDebugIO, read.Append(nil), true},
 		{"truncated", kd.TypeStateManipulate, read.Append(nil)[:20], true},
 	} {
