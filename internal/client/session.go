@@ -224,6 +224,10 @@ func (c *Conn) Control(ctx context.Context, cmd wire.Command, body []byte) (wire
 		if err != nil {
 			return wire.Control{}, explain(c.srv, err)
 		}
+		if f.Type == wire.TypeNotice {
+			c.notice(f.Payload) // e.g. the options of a shared link, right after Opened
+			continue
+		}
 		if f.Type == wire.TypeControl {
 			r, err := wire.DecodeControl(f.Payload)
 			if err != nil {
