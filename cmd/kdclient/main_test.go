@@ -134,3 +134,19 @@ func TestCompletionScripts(t *testing.T) {
 		t.Errorf("completion tcsh: exit %d, %q", code, stderr)
 	}
 }
+
+// TestJSONWarnings: with -json, kdclient's warnings (here: a password on
+// the command line) are JSON lines too, and never show the password.
+func TestJSONWarnings(t *testing.T) {
+	bin := build(t)
+	_, errOut, code := run(t, bin, "-json", "-dry-run", "-k", "kdsrv:server=@{tcp:server=host,port=5005,password=Sekr1t9},trans=@{com:port=com1,baud=115200}")
+	if code != 0 || errOut == "" || strings.Contains(errOut, "Sekr1t9") {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(errOut, "\n"), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil || rec["level"] != "WARN" || rec["msg"] == nil {
+			t.Errorf("stderr line %q is not a JSON warning", l)
+		}
+	}
+}

@@ -402,7 +402,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	logger.Info("simulating Windows", "build", c.Build, "sp", c.ServicePack, "cpus", c.Processors,
 		"kernel", fmt.Sprintf("%#x", t.Layout().KernBase), "data", fmt.Sprintf("%#x+%#x", sim.DataBase, c.DataSize),
 		"state", map[bool]string{true: "halted", false: "running"}[c.StartHalted])
-	stopReboots := rebootOnHangup(t, stderr)
+	stopReboots := rebootOnHangup(t, stderr, logger, o.log.JSON())
 	defer stopReboots()
 	if err := o.serve(ctx, t, stdout, logger); err != nil {
 		logx.Fatal(stderr, o.log.JSON(), "kdtarget", err.Error(), "")
@@ -415,7 +415,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // rebootOnHangup reboots t at every SIGHUP and says so on w, until stop
 // is called.
-func rebootOnHangup(t *sim.Target, w io.Writer) (stop func()) {
+//
+// With -log-format json the line is a log line (msg "rebooted").
+func rebootOnHangup(t *sim.Target, w io.Writer, logger *slog.Logger, asJSON bool) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	quit := make(chan struct{})
@@ -426,7 +428,11 @@ func rebootOnHangup(t *sim.Target, w io.Writer) (stop func()) {
 			select {
 			case <-hup:
 				t.Reboot()
-				fmt.Fprintf(w, "kdtarget: boot %d: kernel at %#x\n", t.Boot(), t.Layout().KernBase)
+				if asJSON {
+					logger.Info("rebooted", "boot", t.Boot(), "kernel", fmt.Sprintf("%#x", t.Layout().KernBase))
+				} else {
+					fmt.Fprintf(w, "kdtarget: boot %d: kernel at %#x\n", t.Boot(), t.Layout().KernBase)
+				}
 			case <-quit:
 				return
 			}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -83,10 +84,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	logger, err := o.log.New(stderr)
+	logOpts, err := o.log.Options()
 	if err != nil {
 		return usage("%v", err)
 	}
+	if o.json {
+		logOpts.Format = logx.FormatJSON // -json: everything on stderr is JSON too
+	}
+	logger := logx.New(stderr, logOpts)
 	// notice tells the user something on stderr: "kdclient: TEXT" for
 	// people, a log line when the output is JSON.
 	notice := func(level slog.Level, text string) {
@@ -113,7 +118,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, w := range c.Server.Warnings() {
 		notice(slog.LevelWarn, w)
 	}
-	sec, err := resolveSecrets(c, o, os.Getenv, stderr)
+	var secretNotices io.Writer = stderr
+	if jsonOut {
+		secretNotices = noticeWriter(notice)
+	}
+	sec, err := resolveSecrets(c, o, os.Getenv, secretNotices)
 	if err != nil {
 		return usage("%v", err)
 	}
@@ -305,4 +314,20 @@ func dialContext(ctx context.Context, t *spec.Transport, o cliOptions, stderr io
 		return context.WithTimeout(ctx, o.wait)
 	}
 	return context.WithCancel(ctx)
+}
+
+// noticeWriter turns the "kdclient: [warning: ]TEXT" lines that helpers
+// write into notices, so that with JSON output they are JSON too.
+type noticeWriter func(level slog.Level, text string)
+
+func (n noticeWriter) Write(p []byte) (int, error) {
+	for _, l := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		l = strings.TrimPrefix(l, "kdclient: ")
+		level := slog.LevelInfo
+		if t, ok := strings.CutPrefix(l, "warning: "); ok {
+			l, level = t, slog.LevelWarn
+		}
+		n(level, l)
+	}
+	return len(p), nil
 }
