@@ -127,8 +127,18 @@ func (b *Bridge) Run(ctx context.Context) error {
 				// kept belongs to the old picture. The next state change
 				// from the server is the target's current one.
 				b.mu.Lock()
+				wasHalted := b.halted
 				b.halted, b.lastSC = false, nil
+				d := b.dbg
 				b.mu.Unlock()
+				if wasHalted && d != nil {
+					// Its debugger believes the target stopped and waits
+					// for answers a rebooted, running kernel never gives:
+					// stop the new boot so that it gets its state change.
+					if err := b.c.wc.Send(wire.TypeBreakIn, nil); err != nil {
+						return err
+					}
+				}
 			}
 			if ra := b.readAhead(); ra != nil {
 				ra.clear()
