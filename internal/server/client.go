@@ -301,7 +301,7 @@ func (c *client) handle(f wire.Frame) error {
 	case wire.TypeBreakIn:
 		c.s.cfg.Trace.Note(kdtrace.HopServer, kdtrace.ToTarget, "break-in", "")
 		if t := c.target(); t != nil {
-			t.breakIn()
+			t.breakIn(c)
 		}
 		return nil
 	case wire.TypeReset:

@@ -78,6 +78,9 @@ type outPacket struct {
 	payload []byte
 	from    *client // nil for the server's own packets
 	gen     uint64  // target.gen when it was queued
+	// breakIn marks a client's break-in request rather than a packet: it
+	// is sent to the target after the packets queued before it.
+	breakIn bool
 }
 
 // errKeyMismatch refuses a client whose KDNET key differs from the one the
@@ -521,6 +524,10 @@ func (t *target) enqueueFrom(c *client, typ kd.PacketType, payload []byte) {
 	t.mu.Lock()
 	p := outPacket{typ: typ, payload: payload, from: c, gen: t.gen}
 	t.mu.Unlock()
+	t.push(p)
+}
+
+func (t *target) push(p outPacket) {
 	if t.ctx.Err() != nil {
 		return
 	}
@@ -553,6 +560,14 @@ func (t *target) writer() {
 		case p = <-t.out:
 		case <-t.ctx.Done():
 			return
+		}
+		if p.breakIn {
+			// Everything the client sent before it has been taken (or
+			// dropped): now the break-in cannot overtake a Continue.
+			if err := t.kdl.SendBreakIn(); err != nil {
+				t.log().Warn("target break-in failed", logx.Err(err))
+			}
+			continue
 		}
 		start := time.Now()
 		timer.Reset(budget)
@@ -639,6 +654,9 @@ func (t *target) dropped(p outPacket, code wire.Code, why string) {
 		who = "client " + p.from.String() + "'s"
 	}
 	what := describePacket(p.typ, p.payload)
+	if p.breakIn {
+		what = "break-in"
+	}
 	t.log().Info("packet for the target dropped", "sender", who, "packet", what, "reason", why)
 	if p.from != nil {
 		p.from.notice(code, fmt.Sprintf("kdsrv dropped your %s for target %s: %s", what, t.spec, why))
@@ -685,10 +703,16 @@ func (t *target) setSlow(slow bool) {
 	}
 }
 
-func (t *target) breakIn() {
-	if err := t.kdl.SendBreakIn(); err != nil {
-		t.log().Warn("target break-in failed", logx.Err(err))
-	}
+// breakIn asks the target to stop, in order with the client's packets: a
+// break-in byte that overtook a Continue still waiting for its
+// acknowledgement would reach a halted kernel, which ignores it, and the
+// target would then run with nobody breaking in. So it waits in the same
+// queue as the packets sent before it.
+func (t *target) breakIn(c *client) {
+	t.mu.Lock()
+	p := outPacket{from: c, gen: t.gen, breakIn: true}
+	t.mu.Unlock()
+	t.push(p)
 }
 
 // resendState sends a halted target's current state change to c.
