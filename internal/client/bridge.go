@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"kdsrv/internal/dbgport"
+	"kdsrv/internal/haltcache"
 	"kdsrv/internal/kd"
 	"kdsrv/internal/kdtrace"
 	"kdsrv/internal/logx"
@@ -34,6 +35,7 @@ type Bridge struct {
 	dbg     *debugger // the attached debugger, if any
 	onState func(wire.State)
 	ra      *bridgeReadAhead // set by EnableReadAhead (readahead.go)
+	cache   *haltcache.Cache // set by EnableCache
 
 	detachOnce sync.Once
 	detached   chan struct{} // closed when the server confirmed a Detach
@@ -112,6 +114,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 					continue
 				}
 			}
+			if hc := b.haltCache(); hc != nil {
+				hc.FromTarget(kd.PacketType(pt), payload)
+			}
 			b.fromServer(kd.PacketType(pt), append([]byte(nil), payload...))
 		case wire.TypeNotice:
 			b.c.notice(f.Payload)
@@ -142,6 +147,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 			}
 			if ra := b.readAhead(); ra != nil {
 				ra.clear()
+			}
+			if hc := b.haltCache(); hc != nil {
+				hc.Reset() // a new boot or a re-established link: nothing kept holds
 			}
 			b.mu.Lock()
 			cb := b.onState
@@ -273,6 +281,15 @@ func (b *Bridge) fromDebugger(d *debugger, m kd.Message) error {
 		b.c.opts.Trace.Note(kdtrace.HopServer, kdtrace.ToTarget, "break-in", "")
 		return b.c.wc.Send(wire.TypeBreakIn, nil)
 	case kd.MsgReset:
+		if hc := b.haltCache(); hc != nil {
+			// The debugger resynchronised: start the cache afresh. The
+			// target is still stopped where the bridge knows it is, so
+			// the cache may collect again for this stop.
+			hc.Reset()
+			if halted, sc := b.state(); halted && sc != nil {
+				hc.FromTarget(kd.TypeStateChange64, sc)
+			}
+		}
 		d.mu.Lock()
 		stale := m.ResetSeq <= d.epoch
 		d.mu.Unlock()
@@ -289,6 +306,12 @@ func (b *Bridge) fromDebugger(d *debugger, m kd.Message) error {
 			b.mu.Lock()
 			b.halted, b.lastSC = false, nil
 			b.mu.Unlock()
+		}
+		if hc := b.haltCache(); hc != nil {
+			if reply, hit := hc.Request(p.Type, p.Payload); hit {
+				b.c.opts.Trace.Note(kdtrace.HopDebugger, kdtrace.ToHost, "cache-hit", "answered from the halted-target cache")
+				return ignoreGone(d.l.Send(d.ctx, kd.TypeStateManipulate, reply))
+			}
 		}
 		if ra := b.readAhead(); ra != nil {
 			if reply, hint := ra.fromDebugger(p); reply != nil {
@@ -354,4 +377,30 @@ func (b *Bridge) Host(ctx context.Context, cfg kd.Config, opts kd.HostOptions) (
 		l.Close()
 		<-done
 	}
+}
+
+// EnableCache turns on the halted-target cache (package haltcache): reads
+// the debugger repeats while the target is halted are answered by the
+// bridge without a round trip to the server. Call it before Run.
+func (b *Bridge) EnableCache() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cache == nil {
+		b.cache = haltcache.New(0)
+	}
+}
+
+// CacheStats returns the halted-target cache's counters (zero when the
+// cache is off).
+func (b *Bridge) CacheStats() haltcache.Stats {
+	if hc := b.haltCache(); hc != nil {
+		return hc.Stats()
+	}
+	return haltcache.Stats{}
+}
+
+func (b *Bridge) haltCache() *haltcache.Cache {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cache
 }

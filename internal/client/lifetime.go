@@ -19,6 +19,9 @@ type SessionOptions struct {
 	// ReadAhead asks the server to prefetch sequential memory reads
 	// (Bridge.EnableReadAhead).
 	ReadAhead bool
+	// Cache turns on the halted-target cache (Bridge.EnableCache):
+	// repeated reads of a halted target are answered locally.
+	Cache bool
 	// OnState, if set, receives the server's target state notices
 	// (Bridge.OnState).
 	OnState func(wire.State)
@@ -67,6 +70,9 @@ func (c *Conn) Start(ctx context.Context, t *spec.Target, so SessionOptions) (*S
 	b := NewBridge(c)
 	if so.OnState != nil {
 		b.OnState(so.OnState)
+	}
+	if so.Cache {
+		b.EnableCache()
 	}
 	if so.ReadAhead {
 		if err := b.EnableReadAhead(ctx); err != nil {

@@ -213,7 +213,7 @@ func (h *harness) clientSpec(i int, extra string) string {
 // then disconnected) when the test ends.
 type session struct{ *client.Session }
 
-func (h *harness) open(serverSpec, trans string, opts client.Options) (*session, error) {
+func (h *harness) open(serverSpec, trans string, opts client.Options, so ...client.SessionOptions) (*session, error) {
 	c, err := spec.ParseConnect(fmt.Sprintf("kdsrv:server=@{%s},trans=@{%s}", serverSpec, trans))
 	if err != nil {
 		return nil, err
@@ -226,7 +226,11 @@ func (h *harness) open(serverSpec, trans string, opts client.Options) (*session,
 	if opts.Dial == nil {
 		opts.Dial = (&transport.Dialer{COM: h.cliCOM}).Dial
 	}
-	cs, err := client.OpenSession(ctx, c, opts, client.SessionOptions{})
+	var sopts client.SessionOptions
+	if len(so) > 0 {
+		sopts = so[0]
+	}
+	cs, err := client.OpenSession(ctx, c, opts, sopts)
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ type cliOptions struct {
 	listen     string
 	takeover   bool
 	readahead  bool
+	cache      bool // -cache (default on)
 	timeout    time.Duration
 	wait       time.Duration
 	cpu        uint
@@ -45,6 +46,7 @@ func (o *cliOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.listen, "listen", "", "bridge endpoint: unix:PATH, tcp:HOST:PORT or pty")
 	fs.BoolVar(&o.takeover, "takeover", false, "take the target over from another client")
 	fs.BoolVar(&o.readahead, "readahead", false, "let kdsrv read ahead of sequential memory reads")
+	fs.BoolVar(&o.cache, "cache", true, "answer reads the debugger repeats while the target is halted locally (-cache=false: off)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "time-out for connecting and for the target to stop")
 	fs.DurationVar(&o.wait, "wait", 0, "clicon: how long to wait for the server to connect (0 = until interrupted)")
 	fs.UintVar(&o.cpu, "cpu", 0, "processor for regs")

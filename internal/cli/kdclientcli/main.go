@@ -183,6 +183,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	octx, cancel := context.WithTimeout(ctx, o.timeout+5*time.Second)
 	sess, err := conn.Start(octx, c.Trans, client.SessionOptions{
 		ReadAhead: o.readahead,
+		Cache:     o.cache,
 		OnState:   func(st wire.State) { notice(slog.LevelInfo, fmt.Sprintf("target %s: %s", st.State, st.Text)) },
 	})
 	cancel()

@@ -57,6 +57,14 @@ Options:
   -k SPEC        the server and target, as for WinDbg's -k kdsrv:...
   -listen EP     run as a bridge on endpoint EP (see above)
   -takeover      open the target even if another client has it
+  -cache         on by default; -cache=false turns it off. While the target
+                 is halted, reads the debugger repeats (virtual memory it
+                 read before, GetVersion, register contexts, control space)
+                 are answered here without a network round trip. Only what
+                 the debugger asked for is kept, never I/O space, MSRs,
+                 bus data or physical memory, and everything is dropped on
+                 any write, breakpoint, continue, state change, RESET or
+                 target restart (docs/benchmarks.md)
   -readahead     let kdsrv read ahead of sequential virtual-memory reads
                  (dumps) and answer them here without a network round trip;
                  it reads memory before the debugger asks, so leave it off
