@@ -6,14 +6,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -170,7 +168,7 @@ func TestLogsJSON(t *testing.T) {
 		t.Fatalf("no ready line; stderr: %s", stderr.String())
 	}
 	connect := func(pw string) (*client.Conn, *spec.Connect, error) {
-		c, err := spec.ParseConnect(fmt.Sprintf("kdsrv:server=@{tcp:server=127.0.0.1,port=%s,password=%s},trans=@{net:port=%d,key=%s}", port, pw, freeUDPPort(t), key))
+		c, err := spec.ParseConnect(fmt.Sprintf("kdsrv:server=@{tcp:server=127.0.0.1,port=%s,password=%s},trans=@{net:port=%d,key=%s}", port, pw, testkit.FreeUDPPort(t), key))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -246,34 +244,6 @@ func TestLogsJSON(t *testing.T) {
 	}
 }
 
-// lockedBuffer is an io.Writer safe for a process's copier and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
-
 // TestVersion: -version and --version print the program, its version (as
 // stamped with -ldflags -X), Go version and OS/arch, and exit 0, even
 // without the -t kdsrv otherwise needs.
@@ -316,3 +286,6 @@ func TestCompletionScripts(t *testing.T) {
 		t.Errorf("completion tcsh: exit %d, %q", code, stderr)
 	}
 }
+
+// lockedBuffer is the shared concurrency-safe buffer of the tests.
+type lockedBuffer = testkit.Buffer

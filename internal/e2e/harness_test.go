@@ -23,6 +23,7 @@ import (
 	"kdsrv/internal/sim"
 	"kdsrv/internal/spec"
 	"kdsrv/internal/targetlink"
+	"kdsrv/internal/testkit"
 	"kdsrv/internal/transport"
 )
 
@@ -40,24 +41,6 @@ type harness struct {
 	// srvCOM and cliCOM share serial ports among the com listeners of
 	// the server and among the com dials of the clients.
 	srvCOM, cliCOM *transport.COMPorts
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  []byte
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.b = append(s.b, p...)
-	return len(p), nil
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return string(s.b)
 }
 
 // shortDir is a temporary directory with a path short enough for unix
@@ -266,3 +249,6 @@ func patternBytes(addr uint64, n int) []byte {
 	}
 	return b
 }
+
+// syncBuffer is the shared concurrency-safe buffer of the tests.
+type syncBuffer = testkit.Buffer

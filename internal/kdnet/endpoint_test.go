@@ -36,26 +36,38 @@ func ctxFor(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
+// testDefaults fills what the tests leave out of a Config: a short ACK
+// time-out, the test key, and the test's in-memory network in a bubble.
+func testDefaults(t testing.TB, c *Config) {
+	if c.AckTimeout == 0 {
+		c.AckTimeout = testAck
+	}
+	if c.Key.IsZero() {
+		c.Key = testKey(t, "1.2.3.4")
+	}
+	if n := netOf(t); n != nil && c.ListenUDP == nil {
+		c.ListenUDP = n.listen
+	}
+}
+
+// started registers the endpoint's Close with the test.
+func started(t testing.TB, e *Link, err error) *Link {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
 func listenHost(t testing.TB, cfg HostConfig) *Link {
 	t.Helper()
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
 	}
-	if cfg.AckTimeout == 0 {
-		cfg.AckTimeout = testAck
-	}
-	if cfg.Key.IsZero() {
-		cfg.Key = testKey(t, "1.2.3.4")
-	}
-	if n := netOf(t); n != nil && cfg.ListenUDP == nil {
-		cfg.ListenUDP = n.listen
-	}
+	testDefaults(t, &cfg.Config)
 	h, err := ListenHost(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
+	return started(t, h, err)
 }
 
 func dialTarget(t testing.TB, host netip.AddrPort, cfg TargetConfig) *Link {
@@ -66,24 +78,12 @@ func dialTarget(t testing.TB, host netip.AddrPort, cfg TargetConfig) *Link {
 	if cfg.Local == "" {
 		cfg.Local = "127.0.0.1:0"
 	}
-	if cfg.AckTimeout == 0 {
-		cfg.AckTimeout = testAck
-	}
 	if cfg.PokeInterval == 0 {
 		cfg.PokeInterval = 100 * time.Millisecond
 	}
-	if cfg.Key.IsZero() {
-		cfg.Key = testKey(t, "1.2.3.4")
-	}
-	if n := netOf(t); n != nil && cfg.ListenUDP == nil {
-		cfg.ListenUDP = n.listen
-	}
+	testDefaults(t, &cfg.Config)
 	e, err := DialTarget(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
-	return e
+	return started(t, e, err)
 }
 
 // recvPacket reads messages until a data packet arrives; other kinds are
@@ -779,21 +779,5 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log destination safe for the endpoint's goroutines
-// and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// lockedBuffer is the shared concurrency-safe buffer of the tests.
+type lockedBuffer = testkit.Buffer

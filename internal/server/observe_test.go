@@ -17,11 +17,13 @@ import (
 	"github.com/prometheus/common/model"
 
 	kdclient "kdsrv/internal/client"
+
 	"kdsrv/internal/kd"
 	"kdsrv/internal/kdtrace"
 	"kdsrv/internal/logx"
 	"kdsrv/internal/spec"
 	"kdsrv/internal/targetlink"
+	"kdsrv/internal/testkit"
 	"kdsrv/internal/wire"
 )
 
@@ -83,23 +85,6 @@ func (ct *consoleTarget) run(ctx context.Context, l *kd.Link) {
 			return
 		}
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // obsHarness is a kdsrv with a password, metrics and a trace, whose
@@ -503,3 +488,6 @@ func waitText(t *testing.T, b *lockedBuffer, want string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// lockedBuffer is the shared concurrency-safe buffer of the tests.
+type lockedBuffer = testkit.Buffer

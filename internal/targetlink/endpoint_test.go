@@ -17,20 +17,7 @@ import (
 // engine over the target's stream, described by the stream.
 func TestOpenKDCOM(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			accepted <- c
-		}
-		close(accepted)
-	}()
+	port, accepted := tcpVM(t)
 	allow, err := NewAllowList([]string{"127.0.0.1:*"}, false)
 	if err != nil {
 		t.Fatal(err)

@@ -11,23 +11,30 @@ import (
 	"time"
 )
 
-func TestIPPort(t *testing.T) {
-	t.Parallel()
+// tcpVM listens on a loopback TCP port like a VM's serial-over-TCP
+// endpoint; the channel yields the one connection accepted (nil if
+// accepting failed).
+func tcpVM(t *testing.T) (port string, accepted <-chan net.Conn) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	accepted := make(chan net.Conn, 1)
+	t.Cleanup(func() { ln.Close() })
+	ch := make(chan net.Conn, 1)
 	go func() {
 		c, err := ln.Accept()
-		if err != nil {
-			close(accepted)
-			return
+		if err == nil {
+			ch <- c
 		}
-		accepted <- c
+		close(ch)
 	}()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port), ch
+}
+
+func TestIPPort(t *testing.T) {
+	t.Parallel()
+	port, accepted := tcpVM(t)
 	allow, err := NewAllowList([]string{"localhost:*"}, true)
 	if err != nil {
 		t.Fatal(err)

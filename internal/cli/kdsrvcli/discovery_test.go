@@ -17,6 +17,7 @@ import (
 
 	"kdsrv/internal/discovery"
 	"kdsrv/internal/spec"
+	"kdsrv/internal/testkit"
 )
 
 // clientForm turns a -QR line into the server=@{...} a client would type:
@@ -157,34 +158,6 @@ func notElevatedNotice() string {
 	return strings.TrimPrefix(reason, "not discoverable by -QR: ")
 }
 
-// lockedBuffer is an io.Writer safe for a server goroutine and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
-
 // runMain starts Main in the background and waits until it listens. stop
 // cancels it and returns its exit code.
 func runMain(t *testing.T, isElevated bool, args ...string) (stdout, stderr *lockedBuffer, stop func() int) {
@@ -227,7 +200,7 @@ func TestMainDiscovery(t *testing.T) {
 	for _, isElevated := range []bool{true, false} {
 		t.Run("elevated="+strconv.FormatBool(isElevated), func(t *testing.T) {
 			reg := t.TempDir()
-			port := freeUDPPort(t)
+			port := testkit.FreeUDPPort(t)
 			_, stderr, stop := runMain(t, isElevated, "-t", "tcp:port=20000:29999", "-t", "tcp:port=30000:39999,password=Sekr1t",
 				"-t", "tcp:port=40000:49999,hidden", "-bind", "127.0.0.1",
 				"-registry", reg, "-qr-port", strconv.Itoa(port), "-no-mdns")
@@ -326,3 +299,6 @@ func TestAnnounceInterfaces(t *testing.T) {
 	}
 	t.Log("no non-loopback address on this machine: interface selection not exercised")
 }
+
+// lockedBuffer is the shared concurrency-safe buffer of the tests.
+type lockedBuffer = testkit.Buffer
