@@ -152,14 +152,18 @@ Simulated memory (virtual addresses; the kernel image moves at every boot):
   KernBase          kernel image (nt), %d MiB; a minimal PE header at its
                     start; KernBase is in GetVersion and changes per boot
   KernBase+%#x  KDDEBUGGER_DATA64 block (KDBG), reachable from the
-                    GetVersion DebuggerDataList; PsLoadedModuleList and
-                    PsActiveProcessHead are empty lists
+                    GetVersion DebuggerDataList; PsActiveProcessHead is
+                    an empty list
+  PsLoadedModuleList  %d modules in load order (ntoskrnl.exe, hal.dll, boot
+                    drivers): x64 LDR_DATA_TABLE_ENTRY records at
+                    KernBase+%#x, images with a PE header from
+                    KernBase+%#x on, one every %d KiB
   KernBase+%#x  break-in address (int3; ret) where every stop is reported
   %#016x  data region of -data-size bytes: the byte at address A is
                       the top byte of A*0x9E3779B97F4A7C15 (mod 2^64), so
                       tests can check any read (sim.Pattern); writes to
                       any mapped address are remembered until a reboot
-`, sim.KernSize>>20, sim.OffDebuggerDataBlock, sim.OffBreakAddress, sim.DataBase)
+`, sim.KernSize>>20, sim.OffDebuggerDataBlock, sim.Modules, sim.OffLoaderEntries, sim.OffModules, sim.ModuleStride>>10, sim.OffBreakAddress, sim.DataBase)
 
 // maxDataSize keeps the data region clear of the end of the address space.
 const maxDataSize = 1 << 40

@@ -1,6 +1,7 @@
 // Package sim is a simulated Windows x64 kernel that speaks KDCOM in the
 // target role. It serves a consistent kernel image (GetVersion, a KDBG
-// debugger data block, list heads), a sparse memory that remembers writes,
+// debugger data block, a loaded-module list of 150 modules with their PE
+// headers), a sparse memory that remembers writes,
 // per-processor CONTEXTs, breakpoints, control space and MSRs, and runs
 // until a break-in. Its state survives debugger disconnects: a debugger
 // that attaches later gets the current state.
@@ -93,7 +94,7 @@ func randomKernBase(prev uint64) uint64 {
 	for {
 		b := kaslrLow + uint64(rand.IntN(kaslrSlots))*kaslrAlign
 		fixedLo, fixedHi := KPCRBase, StackBase+64*StackSize
-		if b != prev && (b+KernSize <= fixedLo || b >= fixedHi) {
+		if b != prev && (b+KernSize+ModulesSize <= fixedLo || b >= fixedHi) {
 			return b
 		}
 	}
@@ -315,21 +316,17 @@ func (t *Target) buildImage() {
 	// Physical memory: 16 MiB of pattern.
 	t.physical.Map("ram", 0, 16<<20, true, Pattern)
 
-	// A minimal PE header so tools that look for the image find one.
-	m.write(lo.KernBase, []byte{'M', 'Z'}, true)
-	m.put32(lo.KernBase+0x3C, 0x108)
-	m.write(lo.KernBase+0x108, []byte{'P', 'E', 0, 0, 0x64, 0x86}, true)
-	m.put32(lo.KernBase+0x108+0x18+0x38, uint32(KernSize)) // SizeOfImage
+	// The loaded-module list, ntoskrnl.exe first, and a minimal PE header
+	// at every module's base (the kernel's included).
+	t.buildModules()
 	// Code at the break address: int3; ret; then int3 padding.
 	code := []byte{0xcc, 0xc3, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0}
 	m.write(lo.BreakAddress, code, true)
 	// Idle loop: pause; jmp $-2.
 	m.write(lo.IdleAddress, []byte{0xf3, 0x90, 0xeb, 0xfc}, true)
-	// Empty list heads point to themselves.
-	for _, head := range []uint64{lo.PsLoadedModuleList, lo.PsActiveProcessHead} {
-		m.put64(head, head)
-		m.put64(head+8, head)
-	}
+	// The process list is empty: its head points to itself.
+	m.put64(lo.PsActiveProcessHead, lo.PsActiveProcessHead)
+	m.put64(lo.PsActiveProcessHead+8, lo.PsActiveProcessHead)
 	// The debugger data list holds the one KDBG block.
 	m.put64(lo.DebuggerDataList, lo.DebuggerDataBlock)
 	m.put64(lo.DebuggerDataList+8, lo.DebuggerDataBlock)
