@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -305,7 +305,7 @@ func (r *lcRig) bridgeSession(tag string, n int, resume bool, want []byte) {
 // serverSpec with the target trans opened and a bridge running.
 func openSession(t *testing.T, serverSpec, trans string) (*session, error) {
 	h := &harness{t: t}
-	return h.open(serverSpec, trans, client.Options{Logger: log.New(io.Discard, "", 0)})
+	return h.open(serverSpec, trans, client.Options{Logger: slog.New(slog.DiscardHandler)})
 }
 
 // waitUntilE polls cond (every 10 ms, up to 15 s).
@@ -497,12 +497,8 @@ func TestLifecycleMatrix(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		served := make(chan error, 1)
 		detached := make(chan struct{}, 4)
-		logf := func(f string, a ...any) {
-			if strings.Contains(f, "detached") {
-				detached <- struct{}{}
-			}
-		}
-		go func() { served <- s.bridge.Listen(ctx, ln, logf) }()
+		logger := slog.New(signalHandler{msg: "debugger detached", c: detached})
+		go func() { served <- s.Bridge.Listen(ctx, ln, logger) }()
 		stopBridge := sync.OnceFunc(func() {
 			cancel()
 			<-served
@@ -570,7 +566,7 @@ func TestLifecycleMatrix(t *testing.T) {
 			t.Fatal(err)
 		}
 		ctx := ctxFor(t, 30*time.Second)
-		conn, err := client.Dial(ctx, c.Server, client.Options{Logger: log.New(io.Discard, "", 0)})
+		conn, err := client.Dial(ctx, c.Server, client.Options{Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -582,19 +578,33 @@ func TestLifecycleMatrix(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The server refuses it, naming the type, and keeps the session.
-		conn.Wire().NetConn().SetReadDeadline(time.Now().Add(10 * time.Second))
-		for {
-			f, err := conn.Wire().Recv()
-			if err != nil {
-				t.Fatalf("no notice for the type-0 packet: %v\nkdsrv log:\n%s", err, r.serverLog())
-			}
-			if f.Type == wire.TypeNotice {
-				n, err := wire.DecodeNotice(f.Payload)
-				if err != nil || !strings.Contains(strings.ToLower(n.Text), "type") {
-					t.Fatalf("notice %+v %v", n, err)
+		notice := make(chan error, 1)
+		go func() { // ends when a notice arrives or conn is closed
+			for {
+				f, err := conn.Wire().Recv()
+				if err != nil {
+					notice <- fmt.Errorf("no notice for the type-0 packet: %w", err)
+					return
 				}
-				break
+				if f.Type == wire.TypeNotice {
+					n, err := wire.DecodeNotice(f.Payload)
+					if err == nil && !strings.Contains(strings.ToLower(n.Text), "type") {
+						err = fmt.Errorf("the notice does not name the packet type: %+v", n)
+					}
+					notice <- err
+					return
+				}
 			}
+		}()
+		select {
+		case err := <-notice:
+			if err != nil {
+				t.Fatalf("%v\nkdsrv log:\n%s", err, r.serverLog())
+			}
+		case <-time.After(10 * time.Second):
+			conn.Close()
+			<-notice
+			t.Fatalf("no notice within 10s for the type-0 packet\nkdsrv log:\n%s", r.serverLog())
 		}
 		conn.Close()
 		r.checkCLI("next client", nil)
@@ -725,3 +735,23 @@ func (r *lcRig) openBridgeK(trans string) *lcSession {
 	}
 	return &lcSession{s: s, h: s.host(r.t, kd.HostOptions{})}
 }
+
+// signalHandler is a slog.Handler that signals c for each record whose
+// message is msg, and drops everything else.
+type signalHandler struct {
+	msg string
+	c   chan<- struct{}
+}
+
+func (h signalHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h signalHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		select {
+		case h.c <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+func (h signalHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h signalHandler) WithGroup(string) slog.Handler      { return h }
