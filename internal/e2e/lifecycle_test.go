@@ -651,10 +651,12 @@ func TestLifecycleKDNET(t *testing.T) {
 		r.srvLogs = append(r.srvLogs, r.srv.stderr)
 	}
 	start()
-	k := fmt.Sprintf("kdsrv:server=@{tcp:server=127.0.0.1,port=%d},trans=@{net:port=%d,key=%s}", r.port, kport, netKey)
+	// The key travels in the environment, over loopback tcp.
+	k := fmt.Sprintf("kdsrv:server=@{tcp:server=127.0.0.1,port=%d},trans=@{net:port=%d}", r.port, kport)
+	env := append(os.Environ(), "KDSRV_KDNET_KEY="+netKey)
 	version := func(tag string) {
 		t.Helper()
-		out, errOut, code := runClient(t, os.Environ(), r.bins.kdclient, "-k", k, "-json", "version")
+		out, errOut, code := runClient(t, env, r.bins.kdclient, "-insecure-send-kdnet-key", "-k", k, "-json", "version")
 		var v struct {
 			KernBase string `json:"kern_base"`
 		}

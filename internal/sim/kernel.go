@@ -242,7 +242,16 @@ func (k *kernel) runBoot(ctx context.Context) error {
 	k.end = end
 	if k.s.boot != boot {
 		// A boot: the first packet goes out as 0x80800800 (INITIAL|SYNC).
+		rebooted := k.s.boot != 0
 		*k.s = kdcomState{boot: boot, sendID: kd.InitialPacketID | kd.SyncPacketID, expectID: kd.InitialPacketID, present: true}
+		if rebooted && !k.t.Halted() {
+			// A kernel that boots with a debugger attached says so (Windows
+			// reports its image load): a rebooted machine announces the new
+			// boot with a DbgPrint, its first packet, with the sync bit.
+			if err := k.announce(ctx, boot); err != nil {
+				return err
+			}
+		}
 	}
 	for {
 		var err error
@@ -389,6 +398,21 @@ func (t *Target) breakIn() {
 	for i := range t.ctxs {
 		t.ctxs[i].Rip = t.layout.BreakAddress
 	}
+}
+
+// announce prints the boot banner (retried within the DbgPrint budget).
+func (k *kernel) announce(ctx context.Context, boot uint64) error {
+	d := kd.NewPrintString(fmt.Appendf(nil, "kdtarget: boot %d, kernel at %#x\n", boot, k.t.Layout().KernBase))
+	err := k.send(ctx, kd.TypeDebugIO, d.Append(nil), k.cfg.PrintRetries)
+	if err == nil {
+		k.t.mu.Lock()
+		k.t.stats.Prints++
+		k.t.mu.Unlock()
+	}
+	if errors.Is(err, errNotPresent) {
+		return nil
+	}
+	return err
 }
 
 // tick prints a line while running, if a debugger is present.

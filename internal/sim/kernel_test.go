@@ -2,7 +2,9 @@ package sim
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -292,4 +294,27 @@ func TestStrictPowerAcrossListen(t *testing.T) {
 	r.control(kd.TypeReset, 0)
 	r.expect(kd.TypeReset, 0)
 	r.expect(kd.TypeStateChange64, id0)
+}
+
+// A running machine that reboots announces the new boot with a DbgPrint:
+// its first packet, with the sync bit, naming the new kernel base.
+func TestStrictRebootAnnounces(t *testing.T) {
+	tgt := New(Config{Strict: true})
+	r, unplug := plugRaw(t, tgt)
+	defer unplug()
+	r.write([]byte{kd.BreakInByte})
+	r.expect(kd.TypeStateChange64, id0|syncBit)
+	r.control(kd.TypeAcknowledge, id0)
+	tgt.Reboot()
+	p := r.nextData()
+	if p.Type != kd.TypeDebugIO || p.ID != id0|syncBit {
+		t.Fatalf("first packet of the new boot: %v id %#x", p.Type, p.ID)
+	}
+	want := fmt.Sprintf("boot 2, kernel at %#x", tgt.Layout().KernBase)
+	if !strings.Contains(string(p.Payload), want) {
+		t.Fatalf("banner %q; want %q", p.Payload, want)
+	}
+	r.control(kd.TypeAcknowledge, id0)
+	r.write([]byte{kd.BreakInByte})
+	r.expect(kd.TypeStateChange64, id1)
 }
