@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -12,32 +11,20 @@ import (
 	"kdsrv/internal/testkit"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testkit.CleanupPrograms()
-	os.Exit(code)
-}
-
-// build compiles the command once per test binary.
-func build(t *testing.T) string { return testkit.Program(t, "kdclient") }
-
-func run(t *testing.T, bin string, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	return testkit.Run(t, bin, args...)
-}
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 func TestDryRunUsageAndErrors(t *testing.T) {
-	bin := build(t)
+	bin := testkit.Program(t, "kdclient")
 	k := "kdsrv:server=@{tcp:server=host,port=5005},trans=@{com:port=com1,baud=115200}"
-	out, _, code := run(t, bin, "-dry-run", "-k", k)
+	out, _, code := testkit.Run(t, bin, "-dry-run", "-k", k)
 	if code != 0 || strings.TrimSpace(out) != "kdsrv:server=@{tcp:server=host,port=5005},trans=@{com:port=COM1,baud=115200}" {
 		t.Fatalf("dry-run: %d %q", code, out)
 	}
-	_, errOut, code := run(t, bin, "-dry-run", "-k", "kdsrv:server=@{tcp:server=host,port=70000},trans=@{com:port=com1,baud=115200}")
+	_, errOut, code := testkit.Run(t, bin, "-dry-run", "-k", "kdsrv:server=@{tcp:server=host,port=70000},trans=@{com:port=com1,baud=115200}")
 	if code != 2 || !strings.Contains(errOut, "port") {
 		t.Fatalf("bad port: %d %q", code, errOut)
 	}
-	_, errOut, code = run(t, bin, "-h")
+	_, errOut, code = testkit.Run(t, bin, "-h")
 	if code != 0 {
 		t.Fatalf("-h: %d", code)
 	}
@@ -46,14 +33,14 @@ func TestDryRunUsageAndErrors(t *testing.T) {
 			t.Errorf("-h does not mention %q", want)
 		}
 	}
-	if _, errOut, code := run(t, bin, "-k", k, "frobnicate"); code != 2 || !strings.Contains(errOut, "unknown command") {
+	if _, errOut, code := testkit.Run(t, bin, "-k", k, "frobnicate"); code != 2 || !strings.Contains(errOut, "unknown command") {
 		t.Fatalf("unknown command: %d %q", code, errOut)
 	}
-	if _, errOut, code := run(t, bin, "-k", k, "read", "zz", "16"); code != 2 || !strings.Contains(errOut, "hexadecimal") {
+	if _, errOut, code := testkit.Run(t, bin, "-k", k, "read", "zz", "16"); code != 2 || !strings.Contains(errOut, "hexadecimal") {
 		t.Fatalf("bad address: %d %q", code, errOut)
 	}
 	// An unreachable server is a clear error, not a hang.
-	_, errOut, code = run(t, bin, "-timeout", "3s", "-k", "kdsrv:server=@{tcp:server=127.0.0.1,port=1},trans=@{com:port=com1,baud=115200}", "version")
+	_, errOut, code = testkit.Run(t, bin, "-timeout", "3s", "-k", "kdsrv:server=@{tcp:server=127.0.0.1,port=1},trans=@{com:port=com1,baud=115200}", "version")
 	if code != 1 || !strings.Contains(errOut, "cannot reach kdsrv") {
 		t.Fatalf("unreachable server: %d %q", code, errOut)
 	}
@@ -62,7 +49,7 @@ func TestDryRunUsageAndErrors(t *testing.T) {
 // TestJSONErrors: with -json, kdclient's errors are JSON objects too (one
 // per line, with time, level and msg), for bad usage and for failures.
 func TestJSONErrors(t *testing.T) {
-	bin := build(t)
+	bin := testkit.Program(t, "kdclient")
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -73,7 +60,7 @@ func TestJSONErrors(t *testing.T) {
 		{[]string{"-json", "-no-such-flag"}, 2, "no-such-flag"},
 		{[]string{"-log-format", "json", "-k", "kdsrv:server=@{tcp:server=host,port=70000},trans=@{com:port=com1,baud=115200}", "version"}, 2, "port"},
 	} {
-		_, errOut, code := run(t, bin, tc.args...)
+		_, errOut, code := testkit.Run(t, bin, tc.args...)
 		if code != tc.code {
 			t.Errorf("%q: exit %d, want %d; stderr %q", tc.args, code, tc.code, errOut)
 		}
@@ -101,15 +88,15 @@ func TestJSONErrors(t *testing.T) {
 // TestVersion: -version and --version name the program and its version
 // and exit 0; with -json the same as one JSON object.
 func TestVersion(t *testing.T) {
-	bin := build(t)
+	bin := testkit.Program(t, "kdclient")
 	re := regexp.MustCompile(`^kdclient \S+ .*go1\.\d+\S* \w+/\w+\n$`)
 	for _, flag := range []string{"-version", "--version"} {
-		stdout, stderr, code := run(t, bin, flag)
+		stdout, stderr, code := testkit.Run(t, bin, flag)
 		if code != 0 || !re.MatchString(stdout) || stderr != "" {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q", flag, code, stdout, stderr)
 		}
 	}
-	stdout, _, code := run(t, bin, "-version", "-json")
+	stdout, _, code := testkit.Run(t, bin, "-version", "-json")
 	var v map[string]any
 	if code != 0 || json.Unmarshal([]byte(stdout), &v) != nil || v["program"] != "kdclient" || v["version"] == "" {
 		t.Errorf("-version -json: exit %d, %q", code, stdout)
@@ -120,17 +107,17 @@ func TestVersion(t *testing.T) {
 // accepts (kdclient completion bash | bash -n); zsh and fish are checked where
 // installed (CI installs them).
 func TestCompletionScripts(t *testing.T) {
-	bin := build(t)
+	bin := testkit.Program(t, "kdclient")
 	for _, sh := range completion.Shells {
 		t.Run(sh, func(t *testing.T) {
-			stdout, stderr, code := run(t, bin, "completion", sh)
+			stdout, stderr, code := testkit.Run(t, bin, "completion", sh)
 			if code != 0 || stderr != "" {
 				t.Fatalf("exit %d, stderr %q", code, stderr)
 			}
 			completiontest.CheckSyntax(t, sh, stdout)
 		})
 	}
-	if _, stderr, code := run(t, bin, "completion", "tcsh"); code != 2 || !strings.Contains(stderr, "bash, zsh or fish") {
+	if _, stderr, code := testkit.Run(t, bin, "completion", "tcsh"); code != 2 || !strings.Contains(stderr, "bash, zsh or fish") {
 		t.Errorf("completion tcsh: exit %d, %q", code, stderr)
 	}
 }
@@ -138,8 +125,8 @@ func TestCompletionScripts(t *testing.T) {
 // TestJSONWarnings: with -json, kdclient's warnings (here: a password on
 // the command line) are JSON lines too, and never show the password.
 func TestJSONWarnings(t *testing.T) {
-	bin := build(t)
-	_, errOut, code := run(t, bin, "-json", "-dry-run", "-k", "kdsrv:server=@{tcp:server=host,port=5005,password=Sekr1t9},trans=@{com:port=com1,baud=115200}")
+	bin := testkit.Program(t, "kdclient")
+	_, errOut, code := testkit.Run(t, bin, "-json", "-dry-run", "-k", "kdsrv:server=@{tcp:server=host,port=5005,password=Sekr1t9},trans=@{com:port=com1,baud=115200}")
 	if code != 0 || errOut == "" || strings.Contains(errOut, "Sekr1t9") {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}

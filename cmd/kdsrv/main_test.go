@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -24,35 +23,23 @@ import (
 	"kdsrv/internal/testkit"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testkit.CleanupPrograms()
-	os.Exit(code)
-}
-
-// build compiles the command once per test binary.
-func build(t *testing.T) string { return testkit.Program(t, "kdsrv") }
-
-func run(t *testing.T, bin string, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	return testkit.Run(t, bin, args...)
-}
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 func TestDryRunAndHelp(t *testing.T) {
-	bin := build(t)
-	out, _, code := run(t, bin, "-dry-run", "-t", "tcp:port=51:60,password=abc123,IcfEnable")
+	bin := testkit.Program(t, "kdsrv")
+	out, _, code := testkit.Run(t, bin, "-dry-run", "-t", "tcp:port=51:60,password=abc123,IcfEnable")
 	if code != 0 || strings.TrimSpace(out) != "tcp:port=51:60,password=*,IcfEnable" {
 		t.Fatalf("dry-run: code %d, out %q", code, out)
 	}
-	_, errOut, code := run(t, bin, "-dry-run", "-t", "tcp:port=70000")
+	_, errOut, code := testkit.Run(t, bin, "-dry-run", "-t", "tcp:port=70000")
 	if code != 2 || !strings.Contains(errOut, `port="70000"`) {
 		t.Fatalf("bad port: code %d, stderr %q", code, errOut)
 	}
-	_, errOut, code = run(t, bin, "-dry-run", "-t", "tcp:port=5005", "-t", "ssl:proto=ssl3,certuser=x,port=6000")
+	_, errOut, code = testkit.Run(t, bin, "-dry-run", "-t", "tcp:port=5005", "-t", "ssl:proto=ssl3,certuser=x,port=6000")
 	if code != 2 || !strings.Contains(errOut, "proto") {
 		t.Fatalf("ssl3: code %d, stderr %q", code, errOut)
 	}
-	_, errOut, code = run(t, bin, "-h")
+	_, errOut, code = testkit.Run(t, bin, "-h")
 	if code != 0 {
 		t.Fatalf("-h exit %d", code)
 	}
@@ -66,13 +53,13 @@ func TestDryRunAndHelp(t *testing.T) {
 			t.Errorf("-h does not show %q", seed)
 		}
 	}
-	if _, _, code := run(t, bin); code != 2 {
+	if _, _, code := testkit.Run(t, bin); code != 2 {
 		t.Fatalf("no -t: exit %d, want 2", code)
 	}
 }
 
 func TestServeAndSIGTERM(t *testing.T) {
-	bin := build(t)
+	bin := testkit.Program(t, "kdsrv")
 	cmd := exec.Command(bin, "-t", "tcp:port=31000:31999", "-t", "tcp:port=32000:32999,password=abc", "-bind", "127.0.0.1",
 		"-registry", t.TempDir(), "-qr-port", "0", "-no-mdns")
 	stdout, err := cmd.StdoutPipe()
@@ -127,7 +114,7 @@ func TestServeAndSIGTERM(t *testing.T) {
 // client's connection, a refused password and a session are logged; no
 // output shows the password or the KDNET key.
 func TestLogsJSON(t *testing.T) {
-	bin := build(t)
+	bin := testkit.Program(t, "kdsrv")
 	const password = "Pw7s3cret77"
 	const key = "2steg4fzbj2sz.w8sa3ldw8i1c.2c3jhbvjqxqz7.1yyr7dsp1jkj"
 	cmd := exec.Command(bin, "-log-format", "json", "-t", "tcp:port=33000:33999,password="+password, "-bind", "127.0.0.1",
@@ -255,13 +242,13 @@ func TestVersion(t *testing.T) {
 	}
 	want := "kdsrv v0.9.1-test "
 	for _, flag := range []string{"-version", "--version"} {
-		stdout, stderr, code := run(t, bin, flag)
+		stdout, stderr, code := testkit.Run(t, bin, flag)
 		if code != 0 || !strings.HasPrefix(stdout, want) || !strings.Contains(stdout, runtime.Version()) ||
 			!strings.HasSuffix(strings.TrimSpace(stdout), runtime.GOOS+"/"+runtime.GOARCH) || stderr != "" {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit 0 and %q...", flag, code, stdout, stderr, want)
 		}
 	}
-	stdout, _, code := run(t, bin, "-version", "-log-format", "json")
+	stdout, _, code := testkit.Run(t, bin, "-version", "-log-format", "json")
 	var v map[string]any
 	if code != 0 || json.Unmarshal([]byte(stdout), &v) != nil || v["program"] != "kdsrv" || v["version"] != "v0.9.1-test" {
 		t.Errorf("-version -log-format json: exit %d, %q", code, stdout)
@@ -272,17 +259,17 @@ func TestVersion(t *testing.T) {
 // accepts (kdsrv completion bash | bash -n); zsh and fish are checked where
 // installed (CI installs them).
 func TestCompletionScripts(t *testing.T) {
-	bin := build(t)
+	bin := testkit.Program(t, "kdsrv")
 	for _, sh := range completion.Shells {
 		t.Run(sh, func(t *testing.T) {
-			stdout, stderr, code := run(t, bin, "completion", sh)
+			stdout, stderr, code := testkit.Run(t, bin, "completion", sh)
 			if code != 0 || stderr != "" {
 				t.Fatalf("exit %d, stderr %q", code, stderr)
 			}
 			completiontest.CheckSyntax(t, sh, stdout)
 		})
 	}
-	if _, stderr, code := run(t, bin, "completion", "tcsh"); code != 2 || !strings.Contains(stderr, "bash, zsh or fish") {
+	if _, stderr, code := testkit.Run(t, bin, "completion", "tcsh"); code != 2 || !strings.Contains(stderr, "bash, zsh or fish") {
 		t.Errorf("completion tcsh: exit %d, %q", code, stderr)
 	}
 }

@@ -135,3 +135,11 @@ func Run(t testing.TB, bin string, args ...string) (stdout, stderr string, code 
 	}
 	return o.String(), e.String(), code
 }
+
+// Main runs a test binary's tests and then removes what Program built;
+// call it from TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	CleanupPrograms()
+	os.Exit(code)
+}
