@@ -4,8 +4,10 @@
 // WAN (what socat or ser2net give), and kdsrv with its kdclient bridge
 // across the same WAN. Each path drives the same workload through the same
 // debugger (a kd.Host) against its own simulated target: small API calls,
-// a bulk memory dump, and break-in. It also measures kdsrv's read-ahead
-// and many concurrent sessions through one kdsrv.
+// a bulk memory dump, and break-in. It also measures kdsrv's read-ahead,
+// replays of a debugger's attach (radare2's and a WinDbg-like module walk)
+// with the bridge's halted-target cache off and on, and many concurrent
+// sessions through one kdsrv.
 //
 // The WAN is emulated in-process by package netem. Results are meant to be
 // read as ratios between the paths of one run: absolute figures depend on
@@ -22,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"kdsrv/internal/client"
 	"kdsrv/internal/netem"
 )
 
@@ -33,11 +36,12 @@ const (
 	PathKdsrv          = "kdsrv"
 	PathKdsrvReadAhead = "kdsrv_readahead"
 	PathLoopback       = "loopback"
+	PathAttach         = "attach"
 	PathScale          = "scale"
 )
 
 // AllPaths lists every measurement in the order they run.
-var AllPaths = []string{PathDirect, PathByteRelay, PathByteRelaySocat, PathKdsrv, PathKdsrvReadAhead, PathLoopback, PathScale}
+var AllPaths = []string{PathDirect, PathByteRelay, PathByteRelaySocat, PathKdsrv, PathKdsrvReadAhead, PathAttach, PathLoopback, PathScale}
 
 // Config selects what to measure. Zero fields take the defaults noted.
 type Config struct {
@@ -57,6 +61,9 @@ type Config struct {
 	// ScaleCalls is how many small calls each scale session makes
 	// (default 10).
 	ScaleCalls int
+	// AttachModules is how many modules the attach workload's module walk
+	// visits (default AttachModules, the whole list).
+	AttachModules int
 	// Only restricts the run to these paths (nil: all of them).
 	Only []string
 	// KdsrvBinary is the kdsrv executable the scale test runs as a child
@@ -88,6 +95,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ScaleCalls <= 0 {
 		c.ScaleCalls = 10
+	}
+	if c.AttachModules <= 0 {
+		c.AttachModules = AttachModules
 	}
 }
 
@@ -189,6 +199,7 @@ type Result struct {
 	ByteRelaySocat *PathResult `json:"byte_relay_socat,omitempty"`
 	Kdsrv          *PathResult `json:"kdsrv,omitempty"`
 	KdsrvReadAhead *PathResult `json:"kdsrv_readahead,omitempty"`
+	Attach         *Attach     `json:"attach,omitempty"`
 	Loopback       *Loopback   `json:"loopback,omitempty"`
 	Scale          *Scale      `json:"scale,omitempty"`
 	Skipped        []string    `json:"skipped,omitempty"` // paths not run, with why
@@ -200,6 +211,13 @@ func (r *Result) Errors() int {
 	for _, p := range []*PathResult{r.Direct, r.ByteRelay, r.ByteRelaySocat, r.Kdsrv, r.KdsrvReadAhead} {
 		if p != nil {
 			n += p.Errors
+		}
+	}
+	if a := r.Attach; a != nil {
+		for _, p := range []*AttachPath{a.Direct, a.ByteRelay, a.Kdsrv, a.KdsrvCache} {
+			if p != nil {
+				n += p.Errors
+			}
 		}
 	}
 	if r.Loopback != nil {
@@ -252,8 +270,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		{PathDirect, &res.Direct, openDirect(), full},
 		{PathByteRelay, &res.ByteRelay, openByteRelay(cfg.WAN, ""), full},
 		{PathByteRelaySocat, &res.ByteRelaySocat, openByteRelay(cfg.WAN, cfg.Socat), full},
-		{PathKdsrv, &res.Kdsrv, openKdsrv(cfg.WAN, false), full},
-		{PathKdsrvReadAhead, &res.KdsrvReadAhead, openKdsrv(cfg.WAN, true), dumpOnly},
+		{PathKdsrv, &res.Kdsrv, openKdsrv(cfg.WAN, client.SessionOptions{}), full},
+		{PathKdsrvReadAhead, &res.KdsrvReadAhead, openKdsrv(cfg.WAN, client.SessionOptions{ReadAhead: true}), dumpOnly},
 	}
 	for _, r := range runs {
 		if !cfg.wants(r.name) {
@@ -271,11 +289,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		*r.dst = pr
 		cfg.progress("%s: %.0f calls/s, dump %.3f MiB/s, %d errors", r.name, pr.CallsPerS, pr.DumpMiBs, pr.Errors)
 	}
+	if cfg.wants(PathAttach) && ctx.Err() == nil {
+		res.Attach = runAttachAll(ctx, dir, cfg)
+	}
 	if cfg.wants(PathLoopback) {
 		cfg.progress("loopback: direct vs kdsrv without a WAN")
 		lw := workload{calls: cfg.Calls, dump: min(cfg.Dump, 1<<20), budget: cfg.Budget}
 		d := runPath(ctx, dir, "loopback_direct", openDirect(), lw)
-		k := runPath(ctx, dir, "loopback_kdsrv", openKdsrv(netem.Profile{}, false), lw)
+		k := runPath(ctx, dir, "loopback_kdsrv", openKdsrv(netem.Profile{}, client.SessionOptions{}), lw)
 		res.Loopback = &Loopback{
 			DirectCallsPerS: d.CallsPerS, KdsrvCallsPerS: k.CallsPerS, KdsrvVsDirectCalls: ratio(k.CallsPerS, d.CallsPerS),
 			DirectDumpMiBs: d.DumpMiBs, KdsrvDumpMiBs: k.DumpMiBs, KdsrvVsDirectDump: ratio(k.DumpMiBs, d.DumpMiBs),
@@ -291,6 +312,37 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		cfg.progress("scale: rss %.1f MiB, p99 %.0f µs, %d errors", res.Scale.RSSMiB, res.Scale.P99us, res.Scale.Errors)
 	}
 	return res, ctx.Err()
+}
+
+// runAttachAll replays the debugger attaches over the direct path, the
+// byte relay, and kdsrv with the bridge's cache off and on.
+func runAttachAll(ctx context.Context, dir string, cfg Config) *Attach {
+	rtt := 2 * cfg.WAN.Delay
+	a := &Attach{ModulesWalked: cfg.AttachModules}
+	for _, p := range []struct {
+		name string
+		dst  **AttachPath
+		open opener
+	}{
+		{"attach_direct", &a.Direct, openDirect()},
+		{"attach_byte_relay", &a.ByteRelay, openByteRelay(cfg.WAN, "")},
+		{"attach_kdsrv", &a.Kdsrv, openKdsrv(cfg.WAN, client.SessionOptions{})},
+		{"attach_kdsrv_cache", &a.KdsrvCache, openKdsrv(cfg.WAN, client.SessionOptions{Cache: true})},
+	} {
+		if ctx.Err() != nil {
+			break
+		}
+		cfg.progress("%s: radare2-style attach and module walk (%s)", p.name, cfg.WAN)
+		r := runAttach(ctx, dir, p.name, p.open, cfg.AttachModules, rtt)
+		*p.dst = r
+		cfg.progress("%s: radare2 %.0f ms (%d calls), modules %.0f ms (%d calls), %d errors",
+			p.name, r.Radare2.Ms, r.Radare2.Calls, r.Modules.Ms, r.Modules.Calls, r.Errors)
+	}
+	if a.ByteRelay != nil && a.KdsrvCache != nil {
+		a.KdsrvCacheVsByteRelay = ratio(a.KdsrvCache.Radare2.Ms, a.ByteRelay.Radare2.Ms)
+		a.ModulesCacheVsByteRelay = ratio(a.KdsrvCache.Modules.Ms, a.ByteRelay.Modules.Ms)
+	}
+	return a
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -24,7 +24,7 @@ func TestSmokeJSON(t *testing.T) {
 	defer cancel()
 	var out, errs bytes.Buffer
 	code := Main(ctx, []string{"-json", "-q", "-rtt", "0", "-jitter", "0", "-rate", "0", "-loss", "0",
-		"-calls", "20", "-dump", "64KiB", "-sessions", "20", "-scale-calls", "3", "-kdsrv", "inproc", "-socat", "off"}, &out, &errs)
+		"-calls", "20", "-dump", "64KiB", "-sessions", "20", "-scale-calls", "3", "-kdsrv", "inproc", "-socat", "off", "-attach-modules", "20"}, &out, &errs)
 	if code != 0 {
 		t.Fatalf("exit code %d\nstderr: %s\nstdout: %s", code, errs.String(), out.String())
 	}
@@ -38,6 +38,12 @@ func TestSmokeJSON(t *testing.T) {
 			want = append(want, p+"."+k)
 		}
 	}
+	for _, p := range []string{"direct", "byte_relay", "kdsrv", "kdsrv_cache"} {
+		for _, k := range []string{"radare2.ms", "radare2.calls", "radare2.rtts_per_call", "modules.ms", "modules.calls", "errors"} {
+			want = append(want, "attach."+p+"."+k)
+		}
+	}
+	want = append(want, "attach.kdsrv_cache_vs_byte_relay", "attach.modules_cache_vs_byte_relay")
 	want = append(want, "kdsrv_readahead.dump_mib_s", "loopback.kdsrv_vs_direct_calls",
 		"scale.sessions", "scale.rss_mib", "scale.p99_us", "scale.errors")
 	for _, k := range want {
@@ -63,6 +69,26 @@ func TestSmokeJSON(t *testing.T) {
 			t.Errorf("%s = %v, want all 20 calls made", k, v)
 		}
 	}
+	for _, p := range []string{"direct", "byte_relay", "kdsrv", "kdsrv_cache"} {
+		if v, _ := lookup(m, "attach."+p+".errors"); v != float64(0) {
+			t.Errorf("attach.%s.errors = %v (%v)", p, v, m["attach"])
+		}
+		// radare2's 45 calls; the walk of 20 modules: 3 to find the list,
+		// 2×(head + 20 entries), 20×3 names and headers, 20 base names, 2.
+		if v, _ := lookup(m, "attach."+p+".radare2.calls"); v != float64(45) {
+			t.Errorf("attach.%s.radare2.calls = %v, want 45", p, v)
+		}
+		if v, _ := lookup(m, "attach."+p+".modules.calls"); v != float64(3+2*21+3*20+20+2) {
+			t.Errorf("attach.%s.modules.calls = %v, want %d", p, v, 3+2*21+3*20+20+2)
+		}
+	}
+	// Only the caching bridge answers locally, and it does answer.
+	if v, _ := lookup(m, "attach.kdsrv.radare2.cache_hits"); v != nil {
+		t.Errorf("kdsrv without the cache reports %v cache hits", v)
+	}
+	if v, _ := lookup(m, "attach.kdsrv_cache.radare2.cache_hits"); v == nil || v.(float64) < 30 {
+		t.Errorf("attach.kdsrv_cache.radare2.cache_hits = %v, want most of the 45 calls", v)
+	}
 	if v, _ := lookup(m, "kdsrv_readahead.dump_bytes"); v != float64(64<<10) {
 		t.Errorf("kdsrv_readahead.dump_bytes = %v, want %d", v, 64<<10)
 	}
@@ -85,12 +111,14 @@ func lookup(m map[string]any, key string) (any, bool) {
 func TestTableHasEveryPath(t *testing.T) {
 	r := &Result{RTTms: 20, Rate: "10mbit", Direct: &PathResult{CallsPerS: 1000}, ByteRelay: &PathResult{CallsPerS: 40, DumpMiBs: 0.1},
 		Kdsrv: &PathResult{CallsPerS: 45, DumpMiBs: 0.1}, KdsrvReadAhead: &PathResult{DumpMiBs: 1},
-		Loopback: &Loopback{KdsrvVsDirectCalls: 0.5}, Scale: &Scale{Sessions: 1000}}
+		Loopback: &Loopback{KdsrvVsDirectCalls: 0.5}, Scale: &Scale{Sessions: 1000},
+		Attach: &Attach{ModulesWalked: 150, ByteRelay: &AttachPath{Radare2: AttachRun{Ms: 2400, Calls: 45}},
+			KdsrvCache: &AttachPath{Radare2: AttachRun{Ms: 600, Calls: 45, CacheHits: 36}}, KdsrvCacheVsByteRelay: 0.25}}
 	var b bytes.Buffer
 	if err := r.WriteTable(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"direct", "byte_relay", "kdsrv_readahead", "10.0x dump", "kdsrv/direct 0.50x", "scale: 1000 sessions"} {
+	for _, want := range []string{"direct", "byte_relay", "kdsrv_readahead", "10.0x dump", "kdsrv/direct 0.50x", "scale: 1000 sessions", "kdsrv_cache", "0.25x the byte relay's time"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}
@@ -114,7 +142,7 @@ func TestParseSize(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	for _, args := range [][]string{{"-only", "nope"}, {"-rate", "10bps"}, {"-dump", "x"}, {"extra"}, {"-loss", "1.5"}} {
+	for _, args := range [][]string{{"-only", "nope"}, {"-rate", "10bps"}, {"-dump", "x"}, {"extra"}, {"-loss", "1.5"}, {"-attach-modules", "0"}, {"-attach-modules", "151"}} {
 		var out, errs bytes.Buffer
 		if code := Main(context.Background(), args, &out, &errs); code != 2 {
 			t.Errorf("%v: exit %d, want 2 (stderr %q)", args, code, errs.String())

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"kdsrv/internal/cli/kdsrvcli"
+	"kdsrv/internal/sim"
 	"kdsrv/internal/version"
 
 	"kdsrv/internal/netem"
@@ -38,6 +39,10 @@ Runs, in one process and one after another, the same debugger workload
   byte_relay_socat  the same with the real socat, when it is installed
   kdsrv             debugger ─ kdclient bridge ─WAN─ kdsrv ─ target
   kdsrv_readahead   the same with read-ahead on (dump only)
+  attach            replays of a debugger attach (radare2's 45 calls; a
+                    WinDbg-like walk of PsLoadedModuleList) over direct,
+                    byte_relay, kdsrv and kdsrv with the bridge's
+                    halted-target cache: wall time per replay
   loopback          direct vs kdsrv with no WAN: what kdsrv's extra hops cost
   scale             -sessions concurrent sessions through one kdsrv (no WAN)
 The WAN is emulated in-process (delay, jitter, rate, loss). Read the
@@ -53,6 +58,7 @@ Options:
   -budget D        time limit of each calls or dump phase (default 15s)
   -sessions N      sessions of the scale test (default 1000)
   -scale-calls N   small calls per scale session (default 10)
+  -attach-modules N  modules the attach module walk visits (default 150, all)
   -only LIST       comma-separated paths to run (default: all)
   -kdsrv WHERE     scale test's kdsrv: self (this executable as a child
                    process, default), inproc, or the path of a kdsrv binary
@@ -83,6 +89,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.Budget, "budget", 15*time.Second, "time limit per phase")
 	fs.IntVar(&cfg.Sessions, "sessions", 1000, "scale sessions")
 	fs.IntVar(&cfg.ScaleCalls, "scale-calls", 10, "calls per scale session")
+	fs.IntVar(&cfg.AttachModules, "attach-modules", AttachModules, "modules the attach walk visits")
 	only := fs.String("only", "", "paths to run")
 	kdsrvBin := fs.String("kdsrv", "self", "scale test's kdsrv: self, inproc or a path")
 	socat := fs.String("socat", "auto", "socat: auto, off or a path")
@@ -114,6 +121,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	r, err := netem.ParseRate(*rate)
 	if err != nil {
 		return usage("-rate: %v", err)
+	}
+	if cfg.AttachModules < 1 || cfg.AttachModules > sim.Modules {
+		return usage("-attach-modules: %d is out of range: the simulated target has %d modules", cfg.AttachModules, sim.Modules)
 	}
 	if *rtt < 0 || *jitter < 0 || *loss < 0 || *loss >= 1 {
 		return usage("-rtt and -jitter must not be negative and -loss must be in [0, 1)")

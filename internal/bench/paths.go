@@ -246,7 +246,7 @@ func (s *inProcessServer) stop() {
 
 // openKdsrv runs a kdsrv next to the target and a kdclient bridge on the
 // debugger's side, with the WAN between them.
-func openKdsrv(wan netem.Profile, readAhead bool) opener {
+func openKdsrv(wan netem.Profile, opts client.SessionOptions) opener {
 	return func(ctx context.Context, dir string, st *simTarget) (*session, error) {
 		s, err := startServer(dir)
 		if err != nil {
@@ -268,7 +268,7 @@ func openKdsrv(wan netem.Profile, readAhead bool) opener {
 			}
 			s.stop()
 		}
-		cs, err := openClient(ctx, addr, st.path, readAhead)
+		cs, err := openClient(ctx, addr, st.path, opts)
 		if err != nil {
 			stopAll()
 			return nil, err
@@ -283,8 +283,9 @@ func openKdsrv(wan netem.Profile, readAhead bool) opener {
 }
 
 // openClient connects a kdclient bridge with an in-process debugger to the
-// kdsrv at addr and opens the target pipe at path.
-func openClient(ctx context.Context, addr, path string, readAhead bool) (*session, error) {
+// kdsrv at addr and opens the target pipe at path, with the session
+// options given (read-ahead, the halted-target cache).
+func openClient(ctx context.Context, addr, path string, opts client.SessionOptions) (*session, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
@@ -293,7 +294,7 @@ func openClient(ctx context.Context, addr, path string, readAhead bool) (*sessio
 	if err != nil {
 		return nil, err
 	}
-	cs, err := client.OpenSession(ctx, c, client.Options{Logger: logx.Discard()}, client.SessionOptions{ReadAhead: readAhead})
+	cs, err := client.OpenSession(ctx, c, client.Options{Logger: logx.Discard()}, opts)
 	if err != nil {
 		return nil, err
 	}

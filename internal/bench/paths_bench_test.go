@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"kdsrv/internal/client"
 	"kdsrv/internal/netem"
 )
 
@@ -15,7 +16,7 @@ func BenchmarkCall(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		open opener
-	}{{"direct", openDirect()}, {"kdsrv", openKdsrv(netem.Profile{}, false)}} {
+	}{{"direct", openDirect()}, {"kdsrv", openKdsrv(netem.Profile{}, client.SessionOptions{})}} {
 		b.Run(bc.name, func(b *testing.B) {
 			dir := b.TempDir()
 			st, err := startSim(dir, "b", 1<<20)

@@ -45,6 +45,35 @@ func (r *Result) WriteTable(w io.Writer) error {
 		fmt.Fprintf(&b, "kdsrv with read-ahead vs byte relay: %.1fx dump (%d chunks answered by the bridge)\n",
 			ratio(r.KdsrvReadAhead.DumpMiBs, r.ByteRelay.DumpMiBs), r.KdsrvReadAhead.BridgeHits)
 	}
+	if a := r.Attach; a != nil {
+		b.WriteString("\nattach replays (wall time, sync included; a fresh session each):\n")
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "path\tradare2 ms\tcalls\tRTTs/call\tcache hits\tmodule walk ms\tcalls\tRTTs/call\tcache hits\terrors\t")
+		for _, p := range []struct {
+			name string
+			r    *AttachPath
+		}{{PathDirect, a.Direct}, {PathByteRelay, a.ByteRelay}, {PathKdsrv, a.Kdsrv}, {PathKdsrv + "_cache", a.KdsrvCache}} {
+			if p.r == nil {
+				continue
+			}
+			x := p.r
+			fmt.Fprintf(tw, "%s\t%.0f\t%d\t%s\t%d\t%.0f\t%d\t%s\t%d\t%d\t\n", p.name,
+				x.Radare2.Ms, x.Radare2.Calls, dash(x.Radare2.RTTsPerCall, "%.2f"), x.Radare2.CacheHits,
+				x.Modules.Ms, x.Modules.Calls, dash(x.Modules.RTTsPerCall, "%.2f"), x.Modules.CacheHits, x.Errors)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if a.ByteRelay != nil && a.KdsrvCache != nil {
+			fmt.Fprintf(&b, "attach: kdsrv with the cache takes %.2fx the byte relay's time (radare2), %.2fx (module walk of %d modules)\n",
+				a.KdsrvCacheVsByteRelay, a.ModulesCacheVsByteRelay, a.ModulesWalked)
+		}
+		for _, x := range []*AttachPath{a.Direct, a.ByteRelay, a.Kdsrv, a.KdsrvCache} {
+			if x != nil && x.FirstError != "" {
+				fmt.Fprintf(&b, "attach error: %s\n", x.FirstError)
+			}
+		}
+	}
 	if l := r.Loopback; l != nil {
 		fmt.Fprintf(&b, "loopback (no WAN): kdsrv/direct %.2fx calls/s (%.0f vs %.0f), %.2fx dump\n",
 			l.KdsrvVsDirectCalls, l.KdsrvCallsPerS, l.DirectCallsPerS, l.KdsrvVsDirectDump)

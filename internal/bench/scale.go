@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"kdsrv/internal/client"
 	"kdsrv/internal/server"
 )
 
@@ -171,7 +172,7 @@ func runScale(ctx context.Context, dir string, cfg Config) *Scale {
 			defer closed.Done()
 			sem <- struct{}{}
 			sctx, cancel := context.WithTimeout(ctx, setupTimeout)
-			sess, err := openClient(sctx, addr, sims[i].path, false)
+			sess, err := openClient(sctx, addr, sims[i].path, client.SessionOptions{})
 			if err == nil {
 				if _, err = sess.host.Attach(sctx); err != nil {
 					err = fmt.Errorf("session %d: attaching: %w", i, err)
