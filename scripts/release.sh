@@ -9,6 +9,7 @@
 # directory of binaries (dist/VERSION/kdsrv_VERSION_linux_amd64/...) and
 # the sums go to dist/VERSION/SHA256SUMS, checkable with
 #   (cd dist/VERSION && sha256sum -c SHA256SUMS)
+# PLATFORMS="linux/amd64" limits the build (a quick check).
 # The binaries are static (CGO_ENABLED=0) and reproducible (-trimpath,
 # no build id).
 set -euo pipefail
@@ -21,7 +22,7 @@ case "$version" in
 	*[!A-Za-z0-9._+-]*) echo "release.sh: version '$version' may only hold letters, digits and . _ + -" >&2; exit 2 ;;
 esac
 
-platforms="linux/amd64 linux/arm64 windows/amd64 darwin/arm64"
+platforms=${PLATFORMS:-"linux/amd64 linux/arm64 windows/amd64 darwin/arm64"}
 programs="kdsrv kdclient kdtarget kdbench"
 ldflags="-s -w -buildid= -X kdsrv/internal/version.Version=$version -X kdsrv/internal/version.Commit=$commit"
 

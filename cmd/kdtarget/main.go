@@ -113,19 +113,19 @@ Examples:
     kdtarget -listen tcp:0.0.0.0:5555
     kd -k com:ipport=5555,port=HOST
   WinDbg through a KD connection server and the kdclient bridge:
-    kdtarget -listen unix:/run/kd/target.sock                  (server machine)
-    kdsrv -t tcp:port=5005 -allow '/run/kd/*.sock'              (server machine)
+    kdtarget -listen unix:/run/kd/target.sock                  # server machine
+    kdsrv -t tcp:port=5005 -allow '/run/kd/*.sock'              # server machine
     kdclient -k 'kdsrv:server=@{tcp:server=SERVER,port=5005},trans=@{com:pipe,port=/run/kd/target.sock}' -listen tcp:127.0.0.1:5555
-    windbg -k com:ipport=5555,port=127.0.0.1                    (client machine)
+    windbg -k com:ipport=5555,port=127.0.0.1                    # client machine
   KDNET through a KD connection server (kdsrv is the network debugging host):
-    kdsrv -t tcp:port=5005 -allow net:50000                     (server machine)
-    kdtarget -kdnet SERVER:50000 -key 1.2.3.4                   (target machine)
+    kdsrv -t tcp:port=5005 -allow net:50000                     # server machine
+    kdtarget -kdnet SERVER:50000 -key 1.2.3.4                   # target machine
     KDSRV_KDNET_KEY=1.2.3.4 kdclient -insecure-send-kdnet-key -k 'kdsrv:server=@{tcp:server=SERVER,port=5005},trans=@{net:port=50000}' version
                                           (over tcp the key crosses in clear: use ssl off a lab network)
   Like a QEMU serial port:
-    kdtarget -listen pty                          (QEMU -serial pty)
-    kdtarget -listen unix:/tmp/kd.sock            (QEMU -serial unix:/tmp/kd.sock,server)
-    kdtarget -connect tcp:127.0.0.1:5555          (QEMU -serial tcp:127.0.0.1:5555)
+    kdtarget -listen pty                          # QEMU -serial pty
+    kdtarget -listen unix:/tmp/kd.sock            # QEMU -serial unix:/tmp/kd.sock,server
+    kdtarget -connect tcp:127.0.0.1:5555          # QEMU -serial tcp:127.0.0.1:5555
   As the kernel of a QEMU guest (docs/setups.md), debugged on its COM1:
     scripts/vm-initramfs.sh kdtarget.cpio.gz
     qemu-system-x86_64 -m 256M -nographic -kernel /boot/vmlinuz-... \

@@ -1,12 +1,21 @@
 package spec
 
+import "strings"
+
 // Connect is a whole -k kdsrv:server=@{...},trans=@{...} value.
 type Connect struct {
 	Server *Transport // how the client reaches the KD connection server
 	Trans  *Target    // the kernel debug connection the server opens
 }
 
-const connectForm = "write kdsrv:server=@{tcp:server=Host,port=N},trans=@{com:port=COM1,baud=115200}"
+// connectForm is the fix a -k error shows: quoted, so that it can be pasted
+// into bash or zsh, which would otherwise expand the braces.
+const connectForm = "write -k 'kdsrv:server=@{tcp:server=Host,port=N},trans=@{com:port=COM1,baud=115200}' (in single quotes: unquoted, bash and zsh expand the braces)"
+
+// braceHint is the fix for a -k value whose braces a shell has expanded:
+// kdsrv:server=@{tcp:server=h,port=1},trans=@{...} typed without quotes
+// reaches the program as several words, "kdsrv:server=@tcp:server=h", ...
+const braceHint = "the shell expanded the braces of an unquoted -k value; put the whole value in single quotes: -k 'kdsrv:server=@{tcp:server=Host,port=N},trans=@{com:port=COM1,baud=115200}'"
 
 // ParseConnect parses a smart client's -k value
 //
@@ -39,7 +48,11 @@ func parseConnect(input string) (*Connect, *Error) {
 		}
 		inner, ok := group(p.value)
 		if !p.hasValue || !ok {
-			return nil, newError(input, p.key, "", p.key+"= must be a group @{...}", connectForm)
+			hint := connectForm
+			if strings.HasPrefix(p.value, "@") && !strings.Contains(input, "{") {
+				hint = braceHint
+			}
+			return nil, newError(input, p.key, "", p.key+"= must be a group @{...}", hint)
 		}
 		var err *Error
 		if p.key == "server" {

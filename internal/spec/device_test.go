@@ -101,9 +101,21 @@ func TestHelp(t *testing.T) {
 			t.Errorf("ClientHelp lacks %q", want)
 		}
 	}
-	// Every example in the help must parse.
+	// Every example in the help must parse, once the shell has removed
+	// its single quotes; one a shell would change (braces, backslashes)
+	// must be quoted.
+	unquote := func(s string) string {
+		if len(s) >= 2 && s[0] == '\'' && s[len(s)-1] == '\'' {
+			return s[1 : len(s)-1]
+		}
+		if strings.ContainsAny(s, "{}\\") {
+			t.Errorf("help example %q is not copy-paste safe: put it in single quotes", s)
+		}
+		return s
+	}
 	for _, l := range strings.Split(ServerHelp, "\n") {
 		if s, ok := strings.CutPrefix(strings.TrimSpace(l), "kdsrv -t "); ok && !strings.Contains(s, "[") {
+			s = unquote(s)
 			if _, err := ParseServerTransport(s); err != nil {
 				t.Errorf("ServerHelp example %q: %v", s, err)
 			}
@@ -111,6 +123,7 @@ func TestHelp(t *testing.T) {
 	}
 	for _, l := range strings.Split(ClientHelp, "\n") {
 		if s, ok := strings.CutPrefix(strings.TrimSpace(l), "kdclient -k "); ok && !strings.Contains(s, "<") {
+			s = unquote(s)
 			if _, err := ParseConnect(s); err != nil {
 				t.Errorf("ClientHelp example %q: %v", s, err)
 			}

@@ -54,8 +54,8 @@ Parameters:
 Examples:
   kdsrv -t tcp:port=5005
   kdsrv -t tcp:port=51:60,password=Secret1,IcfEnable
-  kdsrv -t tcp:port=5005,clicon=\\devbox
-  kdsrv -t npipe:pipe=kd_%d_%x,hidden
+  kdsrv -t 'tcp:port=5005,clicon=\\devbox'
+  kdsrv -t 'npipe:pipe=kd_%d_%x,hidden'
   kdsrv -t com:port=COM2,baud=115200,channel=0
   kdsrv -t ssl:proto=tls1,machuser=kdsrv.example.com,port=5006
   kdsrv -t spipe:proto=tls1,certuser=0123456789ABCDEF0123456789ABCDEF01234567,pipe=KernelPipe
@@ -96,10 +96,10 @@ Omitted trans= values are taken from the server machine's environment:
   _NT_DEBUG_BUS        1394 is refused (not supported)
 net: targets and ipport= take nothing from the environment.
 
-Examples:
-  kdclient -k kdsrv:server=@{tcp:server=\\debughost,port=5005},trans=@{com:port=COM1,baud=115200}
-  kdclient -k kdsrv:server=@{tcp:server=debughost,port=53:60,password=Secret1},trans=@{com:}
-  kdclient -k kdsrv:server=@{tcp:clicon=debughost,port=51:60},trans=@{com:pipe,port=/run/vm/com1.sock,resets=0,reconnect}
-  kdclient -k kdsrv:server=@{npipe:server=debughost,pipe=KernelPipe},trans=@{com:ipport=4445,port=127.0.0.1}
-  kdclient -k kdsrv:server=@{ssl:proto=tls1,cafile=/etc/kdsrv/ca.pem,server=debughost,port=5006},trans=@{net:port=50000,key=1.2.3.4}
+Examples (single quotes keep bash and zsh from expanding the braces):
+  kdclient -k 'kdsrv:server=@{tcp:server=\\debughost,port=5005},trans=@{com:port=COM1,baud=115200}'
+  kdclient -k 'kdsrv:server=@{tcp:server=debughost,port=53:60,password=Secret1},trans=@{com:}'
+  kdclient -k 'kdsrv:server=@{tcp:clicon=debughost,port=51:60},trans=@{com:pipe,port=/run/vm/com1.sock,resets=0,reconnect}'
+  kdclient -k 'kdsrv:server=@{npipe:server=debughost,pipe=KernelPipe},trans=@{com:ipport=4445,port=127.0.0.1}'
+  kdclient -k 'kdsrv:server=@{ssl:proto=tls1,cafile=/etc/kdsrv/ca.pem,server=debughost,port=5006},trans=@{net:port=50000,key=1.2.3.4}'
 `

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"time"
 
@@ -141,6 +142,10 @@ func openSerial(pl *place, baud int) (Stream, error) {
 		}
 		if errors.Is(err, fs.ErrPermission) && !(se != nil && se.Hint != "") {
 			hint = "kdsrv's user may not open the device; on Linux add it to the dialout group"
+		}
+		if st, serr := os.Stat(pl.real); serr == nil && st.Mode()&fs.ModeSocket != 0 {
+			// A VM's serial port exposed as a socket, named as a device.
+			hint = "it is a unix socket, not a serial device: name it as a VM pipe, trans=@{com:pipe,port=" + pl.given + "}"
 		}
 		return nil, wrapTarget(pl.desc, "cannot open the serial device", err, hint)
 	}

@@ -96,8 +96,15 @@ func DialTCPHost(ctx context.Context, host string, port, ipversion int) (net.Con
 	c, err := d.DialContext(ctx, tcpNetwork(ipversion), addr)
 	if err != nil {
 		hint := "check that kdsrv is running there with -t tcp:port=" + strconv.Itoa(port) + " and that no firewall blocks the port"
-		if errors.Is(err, syscall.ECONNREFUSED) {
+		var dnsErr *net.DNSError
+		switch {
+		case errors.Is(err, syscall.ECONNREFUSED):
 			hint = "nothing listens on that port: start kdsrv -t tcp:port=" + strconv.Itoa(port) + " on " + host + " (or check the port number)"
+		case errors.As(err, &dnsErr):
+			hint = "the name " + strconv.Quote(host) + " did not resolve to an address: check its spelling, or give the server's IP address"
+			if dnsErr.IsTimeout || dnsErr.IsTemporary {
+				hint = "the name " + strconv.Quote(host) + " could not be looked up (the DNS server did not answer): try again, or give the server's IP address"
+			}
 		}
 		return nil, fmt.Errorf("cannot reach kdsrv at tcp %s: %w; %s", addr, err, hint)
 	}

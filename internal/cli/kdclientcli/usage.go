@@ -48,13 +48,17 @@ debugger attaches to as if it were a VM's serial pipe:
                        (Windows; elsewhere a unix socket in the pipe directory)
   pty                  a pseudo-terminal; its path is printed (Linux, macOS)
   Debuggers may detach and re-attach; each new one gets the target's state.
+  WinDbg and kd reach a kdsrv only this way: their own -k kdsrv:... speaks
+  Microsoft's protocol, not kdsrv's, so point them at the bridge with
+  -k com:pipe,port=\\.\pipe\NAME or -k com:ipport=PORT,port=127.0.0.1.
   One debugger at a time: a new connection replaces the current one. A unix
   socket left by a bridge that died is replaced; a live one is refused. A
   failing accept (e.g. out of file descriptors) is now retried after a short
   pause instead of ending the bridge.
 
 Options:
-  -k SPEC        the server and target, as for WinDbg's -k kdsrv:...
+  -k SPEC        the server and target, in WinDbg's -k kdsrv:... grammar
+                 (put it in single quotes: bash and zsh expand braces)
   -listen EP     run as a bridge on endpoint EP (see above)
   -takeover      open the target even if another client has it
   -cache         on by default; -cache=false turns it off. While the target
