@@ -24,9 +24,7 @@ import (
 	"kdsrv/internal/cli/kdclientcli"
 	"kdsrv/internal/client"
 	"kdsrv/internal/kd"
-	"kdsrv/internal/logx"
 	"kdsrv/internal/sim"
-	"kdsrv/internal/spec"
 	"kdsrv/internal/wire"
 )
 
@@ -57,52 +55,43 @@ func TestVM(t *testing.T) {
 }
 
 // The guest's kernel console on the same serial port as the debugger
-// (console=ttyS0, as on a machine whose COM1 is both): a console watcher
-// through kdsrv sees the boot from the kernel's first line to kdtarget
-// taking the port, and the KD session that follows on the same line works.
-// The chardev waits for its first client (wait=on), so the watcher's
-// opening of the target is what starts the guest and no byte is lost.
+// (console=ttyS0, as on a machine whose COM1 is both): `kdclient ...
+// console` through kdsrv shows the boot from the kernel's first line to
+// kdtarget taking the port, and the KD session that follows on the same
+// line works. The chardev waits for its first client (wait=on), so the
+// console's opening of the target is what starts the guest and no byte is
+// lost.
 func vmConsoleGroup(t *testing.T, env *vmEnv) {
 	dir := shortDir(t)
 	h := newHarness(t, harnessOpts{allow: []string{filepath.Join(dir, "vm.sock")}})
 	g := env.bootGuest(t, guestOpts{dir: dir, waitOn: true, verbose: true, args: vmArgs})
 	ctx := ctxFor(t, vmBootTimeout+30*time.Second)
-	srv, err := spec.ParseConnect(fmt.Sprintf("kdsrv:server=@{%s},trans=@{%s}", h.serverSpec(""), g.trans("reconnect")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := client.Dial(ctx, srv.Server, client.Options{Logger: logx.Discard()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	// QEMU creates the socket, then waits for this connection.
-	if _, err := conn.Watch(ctx, srv.Trans); err != nil {
-		t.Fatalf("watching the guest's console: %v", err)
-	}
-	var console syncBuffer
+	k := fmt.Sprintf("kdsrv:server=@{%s},trans=@{%s}", h.serverSpec(""), g.trans("reconnect"))
+	// kdclient ... console: its opening of the target makes kdsrv connect
+	// to QEMU's socket, which starts the guest.
+	var console, stderr syncBuffer
 	ready := make(chan struct{})
 	var once sync.Once
+	out := writerFunc(func(p []byte) (int, error) {
+		console.Write(p)
+		if strings.Contains(console.String(), vmReadyLine) {
+			once.Do(func() { close(ready) })
+		}
+		return len(p), nil
+	})
 	wctx, stopWatch := context.WithCancel(ctx)
-	watched := make(chan error, 1)
-	go func() {
-		watched <- conn.Console(wctx, func(e client.ConsoleEvent) {
-			console.Write(e.Data)
-			if strings.Contains(console.String(), vmReadyLine) {
-				once.Do(func() { close(ready) })
-			}
-		})
-	}()
+	code := make(chan int, 1)
+	go func() { code <- kdclientcli.Main(wctx, []string{"-k", k, "console"}, out, &stderr) }()
 	defer func() {
 		stopWatch()
-		if err := <-watched; err != nil {
-			t.Errorf("console watcher: %v", err)
+		if c := <-code; c != 0 && c != 130 {
+			t.Errorf("kdclient console exited %d; stderr:\n%s", c, stderr.String())
 		}
 	}()
 	select {
 	case <-ready:
 	case <-ctx.Done():
-		t.Fatalf("kdtarget never said it serves COM1; console through kdsrv:\n%s", console.String())
+		t.Fatalf("kdtarget never said it serves COM1; kdclient console printed:\n%s\nstderr:\n%s", console.String(), stderr.String())
 	}
 	text := console.String()
 	for _, want := range []string{
@@ -112,13 +101,13 @@ func vmConsoleGroup(t *testing.T, env *vmEnv) {
 		vmReadyLine,
 	} {
 		if !strings.Contains(text, want) {
-			t.Fatalf("the console through kdsrv lacks %q:\n%s", want, text)
+			t.Fatalf("kdclient console lacks %q:\n%s", want, text)
 		}
 	}
 	if i, j := strings.Index(text, "Linux version "), strings.Index(text, vmReadyLine); i > j {
 		t.Fatalf("boot lines out of order:\n%s", text)
 	}
-	t.Logf("console through kdsrv: %d bytes of boot messages before kdtarget took COM1", len(text))
+	t.Logf("kdclient console: %d bytes of boot messages before kdtarget took COM1", len(text))
 	// The debugger session that follows on the same line.
 	s, err := h.open(h.serverSpec(""), g.trans("reconnect"), client.Options{})
 	if err != nil {
@@ -614,6 +603,11 @@ func vmRadare2(t *testing.T, h *harness, g *guest) {
 	}
 	t.Logf("radare2 through the bridge: rip 0x%s, memory matches", rip[1])
 }
+
+// writerFunc is an io.Writer made of a function.
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // kdclientRun runs one kdclient command line and returns its standard
 // output.
