@@ -88,7 +88,10 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	cfg := server.Config{
 		Transports:       ts,
 		Allow:            allow,
-		HandshakeTimeout: 2 * time.Second,
+		// The default step time-out: a client derives the password key
+		// from the server's salt between two steps (PBKDF2, deliberately
+		// slow), which takes seconds on a loaded machine under -race.
+		HandshakeTimeout: 10 * time.Second,
 		KDNETBindHost:    "127.0.0.1", // keep the server's KDNET sockets on loopback
 		Logger:           slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
