@@ -1,9 +1,12 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -142,10 +145,61 @@ func TestParseSize(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	for _, args := range [][]string{{"-only", "nope"}, {"-rate", "10bps"}, {"-dump", "x"}, {"extra"}, {"-loss", "1.5"}, {"-attach-modules", "0"}, {"-attach-modules", "151"}} {
+	for _, args := range [][]string{{"-only", "nope"}, {"-rate", "10bps"}, {"-dump", "x"}, {"extra"}, {"-loss", "1.5"}, {"-attach-modules", "0"}, {"-attach-modules", "151"}, {"-wan-proxy", "nope"}, {"-wan-proxy", "=127.0.0.1:1"}} {
 		var out, errs bytes.Buffer
 		if code := Main(context.Background(), args, &out, &errs); code != 2 {
 			t.Errorf("%v: exit %d, want 2 (stderr %q)", args, code, errs.String())
 		}
+	}
+}
+
+// TestWANProxy runs kdbench -wan-proxy in front of an echo server: bytes
+// go through both ways, and cancelling stops it with exit code 0.
+func TestWANProxy(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = io.Copy(c, c)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pr, pw := io.Pipe()
+	var errs bytes.Buffer
+	code := make(chan int, 1)
+	go func() {
+		code <- Main(ctx, []string{"-wan-proxy", "127.0.0.1:0=" + ln.Addr().String(), "-rtt", "2ms", "-jitter", "0", "-loss", "0"}, pw, &errs)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	if err != nil || !strings.HasPrefix(line, "kdbench: WAN proxy on 127.0.0.1:") {
+		t.Fatalf("first line %q, %v (stderr %q)", line, err, errs.String())
+	}
+	addr := strings.Fields(strings.TrimPrefix(line, "kdbench: WAN proxy on "))[0]
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("through the WAN")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len("through the WAN"))
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "through the WAN" {
+		t.Fatalf("echo through the proxy: %q %v", got, err)
+	}
+	c.Close()
+	cancel()
+	if c := <-code; c != 0 {
+		t.Fatalf("exit %d; stderr %s", c, errs.String())
 	}
 }

@@ -31,6 +31,7 @@ const Usage = `kdbench — measure kdsrv against a direct link and a dumb byte r
 
 Usage:
   kdbench [options]
+  kdbench -wan-proxy LISTEN=TARGET [-rtt D -jitter D -rate R -loss P -seed N]
 
 Runs, in one process and one after another, the same debugger workload
 (small API calls, a memory dump, break-in) over:
@@ -48,6 +49,12 @@ Runs, in one process and one after another, the same debugger workload
 The WAN is emulated in-process (delay, jitter, rate, loss). Read the
 results as ratios between paths of one run.
 
+-wan-proxy runs only the WAN emulator, as a TCP proxy from LISTEN to
+TARGET (both host:port, meant for loopback), until SIGINT or SIGTERM: put
+it between two real programs (kdclient and kdsrv, or two socat relays) to
+measure them over the same emulated WAN. It prints "kdbench: WAN proxy
+on ADDR" once it listens.
+
 Options:
   -rtt D           WAN round-trip time (default 20ms)
   -jitter D        ± jitter per segment (default 2ms)
@@ -60,6 +67,7 @@ Options:
   -scale-calls N   small calls per scale session (default 10)
   -attach-modules N  modules the attach module walk visits (default 150, all)
   -only LIST       comma-separated paths to run (default: all)
+  -wan-proxy LISTEN=TARGET  run only the WAN emulator as a TCP proxy (above)
   -kdsrv WHERE     scale test's kdsrv: self (this executable as a child
                    process, default), inproc, or the path of a kdsrv binary
   -socat WHERE     auto (default: use socat if installed), off, or a path
@@ -91,6 +99,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.ScaleCalls, "scale-calls", 10, "calls per scale session")
 	fs.IntVar(&cfg.AttachModules, "attach-modules", AttachModules, "modules the attach walk visits")
 	only := fs.String("only", "", "paths to run")
+	wanProxy := fs.String("wan-proxy", "", "LISTEN=TARGET: run the WAN emulator as a TCP proxy")
 	kdsrvBin := fs.String("kdsrv", "self", "scale test's kdsrv: self, inproc or a path")
 	socat := fs.String("socat", "auto", "socat: auto, off or a path")
 	seed := fs.Int64("seed", 1, "WAN emulator seed")
@@ -129,6 +138,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return usage("-rtt and -jitter must not be negative and -loss must be in [0, 1)")
 	}
 	cfg.WAN = netem.Profile{Delay: *rtt / 2, Jitter: *jitter, Rate: r, Loss: *loss, Seed: *seed}
+	if *wanProxy != "" {
+		listen, target, ok := strings.Cut(*wanProxy, "=")
+		if !ok || listen == "" || target == "" {
+			return usage("-wan-proxy %q: write LISTEN=TARGET, e.g. 127.0.0.1:7001=127.0.0.1:7000", *wanProxy)
+		}
+		return runWANProxy(ctx, listen, target, cfg.WAN, stdout, stderr)
+	}
 	if cfg.Dump, err = ParseSize(*dumpSize); err != nil {
 		return usage("-dump: %v", err)
 	}
@@ -179,6 +195,22 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil || res.Errors() > 0 {
 		return 1
 	}
+	return 0
+}
+
+// runWANProxy runs the WAN emulator between listen and target until ctx
+// ends.
+func runWANProxy(ctx context.Context, listen, target string, wan netem.Profile, stdout, stderr io.Writer) int {
+	px, err := netem.NewProxy(listen, target, wan)
+	if err != nil {
+		fmt.Fprintf(stderr, "kdbench: -wan-proxy: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "kdbench: WAN proxy on %s to %s (%s)\n", px.Addr(), target, wan)
+	<-ctx.Done()
+	px.Close()
+	st := px.Stats()
+	fmt.Fprintf(stdout, "kdbench: WAN proxy stopped: %+v\n", st)
 	return 0
 }
 

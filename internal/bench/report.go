@@ -46,7 +46,10 @@ func (r *Result) WriteTable(w io.Writer) error {
 			ratio(r.KdsrvReadAhead.DumpMiBs, r.ByteRelay.DumpMiBs), r.KdsrvReadAhead.BridgeHits)
 	}
 	if a := r.Attach; a != nil {
-		b.WriteString("\nattach replays (wall time, sync included; a fresh session each):\n")
+		if header {
+			b.WriteString("\n")
+		}
+		b.WriteString("attach replays (wall time, sync included; a fresh session each):\n")
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "path\tradare2 ms\tcalls\tRTTs/call\tcache hits\tmodule walk ms\tcalls\tRTTs/call\tcache hits\terrors\t")
 		for _, p := range []struct {
