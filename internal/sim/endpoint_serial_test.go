@@ -101,8 +101,12 @@ func TestServeSerial(t *testing.T) {
 		}
 		h.Link().Close()
 	}
-	if st := tgt.Stats(); st.Connections != 1 || st.Link.Corrupt != 0 || st.Link.Retransmits != 0 {
-		t.Errorf("target stats %+v; want one connection (a serial line) and a clean link", st)
+	// One connection (the serial line stays open while debuggers come and
+	// go) and no corrupt bytes. Retransmissions are allowed: a RESET that
+	// arrives while the target's state change waits for its ACK (a loaded
+	// machine) makes the target send it again, as a kernel does.
+	if st := tgt.Stats(); st.Connections != 1 || st.Link.Corrupt != 0 {
+		t.Errorf("target stats %+v; want one connection (a serial line) and no corrupt packets", st)
 	}
 	// The device going away (the master closes: the slave hangs up) is not
 	// the end: the target logs it and keeps trying to open the device.
