@@ -13,7 +13,7 @@ import (
 
 // bridgeCacheEntries bounds the data a bridge keeps from pushes: twice the
 // server's window of chunks.
-const bridgeCacheEntries = 2 * readahead.DefaultWindow
+const bridgeCacheEntries = 2 * readahead.MaxWindow
 
 // bridgeReadAhead is the client half of read-ahead (see package readahead):
 // it keeps the replies the server pushes and answers the debugger's reads

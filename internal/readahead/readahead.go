@@ -48,8 +48,17 @@ const PacketType uint16 = 0x8000 | uint16(kd.TypeStateManipulate)
 const StampSize = 4
 
 // DefaultWindow is how many chunks kdsrv reads ahead of the client's
-// position in a sequential stream.
+// position in a sequential stream when a session starts. The window
+// adapts to the link: each time the debugger catches up with the
+// prefetched data (a sequential read reaches kdsrv instead of being
+// answered by the bridge, because the pushes were not far enough ahead
+// for the link's bandwidth-delay product), kdsrv doubles it, up to
+// MaxWindow.
 const DefaultWindow = 32
+
+// MaxWindow bounds the adaptive window (1 MiB of maximal chunks), and with
+// it what a session's read-ahead keeps on either side.
+const MaxWindow = 256
 
 // Encode returns an extension frame payload: the little-endian stamp, then
 // a STATE_MANIPULATE payload (a ReadVirtualMemory reply in a Push, the

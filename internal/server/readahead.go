@@ -41,10 +41,10 @@ const raTimeoutMin = 2 * time.Second
 // target once created, so that a disabled one can still swallow the reply
 // to a prefetch that was outstanding when it was disabled.
 type readAhead struct {
-	t      *target
-	window int
+	t *target
 
 	mu       sync.Mutex
+	window   int     // chunks prefetched ahead of the client; grows on catch-ups
 	c        *client // the client that enabled it
 	disabled bool
 	gen      uint32 // invalidating client packets seen since enabled (the push stamp)
@@ -78,6 +78,7 @@ type raStats struct {
 	Hinted     uint64 // reads the client answered from pushed data
 	Held       uint64 // client packets that waited for a prefetch reply
 	Invalidate uint64 // cache invalidations
+	Widened    uint64 // times the window doubled because the client caught up
 }
 
 type prefetch struct {
@@ -104,7 +105,7 @@ func (t *target) setReadAhead(value string) error {
 	t.mu.Lock()
 	ra := t.ra
 	if ra == nil && on {
-		ra = &readAhead{t: t, window: readahead.DefaultWindow, cache: readahead.NewCache(2 * readahead.DefaultWindow)}
+		ra = &readAhead{t: t, window: readahead.DefaultWindow, cache: readahead.NewCache(2 * readahead.MaxWindow)}
 		t.ra = ra
 		context.AfterFunc(t.ctx, ra.shutdown)
 	}
@@ -288,6 +289,7 @@ func (ra *readAhead) fromClient(c *client, pt uint16, payload []byte) error {
 // target. Invalidation was done when the packet arrived.
 func (ra *readAhead) sendLocked(p outPacket) {
 	if req, ok := readahead.ReadRequest(p.typ, p.payload); ok {
+		ra.caughtUpLocked(req)
 		if e, hit := ra.cache.Lookup(readahead.KeyOf(req)); hit && !ra.disabled {
 			ra.stats.Hits++
 			rep := e.Reply(req)
@@ -311,6 +313,21 @@ func (ra *readAhead) sendLocked(p outPacket) {
 		}
 	}
 	ra.t.enqueueFrom(p.from, p.typ, p.payload)
+}
+
+// caughtUpLocked widens the window when a read of the running sequential
+// stream reached kdsrv: the bridge had no push for it, so the data was not
+// far enough ahead of the debugger for this link's bandwidth-delay product
+// (the time a push takes to reach the bridge and the hint to come back,
+// times the rate the debugger consumes at).
+func (ra *readAhead) caughtUpLocked(req kd.Manipulate) {
+	if ra.disabled || ra.seqRun < 2 || ra.pfStop || readahead.KeyOf(req).Address != ra.seqNext {
+		return
+	}
+	if ra.window < readahead.MaxWindow {
+		ra.window = min(2*ra.window, readahead.MaxWindow)
+		ra.stats.Widened++
+	}
 }
 
 // ownerLocked returns the client to answer, or nil if it no longer owns

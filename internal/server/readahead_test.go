@@ -385,6 +385,39 @@ func TestReadAheadSequentialDumpIsExact(t *testing.T) {
 	}
 }
 
+// TestReadAheadWindowWidensOnCatchUp: a client whose sequential reads keep
+// reaching kdsrv (here a raw client that answers nothing from pushes, as a
+// bridge does when the pushes arrive too late for the link's
+// bandwidth-delay product) makes kdsrv widen its window beyond the
+// initial one, up to MaxWindow and no further.
+func TestReadAheadWindowWidensOnCatchUp(t *testing.T) {
+	t.Parallel()
+	h := newRAHarness(t, sim.Config{})
+	rc := h.rawOpen("widen", true)
+	base := sim.DataBase + 0x1000
+	const reads = 40
+	for i := range reads {
+		rc.read(base+uint64(i)*chunk, chunk)
+	}
+	tg := h.target("widen")
+	// With the initial window kdsrv stops DefaultWindow chunks past the
+	// client's position; widened, it goes on.
+	waitPrefetched(t, tg, reads+readahead.DefaultWindow+8)
+	st := tg.readAheadStats()
+	if st.Widened == 0 {
+		t.Fatalf("the window never widened: %+v", st)
+	}
+	tg.mu.Lock()
+	ra := tg.ra
+	tg.mu.Unlock()
+	ra.mu.Lock()
+	w := ra.window
+	ra.mu.Unlock()
+	if w != readahead.MaxWindow {
+		t.Fatalf("window %d after %d catch-ups, want the cap %d", w, st.Widened, readahead.MaxWindow)
+	}
+}
+
 func TestReadAheadOffByDefault(t *testing.T) {
 	t.Parallel()
 	h := newRAHarness(t, sim.Config{})
