@@ -341,7 +341,6 @@ func (o *options) config() sim.Config {
 		Console:                 unescapeConsole(o.console),
 		ConsoleEvery:            o.consoleTick,
 		StartHalted:             o.halted,
-		Strict:                  true,
 		AnswerResetWhileRunning: o.answerReset,
 	}
 }

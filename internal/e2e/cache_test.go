@@ -16,7 +16,7 @@ import (
 // reads it repeats are answered by the bridge.
 func TestHaltCacheSession(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
-	trans, tgt := h.addTarget("vm1", sim.Config{Strict: true, Processors: 2})
+	trans, tgt := h.addTarget("vm1", sim.Config{Processors: 2})
 	s, err := h.open(h.serverSpec(""), trans, client.Options{}, client.SessionOptions{Cache: true})
 	if err != nil {
 		t.Fatal(err)

@@ -27,7 +27,7 @@ import (
 )
 
 // The link lifecycle matrix (issue 13): a simulated machine as strict as a
-// Windows kernel (sim.Config.Strict: KD state kept across connections,
+// Windows kernel (every sim.Target: KD state kept across connections,
 // RESET ignored while running, new KernBase per boot) behind a kdsrv
 // process that is restarted, killed, and left alone while the target
 // reboots or its pipe drops. Every row checks data, through the bridge (a
@@ -54,7 +54,6 @@ type lcMachine struct {
 }
 
 func newMachine(t *testing.T, sock string, cfg sim.Config) *lcMachine {
-	cfg.Strict = true
 	m := &lcMachine{t: t, sock: sock, cfg: cfg}
 	m.tgt = sim.New(cfg)
 	m.plug()
@@ -626,7 +625,7 @@ func TestLifecycleKDNET(t *testing.T) {
 		t.Fatal(err)
 	}
 	kport := freeKDNETPort(t)
-	tgt := sim.New(sim.Config{Strict: true})
+	tgt := sim.New(sim.Config{})
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() {

@@ -155,7 +155,7 @@ type model struct {
 
 func newModel(t testing.TB, seed uint64, broken string) *model {
 	t.Helper()
-	tgt := sim.New(sim.Config{Strict: true, StartHalted: true, Processors: 2, DataSize: 1 << 20})
+	tgt := sim.New(sim.Config{StartHalted: true, Processors: 2, DataSize: 1 << 20})
 	a, b := net.Pipe()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	done := make(chan struct{})

@@ -24,7 +24,7 @@ import (
 	"kdsrv/internal/wire"
 )
 
-// Targets as strict as a kernel (sim.Config.Strict): one KD state per
+// Targets as strict as a kernel (every sim.Target): one KD state per
 // machine, kept across every connection to it, as a real kernel keeps it
 // across debuggers, kdsrv restarts and reopened VM pipes; a running kernel
 // only polls for break-in (RESETs are lost); only a reboot (sim.Reboot, a
@@ -62,7 +62,6 @@ type strictTarget struct {
 }
 
 func newStrictTarget(t testing.TB, cfg sim.Config) *strictTarget {
-	cfg.Strict = true
 	st := &strictTarget{t: t, sim: sim.New(cfg)}
 	st.ctx, st.cancel = context.WithCancel(context.Background())
 	t.Cleanup(st.close)

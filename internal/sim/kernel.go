@@ -11,7 +11,7 @@ import (
 	"kdsrv/internal/kd"
 )
 
-// The strict KDCOM kernel (Config.Strict) models what a Windows kernel's
+// The KDCOM kernel of a simulated machine models what a Windows kernel's
 // KDCOM transport does (kd-protocol.md §1.4–1.7, ReactOS kddll and
 // Microsoft BdLib):
 //
@@ -143,12 +143,8 @@ type powerState struct {
 	done    chan struct{}
 }
 
-// hold keeps a strict machine's kernel running until release is called.
-// A forgiving machine has no kernel goroutine: hold does nothing.
+// hold keeps the machine's kernel running until release is called.
 func (t *Target) hold() (release func()) {
-	if !t.cfg.Strict {
-		return func() {}
-	}
 	p := &t.power
 	p.mu.Lock()
 	if p.holders == 0 {

@@ -104,7 +104,7 @@ const (
 // when its debugger goes away, and a host that starts afresh at 0x80800000
 // is taken for a retransmission.
 func TestStrictIDsContinueAcrossConnections(t *testing.T) {
-	tgt := New(Config{Strict: true, KernBase: 0xfffff80400000000})
+	tgt := New(Config{KernBase: 0xfffff80400000000})
 	r, unplug := plugRaw(t, tgt)
 	r.write([]byte{kd.BreakInByte})
 	r.expect(kd.TypeStateChange64, id0|syncBit) // first packet of the boot
@@ -137,7 +137,7 @@ func TestStrictIDsContinueAcrossConnections(t *testing.T) {
 // ignored, a corrupt packet gets RESEND, a RESEND makes it report the
 // stop again.
 func TestStrictHaltedReceiveRules(t *testing.T) {
-	tgt := New(Config{Strict: true, StartHalted: true})
+	tgt := New(Config{StartHalted: true})
 	r, unplug := plugRaw(t, tgt)
 	defer unplug()
 	r.expect(kd.TypeStateChange64, id0|syncBit)
@@ -165,7 +165,7 @@ func TestStrictHaltedReceiveRules(t *testing.T) {
 // that follows reports the stop on the old streams); RESET while halted
 // restarts both streams.
 func TestStrictResetRunningAndHalted(t *testing.T) {
-	tgt := New(Config{Strict: true})
+	tgt := New(Config{})
 	r, unplug := plugRaw(t, tgt)
 	defer unplug()
 	r.control(kd.TypeReset, 0)
@@ -187,7 +187,7 @@ func TestStrictResetRunningAndHalted(t *testing.T) {
 // With AnswerResetWhileRunning (some VM stubs) a running target answers
 // RESET and restarts its streams.
 func TestStrictAnswerResetWhileRunning(t *testing.T) {
-	tgt := New(Config{Strict: true, AnswerResetWhileRunning: true})
+	tgt := New(Config{AnswerResetWhileRunning: true})
 	r, unplug := plugRaw(t, tgt)
 	defer unplug()
 	r.control(kd.TypeReset, 0)
@@ -199,7 +199,7 @@ func TestStrictAnswerResetWhileRunning(t *testing.T) {
 // A reboot loads the kernel at a new KernBase, forgets what was written,
 // and restarts the id streams: the first packet carries the sync bit.
 func TestStrictReboot(t *testing.T) {
-	tgt := New(Config{Strict: true, StartHalted: true})
+	tgt := New(Config{StartHalted: true})
 	r, unplug := plugRaw(t, tgt)
 	defer unplug()
 	r.expect(kd.TypeStateChange64, id0|syncBit)
@@ -234,7 +234,7 @@ func TestStrictReboot(t *testing.T) {
 // no debugger is present, stops printing and restarts its streams, so the
 // next packet carries the sync bit again.
 func TestStrictPrintBudget(t *testing.T) {
-	tgt := New(Config{Strict: true, PrintEvery: 5 * time.Millisecond, PrintRetries: 2, AckTimeout: 10 * time.Millisecond})
+	tgt := New(Config{PrintEvery: 5 * time.Millisecond, PrintRetries: 2, AckTimeout: 10 * time.Millisecond})
 	r, unplug := plugRaw(t, tgt)
 	defer unplug()
 	p := r.nextData()
@@ -261,7 +261,7 @@ func TestStrictPrintBudget(t *testing.T) {
 // The machine keeps running between connections under an endpoint: a
 // strict target behind Listen keeps its state while nobody is connected.
 func TestStrictPowerAcrossListen(t *testing.T) {
-	tgt := New(Config{Strict: true})
+	tgt := New(Config{})
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -299,7 +299,7 @@ func TestStrictPowerAcrossListen(t *testing.T) {
 // A running machine that reboots announces the new boot with a DbgPrint:
 // its first packet, with the sync bit, naming the new kernel base.
 func TestStrictRebootAnnounces(t *testing.T) {
-	tgt := New(Config{Strict: true})
+	tgt := New(Config{})
 	r, unplug := plugRaw(t, tgt)
 	defer unplug()
 	r.write([]byte{kd.BreakInByte})

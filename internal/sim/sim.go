@@ -123,13 +123,6 @@ type Config struct {
 	// random, 2 MiB aligned address, as KASLR does). Every later boot
 	// (Reboot) picks a new random address.
 	KernBase uint64
-	// Strict makes a KDCOM target keep one KD state for the machine, as a
-	// kernel does: packet ids continue across debugger connections, a
-	// running kernel only polls for the break-in byte, and only a RESET
-	// received while halted or a reboot restarts the id streams (see
-	// kernel.go). Without it every connection gets a fresh link (the old,
-	// forgiving behaviour).
-	Strict bool
 	// AnswerResetWhileRunning makes a running strict target answer RESET
 	// (reply RESET, restart the id streams) as some VMs' debug stubs do.
 	// A Windows kernel that runs consumes and ignores it.
@@ -410,14 +403,14 @@ func (t *Target) Stats() Stats {
 // fails or ctx ends. It closes conn. The machine's state carries over to
 // the next Serve call, as a real target keeps running when a debugger goes
 // away. Only one connection is served at a time; a second Serve waits.
+//
+// The machine speaks KDCOM as a Windows kernel does (kernel.go): one KD
+// state for the machine, kept across connections (packet ids continue,
+// a stopped machine stays stopped on the same state change), a running
+// kernel that only polls for the break-in byte, and id streams that only
+// a RESET received while stopped or a reboot restart.
 func (t *Target) Serve(ctx context.Context, conn io.ReadWriteCloser) error {
-	if t.cfg.Strict {
-		return t.serveStrict(ctx, conn)
-	}
-	t.serveMu.Lock()
-	defer t.serveMu.Unlock()
-	l := kd.NewTargetLink(conn, kd.Config{AckTimeout: t.cfg.AckTimeout})
-	return t.serve(ctx, l, func() { l.Close() })
+	return t.serveStrict(ctx, conn)
 }
 
 // ServeEndpoint is Serve over a message-level link in the target role (for
