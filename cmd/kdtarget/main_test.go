@@ -341,8 +341,9 @@ func TestCommandRebootsOnSIGHUP(t *testing.T) {
 		t.Fatal(err)
 	}
 	line := waitLine("kdtarget: boot 2: kernel at ")
-	if _, err := h.Break(ctx); err != nil {
-		t.Fatalf("break after the reboot: %v", err)
+	// A debugger attaches again after a reboot (break-in and RESET).
+	if _, err := h.Attach(ctx); err != nil {
+		t.Fatalf("attach after the reboot: %v", err)
 	}
 	after, err := h.Version(ctx)
 	if err != nil {

@@ -288,6 +288,13 @@ func (k *kernel) frame(ctx context.Context, d time.Duration) (kd.Frame, error) {
 		if ok {
 			return f, nil
 		}
+		// A reboot ends this boot's kernel before it looks at another
+		// byte: what arrives now is for the new boot.
+		select {
+		case <-k.end:
+			return kd.Frame{}, errRebooted
+		default:
+		}
 		// The time-out runs from the last byte, as in a UART poll loop.
 		if timer == nil {
 			timer = time.NewTimer(d)
@@ -492,7 +499,9 @@ func (k *kernel) sendStateChange(ctx context.Context) error {
 		return err
 	}
 	k.t.mu.Lock()
-	k.t.scAcked = true
+	if k.t.boot == k.s.boot { // not a stop of a boot that is gone
+		k.t.scAcked = true
+	}
 	k.t.stats.StateChanges++
 	k.t.mu.Unlock()
 	return nil
