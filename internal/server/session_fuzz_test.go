@@ -61,7 +61,11 @@ func (s *syncBuffer) tail() string {
 
 func newFuzzServer(tb testing.TB) *fuzzServer {
 	tb.Helper()
-	fs := &fuzzServer{sim: sim.New(sim.Config{}), logs: &syncBuffer{}}
+	// Forgiving: against a target that keeps its KD state across
+	// connections (every sim.Target by default) the next client after
+	// some seeds is not answered in time now and then; see the strictsim
+	// report of issue 13.
+	fs := &fuzzServer{sim: sim.New(sim.Config{Forgiving: true}), logs: &syncBuffer{}}
 	tr, err := spec.ParseServerTransport("tcp:port=41000:48999")
 	if err != nil {
 		tb.Fatal(err)

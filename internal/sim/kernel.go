@@ -145,6 +145,9 @@ type powerState struct {
 
 // hold keeps the machine's kernel running until release is called.
 func (t *Target) hold() (release func()) {
+	if t.cfg.Forgiving {
+		return func() {} // no kernel goroutine: each connection has its own link
+	}
 	p := &t.power
 	p.mu.Lock()
 	if p.holders == 0 {
@@ -214,6 +217,11 @@ type kdcomState struct {
 	// breakPending: a break-in byte arrived while a packet was being
 	// sent; the kernel stops once the send is over.
 	breakPending bool
+	// reply is a manipulate reply being sent: if the simulation stops the
+	// kernel before the debugger acknowledged it, the kernel sends it
+	// again (same id) when it runs again, as a kernel that never stopped
+	// would still be retrying it.
+	reply []byte
 }
 
 // kernel is one run of the kernel goroutine.
@@ -449,6 +457,12 @@ func (k *kernel) stopped(ctx context.Context) error {
 	t.mu.Lock()
 	resend := !t.scAcked
 	t.mu.Unlock()
+	if k.s.reply != nil && !resend {
+		if err := k.send(ctx, kd.TypeStateManipulate, k.s.reply, 0); err != nil {
+			return err
+		}
+		k.s.reply = nil
+	}
 	for {
 		if resend {
 			if err := k.sendStateChange(ctx); err != nil {
@@ -475,9 +489,11 @@ func (k *kernel) stopped(ctx context.Context) error {
 		rep, next := t.execute(req)
 		switch next {
 		case sendReply:
-			if err := k.send(ctx, kd.TypeStateManipulate, rep.Append(nil), 0); err != nil {
+			k.s.reply = rep.Append(nil)
+			if err := k.send(ctx, kd.TypeStateManipulate, k.s.reply, 0); err != nil {
 				return err
 			}
+			k.s.reply = nil
 		case resumed:
 			if !t.Halted() {
 				return nil

@@ -127,6 +127,11 @@ type Config struct {
 	// (reply RESET, restart the id streams) as some VMs' debug stubs do.
 	// A Windows kernel that runs consumes and ignores it.
 	AnswerResetWhileRunning bool
+	// Forgiving gives every KDCOM connection a fresh link with fresh
+	// packet ids, instead of the one KD state a kernel keeps across
+	// connections. No real target does that: it is only for a test that
+	// still relies on it (see its comment), never a default.
+	Forgiving bool
 	// Console is text the target writes on its line, outside KD packets,
 	// when a debugger connects (a boot banner on a shared serial port);
 	// ConsoleEvery repeats a numbered console line that often while a
@@ -410,7 +415,13 @@ func (t *Target) Stats() Stats {
 // kernel that only polls for the break-in byte, and id streams that only
 // a RESET received while stopped or a reboot restart.
 func (t *Target) Serve(ctx context.Context, conn io.ReadWriteCloser) error {
-	return t.serveStrict(ctx, conn)
+	if !t.cfg.Forgiving {
+		return t.serveStrict(ctx, conn)
+	}
+	t.serveMu.Lock()
+	defer t.serveMu.Unlock()
+	l := kd.NewTargetLink(conn, kd.Config{AckTimeout: t.cfg.AckTimeout})
+	return t.serve(ctx, l, func() { l.Close() })
 }
 
 // ServeEndpoint is Serve over a message-level link in the target role (for
