@@ -183,7 +183,10 @@ func (r *lcRig) cli(v any, args ...string) {
 		r.t.Fatalf("kdclient %s: exit %d\n%s\nkdsrv log:\n%s", strings.Join(args, " "), code, errOut, r.serverLog())
 	}
 	if v != nil {
-		if err := json.Unmarshal([]byte(out), v); err != nil {
+		// DbgPrint lines of a running target come first, one object each;
+		// the command's answer is the last line.
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), v); err != nil {
 			r.t.Fatalf("kdclient %s: output %q: %v", strings.Join(args, " "), out, err)
 		}
 	}
