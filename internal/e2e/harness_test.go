@@ -86,8 +86,8 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		t.Fatal(err)
 	}
 	cfg := server.Config{
-		Transports:       ts,
-		Allow:            allow,
+		Transports: ts,
+		Allow:      allow,
 		// The default step time-out: a client derives the password key
 		// from the server's salt between two steps (PBKDF2, deliberately
 		// slow), which takes seconds on a loaded machine under -race.
