@@ -14,6 +14,9 @@ RUNS=${2:-3}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 D=$(mktemp -d /tmp/r2wan.XXXXXX)
 PIDS=()
+# Loopback ports for the relays, the WAN proxies and kdsrv: four from a
+# base that depends on this shell's pid, so that runs side by side differ.
+P=$((30000 + ($$ % 3000) * 4))
 cleanup() {
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
@@ -69,18 +72,18 @@ echo "radare2 attach over an emulated WAN: rtt $RTT, jitter ±2ms, 10 mbit; $RUN
 for run in $(seq "$RUNS"); do
 	# Byte relay: r2 -> socat (unix -> tcp) -> WAN -> socat (tcp -> unix) -> target.
 	target relay$run
-	bg socat TCP-LISTEN:47101,bind=127.0.0.1,reuseaddr,fork "UNIX-CONNECT:$D/relay$run.sock"; wait_for tcp 47101
-	wan 47102 47101
-	bg socat "UNIX-LISTEN:$D/r2relay$run.sock,fork" TCP:127.0.0.1:47102; wait_for unix "$D/r2relay$run.sock"
+	bg socat TCP-LISTEN:$P,bind=127.0.0.1,reuseaddr,fork "UNIX-CONNECT:$D/relay$run.sock"; wait_for tcp $P
+	wan $((P + 1)) $P
+	bg socat "UNIX-LISTEN:$D/r2relay$run.sock,fork" TCP:127.0.0.1:$((P + 1)); wait_for unix "$D/r2relay$run.sock"
 	relay=$(attach "$D/r2relay$run.sock"); check "$D/r2.out" "the byte relay"; relay_out=$(cat "$D/r2.out")
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; PIDS=()
 
 	# kdsrv: r2 -> kdclient bridge -> WAN -> kdsrv -> target.
 	for cache in true false; do
 		target kd$run$cache
-		bg "$D/kdsrv" -t tcp:port=47103 -bind 127.0.0.1 -allow "$D/*.sock"; wait_for tcp 47103
-		wan 47104 47103
-		bg "$D/kdclient" -cache=$cache -k "kdsrv:server=@{tcp:server=127.0.0.1,port=47104},trans=@{com:pipe,port=$D/kd$run$cache.sock}" -listen "unix:$D/bridge$run$cache.sock"
+		bg "$D/kdsrv" -t tcp:port=$((P + 2)) -bind 127.0.0.1 -allow "$D/*.sock"; wait_for tcp $((P + 2))
+		wan $((P + 3)) $((P + 2))
+		bg "$D/kdclient" -cache=$cache -k "kdsrv:server=@{tcp:server=127.0.0.1,port=$((P + 3))},trans=@{com:pipe,port=$D/kd$run$cache.sock}" -listen "unix:$D/bridge$run$cache.sock"
 		wait_for unix "$D/bridge$run$cache.sock"
 		t=$(attach "$D/bridge$run$cache.sock")
 		check "$D/r2.out" "kdsrv (cache $cache)"
