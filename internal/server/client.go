@@ -114,10 +114,11 @@ func (c *client) endPreAuth(o outcome) {
 // the reason (wire.Refuse, written by a bounded number of goroutines so
 // that a flood cannot stall the accept loop), and a log line.
 func (s *Server) turnAway(c *client, r *refusal) {
-	code := wire.TooManyAttempts
+	code, result := wire.TooManyAttempts, connRefusedThrottle
 	if r.busy {
-		code = wire.Busy
+		code, result = wire.Busy, connRefusedBusy
 	}
+	s.metrics.connection(string(c.l.t.Proto), result)
 	msg := r.message()
 	s.warn("connection refused before authentication", "from", c.from, "source", c.source, "transport", c.l.ln.Display(),
 		"code", code.String(), "reason", msg)

@@ -256,6 +256,7 @@ func TestServerPreAuthCaps(t *testing.T) {
 	ss := newSecServer(t, []string{"tcp:port=41000:48999,password=Right1"}, func(c *Config) {
 		c.Limits.MaxPreAuthPerSource = n
 		c.Limits.MaxPreAuth = 3 * n
+		c.Metrics = true
 	})
 	var held []net.Conn
 	for range n {
@@ -280,6 +281,9 @@ func TestServerPreAuthCaps(t *testing.T) {
 	}
 	if countLines(ss.logs.String(), "level=WARN", `msg="connection refused before authentication"`, "source=127.0.0.2", `code="server busy"`) == 0 {
 		t.Errorf("the refusal was not logged:\n%s", ss.logs.String())
+	}
+	if got := scrape(t, ss.srv.MetricsHandler())["kdsrv_client_connections_total,result=refused_busy,transport=tcp"]; got < 1 {
+		t.Errorf("kdsrv_client_connections_total{result=refused_busy} = %v after a refusal, want ≥ 1", got)
 	}
 	// Closing one of the held connections frees a place.
 	_ = held[0].Close()

@@ -43,14 +43,19 @@ const (
 	connAccepted        = "accepted"         // handshake done, client authenticated
 	connAuthFailed      = "auth_failed"      // wrong or missing password
 	connHandshakeFailed = "handshake_failed" // anything else before the session
+	connRefusedBusy     = "refused_busy"     // turned away before the handshake: a cap on unauthenticated connections
+	connRefusedThrottle = "refused_throttled" // turned away before the handshake: too many failed passwords from its source
 )
+
+// connResults are every value of the result label.
+var connResults = [...]string{connAccepted, connAuthFailed, connHandshakeFailed, connRefusedBusy, connRefusedThrottle}
 
 func newMetrics(s *Server) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		connections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kdsrv_client_connections_total",
-			Help: "Client connections by transport and result (accepted, auth_failed, handshake_failed).",
+			Help: "Client connections by transport and result (accepted, auth_failed, handshake_failed, refused_busy, refused_throttled).",
 		}, []string{"transport", "result"}),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kdsrv_auth_failures_total",
@@ -82,7 +87,7 @@ func newMetrics(s *Server) *metrics {
 	for _, t := range s.cfg.Transports {
 		p := string(t.Proto)
 		m.authFailures.WithLabelValues(p)
-		for _, r := range []string{connAccepted, connAuthFailed, connHandshakeFailed} {
+		for _, r := range connResults {
 			m.connections.WithLabelValues(p, r)
 		}
 	}
