@@ -40,10 +40,10 @@ type pktCounters struct{ packets, bytes prometheus.Counter }
 
 // Connection results for kdsrv_client_connections_total.
 const (
-	connAccepted        = "accepted"         // handshake done, client authenticated
-	connAuthFailed      = "auth_failed"      // wrong or missing password
-	connHandshakeFailed = "handshake_failed" // anything else before the session
-	connRefusedBusy     = "refused_busy"     // turned away before the handshake: a cap on unauthenticated connections
+	connAccepted        = "accepted"          // handshake done, client authenticated
+	connAuthFailed      = "auth_failed"       // wrong or missing password
+	connHandshakeFailed = "handshake_failed"  // anything else before the session
+	connRefusedBusy     = "refused_busy"      // turned away before the handshake: a cap on unauthenticated connections
 	connRefusedThrottle = "refused_throttled" // turned away before the handshake: too many failed passwords from its source
 )
 
