@@ -157,6 +157,8 @@ type rawClient struct {
 	pushes int
 	// verify checks each push that is current against the target's memory.
 	verify bool
+	// waitIdle waits until the server's prefetcher has nothing in flight.
+	waitIdle func()
 }
 
 func (h *raHarness) rawOpen(name string, readAhead bool) *rawClient {
@@ -239,6 +241,11 @@ func (rc *rawClient) next() (kd.PacketType, []byte) {
 			}
 			if pt == readahead.PacketType {
 				rc.checkPush(payload)
+				// Pushes are progress: the time-out is for silence. (A
+				// halted target that is sent prefetches without a pause
+				// answers a break-in only once they stop, and the
+				// window may be up to 256 chunks.)
+				timer.Reset(10 * time.Second)
 				continue
 			}
 			return kd.PacketType(pt), payload
@@ -355,6 +362,27 @@ func describeRead(m kd.Manipulate) string {
 }
 
 // waitPrefetched waits until the server has pushed at least n replies.
+// waitPrefetchIdle waits until every prefetch the server issued has been
+// answered and no new one started for a while (the window is full).
+func waitPrefetchIdle(t *testing.T, tg *target) {
+	t.Helper()
+	var last raStats
+	quiet := 0
+	for range 2000 {
+		st := tg.readAheadStats()
+		if st == last && st.Prefetches == st.Pushed+st.Discarded {
+			if quiet++; quiet == 10 {
+				return
+			}
+		} else {
+			quiet = 0
+		}
+		last = st
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("read-ahead never went idle: %+v", tg.readAheadStats())
+}
+
 func waitPrefetched(t *testing.T, tg *target, n uint64) {
 	t.Helper()
 	for range 500 {
@@ -499,6 +527,11 @@ func TestReadAheadNeverStale(t *testing.T) {
 			// break-in) without any debugger packet: the server must
 			// drop what it prefetched.
 			rc.verify = false // pushes already in flight are stale by design
+			// A halted kernel answers a break-in only when the line then
+			// stays quiet (as ReactOS's receive loop does): let the
+			// prefetcher fill its window first, or the break-in is lost
+			// among its requests, as it would be on a real kernel.
+			rc.waitIdle()
 			rc.tgt.Memory().Write(addr, bytes.Repeat([]byte{0x5A}, 100))
 			if err := rc.conn.Wire().Send(wire.TypeBreakIn, nil); err != nil {
 				t.Fatal(err)
@@ -515,6 +548,7 @@ func TestReadAheadNeverStale(t *testing.T) {
 			waitPrefetched(t, h.target("stale"), 6) // chunks 2..7 are cached now
 			victim := base + 4*chunk + 10
 			before := h.target("stale").readAheadStats()
+			rc.waitIdle = func() { waitPrefetchIdle(t, h.target("stale")) }
 			tc.change(t, rc, victim)
 			after := h.target("stale").readAheadStats()
 			if after.Invalidate == before.Invalidate {
