@@ -48,9 +48,13 @@ run() {
 	echo "\$ kdclient -k '$k' $*"
 	"$bin/kdclient" -k "$k" "$@"
 }
-run version
+run version | tee "$bin/version.out"
+# The kernel loads at a new address every boot (KASLR), as Windows does:
+# read its image header where GetVersion says it is.
+kernbase=$(sed -n 's/^KernBase \([0-9a-fA-F]*\).*/\1/p' "$bin/version.out")
+[ -n "$kernbase" ] || { echo "demo: no KernBase in the version output" >&2; exit 1; }
 run regs
-run read fffff80262a00000 64
+run read "$kernbase" 64
 run write ffffa00000000000 4b44535256
 run read ffffa00000000000 16
 run go
