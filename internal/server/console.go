@@ -106,7 +106,7 @@ func (s *Server) acquireWatch(ctx context.Context, ts *spec.Target) (*target, er
 		}
 		t := s.targets[key]
 		if t == nil {
-			t = &target{s: s, key: key, spec: ts, opening: make(chan struct{}),
+			t = &target{s: s, id: s.nextTgt.Add(1), key: key, spec: ts, opening: make(chan struct{}),
 				watchOpened: true, needAttach: true, attachReq: make(chan struct{}, 1)}
 			s.targets[key] = t
 			s.wg.Add(1)
