@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"sync"
@@ -94,51 +93,10 @@ type watchState struct {
 // debugger's open makes (target.watchOpened), so watching never disturbs
 // the target.
 func (s *Server) acquireWatch(ctx context.Context, ts *spec.Target) (*target, error) {
-	key, err := s.cfg.TargetKey(ts)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			return nil, errors.New("the server is shutting down")
-		}
-		t := s.targets[key]
-		if t == nil {
-			t = &target{s: s, id: s.nextTgt.Add(1), key: key, spec: ts, opening: make(chan struct{}),
-				watchOpened: true, needAttach: true, attachReq: make(chan struct{}, 1)}
-			s.targets[key] = t
-			s.wg.Add(1)
-			s.mu.Unlock()
-			if err := t.open(ctx); err != nil {
-				if t.done == nil {
-					s.wg.Done() // no goroutines were started to do it
-				}
-				return nil, err
-			}
-			return t, nil
-		}
-		s.mu.Unlock()
-		select {
-		case <-t.opening:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("target %s: still being opened by another client: %w", ts, ctx.Err())
-		}
-		if t.err != nil {
-			continue // that open failed and removed itself; try again
-		}
-		if ts.Kind == spec.TargetNet && subtle.ConstantTimeCompare([]byte(ts.Key), []byte(t.spec.Key)) != 1 {
-			return nil, fmt.Errorf("target %s: %w", ts, errKeyMismatch)
-		}
-		t.mu.Lock()
-		closed := t.closed
-		t.mu.Unlock()
-		if closed {
-			continue
-		}
-		return t, nil
-	}
+	t, _, err := s.findOrOpen(ctx, ts, func(t *target) {
+		t.watchOpened, t.needAttach, t.attachReq = true, true, make(chan struct{}, 1)
+	}, nil)
+	return t, err
 }
 
 // watch serves an Open with the Watch flag: Opened, then the console

@@ -155,54 +155,12 @@ func inUse(c, old *client, ts *spec.Target) *inUseError {
 // acquireTarget returns the open target for ts owned by c, opening the link
 // if nobody has it open.
 func (s *Server) acquireTarget(ctx context.Context, c *client, ts *spec.Target, takeover bool) (*target, error) {
-	key, err := s.cfg.TargetKey(ts)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			return nil, errors.New("the server is shutting down")
-		}
-		t := s.targets[key]
-		if t == nil {
-			t = &target{s: s, id: s.nextTgt.Add(1), key: key, spec: ts, opening: make(chan struct{}), owner: c}
-			s.targets[key] = t
-			s.wg.Add(1)
-			s.mu.Unlock()
-			if err := t.open(ctx); err != nil {
-				if t.done == nil {
-					s.wg.Done() // no goroutines were started to do it
-				}
-				return nil, err
-			}
-			return t, nil
-		}
-		s.mu.Unlock()
-		select {
-		case <-t.opening:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("target %s: still being opened by another client: %w", ts, ctx.Err())
-		}
-		if t.err != nil {
-			continue // that open failed and removed itself; try again
-		}
-		if ts.Kind == spec.TargetNet && subtle.ConstantTimeCompare([]byte(ts.Key), []byte(t.spec.Key)) != 1 {
-			// The open KDNET link is authenticated with its own key: a
-			// client must know it to share the link.
-			return nil, fmt.Errorf("target %s: %w", ts, errKeyMismatch)
-		}
-		t.mu.Lock()
-		if t.closed {
-			t.mu.Unlock()
-			continue
-		}
+	t, opened, err := s.findOrOpen(ctx, ts, func(t *target) { t.owner = c }, func(t *target) error {
 		old := t.owner
 		if old != nil && old != c {
 			if !takeover {
 				t.mu.Unlock()
-				return nil, inUse(c, old, ts)
+				return inUse(c, old, ts)
 			}
 			if needs, hint := takeoverNeeds(old.l.t, c.l.t); needs != "" && !s.cfg.TakeoverAny {
 				t.mu.Unlock()
@@ -210,7 +168,7 @@ func (s *Server) acquireTarget(ctx context.Context, c *client, ts *spec.Target, 
 				e.takeover, e.needs, e.takerHint = true, needs, hint
 				s.warn("takeover refused", "from", c.from, "transport", c.l.ln.Display(), "target", ts.String(),
 					"owner", old.from, "owner_transport", old.l.ln.Display(), "missing", needs)
-				return nil, e
+				return e
 			}
 			t.owner = nil
 			t.mu.Unlock()
@@ -220,8 +178,76 @@ func (s *Server) acquireTarget(ctx context.Context, c *client, ts *spec.Target, 
 		}
 		t.owner = c
 		t.mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !opened {
 		t.requestAttach()
-		return t, nil
+	}
+	return t, nil
+}
+
+// findOrOpen is the one way a client gets at a target: it returns the open
+// target for ts, or opens the link if nobody has it open. A target this
+// call opens is set up by fresh before anybody else can see it (its owner,
+// or the watchOpened state of a console watcher), and opened says so. A
+// target somebody else opened is handed, once its open finished and unless
+// it closed since, to share with t.mu held; share unlocks it (share == nil
+// shares the target as it is). An open that fails while we wait is retried;
+// a KDNET client must know the key the open link authenticates with.
+func (s *Server) findOrOpen(ctx context.Context, ts *spec.Target, fresh func(*target), share func(*target) error) (*target, bool, error) {
+	key, err := s.cfg.TargetKey(ts)
+	if err != nil {
+		return nil, false, err
+	}
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return nil, false, errors.New("the server is shutting down")
+		}
+		t := s.targets[key]
+		if t == nil {
+			t = &target{s: s, id: s.nextTgt.Add(1), key: key, spec: ts, opening: make(chan struct{})}
+			fresh(t)
+			s.targets[key] = t
+			s.wg.Add(1)
+			s.mu.Unlock()
+			if err := t.open(ctx); err != nil {
+				if t.done == nil {
+					s.wg.Done() // no goroutines were started to do it
+				}
+				return nil, false, err
+			}
+			return t, true, nil
+		}
+		s.mu.Unlock()
+		select {
+		case <-t.opening:
+		case <-ctx.Done():
+			return nil, false, fmt.Errorf("target %s: still being opened by another client: %w", ts, ctx.Err())
+		}
+		if t.err != nil {
+			continue // that open failed and removed itself; try again
+		}
+		if ts.Kind == spec.TargetNet && subtle.ConstantTimeCompare([]byte(ts.Key), []byte(t.spec.Key)) != 1 {
+			// The open KDNET link is authenticated with its own key: a
+			// client must know it to share the link.
+			return nil, false, fmt.Errorf("target %s: %w", ts, errKeyMismatch)
+		}
+		t.mu.Lock()
+		if t.closed {
+			t.mu.Unlock()
+			continue
+		}
+		if share == nil {
+			t.mu.Unlock()
+		} else if err := share(t); err != nil {
+			return nil, false, err
+		}
+		return t, false, nil
 	}
 }
 
