@@ -308,13 +308,13 @@ func parseArgs(args []string) (*options, error) {
 		}
 		o.kdnetKey = k
 	case o.listen != "":
-		n, a, err := sim.ParseEndpoint(o.listen)
+		n, a, err := sim.ParsePort(o.listen)
 		if err != nil {
 			return nil, usagef("-listen: %v", err)
 		}
 		o.network, o.address = n, a
 	case o.connect != "":
-		n, a, err := sim.ParseEndpoint(o.connect)
+		n, a, err := sim.ParsePort(o.connect)
 		if err != nil {
 			return nil, usagef("-connect: %v", err)
 		}
@@ -346,8 +346,8 @@ func (o *options) config() sim.Config {
 }
 
 // serve runs the chosen endpoint until ctx ends.
-func (o *options) serve(ctx context.Context, t *sim.Target, stdout io.Writer, logger *slog.Logger) error {
-	eo := sim.EndpointOptions{Logger: logger}
+func (o *options) serve(ctx context.Context, t *sim.Machine, stdout io.Writer, logger *slog.Logger) error {
+	eo := sim.PortOptions{Logger: logger}
 	switch {
 	case o.kdnet != "":
 		eo.Ready = func(string) { fmt.Fprintf(stdout, "kdtarget: kdnet to %s\n", o.kdnet) }
@@ -420,7 +420,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // is called.
 //
 // With -log-format json the line is a log line (msg "rebooted").
-func rebootOnHangup(t *sim.Target, w io.Writer, logger *slog.Logger, asJSON bool) (stop func()) {
+func rebootOnHangup(t *sim.Machine, w io.Writer, logger *slog.Logger, asJSON bool) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	quit := make(chan struct{})

@@ -63,7 +63,7 @@ type Attach struct {
 }
 
 // replay is one debugger attach sequence; it returns the calls it made.
-type replay func(ctx context.Context, h *kd.Host, st *sim.Target) (int, error)
+type replay func(ctx context.Context, h *kd.Host, st *sim.Machine) (int, error)
 
 // runAttach measures both replays on path open, each on a fresh target and
 // session.
@@ -75,7 +75,7 @@ func runAttach(ctx context.Context, dir, name string, open opener, modules int, 
 		fn  replay
 	}{
 		{&res.Radare2, radare2Attach},
-		{&res.Modules, func(ctx context.Context, h *kd.Host, st *sim.Target) (int, error) {
+		{&res.Modules, func(ctx context.Context, h *kd.Host, st *sim.Machine) (int, error) {
 			return moduleWalk(ctx, h, st, modules)
 		}},
 	} {
@@ -128,7 +128,7 @@ func attachOnce(ctx context.Context, dir, name string, open opener, fn replay, d
 type checker struct {
 	ctx   context.Context
 	h     *kd.Host
-	st    *sim.Target
+	st    *sim.Machine
 	calls int
 }
 
@@ -199,7 +199,7 @@ func (c *checker) kdbgChain() error {
 
 // radare2Attach is radare2 5.9's attach after the sync: 45 calls, 9
 // distinct.
-func radare2Attach(ctx context.Context, h *kd.Host, st *sim.Target) (int, error) {
+func radare2Attach(ctx context.Context, h *kd.Host, st *sim.Machine) (int, error) {
 	c := &checker{ctx: ctx, h: h, st: st}
 	for range 4 { // 5 calls each, the same 5
 		if err := c.kdbgChain(); err != nil {
@@ -237,7 +237,7 @@ func radare2Attach(ctx context.Context, h *kd.Host, st *sim.Target) (int, error)
 // PsLoadedModuleList reading each entry, its names and its module's PE
 // header (.reload), walk it again for the entries and base names (lm), and
 // show where the target stopped. It visits at most limit modules.
-func moduleWalk(ctx context.Context, h *kd.Host, st *sim.Target, limit int) (int, error) {
+func moduleWalk(ctx context.Context, h *kd.Host, st *sim.Machine, limit int) (int, error) {
 	c := &checker{ctx: ctx, h: h, st: st}
 	v, err := c.version()
 	if err != nil {

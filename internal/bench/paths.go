@@ -29,7 +29,7 @@ const serverPorts = "tcp:port=40000:49999"
 // simTarget is one simulated machine serving debuggers on a unix socket,
 // as a virtual machine's serial pipe does.
 type simTarget struct {
-	sim    *sim.Target
+	sim    *sim.Machine
 	path   string
 	ln     net.Listener
 	cancel context.CancelFunc

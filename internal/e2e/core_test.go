@@ -31,7 +31,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // corrupt packets, no RESET besides the one kdsrv sends when it
 // synchronises with the target on each connection, and no retransmission
 // besides the one such a RESET may cause.
-func suite(t *testing.T, s *session, tgt *sim.Target) {
+func suite(t *testing.T, s *session, tgt *sim.Machine) {
 	t.Helper()
 	runSuite(t, s, tgt, false)
 }
@@ -39,7 +39,7 @@ func suite(t *testing.T, s *session, tgt *sim.Target) {
 // runSuite is suite; with lossyLink (a UDP target link, which may need
 // retransmissions) the final check is only that nothing was corrupt. It
 // returns the debugger it used, stopped in the debugger.
-func runSuite(t *testing.T, s *session, tgt *sim.Target, lossyLink bool) *kd.Host {
+func runSuite(t *testing.T, s *session, tgt *sim.Machine, lossyLink bool) *kd.Host {
 	t.Helper()
 	ctx := ctxFor(t, 90*time.Second)
 	var mu sync.Mutex
@@ -319,7 +319,7 @@ func TestParallelTargetsAndInUse(t *testing.T) {
 	var wg sync.WaitGroup
 	for _, p := range []struct {
 		s   *session
-		tgt *sim.Target
+		tgt *sim.Machine
 	}{{sa, tgtA}, {sb, tgtB}} {
 		wg.Add(1)
 		go func() {

@@ -110,7 +110,7 @@ func endpsrv(t *testing.T, port int, trans string) (stdout, stderr string, code 
 }
 
 func newMainHarness(t *testing.T) *harness {
-	return &harness{t: t, dir: shortDir(t), sims: map[string]*sim.Target{}, logs: &syncBuffer{}}
+	return &harness{t: t, dir: shortDir(t), sims: map[string]*sim.Machine{}, logs: &syncBuffer{}}
 }
 
 func TestEndpsrvRefusedByDefault(t *testing.T) {

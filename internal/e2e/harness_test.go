@@ -36,7 +36,7 @@ type harness struct {
 	t    testing.TB
 	dir  string
 	srv  *server.Server
-	sims map[string]*sim.Target
+	sims map[string]*sim.Machine
 	logs *syncBuffer
 	// srvCOM and cliCOM share serial ports among the com listeners of
 	// the server and among the com dials of the clients.
@@ -64,7 +64,7 @@ type harnessOpts struct {
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
 	t.Helper()
-	h := &harness{t: t, dir: shortDir(t), sims: map[string]*sim.Target{}, logs: &syncBuffer{},
+	h := &harness{t: t, dir: shortDir(t), sims: map[string]*sim.Machine{}, logs: &syncBuffer{},
 		srvCOM: &transport.COMPorts{Config: o.com}, cliCOM: &transport.COMPorts{Config: o.com}}
 	if len(o.transports) == 0 {
 		o.transports = []string{"tcp:port=20000:29999"}
@@ -130,7 +130,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 
 // addTarget starts a simulated target serving debuggers on DIR/name.sock,
 // like a VM's serial pipe, and returns the trans=@{...} text for it.
-func (h *harness) addTarget(name string, cfg sim.Config) (trans string, tgt *sim.Target) {
+func (h *harness) addTarget(name string, cfg sim.Config) (trans string, tgt *sim.Machine) {
 	h.t.Helper()
 	path := filepath.Join(h.dir, name+".sock")
 	ln, err := net.Listen("unix", path)

@@ -43,14 +43,14 @@ func freeKDNETPort(t testing.TB) int {
 
 // netTarget is a simulated machine whose debug link is KDNET toward a host.
 type netTarget struct {
-	sim    *sim.Target
+	sim    *sim.Machine
 	ep     *kdnet.Link
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
 }
 
-func startNetTarget(t testing.TB, tgt *sim.Target, hostAddr, key string) *netTarget {
+func startNetTarget(t testing.TB, tgt *sim.Machine, hostAddr, key string) *netTarget {
 	t.Helper()
 	k, err := kdnet.ParseKey(key)
 	if err != nil {
@@ -158,7 +158,7 @@ func (p *lossyProxy) relay(toHost bool) {
 // retransmissions (and the target retransmits its prints before the server
 // has opened the port), so the final check is only that nothing was
 // corrupt.
-func netSuite(t *testing.T, s *session, tgt *sim.Target) *kd.Host {
+func netSuite(t *testing.T, s *session, tgt *sim.Machine) *kd.Host {
 	t.Helper()
 	return runSuite(t, s, tgt, true)
 }

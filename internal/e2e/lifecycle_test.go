@@ -27,7 +27,7 @@ import (
 )
 
 // The link lifecycle matrix (issue 13): a simulated machine as strict as a
-// Windows kernel (every sim.Target: KD state kept across connections,
+// Windows kernel (every sim.Machine: KD state kept across connections,
 // RESET ignored while running, new KernBase per boot) behind a kdsrv
 // process that is restarted, killed, and left alone while the target
 // reboots or its pipe drops. Every row checks data, through the bridge (a
@@ -48,7 +48,7 @@ type lcMachine struct {
 	cfg  sim.Config
 
 	mu     sync.Mutex
-	tgt    *sim.Target
+	tgt    *sim.Machine
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -69,7 +69,7 @@ func (m *lcMachine) plug() {
 	done := make(chan error, 1)
 	tgt := m.target()
 	go func() {
-		done <- sim.Listen(ctx, tgt, sim.NetworkUnix, m.sock, sim.EndpointOptions{Ready: func(string) { close(ready) }})
+		done <- sim.Listen(ctx, tgt, sim.NetworkUnix, m.sock, sim.PortOptions{Ready: func(string) { close(ready) }})
 	}()
 	select {
 	case <-ready:
@@ -108,7 +108,7 @@ func (m *lcMachine) restart(kernBase uint64) {
 	m.plug()
 }
 
-func (m *lcMachine) target() *sim.Target {
+func (m *lcMachine) target() *sim.Machine {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.tgt
@@ -637,7 +637,7 @@ func TestLifecycleKDNET(t *testing.T) {
 			Host:         fmt.Sprintf("127.0.0.1:%d", kport),
 			Local:        "127.0.0.1:0",
 			PokeInterval: 200 * time.Millisecond,
-		}, sim.EndpointOptions{})
+		}, sim.PortOptions{})
 	}()
 	defer func() {
 		cancel()

@@ -80,7 +80,7 @@ func (h *harness) sslSpec(extra string) string {
 }
 
 // quick checks that a session reaches its target: attach and version.
-func quick(t *testing.T, s *session, tgt *sim.Target) {
+func quick(t *testing.T, s *session, tgt *sim.Machine) {
 	t.Helper()
 	ctx := ctxFor(t, 20*time.Second)
 	h := s.host(t, kd.HostOptions{})

@@ -142,7 +142,7 @@ func TestMemoryBound(t *testing.T) {
 // It returns the first stale answer found.
 type model struct {
 	t    testing.TB
-	tgt  *sim.Target
+	tgt  *sim.Machine
 	host *kd.Host
 	link *kd.Link
 	c    *Cache

@@ -24,7 +24,7 @@ import (
 	"kdsrv/internal/wire"
 )
 
-// Targets as strict as a kernel (every sim.Target): one KD state per
+// Targets as strict as a kernel (every sim.Machine): one KD state per
 // machine, kept across every connection to it, as a real kernel keeps it
 // across debuggers, kdsrv restarts and reopened VM pipes; a running kernel
 // only polls for break-in (RESETs are lost); only a reboot (sim.Reboot, a
@@ -50,7 +50,7 @@ func (c deafConn) Read(p []byte) (int, error) {
 // serial line.
 type strictTarget struct {
 	t    testing.TB
-	sim  *sim.Target
+	sim  *sim.Machine
 	deaf atomic.Bool
 
 	ctx    context.Context

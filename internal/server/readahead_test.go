@@ -44,7 +44,7 @@ type raHarness struct {
 	t    testing.TB
 	srv  *Server
 	mu   sync.Mutex
-	sims map[string]*sim.Target
+	sims map[string]*sim.Machine
 	cfg  sim.Config
 	wg   sync.WaitGroup
 	ctx  context.Context
@@ -53,7 +53,7 @@ type raHarness struct {
 
 func newRAHarness(t testing.TB, cfg sim.Config) *raHarness {
 	t.Helper()
-	h := &raHarness{t: t, sims: map[string]*sim.Target{}, cfg: cfg}
+	h := &raHarness{t: t, sims: map[string]*sim.Machine{}, cfg: cfg}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.ctx = ctx
 	tr, err := spec.ParseServerTransport("tcp:port=41000:48999")
@@ -118,7 +118,7 @@ type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 
-func (h *raHarness) sim(name string) *sim.Target {
+func (h *raHarness) sim(name string) *sim.Machine {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	tgt := h.sims[name]
@@ -153,7 +153,7 @@ type rawClient struct {
 	frames chan wire.Frame
 	done   chan struct{}
 	sent   uint32 // invalidating KD packets sent (the read-ahead stamp)
-	tgt    *sim.Target
+	tgt    *sim.Machine
 	pushes int
 	// verify checks each push that is current against the target's memory.
 	verify bool
@@ -334,7 +334,7 @@ func (rc *rawClient) read(addr uint64, n uint32) kd.Manipulate {
 
 // expectRead is the reply the simulated target gives to the request
 // echoed in rep, computed from its memory directly.
-func expectRead(tgt *sim.Target, rep kd.Manipulate) kd.Manipulate {
+func expectRead(tgt *sim.Machine, rep kd.Manipulate) kd.Manipulate {
 	a := rep.Memory()
 	n := min(a.Count, kd.MaxManipulateData)
 	buf := make([]byte, n)

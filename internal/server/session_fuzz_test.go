@@ -29,7 +29,7 @@ const sessionFuzzTarget = "com:pipe,port=/kdsim/fz"
 // in-memory pipe to one simulated target.
 type fuzzServer struct {
 	srv  *Server
-	sim  *sim.Target
+	sim  *sim.Machine
 	addr string
 	trgt *spec.Target
 	logs *syncBuffer
@@ -62,7 +62,7 @@ func (s *syncBuffer) tail() string {
 func newFuzzServer(tb testing.TB) *fuzzServer {
 	tb.Helper()
 	// Forgiving: against a target that keeps its KD state across
-	// connections (every sim.Target by default) the next client after
+	// connections (every sim.Machine by default) the next client after
 	// some seeds is not answered in time now and then; see the strictsim
 	// report of issue 13.
 	fs := &fuzzServer{sim: sim.New(sim.Config{Forgiving: true}), logs: &syncBuffer{}}

@@ -135,7 +135,7 @@ func (p *serialPort) write(b []byte) {
 type writeDeadliner interface{ SetWriteDeadline(time.Time) error }
 
 // powerState runs the kernel goroutine while at least one holder (an
-// endpoint, or a Serve call) keeps the machine on.
+// debug port, or a Serve call) keeps the machine on.
 type powerState struct {
 	mu      sync.Mutex
 	holders int
@@ -144,11 +144,11 @@ type powerState struct {
 }
 
 // hold keeps the machine's kernel running until release is called.
-func (t *Target) hold() (release func()) {
-	if t.cfg.Forgiving {
+func (m *Machine) hold() (release func()) {
+	if m.cfg.Forgiving {
 		return func() {} // no kernel goroutine: each connection has its own link
 	}
-	p := &t.power
+	p := &m.power
 	p.mu.Lock()
 	if p.holders == 0 {
 		if p.done != nil {
@@ -159,7 +159,7 @@ func (t *Target) hold() (release func()) {
 		p.cancel, p.done = cancel, done
 		go func() {
 			defer close(done)
-			t.runKernel(ctx)
+			m.runKernel(ctx)
 		}()
 	}
 	p.holders++
@@ -183,19 +183,19 @@ func (t *Target) hold() (release func()) {
 
 // serveStrict plugs conn into the machine's serial port until conn fails
 // or ctx ends.
-func (t *Target) serveStrict(ctx context.Context, conn io.ReadWriteCloser) error {
-	release := t.hold()
+func (m *Machine) serveStrict(ctx context.Context, conn io.ReadWriteCloser) error {
+	release := m.hold()
 	defer release()
-	t.serveMu.Lock()
-	defer t.serveMu.Unlock()
-	t.mu.Lock()
-	t.stats.Connections++
-	t.mu.Unlock()
-	dead, unplug := t.port.plug(conn)
+	m.serveMu.Lock()
+	defer m.serveMu.Unlock()
+	m.mu.Lock()
+	m.stats.Connections++
+	m.mu.Unlock()
+	dead, unplug := m.port.plug(conn)
 	defer unplug()
 	// Console text (Config.Console, ConsoleEvery) goes out through the
 	// port, whose every write is one whole packet or one piece of text.
-	stopConsole := t.startConsole(ctx, func(b []byte) error { t.port.write(b); return nil })
+	stopConsole := m.startConsole(ctx, func(b []byte) error { m.port.write(b); return nil })
 	defer stopConsole()
 	select {
 	case <-dead:
@@ -226,15 +226,15 @@ type kdcomState struct {
 
 // kernel is one run of the kernel goroutine.
 type kernel struct {
-	t   *Target
+	m   *Machine
 	s   *kdcomState
 	cfg Config
 	end <-chan struct{} // closed when the current boot ends
 }
 
 // runKernel runs the machine's kernel until ctx ends (power off).
-func (t *Target) runKernel(ctx context.Context) {
-	k := &kernel{t: t, s: &t.kdcom, cfg: t.cfg}
+func (m *Machine) runKernel(ctx context.Context) {
+	k := &kernel{m: m, s: &m.kdcom, cfg: m.cfg}
 	for ctx.Err() == nil {
 		_ = k.runBoot(ctx) // errRebooted: start the new boot; otherwise ctx ended
 	}
@@ -242,13 +242,13 @@ func (t *Target) runKernel(ctx context.Context) {
 
 // runBoot runs one boot until the machine reboots or ctx ends.
 func (k *kernel) runBoot(ctx context.Context) error {
-	boot, end := k.t.bootDone()
+	boot, end := k.m.bootDone()
 	k.end = end
 	if k.s.boot != boot {
 		// A boot: the first packet goes out as 0x80800800 (INITIAL|SYNC).
 		rebooted := k.s.boot != 0
 		*k.s = kdcomState{boot: boot, sendID: kd.InitialPacketID | kd.SyncPacketID, expectID: kd.InitialPacketID, present: true}
-		if rebooted && !k.t.Halted() {
+		if rebooted && !k.m.Halted() {
 			// A kernel that boots with a debugger attached says so (Windows
 			// reports its image load): a rebooted machine announces the new
 			// boot with a DbgPrint, its first packet, with the sync bit.
@@ -259,7 +259,7 @@ func (k *kernel) runBoot(ctx context.Context) error {
 	}
 	for {
 		var err error
-		if k.t.Halted() {
+		if k.m.Halted() {
 			err = k.stopped(ctx)
 		} else {
 			err = k.running(ctx)
@@ -272,9 +272,9 @@ func (k *kernel) runBoot(ctx context.Context) error {
 
 // count updates the link counters.
 func (k *kernel) count(f func(s *kd.Stats)) {
-	k.t.mu.Lock()
-	f(&k.t.linkSum)
-	k.t.mu.Unlock()
+	k.m.mu.Lock()
+	f(&k.m.linkSum)
+	k.m.mu.Unlock()
 }
 
 // frame returns the next frame from the line, or errTimeout if none
@@ -310,7 +310,7 @@ func (k *kernel) frame(ctx context.Context, d time.Duration) (kd.Frame, error) {
 			timer.Reset(d)
 		}
 		select {
-		case b := <-k.t.port.rx:
+		case b := <-k.m.port.rx:
 			k.s.dec.Feed(b)
 		case <-timer.C:
 			if k.s.dec.MidPacket() {
@@ -330,7 +330,7 @@ func (k *kernel) frame(ctx context.Context, d time.Duration) (kd.Frame, error) {
 
 // control writes a control packet.
 func (k *kernel) control(t kd.PacketType, id uint32) {
-	k.t.port.write(kd.AppendControl(nil, t, id))
+	k.m.port.write(kd.AppendControl(nil, t, id))
 }
 
 // resetStreams handles a RESET: both id streams restart at 0x80800000 and
@@ -393,32 +393,32 @@ func (k *kernel) running(ctx context.Context) error {
 // breakIn stops the machine at the break-in breakpoint.
 func (k *kernel) breakIn() {
 	k.s.present = true
-	k.t.breakIn()
+	k.m.breakIn()
 }
 
-func (t *Target) breakIn() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.halted {
+func (m *Machine) breakIn() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.halted {
 		return
 	}
-	t.halted = true
-	t.scAcked = false
-	t.exc = kd.StatusBreakpoint
-	t.cpu = 0
-	for i := range t.ctxs {
-		t.ctxs[i].Rip = t.layout.BreakAddress
+	m.halted = true
+	m.scAcked = false
+	m.exc = kd.StatusBreakpoint
+	m.cpu = 0
+	for i := range m.ctxs {
+		m.ctxs[i].Rip = m.layout.BreakAddress
 	}
 }
 
 // announce prints the boot banner (retried within the DbgPrint budget).
 func (k *kernel) announce(ctx context.Context, boot uint64) error {
-	d := kd.NewPrintString(fmt.Appendf(nil, "kdtarget: boot %d, kernel at %#x\n", boot, k.t.Layout().KernBase))
+	d := kd.NewPrintString(fmt.Appendf(nil, "kdtarget: boot %d, kernel at %#x\n", boot, k.m.Layout().KernBase))
 	err := k.send(ctx, kd.TypeDebugIO, d.Append(nil), k.cfg.PrintRetries)
 	if err == nil {
-		k.t.mu.Lock()
-		k.t.stats.Prints++
-		k.t.mu.Unlock()
+		k.m.mu.Lock()
+		k.m.stats.Prints++
+		k.m.mu.Unlock()
 	}
 	if errors.Is(err, errNotPresent) {
 		return nil
@@ -431,20 +431,20 @@ func (k *kernel) tick(ctx context.Context) error {
 	if !k.s.present {
 		return nil
 	}
-	t := k.t
-	t.mu.Lock()
-	t.ticks++
-	n := t.ticks
-	t.mu.Unlock()
+	m := k.m
+	m.mu.Lock()
+	m.ticks++
+	n := m.ticks
+	m.mu.Unlock()
 	d := kd.NewPrintString(fmt.Appendf(nil, "kdtarget: tick %d\n", n))
 	err := k.send(ctx, kd.TypeDebugIO, d.Append(nil), k.cfg.PrintRetries)
 	if errors.Is(err, errNotPresent) {
 		return nil
 	}
 	if err == nil {
-		t.mu.Lock()
-		t.stats.Prints++
-		t.mu.Unlock()
+		m.mu.Lock()
+		m.stats.Prints++
+		m.mu.Unlock()
 	}
 	return err
 }
@@ -453,10 +453,10 @@ func (k *kernel) tick(ctx context.Context) error {
 // stop, then serve requests until a Continue. It returns nil once the
 // machine runs again.
 func (k *kernel) stopped(ctx context.Context) error {
-	t := k.t
-	t.mu.Lock()
-	resend := !t.scAcked
-	t.mu.Unlock()
+	m := k.m
+	m.mu.Lock()
+	resend := !m.scAcked
+	m.mu.Unlock()
 	if k.s.reply != nil && !resend {
 		if err := k.send(ctx, kd.TypeStateManipulate, k.s.reply, 0); err != nil {
 			return err
@@ -486,7 +486,7 @@ func (k *kernel) stopped(ctx context.Context) error {
 		if err != nil {
 			continue // acknowledged, not understood: wait for the next one
 		}
-		rep, next := t.execute(req)
+		rep, next := m.execute(req)
 		switch next {
 		case sendReply:
 			k.s.reply = rep.Append(nil)
@@ -495,14 +495,14 @@ func (k *kernel) stopped(ctx context.Context) error {
 			}
 			k.s.reply = nil
 		case resumed:
-			if !t.Halted() {
+			if !m.Halted() {
 				return nil
 			}
 			resend = true // a single step stops again at once
 		case reportNewState:
 			resend = true
 		case rebooting:
-			t.Reboot()
+			m.Reboot()
 			return errRebooted
 		}
 	}
@@ -510,16 +510,16 @@ func (k *kernel) stopped(ctx context.Context) error {
 
 // sendStateChange reports the current stop (retried until acknowledged).
 func (k *kernel) sendStateChange(ctx context.Context) error {
-	sc := k.t.stateChange()
+	sc := k.m.stateChange()
 	if err := k.send(ctx, kd.TypeStateChange64, sc.Append(nil), 0); err != nil {
 		return err
 	}
-	k.t.mu.Lock()
-	if k.t.boot == k.s.boot { // not a stop of a boot that is gone
-		k.t.scAcked = true
+	k.m.mu.Lock()
+	if k.m.boot == k.s.boot { // not a stop of a boot that is gone
+		k.m.scAcked = true
 	}
-	k.t.stats.StateChanges++
-	k.t.mu.Unlock()
+	k.m.stats.StateChanges++
+	k.m.mu.Unlock()
 	return nil
 }
 
@@ -596,7 +596,7 @@ func (k *kernel) send(ctx context.Context, typ kd.PacketType, payload []byte, re
 	transmit := func() {
 		pkt.ID = k.s.sendID
 		buf = kd.AppendPacket(buf[:0], pkt)
-		k.t.port.write(buf)
+		k.m.port.write(buf)
 	}
 	transmit()
 	k.count(func(s *kd.Stats) { s.PacketsSent++ })

@@ -21,7 +21,7 @@ type rawLine struct {
 }
 
 // plugRaw connects a raw line to the strict target tgt.
-func plugRaw(t *testing.T, tgt *Target) (*rawLine, func()) {
+func plugRaw(t *testing.T, tgt *Machine) (*rawLine, func()) {
 	t.Helper()
 	a, b := net.Pipe()
 	stop := serve(t, tgt, b)
@@ -267,7 +267,7 @@ func TestStrictPowerAcrossListen(t *testing.T) {
 	done := make(chan error, 1)
 	ready := make(chan string, 1)
 	go func() {
-		done <- Listen(ctx, tgt, NetworkUnix, dir+"/k.sock", EndpointOptions{Ready: func(a string) { ready <- a }})
+		done <- Listen(ctx, tgt, NetworkUnix, dir+"/k.sock", PortOptions{Ready: func(a string) { ready <- a }})
 	}()
 	<-ready
 	defer func() {

@@ -22,15 +22,15 @@ const (
 
 // execute runs one DBGKD_MANIPULATE_STATE64 request on the halted machine
 // and says what follows; rep is the reply for sendReply.
-func (t *Target) execute(req kd.Manipulate) (rep kd.Manipulate, next afterRequest) {
-	t.mu.Lock()
-	t.stats.Requests++
-	t.mu.Unlock()
-	mem, phys := t.memories()
+func (m *Machine) execute(req kd.Manipulate) (rep kd.Manipulate, next afterRequest) {
+	m.mu.Lock()
+	m.stats.Requests++
+	m.mu.Unlock()
+	mem, phys := m.memories()
 	switch req.API {
 	case kd.APIGetVersion:
 		rep = req.Reply(kd.StatusSuccess, nil)
-		rep.SetVersion(t.version())
+		rep.SetVersion(m.version())
 	case kd.APIReadVirtualMemory:
 		rep = readMemory(mem, req)
 	case kd.APIWriteVirtualMemory:
@@ -40,64 +40,64 @@ func (t *Target) execute(req kd.Manipulate) (rep kd.Manipulate, next afterReques
 	case kd.APIWritePhysicalMemory:
 		rep = writeMemory(phys, req)
 	case kd.APIGetContext:
-		rep = t.getContext(req)
+		rep = m.getContext(req)
 	case kd.APISetContext:
-		rep = t.setContext(req)
+		rep = m.setContext(req)
 	case kd.APIGetContextEx:
-		rep = t.getContextEx(req)
+		rep = m.getContextEx(req)
 	case kd.APISetContextEx:
-		rep = t.setContextEx(req)
+		rep = m.setContextEx(req)
 	case kd.APIWriteBreakPoint:
-		rep = t.writeBreakPoint(req)
+		rep = m.writeBreakPoint(req)
 	case kd.APIRestoreBreakPoint:
-		rep = t.restoreBreakPoint(req)
+		rep = m.restoreBreakPoint(req)
 	case kd.APIReadControlSpace:
-		rep = t.readControlSpace(req)
+		rep = m.readControlSpace(req)
 	case kd.APIWriteControlSpace:
-		rep = t.writeControlSpace(req)
+		rep = m.writeControlSpace(req)
 	case kd.APIReadMachineSpecificRegister:
-		rep = t.readMSR(req)
+		rep = m.readMSR(req)
 	case kd.APIWriteMachineSpecificRegister:
-		rep = t.writeMSR(req)
+		rep = m.writeMSR(req)
 	case kd.APIQueryMemory:
-		rep = t.queryMemory(req)
+		rep = m.queryMemory(req)
 	case kd.APIClearAllInternalBreakpoints:
 		rep = req.Reply(kd.StatusSuccess, nil)
 	case kd.APIContinue:
-		t.resume(kd.Continue2Args{ContinueStatus: req.ContinueStatus()})
+		m.resume(kd.Continue2Args{ContinueStatus: req.ContinueStatus()})
 		return rep, resumed
 	case kd.APIContinue2:
-		t.resume(req.Continue2())
+		m.resume(req.Continue2())
 		return rep, resumed
 	case kd.APISwitchProcessor:
-		t.mu.Lock()
-		if int(req.Processor) < t.cfg.Processors {
-			t.cpu = req.Processor
+		m.mu.Lock()
+		if int(req.Processor) < m.cfg.Processors {
+			m.cpu = req.Processor
 		}
-		t.mu.Unlock()
+		m.mu.Unlock()
 		return rep, reportNewState
 	case kd.APIReboot:
 		return rep, rebooting
 	default:
-		t.mu.Lock()
-		t.stats.UnsupportedCalls++
-		t.mu.Unlock()
+		m.mu.Lock()
+		m.stats.UnsupportedCalls++
+		m.mu.Unlock()
 		rep = req.Reply(kd.StatusUnsuccessful, nil)
 	}
 	return rep, sendReply
 }
 
 // manipulate handles one request for the forgiving per-connection link
-// (and KDNET endpoints).
+// (and KDNET links).
 func (c *debuggerConn) manipulate(ctx context.Context, req kd.Manipulate) error {
-	rep, next := c.t.execute(req)
+	rep, next := c.m.execute(req)
 	switch next {
 	case resumed:
 		return c.afterContinue(ctx)
 	case reportNewState:
 		return c.sendStateChange(ctx)
 	case rebooting:
-		c.t.Reboot()
+		c.m.Reboot()
 		return errRebooted
 	}
 	return c.l.Send(ctx, kd.TypeStateManipulate, rep.Append(nil))
@@ -106,41 +106,41 @@ func (c *debuggerConn) manipulate(ctx context.Context, req kd.Manipulate) error 
 // afterContinue: a single step stops again at once; otherwise the target
 // runs until the next break-in.
 func (c *debuggerConn) afterContinue(ctx context.Context) error {
-	if c.t.Halted() {
+	if c.m.Halted() {
 		return c.sendStateChange(ctx)
 	}
 	return nil
 }
 
 // resume applies a Continue/Continue2 control set.
-func (t *Target) resume(a kd.Continue2Args) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for i := range t.ctxs {
+func (m *Machine) resume(a kd.Continue2Args) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := range m.ctxs {
 		if a.Dr7 != 0 {
-			t.ctxs[i].Dr7 = a.Dr7
+			m.ctxs[i].Dr7 = a.Dr7
 		}
 	}
 	if a.TraceFlag != 0 {
 		// Single step: "execute" one instruction and stop again.
-		t.ctxs[t.cpu].Rip++
-		t.exc = kd.StatusSingleStep
-		t.halted = true
-		t.scAcked = false
+		m.ctxs[m.cpu].Rip++
+		m.exc = kd.StatusSingleStep
+		m.halted = true
+		m.scAcked = false
 		return
 	}
-	t.halted = false
-	t.scAcked = false
-	for i := range t.ctxs {
-		t.ctxs[i].Rip = t.layout.IdleAddress
+	m.halted = false
+	m.scAcked = false
+	for i := range m.ctxs {
+		m.ctxs[i].Rip = m.layout.IdleAddress
 	}
 }
 
-func (t *Target) version() kd.Version {
-	lo := t.Layout()
+func (m *Machine) version() kd.Version {
+	lo := m.Layout()
 	return kd.Version{
 		MajorVersion:       0x000F, // NT, free build
-		MinorVersion:       t.cfg.Build,
+		MinorVersion:       m.cfg.Build,
 		ProtocolVersion:    kd.ProtocolVersion2,
 		KdSecondaryVersion: 2,
 		Flags:              kd.VersionFlagMP | kd.VersionFlagData | kd.VersionFlagPtr64,
@@ -183,40 +183,40 @@ func writeMemory(m *Memory, req kd.Manipulate) kd.Manipulate {
 	return rep
 }
 
-func (t *Target) cpuOK(req kd.Manipulate) bool { return int(req.Processor) < t.cfg.Processors }
+func (m *Machine) cpuOK(req kd.Manipulate) bool { return int(req.Processor) < m.cfg.Processors }
 
-func (t *Target) getContext(req kd.Manipulate) kd.Manipulate {
-	if !t.cpuOK(req) {
+func (m *Machine) getContext(req kd.Manipulate) kd.Manipulate {
+	if !m.cpuOK(req) {
 		return req.Reply(kd.StatusUnsuccessful, nil)
 	}
-	t.mu.Lock()
-	b := t.ctxs[req.Processor].Encode()
-	t.mu.Unlock()
+	m.mu.Lock()
+	b := m.ctxs[req.Processor].Encode()
+	m.mu.Unlock()
 	return req.Reply(kd.StatusSuccess, b)
 }
 
-func (t *Target) setContext(req kd.Manipulate) kd.Manipulate {
-	if !t.cpuOK(req) || len(req.Extra) < kd.ContextX64Size {
+func (m *Machine) setContext(req kd.Manipulate) kd.Manipulate {
+	if !m.cpuOK(req) || len(req.Extra) < kd.ContextX64Size {
 		return req.Reply(kd.StatusUnsuccessful, nil)
 	}
 	c, err := kd.DecodeContextX64(req.Extra)
 	if err != nil {
 		return req.Reply(kd.StatusUnsuccessful, nil)
 	}
-	t.mu.Lock()
-	t.ctxs[req.Processor] = c
-	t.mu.Unlock()
+	m.mu.Lock()
+	m.ctxs[req.Processor] = c
+	m.mu.Unlock()
 	return req.Reply(kd.StatusSuccess, nil)
 }
 
-func (t *Target) getContextEx(req kd.Manipulate) kd.Manipulate {
+func (m *Machine) getContextEx(req kd.Manipulate) kd.Manipulate {
 	a := req.ContextEx()
-	if !t.cpuOK(req) || a.Offset >= kd.ContextX64Size {
+	if !m.cpuOK(req) || a.Offset >= kd.ContextX64Size {
 		return req.Reply(kd.StatusUnsuccessful, nil)
 	}
-	t.mu.Lock()
-	b := t.ctxs[req.Processor].Encode()
-	t.mu.Unlock()
+	m.mu.Lock()
+	b := m.ctxs[req.Processor].Encode()
+	m.mu.Unlock()
 	end := min(uint64(a.Offset)+uint64(a.ByteCount), kd.ContextX64Size, uint64(a.Offset)+kd.MaxManipulateData)
 	slice := b[a.Offset:end]
 	rep := req.Reply(kd.StatusSuccess, slice)
@@ -225,84 +225,84 @@ func (t *Target) getContextEx(req kd.Manipulate) kd.Manipulate {
 	return rep
 }
 
-func (t *Target) setContextEx(req kd.Manipulate) kd.Manipulate {
+func (m *Machine) setContextEx(req kd.Manipulate) kd.Manipulate {
 	a := req.ContextEx()
-	if !t.cpuOK(req) || a.Offset >= kd.ContextX64Size {
+	if !m.cpuOK(req) || a.Offset >= kd.ContextX64Size {
 		return req.Reply(kd.StatusUnsuccessful, nil)
 	}
 	n := min(int(a.ByteCount), len(req.Extra), kd.ContextX64Size-int(a.Offset))
-	t.mu.Lock()
-	b := t.ctxs[req.Processor].Encode()
+	m.mu.Lock()
+	b := m.ctxs[req.Processor].Encode()
 	copy(b[a.Offset:], req.Extra[:n])
 	c, err := kd.DecodeContextX64(b)
 	if err == nil {
-		t.ctxs[req.Processor] = c
+		m.ctxs[req.Processor] = c
 	}
-	t.mu.Unlock()
+	m.mu.Unlock()
 	rep := req.Reply(kd.StatusSuccess, nil)
 	a.BytesCopied = uint32(n)
 	rep.SetContextEx(a)
 	return rep
 }
 
-func (t *Target) writeBreakPoint(req kd.Manipulate) kd.Manipulate {
+func (m *Machine) writeBreakPoint(req kd.Manipulate) kd.Manipulate {
 	a := req.BreakPoint()
 	var orig [1]byte
-	mem, _ := t.memories()
+	mem, _ := m.memories()
 	if mem.Read(a.Address, orig[:]) != 1 {
 		return req.Reply(kd.StatusUnsuccessful, nil)
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.bps) >= maxBreakpoints {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.bps) >= maxBreakpoints {
 		a.Handle = 0
 		rep := req.Reply(kd.StatusUnsuccessful, nil)
 		rep.SetBreakPoint(a)
 		return rep
 	}
-	if t.mem != mem {
+	if m.mem != mem {
 		return req.Reply(kd.StatusUnsuccessful, nil) // rebooted meanwhile
 	}
-	if t.mem.write(a.Address, []byte{0xcc}, true) != 1 {
+	if m.mem.write(a.Address, []byte{0xcc}, true) != 1 {
 		return req.Reply(kd.StatusUnsuccessful, nil)
 	}
-	h := t.nextBP
-	t.nextBP++
-	t.bps[h] = breakpoint{addr: a.Address, orig: orig[0]}
+	h := m.nextBP
+	m.nextBP++
+	m.bps[h] = breakpoint{addr: a.Address, orig: orig[0]}
 	a.Handle = h
 	rep := req.Reply(kd.StatusSuccess, nil)
 	rep.SetBreakPoint(a)
 	return rep
 }
 
-func (t *Target) restoreBreakPoint(req kd.Manipulate) kd.Manipulate {
+func (m *Machine) restoreBreakPoint(req kd.Manipulate) kd.Manipulate {
 	h := req.RestoreHandle()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	bp, ok := t.bps[h]
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	bp, ok := m.bps[h]
 	if !ok {
 		return req.Reply(kd.StatusUnsuccessful, nil)
 	}
-	delete(t.bps, h)
-	t.mem.write(bp.addr, []byte{bp.orig}, true)
+	delete(m.bps, h)
+	m.mem.write(bp.addr, []byte{bp.orig}, true)
 	return req.Reply(kd.StatusSuccess, nil)
 }
 
 // Breakpoints returns the addresses of the breakpoints set, by handle.
-func (t *Target) Breakpoints() map[uint32]uint64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := make(map[uint32]uint64, len(t.bps))
-	for h, bp := range t.bps {
+func (m *Machine) Breakpoints() map[uint32]uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[uint32]uint64, len(m.bps))
+	for h, bp := range m.bps {
 		out[h] = bp.addr
 	}
 	return out
 }
 
 // Control space on AMD64: the "address" is an index (docs/kd-protocol.md §3.2).
-func (t *Target) readControlSpace(req kd.Manipulate) kd.Manipulate {
+func (m *Machine) readControlSpace(req kd.Manipulate) kd.Manipulate {
 	a := req.Memory()
-	if !t.cpuOK(req) {
+	if !m.cpuOK(req) {
 		return req.Reply(kd.StatusUnsuccessful, nil)
 	}
 	cpu := int(req.Processor)
@@ -313,11 +313,11 @@ func (t *Target) readControlSpace(req kd.Manipulate) kd.Manipulate {
 	case 1:
 		data = binary.LittleEndian.AppendUint64(nil, KPCRBase+uint64(cpu)*KPCRStride+KPRCBOffset)
 	case 2:
-		t.mu.Lock()
-		data = append([]byte(nil), t.special[cpu]...)
-		t.mu.Unlock()
+		m.mu.Lock()
+		data = append([]byte(nil), m.special[cpu]...)
+		m.mu.Unlock()
 	case 3:
-		data = binary.LittleEndian.AppendUint64(nil, t.thread(cpu))
+		data = binary.LittleEndian.AppendUint64(nil, m.thread(cpu))
 	default:
 		return req.Reply(kd.StatusUnsuccessful, nil)
 	}
@@ -328,25 +328,25 @@ func (t *Target) readControlSpace(req kd.Manipulate) kd.Manipulate {
 	return rep
 }
 
-func (t *Target) writeControlSpace(req kd.Manipulate) kd.Manipulate {
+func (m *Machine) writeControlSpace(req kd.Manipulate) kd.Manipulate {
 	a := req.Memory()
-	if !t.cpuOK(req) || a.Address != 2 {
+	if !m.cpuOK(req) || a.Address != 2 {
 		return req.Reply(kd.StatusUnsuccessful, nil)
 	}
-	t.mu.Lock()
-	n := copy(t.special[req.Processor], req.Extra[:min(int(a.Count), len(req.Extra))])
-	t.mu.Unlock()
+	m.mu.Lock()
+	n := copy(m.special[req.Processor], req.Extra[:min(int(a.Count), len(req.Extra))])
+	m.mu.Unlock()
 	rep := req.Reply(kd.StatusSuccess, nil)
 	a.Actual = uint32(n)
 	rep.SetMemory(a)
 	return rep
 }
 
-func (t *Target) readMSR(req kd.Manipulate) kd.Manipulate {
+func (m *Machine) readMSR(req kd.Manipulate) kd.Manipulate {
 	a := req.MSR()
-	t.mu.Lock()
-	v, ok := t.msrs[a.MSR]
-	t.mu.Unlock()
+	m.mu.Lock()
+	v, ok := m.msrs[a.MSR]
+	m.mu.Unlock()
 	if !ok {
 		return req.Reply(kd.StatusUnsuccessful, nil)
 	}
@@ -356,18 +356,18 @@ func (t *Target) readMSR(req kd.Manipulate) kd.Manipulate {
 	return rep
 }
 
-func (t *Target) writeMSR(req kd.Manipulate) kd.Manipulate {
+func (m *Machine) writeMSR(req kd.Manipulate) kd.Manipulate {
 	a := req.MSR()
-	t.mu.Lock()
-	t.msrs[a.MSR] = a.Value()
-	t.mu.Unlock()
+	m.mu.Lock()
+	m.msrs[a.MSR] = a.Value()
+	m.mu.Unlock()
 	return req.Reply(kd.StatusSuccess, nil)
 }
 
-func (t *Target) queryMemory(req kd.Manipulate) kd.Manipulate {
+func (m *Machine) queryMemory(req kd.Manipulate) kd.Manipulate {
 	a := req.QueryMemory()
-	mem, _ := t.memories()
-	lo := t.Layout()
+	mem, _ := m.memories()
+	lo := m.Layout()
 	mapped, writable := mem.Mapped(a.Address)
 	if !mapped {
 		return req.Reply(kd.StatusUnsuccessful, nil)

@@ -135,8 +135,8 @@ func ModulesAt(kernBase uint64) []Module {
 }
 
 // Modules returns the current boot's loaded-module list.
-func (t *Target) Modules() []Module {
-	return ModulesAt(t.Layout().KernBase)
+func (m *Machine) Modules() []Module {
+	return ModulesAt(m.Layout().KernBase)
 }
 
 // writePEHeader writes a minimal PE32+ header of an image at base.
@@ -157,11 +157,11 @@ func writePEHeader(m *Memory, base uint64, size uint32, entry uint64, stamp uint
 }
 
 // buildModules lays out the loaded-module list of a boot. The caller
-// holds t.mu and has mapped the kernel image.
-func (t *Target) buildModules() {
-	m := t.mem
-	lo := t.layout
-	m.Map("modules", lo.KernBase+OffModules, ModulesSize, true, nil)
+// holds m.mu and has mapped the kernel image.
+func (m *Machine) buildModules() {
+	mem := m.mem
+	lo := m.layout
+	mem.Map("modules", lo.KernBase+OffModules, ModulesSize, true, nil)
 	mods := ModulesAt(lo.KernBase)
 	head := lo.PsLoadedModuleList
 	for i, mod := range mods {
@@ -173,21 +173,21 @@ func (t *Target) buildModules() {
 			blink = mods[i-1].Entry
 		}
 		e := mod.Entry
-		m.put64(e+LdrInLoadOrderLinks, flink)
-		m.put64(e+LdrInLoadOrderLinks+8, blink)
-		m.put64(e+LdrDllBase, mod.Base)
-		m.put64(e+LdrEntryPoint, mod.EntryPoint)
-		m.put32(e+LdrSizeOfImage, mod.Size)
+		mem.put64(e+LdrInLoadOrderLinks, flink)
+		mem.put64(e+LdrInLoadOrderLinks+8, blink)
+		mem.put64(e+LdrDllBase, mod.Base)
+		mem.put64(e+LdrEntryPoint, mod.EntryPoint)
+		mem.put32(e+LdrSizeOfImage, mod.Size)
 		full := utf16le(mod.Path)
 		buf := e + LdrEntrySize
-		m.write(buf, full, true)
-		putUnicodeString(m, e+LdrFullDllName, len(full), buf)
+		mem.write(buf, full, true)
+		putUnicodeString(mem, e+LdrFullDllName, len(full), buf)
 		base := utf16le(mod.Name)
-		putUnicodeString(m, e+LdrBaseDllName, len(base), buf+uint64(len(full)-len(base)))
-		writePEHeader(m, mod.Base, mod.Size, mod.EntryPoint, 0x5c000000+uint32(i))
+		putUnicodeString(mem, e+LdrBaseDllName, len(base), buf+uint64(len(full)-len(base)))
+		writePEHeader(mem, mod.Base, mod.Size, mod.EntryPoint, 0x5c000000+uint32(i))
 	}
-	m.put64(head, mods[0].Entry)
-	m.put64(head+8, mods[len(mods)-1].Entry)
+	mem.put64(head, mods[0].Entry)
+	mem.put64(head+8, mods[len(mods)-1].Entry)
 }
 
 func putUnicodeString(m *Memory, at uint64, n int, buf uint64) {

@@ -177,8 +177,10 @@ type breakpoint struct {
 	orig byte
 }
 
-// Target is one simulated machine.
-type Target struct {
+// Machine is one simulated machine: its memory, processors and kernel,
+// with the kernel's KD state, reachable through a debug port (Listen,
+// Connect, ServePTY, ServeSerial, ServeKDNET) or Serve.
+type Machine struct {
 	cfg Config
 
 	serveMu sync.Mutex // one debugger connection at a time
@@ -211,42 +213,42 @@ type Target struct {
 	kdcom kdcomState
 }
 
-// New builds a target and boots it.
-func New(cfg Config) *Target {
+// New builds a machine and boots it.
+func New(cfg Config) *Machine {
 	cfg.setDefaults()
-	t := &Target{cfg: cfg, port: newSerialPort()}
-	t.mu.Lock()
-	t.bootLocked(cfg.KernBase)
-	t.mu.Unlock()
-	return t
+	m := &Machine{cfg: cfg, port: newSerialPort()}
+	m.mu.Lock()
+	m.bootLocked(cfg.KernBase)
+	m.mu.Unlock()
+	return m
 }
 
 // bootLocked (re)starts the machine: a fresh memory image with the kernel
 // at kernBase (0 = random), fresh processors, no breakpoints, and the
 // debug link's id streams restarted.
-func (t *Target) bootLocked(kernBase uint64) {
+func (m *Machine) bootLocked(kernBase uint64) {
 	if kernBase == 0 {
-		kernBase = randomKernBase(t.layout.KernBase)
+		kernBase = randomKernBase(m.layout.KernBase)
 	}
-	t.layout = LayoutAt(kernBase)
-	t.mem = newMemory()
-	t.physical = newMemory()
-	t.msrs = make(map[uint32]uint64)
-	t.bps = make(map[uint32]breakpoint)
-	t.nextBP = 1
-	t.halted = t.cfg.StartHalted
-	t.scAcked = false
-	t.cpu = 0
-	t.exc = kd.StatusBreakpoint
-	t.ctxs, t.special = nil, nil
-	t.ticks = 0
-	t.boot++
-	t.stats.Boots++
-	if t.bootEnd != nil {
-		close(t.bootEnd)
+	m.layout = LayoutAt(kernBase)
+	m.mem = newMemory()
+	m.physical = newMemory()
+	m.msrs = make(map[uint32]uint64)
+	m.bps = make(map[uint32]breakpoint)
+	m.nextBP = 1
+	m.halted = m.cfg.StartHalted
+	m.scAcked = false
+	m.cpu = 0
+	m.exc = kd.StatusBreakpoint
+	m.ctxs, m.special = nil, nil
+	m.ticks = 0
+	m.boot++
+	m.stats.Boots++
+	if m.bootEnd != nil {
+		close(m.bootEnd)
 	}
-	t.bootEnd = make(chan struct{})
-	t.buildImage()
+	m.bootEnd = make(chan struct{})
+	m.buildImage()
 }
 
 // Reboot restarts the simulated machine, as a reset button does: memory
@@ -256,79 +258,79 @@ func (t *Target) bootLocked(kernBase uint64) {
 // its initial breakpoint with StartHalted). A debugger connection that is
 // plugged in stays plugged in, as a VM's serial pipe survives a guest
 // reboot; a KDNET target starts a new session.
-func (t *Target) Reboot() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.bootLocked(0)
+func (m *Machine) Reboot() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.bootLocked(0)
 }
 
 // Layout returns where the current boot loaded the kernel.
-func (t *Target) Layout() Layout {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.layout
+func (m *Machine) Layout() Layout {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.layout
 }
 
 // Boot returns the number of the current boot (1 for the first).
-func (t *Target) Boot() uint64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.boot
+func (m *Machine) Boot() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.boot
 }
 
 // bootDone returns the current boot number and a channel closed when that
 // boot ends.
-func (t *Target) bootDone() (uint64, <-chan struct{}) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.boot, t.bootEnd
+func (m *Machine) bootDone() (uint64, <-chan struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.boot, m.bootEnd
 }
 
 // Config returns the target's configuration (with defaults applied).
-func (t *Target) Config() Config { return t.cfg }
+func (m *Machine) Config() Config { return m.cfg }
 
 // Memory gives tests direct access to the simulated address space of the
 // current boot.
-func (t *Target) Memory() *Memory {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.mem
+func (m *Machine) Memory() *Memory {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.mem
 }
 
 // memories returns the current boot's virtual and physical memory.
-func (t *Target) memories() (virt, phys *Memory) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.mem, t.physical
+func (m *Machine) memories() (virt, phys *Memory) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.mem, m.physical
 }
 
-// buildImage lays out the kernel image of a boot. The caller holds t.mu.
-func (t *Target) buildImage() {
-	m := t.mem
-	lo := t.layout
-	m.Map("nt", lo.KernBase, KernSize, true, nil)
-	m.Map("kpcr", KPCRBase, KPCRStride*uint64(t.cfg.Processors), true, nil)
-	m.Map("threads", ThreadBase&^(PageSize-1), 0x1000*uint64(t.cfg.Processors)+PageSize, true, nil)
-	m.Map("stacks", StackBase, StackSize*uint64(t.cfg.Processors), true, nil)
-	m.Map("data", DataBase, t.cfg.DataSize, true, Pattern)
+// buildImage lays out the kernel image of a boot. The caller holds m.mu.
+func (m *Machine) buildImage() {
+	mem := m.mem
+	lo := m.layout
+	mem.Map("nt", lo.KernBase, KernSize, true, nil)
+	mem.Map("kpcr", KPCRBase, KPCRStride*uint64(m.cfg.Processors), true, nil)
+	mem.Map("threads", ThreadBase&^(PageSize-1), 0x1000*uint64(m.cfg.Processors)+PageSize, true, nil)
+	mem.Map("stacks", StackBase, StackSize*uint64(m.cfg.Processors), true, nil)
+	mem.Map("data", DataBase, m.cfg.DataSize, true, Pattern)
 	// Physical memory: 16 MiB of pattern.
-	t.physical.Map("ram", 0, 16<<20, true, Pattern)
+	m.physical.Map("ram", 0, 16<<20, true, Pattern)
 
 	// The loaded-module list, ntoskrnl.exe first, and a minimal PE header
 	// at every module's base (the kernel's included).
-	t.buildModules()
+	m.buildModules()
 	// Code at the break address: int3; ret; then int3 padding.
 	code := []byte{0xcc, 0xc3, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0}
-	m.write(lo.BreakAddress, code, true)
+	mem.write(lo.BreakAddress, code, true)
 	// Idle loop: pause; jmp $-2.
-	m.write(lo.IdleAddress, []byte{0xf3, 0x90, 0xeb, 0xfc}, true)
+	mem.write(lo.IdleAddress, []byte{0xf3, 0x90, 0xeb, 0xfc}, true)
 	// The process list is empty: its head points to itself.
-	m.put64(lo.PsActiveProcessHead, lo.PsActiveProcessHead)
-	m.put64(lo.PsActiveProcessHead+8, lo.PsActiveProcessHead)
+	mem.put64(lo.PsActiveProcessHead, lo.PsActiveProcessHead)
+	mem.put64(lo.PsActiveProcessHead+8, lo.PsActiveProcessHead)
 	// The debugger data list holds the one KDBG block.
-	m.put64(lo.DebuggerDataList, lo.DebuggerDataBlock)
-	m.put64(lo.DebuggerDataList+8, lo.DebuggerDataBlock)
-	m.put32(lo.CmNtCSDVersion, uint32(t.cfg.ServicePack)<<8)
+	mem.put64(lo.DebuggerDataList, lo.DebuggerDataBlock)
+	mem.put64(lo.DebuggerDataList+8, lo.DebuggerDataBlock)
+	mem.put32(lo.CmNtCSDVersion, uint32(m.cfg.ServicePack)<<8)
 	kdbg := kd.BuildDebuggerData(kd.DebuggerData{
 		ListFlink:           lo.DebuggerDataList,
 		ListBlink:           lo.DebuggerDataList,
@@ -337,36 +339,36 @@ func (t *Target) buildImage() {
 		PsActiveProcessHead: lo.PsActiveProcessHead,
 		CmNtCSDVersion:      lo.CmNtCSDVersion,
 	})
-	m.write(lo.DebuggerDataBlock, kdbg, true)
+	mem.write(lo.DebuggerDataBlock, kdbg, true)
 
-	for cpu := range t.cfg.Processors {
+	for cpu := range m.cfg.Processors {
 		kpcr := KPCRBase + uint64(cpu)*KPCRStride
-		m.put64(kpcr+0x18, kpcr)                   // Self
-		m.put64(kpcr+0x20, kpcr+KPRCBOffset)       // CurrentPrcb
-		m.put64(kpcr+KPRCBOffset+8, t.thread(cpu)) // Prcb.CurrentThread
-		t.ctxs = append(t.ctxs, t.initialContext(cpu))
+		mem.put64(kpcr+0x18, kpcr)                   // Self
+		mem.put64(kpcr+0x20, kpcr+KPRCBOffset)       // CurrentPrcb
+		mem.put64(kpcr+KPRCBOffset+8, m.thread(cpu)) // Prcb.CurrentThread
+		m.ctxs = append(m.ctxs, m.initialContext(cpu))
 		sp := make([]byte, 0x178)
 		binary.LittleEndian.PutUint64(sp[0x00:], 0x80050033) // Cr0
 		binary.LittleEndian.PutUint64(sp[0x10:], 0x1aa000)   // Cr3
 		binary.LittleEndian.PutUint64(sp[0x18:], 0x350ef8)   // Cr4
-		t.special = append(t.special, sp)
+		m.special = append(m.special, sp)
 	}
-	t.msrs[0xC0000082] = lo.SystemCall // LSTAR: KiSystemCall64
-	t.msrs[0xC0000101] = KPCRBase      // GS base
-	t.msrs[0x1B] = 0xfee00900          // APIC base
+	m.msrs[0xC0000082] = lo.SystemCall // LSTAR: KiSystemCall64
+	m.msrs[0xC0000101] = KPCRBase      // GS base
+	m.msrs[0x1B] = 0xfee00900          // APIC base
 }
 
-func (t *Target) thread(cpu int) uint64 { return ThreadBase + uint64(cpu)*0x1000 }
+func (m *Machine) thread(cpu int) uint64 { return ThreadBase + uint64(cpu)*0x1000 }
 
-// initialContext is a CPU's context at boot. The caller holds t.mu.
-func (t *Target) initialContext(cpu int) kd.ContextX64 {
+// initialContext is a CPU's context at boot. The caller holds m.mu.
+func (m *Machine) initialContext(cpu int) kd.ContextX64 {
 	c := kd.ContextX64{
 		ContextFlags: kd.ContextAll,
 		MxCsr:        0x1f80,
 		SegCs:        0x10, SegDs: 0x2b, SegEs: 0x2b, SegFs: 0x53, SegGs: 0x2b, SegSs: 0x18,
 		EFlags: 0x246,
 		Dr7:    0x400, Dr6: 0xffff0ff0,
-		Rip: t.layout.BreakAddress,
+		Rip: m.layout.BreakAddress,
 		Rsp: StackBase + uint64(cpu+1)*StackSize - 0x28,
 		Rbp: StackBase + uint64(cpu+1)*StackSize - 0x10,
 	}
@@ -379,27 +381,27 @@ func (t *Target) initialContext(cpu int) kd.ContextX64 {
 }
 
 // Halted reports whether the target is stopped in the debugger.
-func (t *Target) Halted() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.halted
+func (m *Machine) Halted() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.halted
 }
 
 // Context returns a copy of a CPU's register context.
-func (t *Target) Context(cpu int) kd.ContextX64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.ctxs[cpu]
+func (m *Machine) Context(cpu int) kd.ContextX64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.ctxs[cpu]
 }
 
 // Stats returns the counters over all connections so far.
-func (t *Target) Stats() Stats {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s := t.stats
-	s.Link = t.linkSum
-	if t.curLink != nil {
-		s.Link = s.Link.Add(t.curLink.Stats())
+func (m *Machine) Stats() Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.stats
+	s.Link = m.linkSum
+	if m.curLink != nil {
+		s.Link = s.Link.Add(m.curLink.Stats())
 	}
 	return s
 }
@@ -414,43 +416,43 @@ func (t *Target) Stats() Stats {
 // a stopped machine stays stopped on the same state change), a running
 // kernel that only polls for the break-in byte, and id streams that only
 // a RESET received while stopped or a reboot restart.
-func (t *Target) Serve(ctx context.Context, conn io.ReadWriteCloser) error {
-	if !t.cfg.Forgiving {
-		return t.serveStrict(ctx, conn)
+func (m *Machine) Serve(ctx context.Context, conn io.ReadWriteCloser) error {
+	if !m.cfg.Forgiving {
+		return m.serveStrict(ctx, conn)
 	}
-	t.serveMu.Lock()
-	defer t.serveMu.Unlock()
-	l := kd.NewTargetLink(conn, kd.Config{AckTimeout: t.cfg.AckTimeout})
-	return t.serve(ctx, l, func() { l.Close() })
+	m.serveMu.Lock()
+	defer m.serveMu.Unlock()
+	l := kd.NewTargetLink(conn, kd.Config{AckTimeout: m.cfg.AckTimeout})
+	return m.serve(ctx, l, func() { l.Close() })
 }
 
 // ServeEndpoint is Serve over a message-level link in the target role (for
 // example a KDNET target endpoint). It returns when l fails or ctx ends;
 // the caller closes l. Like Serve, one link is served at a time.
-func (t *Target) ServeEndpoint(ctx context.Context, l kd.Endpoint) error {
-	t.serveMu.Lock()
-	defer t.serveMu.Unlock()
-	return t.serve(ctx, l, func() {})
+func (m *Machine) ServeEndpoint(ctx context.Context, l kd.Endpoint) error {
+	m.serveMu.Lock()
+	defer m.serveMu.Unlock()
+	return m.serve(ctx, l, func() {})
 }
 
 // serve runs the kernel on l; closeLink runs when it ends, before the
 // link's counters are added up. The caller holds serveMu.
-func (t *Target) serve(ctx context.Context, l kd.Endpoint, closeLink func()) error {
-	t.mu.Lock()
-	t.curLink = l
-	t.stats.Connections++
-	t.mu.Unlock()
+func (m *Machine) serve(ctx context.Context, l kd.Endpoint, closeLink func()) error {
+	m.mu.Lock()
+	m.curLink = l
+	m.stats.Connections++
+	m.mu.Unlock()
 	defer func() {
 		closeLink()
-		t.mu.Lock()
-		t.linkSum = t.linkSum.Add(l.Stats())
-		t.curLink = nil
-		t.mu.Unlock()
+		m.mu.Lock()
+		m.linkSum = m.linkSum.Add(l.Stats())
+		m.curLink = nil
+		m.mu.Unlock()
 	}()
-	c := &debuggerConn{t: t, l: l, present: true}
+	c := &debuggerConn{m: m, l: l, present: true}
 	stopConsole := func() {}
 	if kl, ok := l.(*kd.Link); ok {
-		stopConsole = t.startConsole(ctx, kl.WriteRaw)
+		stopConsole = m.startConsole(ctx, kl.WriteRaw)
 	}
 	err := c.run(ctx)
 	stopConsole()
@@ -469,7 +471,7 @@ func isDisconnect(err error) bool {
 
 // debuggerConn is the state of one debugger connection.
 type debuggerConn struct {
-	t       *Target
+	m       *Machine
 	l       kd.Endpoint
 	present bool // a debugger answered recently
 	// scResets is how many RESETs the link had seen when the last state
@@ -478,28 +480,27 @@ type debuggerConn struct {
 }
 
 func (c *debuggerConn) run(ctx context.Context) error {
-	t := c.t
-	t.mu.Lock()
-	resend := t.halted && !t.scAcked
-	t.mu.Unlock()
+	c.m.mu.Lock()
+	resend := c.m.halted && !c.m.scAcked
+	c.m.mu.Unlock()
 	if resend {
 		// A state change no debugger acknowledged yet: keep sending it.
 		if err := c.sendStateChange(ctx); err != nil {
 			return err
 		}
 	}
-	nextTick := time.Now().Add(t.cfg.PrintEvery)
+	nextTick := time.Now().Add(c.m.cfg.PrintEvery)
 	for {
 		rctx := ctx
 		var cancel context.CancelFunc = func() {}
-		if t.cfg.PrintEvery > 0 && !t.Halted() {
+		if c.m.cfg.PrintEvery > 0 && !c.m.Halted() {
 			rctx, cancel = context.WithDeadline(ctx, nextTick)
 		}
 		m, err := c.l.Recv(rctx)
 		cancel()
 		if err != nil {
 			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-				nextTick = time.Now().Add(t.cfg.PrintEvery)
+				nextTick = time.Now().Add(c.m.cfg.PrintEvery)
 				if err := c.tick(ctx); err != nil {
 					return err
 				}
@@ -515,34 +516,33 @@ func (c *debuggerConn) run(ctx context.Context) error {
 }
 
 func (c *debuggerConn) handle(ctx context.Context, m kd.Message) error {
-	t := c.t
 	switch m.Kind {
 	case kd.MsgBreakIn:
-		t.mu.Lock()
-		if !t.halted {
-			t.halted = true
-			t.exc = kd.StatusBreakpoint
-			t.cpu = 0
-			for i := range t.ctxs {
-				t.ctxs[i].Rip = t.layout.BreakAddress
+		c.m.mu.Lock()
+		if !c.m.halted {
+			c.m.halted = true
+			c.m.exc = kd.StatusBreakpoint
+			c.m.cpu = 0
+			for i := range c.m.ctxs {
+				c.m.ctxs[i].Rip = c.m.layout.BreakAddress
 			}
 		}
-		t.mu.Unlock()
+		c.m.mu.Unlock()
 		// Halted already: a debugger that only sends break-in to attach
 		// gets the current state again.
 		return c.sendStateChange(ctx)
 	case kd.MsgReset:
-		if t.Halted() && m.ResetSeq > c.scResets {
+		if c.m.Halted() && m.ResetSeq > c.scResets {
 			return c.sendStateChange(ctx)
 		}
 		return nil
 	case kd.MsgResend:
-		if t.Halted() {
+		if c.m.Halted() {
 			return c.sendStateChange(ctx)
 		}
 		return nil
 	case kd.MsgPacket:
-		if m.Packet.Type != kd.TypeStateManipulate || !t.Halted() {
+		if m.Packet.Type != kd.TypeStateManipulate || !c.m.Halted() {
 			return nil // host replies we did not ask for, or requests while running
 		}
 		req, err := kd.DecodeManipulate(m.Packet.Payload)
@@ -556,70 +556,68 @@ func (c *debuggerConn) handle(ctx context.Context, m kd.Message) error {
 
 // tick runs while the target is running: periodic DbgPrint output.
 func (c *debuggerConn) tick(ctx context.Context) error {
-	t := c.t
 	if !c.present {
 		return nil
 	}
-	t.mu.Lock()
-	t.ticks++
-	n := t.ticks
-	t.mu.Unlock()
+	c.m.mu.Lock()
+	c.m.ticks++
+	n := c.m.ticks
+	c.m.mu.Unlock()
 	d := kd.NewPrintString(fmt.Appendf(nil, "kdtarget: tick %d\n", n))
-	err := c.l.SendRetries(ctx, kd.TypeDebugIO, d.Append(nil), t.cfg.PrintRetries)
+	err := c.l.SendRetries(ctx, kd.TypeDebugIO, d.Append(nil), c.m.cfg.PrintRetries)
 	if errors.Is(err, kd.ErrRetriesExhausted) {
 		c.present = false // no debugger: stop printing until one speaks
 		return nil
 	}
 	if err == nil {
-		t.mu.Lock()
-		t.stats.Prints++
-		t.mu.Unlock()
+		c.m.mu.Lock()
+		c.m.stats.Prints++
+		c.m.mu.Unlock()
 	}
 	return err
 }
 
 func (c *debuggerConn) sendStateChange(ctx context.Context) error {
-	t := c.t
-	sc := t.stateChange()
+	sc := c.m.stateChange()
 	epoch, err := c.l.SendEpoch(ctx, kd.TypeStateChange64, sc.Append(nil))
 	if err != nil {
 		return err
 	}
 	c.scResets = epoch
-	t.mu.Lock()
-	t.scAcked = true
-	t.stats.StateChanges++
-	t.mu.Unlock()
+	c.m.mu.Lock()
+	c.m.scAcked = true
+	c.m.stats.StateChanges++
+	c.m.mu.Unlock()
 	return nil
 }
 
 // stateChange builds the exception state change for the current stop.
-func (t *Target) stateChange() kd.StateChange {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	cpu := t.cpu
-	ctx := &t.ctxs[cpu]
+func (m *Machine) stateChange() kd.StateChange {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cpu := m.cpu
+	ctx := &m.ctxs[cpu]
 	sc := kd.StateChange{
 		NewState:         uint32(kd.StateException),
 		ProcessorLevel:   6,
 		Processor:        cpu,
-		NumberProcessors: uint32(t.cfg.Processors),
-		Thread:           t.thread(int(cpu)),
+		NumberProcessors: uint32(m.cfg.Processors),
+		Thread:           m.thread(int(cpu)),
 		ProgramCounter:   ctx.Rip,
 	}
-	sc.Exception.ExceptionCode = t.exc
+	sc.Exception.ExceptionCode = m.exc
 	sc.Exception.ExceptionAddress = ctx.Rip
 	sc.Exception.FirstChance = 1
-	if t.exc == kd.StatusBreakpoint {
+	if m.exc == kd.StatusBreakpoint {
 		sc.Exception.NumberParameters = 1
 	}
 	sc.Control.Dr6 = ctx.Dr6
 	sc.Control.Dr7 = ctx.Dr7
 	sc.Control.EFlags = ctx.EFlags
 	sc.Control.ReportFlags = 3
-	n := t.mem.Read(ctx.Rip, sc.Control.InstructionStream[:])
+	n := m.mem.Read(ctx.Rip, sc.Control.InstructionStream[:])
 	// Report the original bytes, not our int3 patches.
-	for _, bp := range t.bps {
+	for _, bp := range m.bps {
 		if bp.addr >= ctx.Rip && bp.addr < ctx.Rip+uint64(n) {
 			sc.Control.InstructionStream[bp.addr-ctx.Rip] = bp.orig
 		}
@@ -632,23 +630,23 @@ func (t *Target) stateChange() kd.StateChange {
 // startConsole writes Config.Console with write (between packets), and
 // then a numbered line every Config.ConsoleEvery, until stop is called or
 // a write fails.
-func (t *Target) startConsole(ctx context.Context, write func([]byte) error) (stop func()) {
-	if t.cfg.Console == "" && t.cfg.ConsoleEvery <= 0 {
+func (m *Machine) startConsole(ctx context.Context, write func([]byte) error) (stop func()) {
+	if m.cfg.Console == "" && m.cfg.ConsoleEvery <= 0 {
 		return func() {}
 	}
-	if t.cfg.Console != "" {
-		if write([]byte(t.cfg.Console)) != nil {
+	if m.cfg.Console != "" {
+		if write([]byte(m.cfg.Console)) != nil {
 			return func() {}
 		}
 	}
-	if t.cfg.ConsoleEvery <= 0 {
+	if m.cfg.ConsoleEvery <= 0 {
 		return func() {}
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tk := time.NewTicker(t.cfg.ConsoleEvery)
+		tk := time.NewTicker(m.cfg.ConsoleEvery)
 		defer tk.Stop()
 		for n := 1; ; n++ {
 			select {

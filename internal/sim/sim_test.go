@@ -21,7 +21,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // serve runs tgt on conn in the background; the returned func stops it.
-func serve(t testing.TB, tgt *Target, conn io.ReadWriteCloser) (stop func()) {
+func serve(t testing.TB, tgt *Machine, conn io.ReadWriteCloser) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- tgt.Serve(ctx, conn) }()
@@ -51,7 +51,7 @@ func ctxT(t testing.TB) context.Context {
 }
 
 // exerciseTarget runs the acceptance sequence of a debugger against tgt.
-func exerciseTarget(t *testing.T, tgt *Target, h *kd.Host) {
+func exerciseTarget(t *testing.T, tgt *Machine, h *kd.Host) {
 	ctx := ctxT(t)
 	lo := tgt.Layout()
 	sc, err := h.Attach(ctx)

@@ -15,7 +15,7 @@ import (
 	"kdsrv/internal/logx"
 )
 
-// Endpoint networks understood by ParseEndpoint, Listen and Connect.
+// Debug-port networks understood by ParsePort, Listen and Connect.
 const (
 	NetworkUnix = "unix" // AF_UNIX stream socket (radare2 winkd, QEMU-style serial pipes)
 	NetworkTCP  = "tcp"  // KDCOM over TCP (WinDbg com:ipport, QEMU -serial tcp)
@@ -26,17 +26,18 @@ const (
 // pseudo-terminals.
 var ErrPTYUnsupported = errors.New("pty endpoints need a Unix system (Linux, macOS, BSD); use a unix:PATH or tcp:HOST:PORT endpoint instead")
 
-// EndpointOptions tunes how a target is made reachable. The zero value is
-// ready to use.
-type EndpointOptions struct {
-	// Ready is called once the endpoint is usable: with "unix:PATH" or
+// PortOptions tunes the debug port that makes a machine reachable (a
+// socket, a pty, a serial device or KDNET: the machine's side of the
+// line a debugger attaches to). The zero value is ready to use.
+type PortOptions struct {
+	// Ready is called once the port is usable: with "unix:PATH" or
 	// "tcp:HOST:PORT" (the bound address, so port 0 shows the real port)
 	// for Listen, with the address being dialled for Connect, and with the
 	// slave device path (such as /dev/pts/5) for ServePTY. Optional.
 	Ready func(addr string)
 	// Logger receives one line per connection event: a debugger attached,
 	// was replaced, went away (with the link counters of that connection),
-	// and dial failures. Optional; nil keeps the endpoint quiet.
+	// and dial failures. Optional; nil keeps the port quiet.
 	Logger *slog.Logger
 	// RedialMin and RedialMax bound Connect's back-off between attempts
 	// (defaults 100ms and 5s). The delay doubles after every failed or
@@ -49,7 +50,7 @@ type EndpointOptions struct {
 	PollInterval time.Duration
 }
 
-func (o *EndpointOptions) setDefaults() {
+func (o *PortOptions) setDefaults() {
 	if o.RedialMin <= 0 {
 		o.RedialMin = 100 * time.Millisecond
 	}
@@ -67,20 +68,20 @@ func (o *EndpointOptions) setDefaults() {
 	}
 }
 
-func (o *EndpointOptions) ready(addr string) {
+func (o *PortOptions) ready(addr string) {
 	if o.Ready != nil {
 		o.Ready(addr)
 	}
 }
 
-func (o *EndpointOptions) log() *slog.Logger { return logx.OrDiscard(o.Logger) }
+func (o *PortOptions) log() *slog.Logger { return logx.OrDiscard(o.Logger) }
 
-// ParseEndpoint splits an endpoint written as "unix:PATH", "tcp:HOST:PORT",
+// ParsePort splits a debug port written as "unix:PATH", "tcp:HOST:PORT",
 // "pty" or "serial:DEVICE[,baud=N]" into a network (NetworkUnix,
 // NetworkTCP, NetworkPTY, NetworkSerial) and an address (for serial,
 // "DEVICE[,baud=N]" as given; ParseSerial splits it). The scheme is case-insensitive. The TCP port must be a number
 // from 0 to 65535 (0 picks a free port when listening).
-func ParseEndpoint(s string) (network, address string, err error) {
+func ParsePort(s string) (network, address string, err error) {
 	scheme, rest, hasColon := strings.Cut(s, ":")
 	switch strings.ToLower(scheme) {
 	case NetworkPTY:
@@ -135,7 +136,7 @@ func checkNetwork(op, network, address string) error {
 	return fmt.Errorf("%s: unsupported network %q; use unix or tcp", op, network)
 }
 
-// Listen makes t reachable at a listening socket ("unix" path or "tcp"
+// Listen makes m reachable at a listening socket ("unix" path or "tcp"
 // host:port) and serves debugger connections one after another until ctx
 // ends. Like a VM's serial port there is one debugger at a time: a new
 // connection replaces the current one (the old connection is closed, then
@@ -145,11 +146,11 @@ func checkNetwork(op, network, address string) error {
 // A unix socket file left behind by an earlier run is replaced, but not
 // one another live process serves, nor any other kind of file (package
 // dbgport); the socket file is removed when Listen returns. Listen
-// returns nil when ctx ends, and an error when the endpoint cannot be set
+// returns nil when ctx ends, and an error when the port cannot be set
 // up or stops accepting.
-func Listen(ctx context.Context, t *Target, network, address string, opts EndpointOptions) error {
+func Listen(ctx context.Context, m *Machine, network, address string, opts PortOptions) error {
 	opts.setDefaults()
-	defer t.hold()() // the machine runs between connections too
+	defer m.hold()() // the machine runs between connections too
 	if err := checkNetwork("listen", network, address); err != nil {
 		return err
 	}
@@ -160,7 +161,7 @@ func Listen(ctx context.Context, t *Target, network, address string, opts Endpoi
 	name := network + ":" + ln.Addr().String()
 	opts.ready(name)
 	return dbgport.Serve(ctx, ln, name, opts.log(), func(ctx context.Context, c net.Conn, _ string) {
-		serveOne(ctx, t, c, peerName(network, c), &opts)
+		serveOne(ctx, m, c, peerName(network, c), &opts)
 	})
 }
 
@@ -175,13 +176,13 @@ func peerName(network string, c net.Conn) string {
 }
 
 // serveOne serves one debugger connection and logs its life.
-func serveOne(ctx context.Context, t *Target, conn io.ReadWriteCloser, peer string, opts *EndpointOptions) {
-	before := t.Stats()
+func serveOne(ctx context.Context, m *Machine, conn io.ReadWriteCloser, peer string, opts *PortOptions) {
+	before := m.Stats()
 	start := time.Now()
 	opts.log().Info("debugger connected", "peer", peer)
-	err := t.Serve(ctx, conn)
+	err := m.Serve(ctx, conn)
 	conn.Close()
-	after := t.Stats()
+	after := m.Stats()
 	if err != nil {
 		opts.log().Info("debugger connection: serving stopped", "peer", peer, logx.Err(err))
 	}
@@ -197,16 +198,16 @@ func statsDelta(a, b Stats) string {
 		l.BreakInsRecv, l.Corrupt, l.Duplicates, l.NoiseBytes)
 }
 
-// Connect makes t reach out to a debugger that listens ("tcp" host:port or
+// Connect makes m reach out to a debugger that listens ("tcp" host:port or
 // "unix" path), like a VM serial port in client mode, and serves each
 // connection it makes. When a dial fails or the connection closes it dials
 // again after a back-off that doubles from RedialMin to RedialMax (reset
 // after a connection that lasted longer than RedialMax). Connect returns
 // nil when ctx ends; it returns an error only for an unusable network or
 // address.
-func Connect(ctx context.Context, t *Target, network, address string, opts EndpointOptions) error {
+func Connect(ctx context.Context, m *Machine, network, address string, opts PortOptions) error {
 	opts.setDefaults()
-	defer t.hold()() // the machine runs between connections too
+	defer m.hold()() // the machine runs between connections too
 	if err := checkNetwork("connect", network, address); err != nil {
 		return err
 	}
@@ -233,7 +234,7 @@ func Connect(ctx context.Context, t *Target, network, address string, opts Endpo
 		} else {
 			attempt = 0
 			start := time.Now()
-			serveOne(ctx, t, c, name, &opts)
+			serveOne(ctx, m, c, name, &opts)
 			if ctx.Err() != nil {
 				return nil
 			}

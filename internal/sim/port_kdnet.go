@@ -10,7 +10,7 @@ import (
 	"kdsrv/internal/logx"
 )
 
-// ServeKDNET makes t a KDNET target of the debugger host cfg.Host, as
+// ServeKDNET makes m a KDNET target of the debugger host cfg.Host, as
 // bcdedit /dbgsettings net hostip:H port:P key:K does on Windows: it pokes
 // the host every cfg.PokeInterval (default 3s) until a host answers, then
 // serves the kernel over the session. When the host goes away and comes
@@ -22,17 +22,17 @@ import (
 // cannot be set up.
 //
 // opts.Ready receives "kdnet:HOST:PORT" (once); opts.Logger (unless
-// cfg.Logger is set) receives session events. Other EndpointOptions fields
+// cfg.Logger is set) receives session events. Other PortOptions fields
 // are unused.
-func ServeKDNET(ctx context.Context, t *Target, cfg kdnet.TargetConfig, opts EndpointOptions) error {
+func ServeKDNET(ctx context.Context, m *Machine, cfg kdnet.TargetConfig, opts PortOptions) error {
 	if cfg.Logger == nil {
 		cfg.Logger = opts.Logger
 	}
 	if cfg.AckTimeout == 0 {
-		cfg.AckTimeout = t.cfg.AckTimeout
+		cfg.AckTimeout = m.cfg.AckTimeout
 	}
 	for first := true; ; first = false {
-		boot, end := t.bootDone()
+		boot, end := m.bootDone()
 		ep, err := kdnet.DialTarget(ctx, cfg)
 		if err != nil {
 			return err
@@ -41,7 +41,7 @@ func ServeKDNET(ctx context.Context, t *Target, cfg kdnet.TargetConfig, opts End
 			opts.ready("kdnet:" + cfg.Host)
 		}
 		opts.log().Info("poking the host", "kdnet", ep.String(), "boot", boot)
-		before := t.Stats()
+		before := m.Stats()
 		start := time.Now()
 		bctx, cancel := context.WithCancel(ctx)
 		go func() {
@@ -51,10 +51,10 @@ func ServeKDNET(ctx context.Context, t *Target, cfg kdnet.TargetConfig, opts End
 			case <-bctx.Done():
 			}
 		}()
-		err = t.ServeEndpoint(bctx, ep)
+		err = m.ServeEndpoint(bctx, ep)
 		cancel() // also ends the watcher above
 		ep.Close()
-		opts.log().Info("KDNET endpoint stopped", "kdnet", ep.String(), logx.Round("after", time.Since(start)), "sessions", ep.NetStats().Sessions, "stats", statsDelta(before, t.Stats()))
+		opts.log().Info("KDNET endpoint stopped", "kdnet", ep.String(), logx.Round("after", time.Since(start)), "sessions", ep.NetStats().Sessions, "stats", statsDelta(before, m.Stats()))
 		if ctx.Err() != nil {
 			return nil
 		}

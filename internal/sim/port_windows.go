@@ -8,6 +8,6 @@ import "context"
 const maxUnixPath = 107
 
 // ServePTY is not available on Windows: it returns ErrPTYUnsupported.
-func ServePTY(ctx context.Context, t *Target, opts EndpointOptions) error {
+func ServePTY(ctx context.Context, m *Machine, opts PortOptions) error {
 	return ErrPTYUnsupported
 }

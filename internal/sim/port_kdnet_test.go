@@ -88,7 +88,7 @@ func TestServeKDNET(t *testing.T) {
 			Host:         addr,
 			Local:        "127.0.0.1:0",
 			PokeInterval: 100 * time.Millisecond,
-		}, EndpointOptions{
+		}, PortOptions{
 			Ready: func(a string) { ready <- a },
 			Logger: slog.New(slog.NewTextHandler(writerFunc(func(p []byte) {
 				mu.Lock()
@@ -126,7 +126,7 @@ func TestServeKDNET(t *testing.T) {
 
 func TestServeKDNETBadHost(t *testing.T) {
 	key, _ := kdnet.ParseKey("1.2.3.4")
-	err := ServeKDNET(context.Background(), New(Config{}), kdnet.TargetConfig{Config: kdnet.Config{Key: key}, Host: "no-port"}, EndpointOptions{})
+	err := ServeKDNET(context.Background(), New(Config{}), kdnet.TargetConfig{Config: kdnet.Config{Key: key}, Host: "no-port"}, PortOptions{})
 	if err == nil || !strings.Contains(err.Error(), "HOST:PORT") {
 		t.Fatalf("got %v", err)
 	}

@@ -42,11 +42,11 @@ func TestParseSerial(t *testing.T) {
 			t.Errorf("ParseSerial(%q) error %v; want one containing %q", c.in, err, c.want)
 		}
 	}
-	if n, a, err := ParseEndpoint("serial:/dev/ttyS0,baud=57600"); err != nil || n != NetworkSerial || a != "/dev/ttyS0,baud=57600" {
-		t.Errorf("ParseEndpoint(serial:...) = %q, %q, %v", n, a, err)
+	if n, a, err := ParsePort("serial:/dev/ttyS0,baud=57600"); err != nil || n != NetworkSerial || a != "/dev/ttyS0,baud=57600" {
+		t.Errorf("ParsePort(serial:...) = %q, %q, %v", n, a, err)
 	}
-	if _, _, err := ParseEndpoint("serial:"); err == nil {
-		t.Error("ParseEndpoint(serial:) accepted an empty device")
+	if _, _, err := ParsePort("serial:"); err == nil {
+		t.Error("ParsePort(serial:) accepted an empty device")
 	}
 }
 
@@ -81,9 +81,9 @@ func TestServeSerial(t *testing.T) {
 	defer master.Close()
 	tgt := New(Config{})
 	var log logLines
-	addr, stop := startEndpoint(t, func(ctx context.Context, o EndpointOptions) error {
+	addr, stop := startEndpoint(t, func(ctx context.Context, o PortOptions) error {
 		return ServeSerial(ctx, tgt, slave, 115200, o)
-	}, EndpointOptions{Logger: log.logger(), RedialMin: 10 * time.Millisecond, RedialMax: 20 * time.Millisecond})
+	}, PortOptions{Logger: log.logger(), RedialMin: 10 * time.Millisecond, RedialMax: 20 * time.Millisecond})
 	if want := "serial:" + slave + ",baud=115200"; addr != want {
 		t.Fatalf("Ready(%q); want %q", addr, want)
 	}
@@ -116,7 +116,7 @@ func TestServeSerial(t *testing.T) {
 }
 
 func TestServeSerialMissingDevice(t *testing.T) {
-	err := ServeSerial(ctxT(t), New(Config{}), "/dev/kdsrv-no-such-tty", 115200, EndpointOptions{})
+	err := ServeSerial(ctxT(t), New(Config{}), "/dev/kdsrv-no-such-tty", 115200, PortOptions{})
 	if err == nil || !strings.Contains(err.Error(), "serial:/dev/kdsrv-no-such-tty") {
 		t.Fatalf("ServeSerial on a missing device: %v; want an error naming it", err)
 	}

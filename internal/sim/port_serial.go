@@ -11,15 +11,15 @@ import (
 	"kdsrv/internal/serial"
 )
 
-// NetworkSerial names a serial device endpoint ("serial:/dev/ttyS0",
+// NetworkSerial names a serial device debug port ("serial:/dev/ttyS0",
 // "serial:COM1,baud=115200"); ServeSerial serves it.
 const NetworkSerial = "serial"
 
-// DefaultSerialBaud is the rate ServeSerial uses when the endpoint names
+// DefaultSerialBaud is the rate ServeSerial uses when the port names
 // none: what Windows' kdcom and most VM serial setups use.
 const DefaultSerialBaud = 115200
 
-// ParseSerial splits the address part of a serial endpoint, "DEVICE" or
+// ParseSerial splits the address part of a serial debug port, "DEVICE" or
 // "DEVICE,baud=N", into the device and the baud rate (DefaultSerialBaud
 // when absent).
 func ParseSerial(address string) (device string, baud int, err error) {
@@ -47,7 +47,7 @@ func ParseSerial(address string) (device string, baud int, err error) {
 	return device, baud, nil
 }
 
-// ServeSerial makes t reachable on a serial device, the way a kernel's
+// ServeSerial makes m reachable on a serial device, the way a kernel's
 // debug port is a COM port: the device is opened in raw 8N1 mode at baud
 // (input pending from before is dropped) and served for as long as it
 // works. A serial line has no connections: debuggers come and go on it
@@ -59,8 +59,8 @@ func ParseSerial(address string) (device string, baud int, err error) {
 // error at once, so a typing mistake is reported instead of retried.
 // opts.Ready receives "serial:DEVICE,baud=N" once the device is open.
 // ServeSerial returns nil when ctx ends.
-func ServeSerial(ctx context.Context, t *Target, device string, baud int, opts EndpointOptions) error {
-	defer t.hold()() // the machine runs while the line is being reopened
+func ServeSerial(ctx context.Context, m *Machine, device string, baud int, opts PortOptions) error {
+	defer m.hold()() // the machine runs while the line is being reopened
 	opts.setDefaults()
 	name := fmt.Sprintf("serial:%s,baud=%d", device, baud)
 	p, err := serial.Open(device, baud)
@@ -71,7 +71,7 @@ func ServeSerial(ctx context.Context, t *Target, device string, baud int, opts E
 	delay := opts.RedialMin
 	for {
 		start := time.Now()
-		serveOne(ctx, t, p, name, &opts) // closes p
+		serveOne(ctx, m, p, name, &opts) // closes p
 		if ctx.Err() != nil {
 			return nil
 		}

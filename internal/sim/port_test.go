@@ -34,9 +34,9 @@ func TestParseEndpoint(t *testing.T) {
 		{"PTY", NetworkPTY, ""},
 	}
 	for _, c := range good {
-		n, a, err := ParseEndpoint(c.in)
+		n, a, err := ParsePort(c.in)
 		if err != nil || n != c.network || a != c.address {
-			t.Errorf("ParseEndpoint(%q) = %q, %q, %v; want %q, %q", c.in, n, a, err, c.network, c.address)
+			t.Errorf("ParsePort(%q) = %q, %q, %v; want %q, %q", c.in, n, a, err, c.network, c.address)
 		}
 	}
 	bad := []struct{ in, want string }{
@@ -52,9 +52,9 @@ func TestParseEndpoint(t *testing.T) {
 		{"tcp:127.0.0.1:", "not a number"},
 	}
 	for _, c := range bad {
-		_, _, err := ParseEndpoint(c.in)
+		_, _, err := ParsePort(c.in)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("ParseEndpoint(%q) error %v; want one containing %q", c.in, err, c.want)
+			t.Errorf("ParsePort(%q) error %v; want one containing %q", c.in, err, c.want)
 		}
 	}
 }
@@ -70,7 +70,7 @@ func shortDir(t *testing.T) string {
 	return dir
 }
 
-// logLines collects the lines of EndpointOptions.Logger.
+// logLines collects the lines of PortOptions.Logger.
 type logLines struct {
 	mu    sync.Mutex
 	lines []string
@@ -100,7 +100,7 @@ func (l *logLines) count(substr string) int {
 
 // startEndpoint runs an endpoint function in the background, waits for its
 // Ready address, and registers a stop that cancels it and expects nil.
-func startEndpoint(t *testing.T, run func(ctx context.Context, opts EndpointOptions) error, opts EndpointOptions) (addr string, stop func()) {
+func startEndpoint(t *testing.T, run func(ctx context.Context, opts PortOptions) error, opts PortOptions) (addr string, stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
@@ -138,7 +138,7 @@ func fastHost(t *testing.T, conn io.ReadWriteCloser) *kd.Host {
 
 // attachAndRead attaches h, checks the version, and reads the pattern
 // region, as a debugger's first steps do.
-func attachAndRead(t *testing.T, tgt *Target, h *kd.Host) {
+func attachAndRead(t *testing.T, tgt *Machine, h *kd.Host) {
 	t.Helper()
 	ctx := ctxT(t)
 	sc, err := h.Attach(ctx)
@@ -172,9 +172,9 @@ func TestListenUnixNewDebuggerReplacesOld(t *testing.T) {
 	path := filepath.Join(dir, "kd.sock")
 	tgt := New(Config{Build: 22631, ServicePack: 1})
 	var log logLines
-	addr, stop := startEndpoint(t, func(ctx context.Context, o EndpointOptions) error {
+	addr, stop := startEndpoint(t, func(ctx context.Context, o PortOptions) error {
 		return Listen(ctx, tgt, NetworkUnix, path, o)
-	}, EndpointOptions{Logger: log.logger()})
+	}, PortOptions{Logger: log.logger()})
 	if addr != "unix:"+path {
 		t.Fatalf("Ready(%q); want %q", addr, "unix:"+path)
 	}
@@ -236,9 +236,9 @@ func TestListenUnixStaleFiles(t *testing.T) {
 			t.Fatalf("setup: no stale socket: %v", err)
 		}
 		tgt := New(Config{})
-		startEndpoint(t, func(ctx context.Context, o EndpointOptions) error {
+		startEndpoint(t, func(ctx context.Context, o PortOptions) error {
 			return Listen(ctx, tgt, NetworkUnix, path, o)
-		}, EndpointOptions{})
+		}, PortOptions{})
 		c, err := net.Dial("unix", path)
 		if err != nil {
 			t.Fatal(err)
@@ -255,7 +255,7 @@ func TestListenUnixStaleFiles(t *testing.T) {
 			if err := mk(path); err != nil {
 				t.Fatal(err)
 			}
-			err := Listen(ctxT(t), New(Config{}), NetworkUnix, path, EndpointOptions{})
+			err := Listen(ctxT(t), New(Config{}), NetworkUnix, path, PortOptions{})
 			if err == nil || !strings.Contains(err.Error(), "not a socket") || !strings.Contains(err.Error(), path) {
 				t.Fatalf("Listen over a %s: %v; want a 'not a socket' error naming the path", name, err)
 			}
@@ -274,12 +274,12 @@ func TestEndpointArgumentErrors(t *testing.T) {
 		run  func() error
 		want string
 	}{
-		{"listen long path", func() error { return Listen(ctxT(t), tgt, NetworkUnix, long, EndpointOptions{}) }, "longer than"},
-		{"listen pty", func() error { return Listen(ctxT(t), tgt, NetworkPTY, "", EndpointOptions{}) }, "ServePTY"},
-		{"listen udp", func() error { return Listen(ctxT(t), tgt, "udp", "127.0.0.1:0", EndpointOptions{}) }, "unsupported network"},
-		{"connect port 0", func() error { return Connect(ctxT(t), tgt, NetworkTCP, "127.0.0.1:0", EndpointOptions{}) }, "port 0"},
-		{"connect no port", func() error { return Connect(ctxT(t), tgt, NetworkTCP, "127.0.0.1", EndpointOptions{}) }, "connect tcp:127.0.0.1"},
-		{"connect long path", func() error { return Connect(ctxT(t), tgt, NetworkUnix, long, EndpointOptions{}) }, "longer than"},
+		{"listen long path", func() error { return Listen(ctxT(t), tgt, NetworkUnix, long, PortOptions{}) }, "longer than"},
+		{"listen pty", func() error { return Listen(ctxT(t), tgt, NetworkPTY, "", PortOptions{}) }, "ServePTY"},
+		{"listen udp", func() error { return Listen(ctxT(t), tgt, "udp", "127.0.0.1:0", PortOptions{}) }, "unsupported network"},
+		{"connect port 0", func() error { return Connect(ctxT(t), tgt, NetworkTCP, "127.0.0.1:0", PortOptions{}) }, "port 0"},
+		{"connect no port", func() error { return Connect(ctxT(t), tgt, NetworkTCP, "127.0.0.1", PortOptions{}) }, "connect tcp:127.0.0.1"},
+		{"connect long path", func() error { return Connect(ctxT(t), tgt, NetworkUnix, long, PortOptions{}) }, "longer than"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -293,10 +293,10 @@ func TestEndpointArgumentErrors(t *testing.T) {
 
 func TestListenTCP(t *testing.T) {
 	tgt := New(Config{PrintEvery: 20 * time.Millisecond})
-	addr, _ := startEndpoint(t, func(ctx context.Context, o EndpointOptions) error {
+	addr, _ := startEndpoint(t, func(ctx context.Context, o PortOptions) error {
 		return Listen(ctx, tgt, NetworkTCP, "127.0.0.1:0", o)
-	}, EndpointOptions{})
-	network, hostport, err := ParseEndpoint(addr)
+	}, PortOptions{})
+	network, hostport, err := ParsePort(addr)
 	if err != nil || network != NetworkTCP || strings.HasSuffix(hostport, ":0") {
 		t.Fatalf("Ready(%q): want tcp:127.0.0.1:PORT with the bound port", addr)
 	}
@@ -335,9 +335,9 @@ func TestConnectRedials(t *testing.T) {
 	defer ln.Close()
 	tgt := New(Config{})
 	var log logLines
-	addr, _ := startEndpoint(t, func(ctx context.Context, o EndpointOptions) error {
+	addr, _ := startEndpoint(t, func(ctx context.Context, o PortOptions) error {
 		return Connect(ctx, tgt, NetworkTCP, ln.Addr().String(), o)
-	}, EndpointOptions{Logger: log.logger(), RedialMin: 10 * time.Millisecond, RedialMax: 50 * time.Millisecond})
+	}, PortOptions{Logger: log.logger(), RedialMin: 10 * time.Millisecond, RedialMax: 50 * time.Millisecond})
 	if addr != "tcp:"+ln.Addr().String() {
 		t.Fatalf("Ready(%q); want tcp:%s", addr, ln.Addr())
 	}
@@ -368,9 +368,9 @@ func TestConnectWaitsForListener(t *testing.T) {
 	path := filepath.Join(shortDir(t), "dbg.sock")
 	tgt := New(Config{StartHalted: true})
 	var log logLines
-	startEndpoint(t, func(ctx context.Context, o EndpointOptions) error {
+	startEndpoint(t, func(ctx context.Context, o PortOptions) error {
 		return Connect(ctx, tgt, NetworkUnix, path, o)
-	}, EndpointOptions{Logger: log.logger(), RedialMin: 5 * time.Millisecond, RedialMax: 20 * time.Millisecond})
+	}, PortOptions{Logger: log.logger(), RedialMin: 5 * time.Millisecond, RedialMax: 20 * time.Millisecond})
 	// Nothing listens yet: the target keeps trying.
 	testkit.WaitFor(t, "failed dials", func() bool { return log.count("retrying") >= 3 })
 	ln, err := net.Listen("unix", path)
@@ -406,7 +406,7 @@ func openSlave(t *testing.T, path string) *os.File {
 
 func TestServePTY(t *testing.T) {
 	if runtime.GOOS == "windows" {
-		if err := ServePTY(ctxT(t), New(Config{}), EndpointOptions{}); !errors.Is(err, ErrPTYUnsupported) {
+		if err := ServePTY(ctxT(t), New(Config{}), PortOptions{}); !errors.Is(err, ErrPTYUnsupported) {
 			t.Fatalf("ServePTY on Windows: %v; want ErrPTYUnsupported", err)
 		}
 		return
@@ -416,9 +416,9 @@ func TestServePTY(t *testing.T) {
 	}
 	tgt := New(Config{PrintEvery: 50 * time.Millisecond})
 	var log logLines
-	path, _ := startEndpoint(t, func(ctx context.Context, o EndpointOptions) error {
+	path, _ := startEndpoint(t, func(ctx context.Context, o PortOptions) error {
 		return ServePTY(ctx, tgt, o)
-	}, EndpointOptions{Logger: log.logger(), PollInterval: 10 * time.Millisecond})
+	}, PortOptions{Logger: log.logger(), PollInterval: 10 * time.Millisecond})
 	if !strings.HasPrefix(path, "/dev/") {
 		t.Fatalf("Ready(%q); want a device path", path)
 	}

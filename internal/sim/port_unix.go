@@ -21,7 +21,7 @@ import (
 // minus its terminating NUL): 107 bytes on Linux, 103 on macOS and BSD.
 var maxUnixPath = len(unix.RawSockaddrUnix{}.Path) - 1
 
-// ServePTY makes t reachable on a new pseudo-terminal, the way a VM exposes
+// ServePTY makes m reachable on a new pseudo-terminal, the way a VM exposes
 // a serial port as a pty: the slave device (reported through opts.Ready,
 // for example /dev/pts/5) is in raw mode (8-bit, no echo, no CR/LF
 // translation, no signals, no line editing), and the target serves the
@@ -29,9 +29,9 @@ var maxUnixPath = len(unix.RawSockaddrUnix{}.Path) - 1
 // sees EIO, which means "no debugger": the master stays open, output queued
 // for the departed debugger is flushed, and the target is served again as
 // soon as the slave is reopened. ServePTY returns nil when ctx ends.
-func ServePTY(ctx context.Context, t *Target, opts EndpointOptions) error {
+func ServePTY(ctx context.Context, m *Machine, opts PortOptions) error {
 	opts.setDefaults()
-	defer t.hold()() // the machine runs while no debugger has the pty open
+	defer m.hold()() // the machine runs while no debugger has the pty open
 	master, slavePath, err := serial.OpenPTY()
 	if errors.Is(err, serial.ErrNoPTY) {
 		err = ErrPTYUnsupported
@@ -55,7 +55,7 @@ func ServePTY(ctx context.Context, t *Target, opts EndpointOptions) error {
 			continue
 		}
 		fc.reopen()
-		serveOne(ctx, t, fc, "pty:"+slavePath, &opts)
+		serveOne(ctx, m, fc, "pty:"+slavePath, &opts)
 		fc.release()
 		// Bytes the target wrote after the debugger left would greet the
 		// next one as stale packets: drop them.
