@@ -13,6 +13,7 @@ import (
 
 	"kdsrv/internal/cli/kdsrvcli"
 	"kdsrv/internal/logx"
+	"kdsrv/internal/testkit"
 
 	"kdsrv/internal/client"
 	"kdsrv/internal/kd"
@@ -118,17 +119,6 @@ func (rc *reverseClient) session(t *testing.T, trans string) *session {
 	return s
 }
 
-// freeLoopbackPort is a port nothing listens on at the moment.
-func freeLoopbackPort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 func reverseHarness(t *testing.T, port int, retry bool) *harness {
 	return newHarness(t, harnessOpts{
 		transports: []string{fmt.Sprintf("tcp:port=%d,clicon=127.0.0.1,password=s3cret", port)},
@@ -158,7 +148,7 @@ func TestEndToEndCliconClientFirst(t *testing.T) {
 // wrong password fails as in the forward direction, and with -clicon-retry
 // the server dials every restarted client: the suite, then a re-attach.
 func TestEndToEndCliconServerFirst(t *testing.T) {
-	port := freeLoopbackPort(t)
+	port := testkit.FreeTCPPort(t)
 	h := reverseHarness(t, port, true)
 	trans, tgt := h.addTarget("vm1", sim.Config{PrintEvery: 50 * time.Millisecond})
 	time.Sleep(300 * time.Millisecond) // let the server's first dials fail

@@ -7,22 +7,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"math"
-	"math/rand/v2"
-	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"kdsrv/internal/cli/kdclientcli"
 	"kdsrv/internal/cli/kdsrvcli"
-
-	"github.com/creack/pty"
-	"golang.org/x/sys/unix"
+	"kdsrv/internal/testkit"
 
 	"kdsrv/internal/client"
 	"kdsrv/internal/commux"
@@ -38,107 +30,22 @@ import (
 // bytes on the way). Pseudo-terminals behave like serial ports here; the
 // tests run on Linux.
 
-// cable is two pseudo-terminals joined by a relay: Server and Client are
-// the device paths of the two ends.
-type cable struct {
-	Server, Client string
+// cable is a null-modem cable of two pseudo-terminals (testkit.PTYCable):
+// kdsrv listens on end A, the clients dial end B.
+type cable struct{ *testkit.PTYCable }
 
-	ms, mc    *os.File
-	noise     atomic.Uint64 // math.Float64bits of the per-byte error rate
-	corrupted atomic.Uint64
-	stop      chan struct{}
-	wg        sync.WaitGroup
-}
-
-func ptyMaster(t *testing.T) (*os.File, string) {
-	t.Helper()
-	master, slave, err := pty.Open()
-	if err != nil {
-		t.Skipf("no pseudo-terminals: %v", err)
-	}
-	name := slave.Name()
-	slave.Close() // the transport opens the device itself
-	rc, err := master.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fd int
-	var derr error
-	if err := rc.Control(func(raw uintptr) { fd, derr = unix.Dup(int(raw)) }); err != nil {
-		t.Fatal(err)
-	}
-	master.Close()
-	if derr != nil {
-		t.Fatal(derr)
-	}
-	// Non-blocking: the runtime poller serves it, so Close unblocks Read.
-	if err := unix.SetNonblock(fd, true); err != nil {
-		t.Fatal(err)
-	}
-	return os.NewFile(uintptr(fd), "ptmx"), name
-}
-
-// newCable starts the relay; it stops at cleanup, which runs after the
-// cleanups registered later (the server and the sessions).
+// newCable starts the relay with the given per-byte error rate; it stops
+// at cleanup, which runs after the cleanups registered later (the server
+// and the sessions).
 func newCable(t *testing.T, noise float64) *cable {
-	c := &cable{stop: make(chan struct{})}
-	c.ms, c.Server = ptyMaster(t)
-	c.mc, c.Client = ptyMaster(t)
-	c.noise.Store(math.Float64bits(noise))
-	c.wg.Add(2)
-	go c.pump(c.mc, c.ms, 1)
-	go c.pump(c.ms, c.mc, 2)
-	t.Cleanup(func() {
-		close(c.stop)
-		c.ms.Close()
-		c.mc.Close()
-		c.wg.Wait()
-	})
+	c := &cable{testkit.NewPTYCable(t)}
+	c.SetNoise(noise)
 	return c
-}
-
-// pump copies src to dst, corrupting bytes at the noise rate. While a
-// device is not open its master reports EIO: the relay waits, and drops
-// what it cannot deliver, as a cable to a closed port would.
-func (c *cable) pump(dst, src *os.File, seed uint64) {
-	defer c.wg.Done()
-	rng := rand.New(rand.NewPCG(seed, 0xc0ffee))
-	buf := make([]byte, 4096)
-	for {
-		select {
-		case <-c.stop:
-			return
-		default:
-		}
-		n, err := src.Read(buf)
-		if err != nil {
-			if errors.Is(err, syscall.EIO) || errors.Is(err, io.EOF) {
-				select {
-				case <-c.stop:
-				case <-time.After(2 * time.Millisecond):
-				}
-				continue
-			}
-			return
-		}
-		if rate := math.Float64frombits(c.noise.Load()); rate > 0 {
-			for i := range buf[:n] {
-				if rng.Float64() < rate {
-					buf[i] ^= byte(1 + rng.IntN(255))
-					c.corrupted.Add(1)
-				}
-			}
-		}
-		_ = dst.SetWriteDeadline(time.Now().Add(time.Second))
-		if _, err := dst.Write(buf[:n]); err != nil && !errors.Is(err, syscall.EIO) && !errors.Is(err, os.ErrDeadlineExceeded) {
-			return
-		}
-	}
 }
 
 // comSpec is the client's server=@{...} for channel ch of the cable.
 func (c *cable) comSpec(ch int, extra string) string {
-	s := fmt.Sprintf("com:port=%s,baud=115200,channel=%d", c.Client, ch)
+	s := fmt.Sprintf("com:port=%s,baud=115200,channel=%d", c.B, ch)
 	if extra != "" {
 		s += "," + extra
 	}
@@ -173,9 +80,9 @@ func lineStats(t *testing.T, s *session) commux.Stats {
 func TestEndToEndCOM(t *testing.T) {
 	cab := newCable(t, 0)
 	h := newHarness(t, harnessOpts{
-		transports: []string{fmt.Sprintf("com:port=%s,baud=115200,channel=3,password=s3cret", cab.Server)},
+		transports: []string{fmt.Sprintf("com:port=%s,baud=115200,channel=3,password=s3cret", cab.A)},
 	})
-	if d, want := h.srv.Displays()[0], fmt.Sprintf("com:port=%s,baud=115200,channel=3", cab.Server); d != want {
+	if d, want := h.srv.Displays()[0], fmt.Sprintf("com:port=%s,baud=115200,channel=3", cab.A); d != want {
 		t.Fatalf("display %q, want %q", d, want)
 	}
 	trans, tgt := h.addTarget("vm1", sim.Config{PrintEvery: 50 * time.Millisecond})
@@ -226,7 +133,7 @@ func TestEndToEndCOM(t *testing.T) {
 	})
 	t.Run("unserved channel", func(t *testing.T) {
 		_, err := openCOM(h, cab.comSpec(9, "password=s3cret"), trans, client.Options{})
-		if !errors.Is(err, commux.ErrNoListener) || !strings.Contains(err.Error(), "no kdsrv listening on COM channel 9 of "+cab.Client) {
+		if !errors.Is(err, commux.ErrNoListener) || !strings.Contains(err.Error(), "no kdsrv listening on COM channel 9 of "+cab.B) {
 			t.Fatalf("got %v", err)
 		}
 	})
@@ -251,20 +158,20 @@ func TestEndToEndCOMThreeChannels(t *testing.T) {
 func TestEndToEndCOMNoise(t *testing.T) {
 	cab := newCable(t, 1e-3)
 	stats := threeChannels(t, cab, commux.Config{MaxFrame: 128, RetransmitTimeout: 50 * time.Millisecond})
-	if cab.corrupted.Load() == 0 {
+	if cab.Corrupted() == 0 {
 		t.Fatal("the cable corrupted nothing")
 	}
 	if stats.CRCErrors == 0 || stats.Retransmits == 0 {
-		t.Errorf("the line recovered from %d corrupted bytes without checksum errors or retransmissions: %+v", cab.corrupted.Load(), stats)
+		t.Errorf("the line recovered from %d corrupted bytes without checksum errors or retransmissions: %+v", cab.Corrupted(), stats)
 	}
-	t.Logf("%d bytes corrupted; client line: %+v", cab.corrupted.Load(), stats)
+	t.Logf("%d bytes corrupted; client line: %+v", cab.Corrupted(), stats)
 }
 
 func threeChannels(t *testing.T, cab *cable, com commux.Config) commux.Stats {
 	channels := []int{0, 7, 254}
 	var ts []string
 	for _, ch := range channels {
-		ts = append(ts, fmt.Sprintf("com:port=%s,baud=115200,channel=%d", cab.Server, ch))
+		ts = append(ts, fmt.Sprintf("com:port=%s,baud=115200,channel=%d", cab.A, ch))
 	}
 	h := newHarness(t, harnessOpts{transports: ts, com: com})
 	for i, ch := range channels {
@@ -338,8 +245,8 @@ func TestCOMChannelOutOfRange(t *testing.T) {
 func TestCOMPortBaudConflict(t *testing.T) {
 	cab := newCable(t, 0)
 	h := newHarness(t, harnessOpts{transports: []string{
-		fmt.Sprintf("com:port=%s,baud=115200,channel=1", cab.Server),
-		fmt.Sprintf("com:port=%s,baud=115200,channel=2", cab.Server),
+		fmt.Sprintf("com:port=%s,baud=115200,channel=1", cab.A),
+		fmt.Sprintf("com:port=%s,baud=115200,channel=2", cab.A),
 	}})
 	trans, _ := h.addTarget("vm1", sim.Config{})
 	for _, ch := range []int{1, 2} {
@@ -350,7 +257,7 @@ func TestCOMPortBaudConflict(t *testing.T) {
 		s.close()
 		s.Conn.Close()
 	}
-	tr, err := spec.ParseServerTransport(fmt.Sprintf("com:port=%s,baud=9600,channel=5", cab.Server))
+	tr, err := spec.ParseServerTransport(fmt.Sprintf("com:port=%s,baud=9600,channel=5", cab.A))
 	if err != nil {
 		t.Fatal(err)
 	}

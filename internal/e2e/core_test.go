@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -20,10 +21,17 @@ import (
 	"kdsrv/internal/kd"
 	"kdsrv/internal/server"
 	"kdsrv/internal/sim"
+	"kdsrv/internal/testkit"
 	"kdsrv/internal/wire"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// goleak.Cleanup replaces goleak's own os.Exit: exit here.
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		testkit.CleanupPrograms()
+		os.Exit(code)
+	}))
+}
 
 // suite is the end-to-end sequence every transport must pass: attach,
 // version, context, read/write, 100 reads of 4 KiB, DbgPrint while

@@ -20,6 +20,7 @@ import (
 
 	"kdsrv/internal/cli/kdclientcli"
 	"kdsrv/internal/logx"
+	"kdsrv/internal/testkit"
 
 	"kdsrv/internal/client"
 	"kdsrv/internal/discovery"
@@ -33,152 +34,55 @@ import (
 // on the machine, and passes -no-mdns except inside a private network
 // namespace.
 
-// binaries builds kdsrv and kdclient into a directory that every user may
-// read, so that a server can also be started as nobody.
+// binaries builds kdsrv and kdclient (testkit.Program: into a directory
+// that every user may read, so that a server can also be started as
+// nobody).
 func binaries(t *testing.T) (kdsrv, kdclient string) {
 	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("the go command is needed to build kdsrv and kdclient")
-	}
-	dir, err := os.MkdirTemp("", "kde2ebin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, goBin, "build", "-o", dir+string(os.PathSeparator), "kdsrv/cmd/kdsrv", "kdsrv/cmd/kdclient").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	exe := ""
-	if runtime.GOOS == "windows" {
-		exe = ".exe"
-	}
-	return filepath.Join(dir, "kdsrv"+exe), filepath.Join(dir, "kdclient"+exe)
+	return testkit.Program(t, "kdsrv"), testkit.Program(t, "kdclient")
 }
 
 // proc is a kdsrv child process.
 type proc struct {
-	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
-	done           chan struct{} // closed when the process has been waited for
-	err            error         // from Wait, valid after done
-	displays       []string      // the "listening on" forms, in -t order
+	*testkit.Proc
+	displays []string // the "listening on" forms, in -t order
 }
 
 var readyLine = regexp.MustCompile(`(?m)^kdsrv: (?:listening on|connecting to the client of) (\S+)$`)
 
 // errNotReady is returned by startProc when kdsrv exited before listening.
-var errNotReady = errors.New("kdsrv exited before it was ready")
+var errNotReady = testkit.ErrExited
 
 // startProc runs argv (kdsrv, possibly behind setpriv or ip netns exec)
-// and waits up to 15 s for its n "listening on" lines. The process is
-// stopped (SIGTERM, then SIGKILL) when the test ends.
+// and waits for its n "listening on" lines. The process is stopped
+// (SIGTERM, then SIGKILL) when the test ends.
 func startProc(t *testing.T, env []string, n int, argv ...string) (*proc, error) {
 	t.Helper()
-	p := &proc{cmd: exec.Command(argv[0], argv[1:]...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = env
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	if err := p.cmd.Start(); err != nil {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = env
+	tp, err := testkit.TryStart(t, cmd)
+	if err != nil {
 		return nil, err
 	}
-	go func() { // owned by the cleanup below, which waits for it
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.stop(t)
-		if t.Failed() {
-			t.Logf("%s stderr:\n%s", strings.Join(argv, " "), p.stderr)
-		}
-	})
-	for i := 0; i < 300; i++ {
-		if m := readyLine.FindAllStringSubmatch(p.stdout.String(), -1); len(m) >= n {
-			for _, x := range m {
-				p.displays = append(p.displays, x[1])
-			}
-			return p, nil
-		}
-		select {
-		case <-p.done:
-			return nil, fmt.Errorf("%w: %v: %s", errNotReady, p.err, p.stderr)
-		case <-time.After(50 * time.Millisecond):
-		}
+	t.Cleanup(func() { tp.Stop(t, syscall.SIGTERM) })
+	m, err := tp.Match(tp.Stdout, readyLine, n)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("%s: not listening after 15s: %s", strings.Join(argv, " "), p.stderr)
-}
-
-// stop ends the process with SIGTERM (SIGKILL after 15 s) and returns its
-// exit code.
-func (p *proc) stop(t *testing.T) int {
-	select {
-	case <-p.done:
-	default:
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(15 * time.Second):
-			t.Errorf("kdsrv pid %d ignored SIGTERM for 15s; killing it", p.cmd.Process.Pid)
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
+	p := &proc{Proc: tp}
+	for _, x := range m {
+		p.displays = append(p.displays, x[1])
 	}
-	return p.cmd.ProcessState.ExitCode()
+	return p, nil
 }
 
-// kill ends the process with SIGKILL, leaving its registry entry behind.
-func (p *proc) kill() {
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
-
-// runClient runs kdclient with args and returns its output and exit code.
+// runClient runs kdclient with args (and env, nil: this process's) and
+// returns its output and exit code.
 func runClient(t *testing.T, env []string, argv ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
-	var o, e syncBuffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	default:
-		t.Fatalf("kdclient: %v", err)
-	}
-	if ctx.Err() != nil {
-		t.Fatalf("kdclient %q did not finish within 30s", argv[1:])
-	}
-	return o.String(), e.String(), code
-}
-
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
-
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return testkit.RunCmd(t, cmd)
 }
 
 // unsupported reports whether kdsrv refused a transport this build does
@@ -199,7 +103,7 @@ func TestDiscoveryQR(t *testing.T) {
 	kdsrvBin, kdclientBin := binaries(t)
 	reg := t.TempDir()
 	pipes := shortDir(t)
-	qrPort := strconv.Itoa(freeUDPPort(t))
+	qrPort := strconv.Itoa(testkit.FreeUDPPort(t))
 	env := append(os.Environ(), "KDSRV_PIPE_DIR="+pipes)
 	common := []string{"-registry", reg, "-qr-port", qrPort, "-no-mdns", "-bind", "127.0.0.1"}
 	server := func(extra ...string) []string { return append(append([]string{kdsrvBin}, extra...), common...) }
@@ -209,11 +113,11 @@ func TestDiscoveryQR(t *testing.T) {
 		line string
 	}
 	var want []listed // what -QR must list, ordered by pid below
-	list := func(p *proc, line string) { want = append(want, listed{p.cmd.Process.Pid, line}) }
+	list := func(p *proc, line string) { want = append(want, listed{p.Cmd.Process.Pid, line}) }
 	wantOutput := func(drop ...*proc) string {
 		var ls []listed
 		for _, w := range want {
-			if !slices.ContainsFunc(drop, func(p *proc) bool { return p.cmd.Process.Pid == w.pid }) {
+			if !slices.ContainsFunc(drop, func(p *proc) bool { return p.Cmd.Process.Pid == w.pid }) {
 				ls = append(ls, w)
 			}
 		}
@@ -235,7 +139,7 @@ func TestDiscoveryQR(t *testing.T) {
 	defer blocker.Close()
 	lo := blocker.Addr().(*net.TCPAddr).Port
 	hi := lo + 20
-	ranged, err := startProc(t, env, 2, server("-t", fmt.Sprintf("tcp:port=%d:%d", lo, hi), "-t", fmt.Sprintf("tcp:port=%d,hidden", freeTCPPort(t)))...)
+	ranged, err := startProc(t, env, 2, server("-t", fmt.Sprintf("tcp:port=%d:%d", lo, hi), "-t", fmt.Sprintf("tcp:port=%d,hidden", testkit.FreeTCPPort(t)))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +149,7 @@ func TestDiscoveryQR(t *testing.T) {
 	}
 	list(ranged, fmt.Sprintf("tcp:Port=%d:%d", used, hi))
 
-	pwPort := freeTCPPort(t)
+	pwPort := testkit.FreeTCPPort(t)
 	pw, err := startProc(t, env, 1, server("-t", fmt.Sprintf("tcp:port=%d,password=%s", pwPort, discoveryPassword))...)
 	if err != nil {
 		t.Fatal(err)
@@ -264,7 +168,7 @@ func TestDiscoveryQR(t *testing.T) {
 	// Never listed: a reverse (clicon) server ...
 	var clicon *proc
 	cliconMissing := ""
-	if p, err := startProc(t, env, 1, server("-t", fmt.Sprintf("tcp:port=%d,clicon=127.0.0.1", freeTCPPort(t)), "-clicon-retry")...); unsupported(err) {
+	if p, err := startProc(t, env, 1, server("-t", fmt.Sprintf("tcp:port=%d,clicon=127.0.0.1", testkit.FreeTCPPort(t)), "-clicon-retry")...); unsupported(err) {
 		cliconMissing = "reverse connections (clicon) are not in this build yet (internal/transport clicon.go): clicon row skipped"
 	} else if err != nil {
 		t.Fatal(err)
@@ -281,8 +185,8 @@ func TestDiscoveryQR(t *testing.T) {
 		if cliconMissing != "" {
 			t.Skip(cliconMissing)
 		}
-		if strings.Contains(clicon.stderr.String(), "not discoverable") {
-			t.Errorf("a clicon server should not print the not-elevated notice: %s", clicon.stderr)
+		if strings.Contains(clicon.Stderr.String(), "not discoverable") {
+			t.Errorf("a clicon server should not print the not-elevated notice: %s", clicon.Stderr)
 		}
 	})
 	// ... and a server run by an ordinary user, which says why at start-up.
@@ -290,18 +194,18 @@ func TestDiscoveryQR(t *testing.T) {
 	if err != nil {
 		t.Log("non-elevated row skipped: setpriv (util-linux) is not installed")
 	} else {
-		argv := append([]string{setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"}, server("-t", fmt.Sprintf("tcp:port=%d", freeTCPPort(t)))...)
+		argv := append([]string{setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"}, server("-t", fmt.Sprintf("tcp:port=%d", testkit.FreeTCPPort(t)))...)
 		p, err := startProc(t, env, 1, argv...)
 		if err != nil {
 			t.Fatal(err)
 		}
 		notice := `msg="not discoverable by -QR: kdsrv is not running as root (start it with sudo to make it discoverable)"`
-		if !strings.Contains(p.stderr.String(), notice) {
-			t.Errorf("non-root kdsrv stderr = %q, want the notice %q", p.stderr, notice)
+		if !strings.Contains(p.Stderr.String(), notice) {
+			t.Errorf("non-root kdsrv stderr = %q, want the notice %q", p.Stderr, notice)
 		}
 	}
 	// A server that will be killed.
-	victimPort := freeTCPPort(t)
+	victimPort := testkit.FreeTCPPort(t)
 	victim, err := startProc(t, env, 1, server("-t", fmt.Sprintf("tcp:port=%d", victimPort))...)
 	if err != nil {
 		t.Fatal(err)
@@ -359,8 +263,8 @@ func TestDiscoveryQR(t *testing.T) {
 		}
 	})
 	t.Run("killed server is not listed", func(t *testing.T) {
-		victim.kill()
-		if _, err := os.Stat(filepath.Join(reg, strconv.Itoa(victim.cmd.Process.Pid)+".json")); err != nil {
+		victim.Kill()
+		if _, err := os.Stat(filepath.Join(reg, strconv.Itoa(victim.Cmd.Process.Pid)+".json")); err != nil {
 			t.Logf("registry entry of the killed server: %v", err)
 		}
 		out, errOut, code := qr(`\\127.0.0.1`, "-qr-port", qrPort)
@@ -369,10 +273,10 @@ func TestDiscoveryQR(t *testing.T) {
 		}
 	})
 	t.Run("another server takes the responder over", func(t *testing.T) {
-		if code := ranged.stop(t); code != 0 {
+		if code := ranged.Stop(t, syscall.SIGTERM); code != 0 {
 			t.Fatalf("kdsrv exited %d after SIGTERM", code)
 		}
-		if _, err := os.Stat(filepath.Join(reg, strconv.Itoa(ranged.cmd.Process.Pid)+".json")); !errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(reg, strconv.Itoa(ranged.Cmd.Process.Pid)+".json")); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("registry entry left after a clean exit: %v", err)
 		}
 		// Standby responders retry every 2 s.
@@ -387,7 +291,7 @@ func TestDiscoveryQR(t *testing.T) {
 		}
 	})
 	t.Run("no responder", func(t *testing.T) {
-		port := strconv.Itoa(freeUDPPort(t))
+		port := strconv.Itoa(testkit.FreeUDPPort(t))
 		out, errOut, code := qr(`\\127.0.0.1`, "-qr-port", port, "-timeout", "1s")
 		if code != 1 || out != "" {
 			t.Fatalf("exit %d, stdout %q; want 1 and no output", code, out)
@@ -461,7 +365,7 @@ func TestDiscoveryBrowseNetns(t *testing.T) {
 	}
 	_ = quiet
 	out, errOut, code := runClient(t, env, inNS(kdclientBin, "-QR", "-browse", "-timeout", "2s")...)
-	wantLine := fmt.Sprintf("(pid %d) (", announced.cmd.Process.Pid)
+	wantLine := fmt.Sprintf("(pid %d) (", announced.Cmd.Process.Pid)
 	if code != 0 || !strings.Contains(out, wantLine) || !strings.Contains(out, ".local.:5005) - tcp:Port=5005,Password=*\n") {
 		t.Fatalf("kdclient -QR -browse: exit %d, output %q (stderr %q); want a line with %q and tcp:Port=5005,Password=*", code, out, errOut, wantLine)
 	}
@@ -474,7 +378,7 @@ func TestDiscoveryBrowseNetns(t *testing.T) {
 		t.Fatalf("-browse -json: exit %d, %q", code, out)
 	}
 	// The goodbye on exit withdraws the server.
-	if code := announced.stop(t); code != 0 {
+	if code := announced.Stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("kdsrv exited %d", code)
 	}
 	out, _, code = runClient(t, env, inNS(kdclientBin, "-QR", "-browse", "-timeout", "2s")...)

@@ -67,11 +67,11 @@ func TestDumpInterrupted(t *testing.T) {
 			args = append(args, "dump", fmt.Sprintf("%#x", sim.DataBase), strconv.Itoa(dumpLen), path)
 			c := st.client(t, nil, args...)
 			waitForFile(t, c, filepath.Join(filepath.Dir(path), ".mem.bin.*.tmp"), 256<<10)
-			c.signal(tc.sig)
-			if code := c.wait(t); code != tc.code {
-				t.Fatalf("exit code %d after %v; want %d\n%s", code, tc.sig, tc.code, c.stderr)
+			c.Signal(tc.sig)
+			if code := c.Wait(t); code != tc.code {
+				t.Fatalf("exit code %d after %v; want %d\n%s", code, tc.sig, tc.code, c.Stderr)
 			}
-			msg := c.stderr.String()
+			msg := c.Stderr.String()
 			m := dumpProgress.FindStringSubmatch(msg)
 			if m == nil || m[1] != "interrupted" || m[3] != strconv.Itoa(dumpLen) || !strings.Contains(msg, path+" left unchanged") {
 				t.Fatalf("message does not say the dump was interrupted, how far, and that the file is unchanged:\n%s", msg)
@@ -109,11 +109,11 @@ func TestDumpServerKilled(t *testing.T) {
 	path, old := oldDump(t)
 	c := st.client(t, nil, "-k", st.k, "dump", fmt.Sprintf("%#x", sim.DataBase), strconv.Itoa(dumpLen), path)
 	waitForFile(t, c, filepath.Join(filepath.Dir(path), ".mem.bin.*.tmp"), 256<<10)
-	st.server.signal(syscall.SIGKILL)
-	if code := c.wait(t); code != 1 {
-		t.Fatalf("exit code %d; want 1\n%s", code, c.stderr)
+	st.server.Signal(syscall.SIGKILL)
+	if code := c.Wait(t); code != 1 {
+		t.Fatalf("exit code %d; want 1\n%s", code, c.Stderr)
 	}
-	msg := c.stderr.String()
+	msg := c.Stderr.String()
 	if m := dumpProgress.FindStringSubmatch(msg); m == nil || m[1] != "failed" || !strings.Contains(msg, "left unchanged") {
 		t.Fatalf("message does not say the dump failed, how far, and that the file is unchanged:\n%s", msg)
 	}
@@ -130,8 +130,8 @@ func TestDumpComplete(t *testing.T) {
 	path, _ := oldDump(t)
 	const n = 300 << 10
 	c := st.client(t, nil, "-k", st.k, "dump", fmt.Sprintf("%#x", sim.DataBase+0x1000), strconv.Itoa(n), path)
-	if code := c.wait(t); code != 0 {
-		t.Fatalf("exit code %d\n%s", code, c.stderr)
+	if code := c.Wait(t); code != 0 {
+		t.Fatalf("exit code %d\n%s", code, c.Stderr)
 	}
 	got, err := os.ReadFile(path)
 	if err != nil || !bytes.Equal(got, patternBytes(sim.DataBase+0x1000, n)) {

@@ -14,6 +14,7 @@ import (
 
 	"kdsrv/internal/cli/kdclientcli"
 	"kdsrv/internal/cli/kdsrvcli"
+	"kdsrv/internal/testkit"
 
 	"kdsrv/internal/client"
 	"kdsrv/internal/kd"
@@ -193,7 +194,7 @@ func TestEndpsrvProcess(t *testing.T) {
 	trans := "com:pipe,port=" + filepath.Join(shortDir(t), "vm.sock") // never opened
 	for _, allowed := range []bool{false, true} {
 		t.Run("allow-endpsrv="+strconv.FormatBool(allowed), func(t *testing.T) {
-			port := freeTCPPort(t)
+			port := testkit.FreeTCPPort(t)
 			argv := append([]string{kdsrvBin, "-t", fmt.Sprintf("tcp:port=%d", port)}, common...)
 			if allowed {
 				argv = append(argv, "-allow-endpsrv")
@@ -209,8 +210,8 @@ func TestEndpsrvProcess(t *testing.T) {
 					t.Fatalf("kdclient endpsrv: exit %d, stderr %q; want 1 and how to allow it", code, errOut)
 				}
 				select {
-				case <-p.done:
-					t.Fatalf("kdsrv exited after a refused endpsrv: %v", p.err)
+				case <-p.Done():
+					t.Fatalf("kdsrv exited after a refused endpsrv: %v", p.Err())
 				default:
 				}
 				return // the cleanup stops it
@@ -219,11 +220,11 @@ func TestEndpsrvProcess(t *testing.T) {
 				t.Fatalf("kdclient endpsrv: exit %d, stdout %q, stderr %q", code, out, errOut)
 			}
 			select {
-			case <-p.done:
+			case <-p.Done():
 			case <-time.After(20 * time.Second):
 				t.Fatal("kdsrv still runs 20s after endpsrv")
 			}
-			if c := p.cmd.ProcessState.ExitCode(); c != 0 {
+			if c := p.Cmd.ProcessState.ExitCode(); c != 0 {
 				t.Fatalf("kdsrv exit status %d after endpsrv, want 0", c)
 			}
 		})

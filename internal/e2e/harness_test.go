@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -44,15 +42,8 @@ type harness struct {
 }
 
 // shortDir is a temporary directory with a path short enough for unix
-// sockets (108 bytes).
-func shortDir(t testing.TB) string {
-	d, err := os.MkdirTemp("", "kde2e")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return d
-}
+// sockets.
+func shortDir(t testing.TB) string { return testkit.ShortDir(t) }
 
 type harnessOpts struct {
 	transports []string // -t values; default a tcp port range on loopback
@@ -108,22 +99,15 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		t.Fatal(err)
 	}
 	h.srv = s
-	served := make(chan error, 1)
-	go func() { served <- s.Serve() }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		// A reverse (clicon) server without -clicon-retry ends by itself
-		// when its client leaves: that is its normal end.
-		if err := <-served; !errors.Is(err, server.ErrServerClosed) && !errors.Is(err, transport.ErrReverseGone) {
-			t.Errorf("Serve returned %v", err)
-		}
+	t.Cleanup(func() { // after the shutdown below
 		if t.Failed() {
 			t.Logf("server log:\n%s", h.logs)
 		}
+	})
+	// A reverse (clicon) server without -clicon-retry ends by itself when
+	// its client leaves: that is its normal end.
+	testkit.Serve(t, s.Serve, s.Shutdown, func(err error) bool {
+		return errors.Is(err, server.ErrServerClosed) || errors.Is(err, transport.ErrReverseGone)
 	})
 	return h
 }
@@ -140,23 +124,10 @@ func (h *harness) addTarget(name string, cfg sim.Config) (trans string, tgt *sim
 	tgt = sim.New(cfg)
 	h.sims[name] = tgt
 	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_ = tgt.Serve(ctx, c) // one debugger (the server) at a time
-		}
-	}()
-	h.t.Cleanup(func() {
-		cancel()
-		ln.Close()
-		wg.Wait()
+	testkit.Accept(h.t, ln, func(c net.Conn) {
+		_ = tgt.Serve(ctx, c) // one debugger (the server) at a time
 	})
+	h.t.Cleanup(cancel) // runs before Accept's cleanup waits for Serve
 	return "com:pipe,port=" + path, tgt
 }
 
@@ -239,11 +210,8 @@ func (s *session) host(t testing.TB, opts kd.HostOptions) *kd.Host {
 	return h
 }
 
-func ctxFor(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
+// ctxFor is a context that ends after d or with the test.
+func ctxFor(t testing.TB, d time.Duration) context.Context { return testkit.Context(t, d) }
 
 func patternBytes(addr uint64, n int) []byte {
 	b := make([]byte, n)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"kdsrv/internal/cli/kdclientcli"
+	"kdsrv/internal/testkit"
 
 	"kdsrv/internal/client"
 	"kdsrv/internal/kd"
@@ -29,17 +30,6 @@ import (
 // loopback.
 
 const netKey = "2steg4fzbj2sz.w8sa3ldw8i1c.2c3jhbvjqxqz7.1yyr7dsp1jkj"
-
-// freeKDNETPort returns a UDP port that was free on 127.0.0.1 a moment ago.
-func freeKDNETPort(t testing.TB) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
 
 // netTarget is a simulated machine whose debug link is KDNET toward a host.
 type netTarget struct {
@@ -167,7 +157,7 @@ func netTrans(port int, key string) string { return fmt.Sprintf("net:port=%d,key
 
 func TestEndToEndKDNET(t *testing.T) {
 	h := newHarness(t, harnessOpts{allow: []string{"net:*"}})
-	port := freeKDNETPort(t)
+	port := testkit.FreeUDPPort(t)
 	tgt := sim.New(sim.Config{PrintEvery: 50 * time.Millisecond})
 	nt := startNetTarget(t, tgt, fmt.Sprintf("127.0.0.1:%d", port), netKey)
 	s, err := h.open(h.serverSpec(""), netTrans(port, netKey), client.Options{})
@@ -196,7 +186,7 @@ func TestEndToEndKDNET(t *testing.T) {
 // and server; every call still completes.
 func TestEndToEndKDNETLossy(t *testing.T) {
 	h := newHarness(t, harnessOpts{allow: []string{"net:*"}})
-	port := freeKDNETPort(t)
+	port := testkit.FreeUDPPort(t)
 	px := newLossyProxy(t, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)), 10)
 	tgt := sim.New(sim.Config{PrintEvery: 50 * time.Millisecond})
 	startNetTarget(t, tgt, px.addr(), netKey)
@@ -216,7 +206,7 @@ func TestEndToEndKDNETLossy(t *testing.T) {
 // next break-in stops the new kernel.
 func TestKDNETTargetRestart(t *testing.T) {
 	h := newHarness(t, harnessOpts{allow: []string{"net:*"}})
-	port := freeKDNETPort(t)
+	port := testkit.FreeUDPPort(t)
 	hostAddr := fmt.Sprintf("127.0.0.1:%d", port)
 	nt := startNetTarget(t, sim.New(sim.Config{}), hostAddr, netKey)
 	s, err := h.open(h.serverSpec(""), netTrans(port, netKey), client.Options{})
@@ -275,7 +265,7 @@ func TestKDNETTargetRestart(t *testing.T) {
 // growing memory.
 func TestKDNETWrongKeyAndFlood(t *testing.T) {
 	h := newHarness(t, harnessOpts{allow: []string{"net:*"}})
-	port := freeKDNETPort(t)
+	port := testkit.FreeUDPPort(t)
 	hostAddr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
 	tgt := sim.New(sim.Config{})
 	startNetTarget(t, tgt, hostAddr.String(), netKey)
@@ -339,7 +329,7 @@ func TestKDNETWrongKeyAndFlood(t *testing.T) {
 // on loopback as -insecure-send-kdnet-key allows.
 func TestKDNETBuiltinCommand(t *testing.T) {
 	h := newHarness(t, harnessOpts{allow: []string{"net:*"}})
-	port := freeKDNETPort(t)
+	port := testkit.FreeUDPPort(t)
 	startNetTarget(t, sim.New(sim.Config{Build: 26100}), fmt.Sprintf("127.0.0.1:%d", port), netKey)
 	t.Setenv("KDSRV_KDNET_KEY", netKey)
 	var out, errb bytes.Buffer
@@ -361,7 +351,7 @@ func TestKDNETBuiltinCommand(t *testing.T) {
 // TestKDNETNotAllowed: without -allow net:PORT the server refuses.
 func TestKDNETNotAllowed(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
-	_, err := h.open(h.serverSpec(""), netTrans(freeKDNETPort(t), netKey), client.Options{})
+	_, err := h.open(h.serverSpec(""), netTrans(testkit.FreeUDPPort(t), netKey), client.Options{})
 	if err == nil || !strings.Contains(err.Error(), "net:") {
 		t.Fatalf("got %v", err)
 	}

@@ -23,6 +23,7 @@ import (
 	"kdsrv/internal/kdnet"
 	"kdsrv/internal/sim"
 	"kdsrv/internal/spec"
+	"kdsrv/internal/testkit"
 	"kdsrv/internal/wire"
 )
 
@@ -129,7 +130,7 @@ type lcRig struct {
 func newRig(t *testing.T, bins lcBins, cfg sim.Config, reconnect bool) *lcRig {
 	t.Helper()
 	dir := shortDir(t)
-	r := &lcRig{t: t, bins: bins, dir: dir, port: freeTCPPort(t), reconnect: reconnect}
+	r := &lcRig{t: t, bins: bins, dir: dir, port: testkit.FreeTCPPort(t), reconnect: reconnect}
 	r.m = newMachine(t, filepath.Join(dir, "vm.sock"), cfg)
 	r.startServer()
 	return r
@@ -139,14 +140,14 @@ func (r *lcRig) startServer() {
 	r.t.Helper()
 	r.srv = startBg(r.t, nil, serverReady, r.bins.kdsrv, "-v", "-bind", "127.0.0.1", "-qr-port", "0", "-no-mdns",
 		"-allow", filepath.Join(r.dir, "*.sock"), "-t", fmt.Sprintf("tcp:port=%d", r.port))
-	r.srvLogs = append(r.srvLogs, r.srv.stderr)
+	r.srvLogs = append(r.srvLogs, r.srv.Stderr)
 }
 
 // stopServer ends kdsrv with sig (SIGKILL: no goodbye to the target).
 func (r *lcRig) stopServer(sig syscall.Signal) {
 	r.t.Helper()
-	r.srv.signal(sig)
-	r.srv.wait(r.t)
+	r.srv.Signal(sig)
+	r.srv.Wait(r.t)
 }
 
 func (r *lcRig) restartServer(sig syscall.Signal) {
@@ -627,7 +628,7 @@ func TestLifecycleKDNET(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kport := freeKDNETPort(t)
+	kport := testkit.FreeUDPPort(t)
 	tgt := sim.New(sim.Config{})
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
@@ -645,12 +646,12 @@ func TestLifecycleKDNET(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	r := &lcRig{t: t, bins: bins, dir: shortDir(t), port: freeTCPPort(t)}
+	r := &lcRig{t: t, bins: bins, dir: shortDir(t), port: testkit.FreeTCPPort(t)}
 	r.m = &lcMachine{t: t, tgt: tgt}
 	start := func() {
 		r.srv = startBg(t, nil, serverReady, r.bins.kdsrv, "-v", "-bind", "127.0.0.1", "-qr-port", "0", "-no-mdns",
 			"-allow", "net:*", "-t", fmt.Sprintf("tcp:port=%d", r.port))
-		r.srvLogs = append(r.srvLogs, r.srv.stderr)
+		r.srvLogs = append(r.srvLogs, r.srv.Stderr)
 	}
 	start()
 	// The key travels in the environment, over loopback tcp.

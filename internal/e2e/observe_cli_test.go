@@ -32,9 +32,9 @@ func TestObservabilityProcesses(t *testing.T) {
 	srvTrace := filepath.Join(t.TempDir(), "kdsrv.trace")
 	st := startStack(t, []string{"-console", `BOOT: kdtarget banner\r\n`, "-console-every", "100ms"}, nil,
 		"-metrics", "127.0.0.1:0", "-trace", srvTrace)
-	m := metricsLine.FindStringSubmatch(st.server.stdout.String())
+	m := metricsLine.FindStringSubmatch(st.server.Stdout.String())
 	if m == nil {
-		t.Fatalf("kdsrv printed no metrics line: %s", st.server.stdout)
+		t.Fatalf("kdsrv printed no metrics line: %s", st.server.Stdout)
 	}
 	metricsURL := m[1]
 
@@ -69,7 +69,7 @@ func TestObservabilityProcesses(t *testing.T) {
 		}
 	}
 	testkit.WaitFor(t, "the watcher shows the banner and console lines", func() bool {
-		out := watcher.stdout.String()
+		out := watcher.Stdout.String()
 		return strings.Contains(out, "BOOT: kdtarget banner\r\n") && strings.Contains(out, "kdtarget: console line ")
 	})
 	if _, err := h.ReadVirtual(ctx, v.KernBase, 16); err != nil {
@@ -102,14 +102,14 @@ func TestObservabilityProcesses(t *testing.T) {
 	}
 
 	l.Close()
-	watcher.signal(syscall.SIGINT)
-	if code := watcher.wait(t); code != 0 {
-		t.Errorf("kdclient console exited %d on SIGINT; stderr: %s", code, watcher.stderr)
+	watcher.Signal(syscall.SIGINT)
+	if code := watcher.Wait(t); code != 0 {
+		t.Errorf("kdclient console exited %d on SIGINT; stderr: %s", code, watcher.Stderr)
 	}
-	bridge.signal(syscall.SIGINT)
-	bridge.wait(t)
-	st.server.signal(syscall.SIGTERM)
-	if code := st.server.wait(t); code != 0 {
+	bridge.Signal(syscall.SIGINT)
+	bridge.Wait(t)
+	st.server.Signal(syscall.SIGTERM)
+	if code := st.server.Wait(t); code != 0 {
 		t.Errorf("kdsrv exited %d", code)
 	}
 	read := func(path string) string {

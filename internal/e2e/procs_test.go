@@ -1,16 +1,14 @@
 package e2e
 
 import (
-	"context"
-	"errors"
 	"fmt"
+	"kdsrv/internal/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -19,93 +17,30 @@ import (
 // socket, kdsrv opening it, kdclient talking to kdsrv — each a real process
 // that the tests signal and kill.
 
-// tools builds kdtarget, kdsrv and kdclient into a temporary directory.
+// tools builds kdtarget, kdsrv and kdclient (once per test binary).
 func tools(t *testing.T) (kdtarget, kdsrv, kdclient string) {
 	t.Helper()
 	if runtime.GOOS == "windows" {
 		t.Skip("these tests signal processes and use unix sockets")
 	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("the go command is needed to build the programs")
-	}
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, goBin, "build", "-o", dir+string(os.PathSeparator), "kdsrv/cmd/kdtarget", "kdsrv/cmd/kdsrv", "kdsrv/cmd/kdclient").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return filepath.Join(dir, "kdtarget"), filepath.Join(dir, "kdsrv"), filepath.Join(dir, "kdclient")
+	return testkit.Program(t, "kdtarget"), testkit.Program(t, "kdsrv"), testkit.Program(t, "kdclient")
 }
 
 // bgProc is a program running in the background for one test.
-type bgProc struct {
-	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
-	done           chan struct{}
-	err            error
-}
+type bgProc = testkit.Proc
 
-// startBg starts argv with env added to the environment, and waits up to
-// 15 s for a line of its standard output to match ready (nil: no wait). It
-// is killed, if still running, when the test ends.
+// startBg starts argv with env added to the environment, and waits for a
+// line of its standard output to match ready (nil: no wait). It is
+// killed, if still running, when the test ends.
 func startBg(t *testing.T, env []string, ready *regexp.Regexp, argv ...string) *bgProc {
 	t.Helper()
-	p := &bgProc{cmd: exec.Command(argv[0], argv[1:]...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { // ends when the process does; the cleanup kills it
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.signal(syscall.SIGKILL)
-		<-p.done
-		if t.Failed() {
-			t.Logf("%s stderr:\n%s", filepath.Base(argv[0]), p.stderr)
-		}
-	})
-	if ready == nil {
-		return p
-	}
-	deadline := time.After(15 * time.Second)
-	for !ready.MatchString(p.stdout.String()) {
-		select {
-		case <-p.done:
-			t.Fatalf("%s exited before it was ready: %v\n%s", argv[0], p.err, p.stderr)
-		case <-deadline:
-			t.Fatalf("%s not ready after 15s: %s", argv[0], p.stderr)
-		case <-time.After(20 * time.Millisecond):
-		}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	p := testkit.Start(t, cmd)
+	if ready != nil {
+		p.Expect(t, ready)
 	}
 	return p
-}
-
-func (p *bgProc) signal(s os.Signal) {
-	select {
-	case <-p.done:
-	default:
-		_ = p.cmd.Process.Signal(s)
-	}
-}
-
-// wait waits up to 30 s for the process to exit and returns its exit code.
-func (p *bgProc) wait(t *testing.T) int {
-	t.Helper()
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s did not exit within 30s", p.cmd.Path)
-	}
-	var ee *exec.ExitError
-	if p.err != nil && !errors.As(p.err, &ee) {
-		t.Fatal(p.err)
-	}
-	return p.cmd.ProcessState.ExitCode()
 }
 
 var (
@@ -131,7 +66,7 @@ func startStack(t *testing.T, targetFlags []string, serverEnv []string, serverAr
 	sock := filepath.Join(dir, "kd.sock")
 	st := &stack{kdclient: kdclient, dir: dir}
 	st.target = startBg(t, nil, targetReady, append([]string{kdtarget, "-listen", "unix:" + sock}, targetFlags...)...)
-	port := freeTCPPort(t)
+	port := testkit.FreeTCPPort(t)
 	args := []string{kdsrv, "-bind", "127.0.0.1", "-allow", filepath.Join(dir, "*.sock")}
 	args = append(args, serverArgs...)
 	args = append(args, "-t", fmt.Sprintf("tcp:port=%d", port))
@@ -159,10 +94,10 @@ func waitForFile(t *testing.T, p *bgProc, glob string, n int64) string {
 			}
 		}
 		select {
-		case <-p.done:
-			t.Fatalf("kdclient exited (%v) before writing %d bytes to %s: %s", p.err, n, glob, p.stderr)
+		case <-p.Done():
+			t.Fatalf("kdclient exited (%v) before writing %d bytes to %s: %s", p.Err(), n, glob, p.Stderr)
 		case <-deadline:
-			t.Fatalf("no %s of %d bytes after 30s: %s", glob, n, p.stderr)
+			t.Fatalf("no %s of %d bytes after 30s: %s", glob, n, p.Stderr)
 		case <-time.After(5 * time.Millisecond):
 		}
 	}

@@ -58,15 +58,15 @@ func TestPasswordOffTheCommandLine(t *testing.T) {
 	st := startStack(t, []string{"-data-size", strconv.Itoa(dumpLen)}, nil, "-password-file", pwFile)
 
 	c := st.client(t, []string{"KDSRV_PASSWORD=" + e2ePassword}, "-k", st.k, "version")
-	if code := c.wait(t); code != 0 {
-		t.Fatalf("version with KDSRV_PASSWORD: exit %d\n%s", code, c.stderr)
+	if code := c.Wait(t); code != 0 {
+		t.Fatalf("version with KDSRV_PASSWORD: exit %d\n%s", code, c.Stderr)
 	}
 	c = st.client(t, nil, "-password-file", pwFile, "-k", st.k, "version")
-	if code := c.wait(t); code != 0 {
-		t.Fatalf("version with -password-file: exit %d\n%s", code, c.stderr)
+	if code := c.Wait(t); code != 0 {
+		t.Fatalf("version with -password-file: exit %d\n%s", code, c.Stderr)
 	}
-	if strings.Contains(c.stderr.String(), "warning") {
-		t.Errorf("warning without a password on the command line:\n%s", c.stderr)
+	if strings.Contains(c.Stderr.String(), "warning") {
+		t.Errorf("warning without a password on the command line:\n%s", c.Stderr)
 	}
 
 	// A long dump: while it runs, look at every process's argv.
@@ -76,25 +76,25 @@ func TestPasswordOffTheCommandLine(t *testing.T) {
 	if found := argvHolding(t, e2ePassword); len(found) > 0 {
 		t.Errorf("the password is in argv:\n%s", strings.Join(found, "\n"))
 	}
-	c.signal(syscall.SIGINT)
-	if code := c.wait(t); code != 130 {
-		t.Errorf("interrupted dump: exit %d\n%s", code, c.stderr)
+	c.Signal(syscall.SIGINT)
+	if code := c.Wait(t); code != 130 {
+		t.Errorf("interrupted dump: exit %d\n%s", code, c.Stderr)
 	}
 
 	// The wrong password names where it came from; none at all, with no
 	// terminal to ask on, says how to give one.
 	c = st.client(t, []string{"KDSRV_PASSWORD=Wrong1"}, "-k", st.k, "version")
-	if code := c.wait(t); code != 1 || !strings.Contains(c.stderr.String(), "the password came from KDSRV_PASSWORD") {
-		t.Errorf("wrong password: exit %d\n%s", code, c.stderr)
+	if code := c.Wait(t); code != 1 || !strings.Contains(c.Stderr.String(), "the password came from KDSRV_PASSWORD") {
+		t.Errorf("wrong password: exit %d\n%s", code, c.Stderr)
 	}
 	c = st.client(t, nil, "-k", st.k, "version")
-	if code := c.wait(t); code != 1 || !strings.Contains(c.stderr.String(), "-password-file FILE") || !strings.Contains(c.stderr.String(), "KDSRV_PASSWORD") {
-		t.Errorf("no password, no terminal: exit %d\n%s", code, c.stderr)
+	if code := c.Wait(t); code != 1 || !strings.Contains(c.Stderr.String(), "-password-file FILE") || !strings.Contains(c.Stderr.String(), "KDSRV_PASSWORD") {
+		t.Errorf("no password, no terminal: exit %d\n%s", code, c.Stderr)
 	}
 	// On the command line it works, with one warning.
 	c = st.client(t, nil, "-k", strings.Replace(st.k, "},trans=", ",password="+e2ePassword+"},trans=", 1), "version")
-	if code := c.wait(t); code != 0 || strings.Count(c.stderr.String(), "visible to every local user") != 1 {
-		t.Errorf("password in -k: exit %d\n%s", code, c.stderr)
+	if code := c.Wait(t); code != 0 || strings.Count(c.Stderr.String(), "visible to every local user") != 1 {
+		t.Errorf("password in -k: exit %d\n%s", code, c.Stderr)
 	}
 }
 

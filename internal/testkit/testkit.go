@@ -10,7 +10,6 @@ package testkit
 
 import (
 	"bytes"
-	"errors"
 	"flag"
 	"os"
 	"os/exec"
@@ -91,6 +90,11 @@ func Program(t testing.TB, name string) string {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Readable by every user: a test may run a program as another
+		// user (setpriv).
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
 		builtDir = d
 	}
 	exe := filepath.Join(builtDir, name)
@@ -118,22 +122,10 @@ func CleanupPrograms() {
 }
 
 // Run runs the program bin with args and returns what it wrote and its
-// exit code; the test fails if it cannot be started.
+// exit code (RunCmd).
 func Run(t testing.TB, bin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	default:
-		t.Fatalf("run %s: %v", filepath.Base(bin), err)
-	}
-	return o.String(), e.String(), code
+	return RunCmd(t, exec.Command(bin, args...))
 }
 
 // Main runs a test binary's tests and then removes what Program built;
