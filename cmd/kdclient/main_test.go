@@ -107,19 +107,7 @@ func TestVersion(t *testing.T) {
 // accepts (kdclient completion bash | bash -n); zsh and fish are checked where
 // installed (CI installs them).
 func TestCompletionScripts(t *testing.T) {
-	bin := testkit.Program(t, "kdclient")
-	for _, sh := range completion.Shells {
-		t.Run(sh, func(t *testing.T) {
-			stdout, stderr, code := testkit.Run(t, bin, "completion", sh)
-			if code != 0 || stderr != "" {
-				t.Fatalf("exit %d, stderr %q", code, stderr)
-			}
-			completiontest.CheckSyntax(t, sh, stdout)
-		})
-	}
-	if _, stderr, code := testkit.Run(t, bin, "completion", "tcsh"); code != 2 || !strings.Contains(stderr, "bash, zsh or fish") {
-		t.Errorf("completion tcsh: exit %d, %q", code, stderr)
-	}
+	completiontest.CheckProgram(t, testkit.Program(t, "kdclient"), completion.Shells)
 }
 
 // TestJSONWarnings: with -json, kdclient's warnings (here: a password on

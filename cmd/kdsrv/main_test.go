@@ -1,9 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os/exec"
@@ -60,51 +57,22 @@ func TestDryRunAndHelp(t *testing.T) {
 
 func TestServeAndSIGTERM(t *testing.T) {
 	bin := testkit.Program(t, "kdsrv")
-	cmd := exec.Command(bin, "-t", "tcp:port=31000:31999", "-t", "tcp:port=32000:32999,password=abc", "-bind", "127.0.0.1",
-		"-registry", t.TempDir(), "-qr-port", "0", "-no-mdns")
-	stdout, err := cmd.StdoutPipe()
+	p := testkit.Start(t, exec.Command(bin, "-t", "tcp:port=31000:31999", "-t", "tcp:port=32000:32999,password=abc", "-bind", "127.0.0.1",
+		"-registry", t.TempDir(), "-qr-port", "0", "-no-mdns"))
+	lines, err := p.Match(p.Stdout, regexp.MustCompile(`(.*)\n`), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	lines := make(chan string, 4)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
 	re := regexp.MustCompile(`^kdsrv: listening on tcp:port=3[12]\d\d\d:3[12]999$`)
-	for i := range 2 {
-		select {
-		case l := <-lines:
-			if !re.MatchString(l) {
-				t.Fatalf("ready line %d: %q", i, l)
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatalf("no ready line; stderr: %s", stderr.String())
+	for i, l := range lines[:2] {
+		if !re.MatchString(l[1]) {
+			t.Fatalf("ready line %d: %q", i, l[1])
 		}
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	if code := p.Stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d after SIGTERM; stderr: %s", code, p.Stderr)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v; stderr: %s", err, stderr.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("kdsrv did not exit after SIGTERM")
-	}
-	if strings.Contains(stderr.String(), "abc") {
+	if strings.Contains(p.Stderr.String(), "abc") {
 		t.Fatal("the password appears on stderr")
 	}
 }
@@ -117,74 +85,31 @@ func TestLogsJSON(t *testing.T) {
 	bin := testkit.Program(t, "kdsrv")
 	const password = "Pw7s3cret77"
 	const key = "2steg4fzbj2sz.w8sa3ldw8i1c.2c3jhbvjqxqz7.1yyr7dsp1jkj"
-	cmd := exec.Command(bin, "-log-format", "json", "-t", "tcp:port=33000:33999,password="+password, "-bind", "127.0.0.1",
-		"-allow", "net:*", "-registry", t.TempDir(), "-qr-port", "0", "-no-mdns")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	var out lockedBuffer
-	ready := make(chan string, 1)
-	copied := make(chan struct{})
-	go func() {
-		defer close(copied)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			out.Write([]byte(sc.Text() + "\n"))
-			select {
-			case ready <- sc.Text():
-			default:
-			}
-		}
-	}()
-	var port string
-	select {
-	case l := <-ready:
-		m := regexp.MustCompile(`listening on tcp:port=(\d+)`).FindStringSubmatch(l)
-		if m == nil {
-			t.Fatalf("ready line %q", l)
-		}
-		port = m[1]
-	case <-time.After(20 * time.Second):
-		t.Fatalf("no ready line; stderr: %s", stderr.String())
-	}
-	connect := func(pw string) (*client.Conn, *spec.Connect, error) {
+	p := testkit.Start(t, exec.Command(bin, "-log-format", "json", "-t", "tcp:port=33000:33999,password="+password, "-bind", "127.0.0.1",
+		"-allow", "net:*", "-registry", t.TempDir(), "-qr-port", "0", "-no-mdns"))
+	port := p.Expect(t, regexp.MustCompile(`listening on tcp:port=(\d+)`))[1]
+	// A session opens (dial, authenticate, open the KDNET target, which
+	// nobody answers on) and closes (detach, disconnect).
+	open := func(pw string) (*client.Session, error) {
 		c, err := spec.ParseConnect(fmt.Sprintf("kdsrv:server=@{tcp:server=127.0.0.1,port=%s,password=%s},trans=@{net:port=%d,key=%s}", port, pw, testkit.FreeUDPPort(t), key))
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		conn, err := client.Dial(ctx, c.Server, client.Options{Logger: logx.Discard()})
-		return conn, c, err
+		return client.OpenSession(testkit.Context(t, 15*time.Second), c, client.Options{Logger: logx.Discard()}, client.SessionOptions{})
 	}
-	if conn, _, err := connect("wrongpass1"); err == nil {
-		conn.Close()
+	if s, err := open("wrongpass1"); err == nil {
+		s.Close()
 		t.Fatal("a wrong password was accepted")
 	}
-	conn, c, err := connect(password)
+	s, err := open(password)
 	if err != nil {
-		t.Fatalf("right password: %v\nkdsrv stderr:\n%s", err, stderr.String())
+		t.Fatalf("right password: %v\nkdsrv stderr:\n%s", err, p.Stderr)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	if _, err := conn.Open(ctx, c.Trans); err != nil {
-		t.Logf("open of the KDNET target (nobody answers on it): %v", err)
+	s.Close()
+	if code := p.Stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("kdsrv: exit %d\n%s", code, p.Stderr)
 	}
-	cancel()
-	conn.Close()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("kdsrv: %v\n%s", err, stderr.String())
-	}
-	<-copied
+	stderr, out := p.Stderr, p.Stdout
 
 	msgs := map[string][]map[string]any{}
 	for _, line := range strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n") {
@@ -259,20 +184,5 @@ func TestVersion(t *testing.T) {
 // accepts (kdsrv completion bash | bash -n); zsh and fish are checked where
 // installed (CI installs them).
 func TestCompletionScripts(t *testing.T) {
-	bin := testkit.Program(t, "kdsrv")
-	for _, sh := range completion.Shells {
-		t.Run(sh, func(t *testing.T) {
-			stdout, stderr, code := testkit.Run(t, bin, "completion", sh)
-			if code != 0 || stderr != "" {
-				t.Fatalf("exit %d, stderr %q", code, stderr)
-			}
-			completiontest.CheckSyntax(t, sh, stdout)
-		})
-	}
-	if _, stderr, code := testkit.Run(t, bin, "completion", "tcsh"); code != 2 || !strings.Contains(stderr, "bash, zsh or fish") {
-		t.Errorf("completion tcsh: exit %d, %q", code, stderr)
-	}
+	completiontest.CheckProgram(t, testkit.Program(t, "kdsrv"), completion.Shells)
 }
-
-// lockedBuffer is the shared concurrency-safe buffer of the tests.
-type lockedBuffer = testkit.Buffer

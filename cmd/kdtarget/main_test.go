@@ -1,19 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,14 +20,13 @@ import (
 
 	"kdsrv/internal/kd"
 	"kdsrv/internal/sim"
+	"kdsrv/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
 	// goleak.Cleanup replaces goleak's own os.Exit: exit here.
 	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
-		if binPath != "" {
-			os.RemoveAll(filepath.Dir(binPath))
-		}
+		testkit.CleanupPrograms()
 		os.Exit(code)
 	}))
 }
@@ -128,92 +125,46 @@ func trim(s string) string {
 	return s
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+// firstLine matches the first line of an output.
+var firstLine = regexp.MustCompile(`^(.*)\n`)
 
-// kdtargetBinary builds the command once per test run.
-func kdtargetBinary(t *testing.T) string {
+// startTarget runs the kdtarget program listening on a unix socket (with
+// more flags) and waits for its ready line; it returns the process and the
+// socket's path.
+func startTarget(t *testing.T, flags ...string) (*testkit.Proc, string) {
 	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skipf("no go tool to build kdtarget: %v", err)
+	if runtime.GOOS == "windows" {
+		t.Skip("kdtarget is signalled here, and cannot be on Windows")
 	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "kdtbin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "kdtarget")
-		if runtime.GOOS == "windows" {
-			binPath += ".exe"
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, goTool, "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = errors.New(string(out) + err.Error())
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("go build: %v", buildErr)
+	sock := filepath.Join(testkit.ShortDir(t), "kd.sock")
+	p := testkit.Start(t, exec.Command(testkit.Program(t, "kdtarget"), append([]string{"-listen", "unix:" + sock}, flags...)...))
+	if l, want := p.Expect(t, firstLine)[1], "kdtarget: listening on unix:"+sock; l != want {
+		t.Fatalf("ready line %q; want %q", l, want)
 	}
-	return binPath
+	return p, sock
 }
 
-func TestCommandServesAndStopsOnSIGTERM(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("SIGTERM cannot be sent to a process on Windows")
-	}
-	bin := kdtargetBinary(t)
-	dir, err := os.MkdirTemp("", "kdt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	sock := filepath.Join(dir, "kd.sock")
-
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "-listen", "unix:"+sock, "-build", "22000", "-halted", "-v")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 4)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	select {
-	case l := <-lines:
-		if want := "kdtarget: listening on unix:" + sock; l != want {
-			t.Fatalf("ready line %q; want %q", l, want)
-		}
-	case <-ctx.Done():
-		t.Fatalf("no ready line; stderr: %s", stderr.String())
-	}
-
+// attach connects a debugger to kdtarget's socket and attaches it; the
+// link closes when the test ends.
+func attach(t *testing.T, ctx context.Context, sock string) (*kd.Host, *kd.Link) {
+	t.Helper()
 	conn, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	l := kd.NewHostLink(conn, kd.Config{})
+	t.Cleanup(func() { l.Close() })
 	h := kd.NewHost(l, kd.HostOptions{AttachInterval: 200 * time.Millisecond})
 	if _, err := h.Attach(ctx); err != nil {
 		t.Fatalf("attach: %v", err)
 	}
+	return h, l
+}
+
+func TestCommandServesAndStopsOnSIGTERM(t *testing.T) {
+	p, sock := startTarget(t, "-build", "22000", "-halted", "-v")
+	ctx := testkit.Context(t, 30*time.Second)
+	h, l := attach(t, ctx, sock)
 	v, err := h.Version(ctx)
 	if err != nil || v.MinorVersion != 22000 || v.KernBase == 0 || v.KernBase%0x200000 != 0 {
 		t.Fatalf("version %+v, %v; want build 22000 at a 2 MiB aligned KernBase", v, err)
@@ -224,26 +175,19 @@ func TestCommandServesAndStopsOnSIGTERM(t *testing.T) {
 	}
 	l.Close()
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	for range lines {
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("after SIGTERM: %v; want exit 0; stderr: %s", err, stderr.String())
+	if code := p.Stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("after SIGTERM: exit %d; want 0; stderr: %s", code, p.Stderr)
 	}
 	if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("socket left behind after exit: %v", err)
 	}
-	if !strings.Contains(stderr.String(), "debugger connected") {
-		t.Errorf("-v did not log the connection; stderr: %s", stderr.String())
+	if !strings.Contains(p.Stderr.String(), "debugger connected") {
+		t.Errorf("-v did not log the connection; stderr: %s", p.Stderr)
 	}
 }
 
 func TestCommandBadFlagExitCode(t *testing.T) {
-	bin := kdtargetBinary(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	bin := testkit.Program(t, "kdtarget")
 	for _, c := range []struct {
 		args []string
 		code int
@@ -253,17 +197,9 @@ func TestCommandBadFlagExitCode(t *testing.T) {
 		{[]string{"-listen", "pty", "-cpus", "100"}, 2},
 		{[]string{"-connect", "tcp:127.0.0.1:0"}, 1},
 	} {
-		cmd := exec.CommandContext(ctx, bin, c.args...)
-		out, err := cmd.CombinedOutput()
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatalf("%q: %v", c.args, err)
-		}
+		stdout, stderr, code := testkit.Run(t, bin, c.args...)
 		if code != c.code {
-			t.Errorf("kdtarget %q exited %d; want %d; output: %s", c.args, code, c.code, out)
+			t.Errorf("kdtarget %q exited %d; want %d; output: %s%s", c.args, code, c.code, stdout, stderr)
 		}
 	}
 }
@@ -271,65 +207,9 @@ func TestCommandBadFlagExitCode(t *testing.T) {
 // SIGHUP reboots the machine: the connected debugger sees a new boot (the
 // sync bit, a new KernBase), and kdtarget says where the kernel went.
 func TestCommandRebootsOnSIGHUP(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("no SIGHUP on Windows")
-	}
-	bin := kdtargetBinary(t)
-	dir, err := os.MkdirTemp("", "kdt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	sock := filepath.Join(dir, "kd.sock")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "-listen", "unix:"+sock)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Wait()
-	defer cmd.Process.Kill()
-	lines := make(chan string, 16)
-	for _, r := range []io.Reader{stdout, stderr} {
-		go func() {
-			sc := bufio.NewScanner(r)
-			for sc.Scan() {
-				lines <- sc.Text()
-			}
-		}()
-	}
-	waitLine := func(prefix string) string {
-		t.Helper()
-		for {
-			select {
-			case l := <-lines:
-				if strings.HasPrefix(l, prefix) {
-					return l
-				}
-			case <-ctx.Done():
-				t.Fatalf("no line %q", prefix)
-			}
-		}
-	}
-	waitLine("kdtarget: listening on")
-	conn, err := net.Dial("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := kd.NewHostLink(conn, kd.Config{})
-	defer l.Close()
-	h := kd.NewHost(l, kd.HostOptions{AttachInterval: 200 * time.Millisecond})
-	if _, err := h.Attach(ctx); err != nil {
-		t.Fatalf("attach: %v", err)
-	}
+	p, sock := startTarget(t)
+	ctx := testkit.Context(t, 30*time.Second)
+	h, _ := attach(t, ctx, sock)
 	before, err := h.Version(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -337,10 +217,12 @@ func TestCommandRebootsOnSIGHUP(t *testing.T) {
 	if err := h.Continue(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	p.Signal(syscall.SIGHUP)
+	m, err := p.Match(p.Stderr, regexp.MustCompile(`(?m)^kdtarget: boot 2: kernel at .*$`), 1)
+	if err != nil {
 		t.Fatal(err)
 	}
-	line := waitLine("kdtarget: boot 2: kernel at ")
+	line := m[0][0]
 	// A debugger attaches again after a reboot (break-in and RESET).
 	if _, err := h.Attach(ctx); err != nil {
 		t.Fatalf("attach after the reboot: %v", err)

@@ -85,18 +85,16 @@ func mainServer(t *testing.T, h *harness, extra ...string) *mainRun {
 		}
 	})
 	re := regexp.MustCompile(`listening on tcp:port=(\d+)`)
-	for i := 0; i < 200; i++ {
-		if sm := re.FindStringSubmatch(stdout.String()); sm != nil {
-			m.port, _ = strconv.Atoi(sm[1])
-			return m
-		}
+	var sm []string
+	testkit.WaitFor(t, "kdsrv to listen", func() bool {
 		if m.exited() {
 			t.Fatalf("kdsrv exited with %d: %s", m.exit, m.stderr)
 		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	t.Fatalf("kdsrv is not listening after 5s: %s", m.stderr)
-	return nil
+		sm = re.FindStringSubmatch(stdout.String())
+		return sm != nil
+	})
+	m.port, _ = strconv.Atoi(sm[1])
+	return m
 }
 
 // endpsrv runs "kdclient -k ... endpsrv" in process.

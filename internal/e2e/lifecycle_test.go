@@ -311,16 +311,10 @@ func openSession(t *testing.T, serverSpec, trans string) (*session, error) {
 	return h.open(serverSpec, trans, client.Options{Logger: slog.New(slog.DiscardHandler)})
 }
 
-// waitUntilE polls cond (every 10 ms, up to 15 s).
+// waitUntilE waits up to 15 s until cond holds.
 func waitUntilE(t *testing.T, cond func() bool, what string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.WaitWithin(t, 15*time.Second, what, cond)
 }
 
 func TestLifecycleMatrix(t *testing.T) {

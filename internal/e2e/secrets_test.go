@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,11 +11,11 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/creack/pty"
 
 	"kdsrv/internal/sim"
+	"kdsrv/internal/testkit"
 )
 
 const e2ePassword = "Pw4e2eTests"
@@ -126,29 +125,18 @@ func TestPasswordPrompt(t *testing.T) {
 			}
 		}
 	}()
-	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(seen.String(), "Password for kdsrv at") {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("no prompt after 15s:\n%s", seen.String())
+	p := testkit.Started(t, cmd)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("kdclient's terminal:\n%s", seen.String())
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	})
+	testkit.WaitFor(t, "the password prompt", func() bool { return strings.Contains(seen.String(), "Password for kdsrv at") })
 	if _, err := ptm.Write([]byte(e2ePassword + "\r")); err != nil {
 		t.Fatal(err)
 	}
-	waitErr := make(chan error, 1)
-	go func() { waitErr <- cmd.Wait() }()
-	select {
-	case err := <-waitErr:
-		if err != nil {
-			t.Fatalf("kdclient after the prompt: %v\n%s", err, seen.String())
-		}
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		<-waitErr
-		t.Fatalf("kdclient did not finish after the password was entered:\n%s", seen.String())
+	if code := p.Wait(t); code != 0 {
+		t.Fatalf("kdclient after the prompt: exit %d\n%s", code, seen.String())
 	}
 	ptm.Close()
 	<-readDone
@@ -162,9 +150,8 @@ func TestPasswordPrompt(t *testing.T) {
 func TestPasswordFileModeRefused(t *testing.T) {
 	_, kdsrv, _ := tools(t)
 	pwFile := ownerOnlyFile(t, e2ePassword+"\n", 0o644)
-	out, err := exec.Command(kdsrv, "-password-file", pwFile, "-t", "tcp:port=5005").CombinedOutput()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !bytes.Contains(out, []byte("mode 0644")) || !bytes.Contains(out, []byte("chmod 600 "+pwFile)) {
-		t.Fatalf("kdsrv with a 0644 password file: %v\n%s", err, out)
+	_, out, code := testkit.Run(t, kdsrv, "-password-file", pwFile, "-t", "tcp:port=5005")
+	if code != 2 || !strings.Contains(out, "mode 0644") || !strings.Contains(out, "chmod 600 "+pwFile) {
+		t.Fatalf("kdsrv with a 0644 password file: exit %d\n%s", code, out)
 	}
 }

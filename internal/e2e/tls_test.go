@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"kdsrv/internal/cli/kdsrvcli"
+	"kdsrv/internal/testkit"
 
 	"kdsrv/internal/certstore"
 	"kdsrv/internal/client"
@@ -266,13 +267,7 @@ func TestSSLRefusals(t *testing.T) {
 // waitLog waits (boundedly) for the server log to contain want.
 func waitLog(t *testing.T, h *harness, want string) {
 	t.Helper()
-	for range 100 {
-		if strings.Contains(h.logs.String(), want) {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("the server log never said %q", want)
+	testkit.WaitFor(t, fmt.Sprintf("the server log to say %q", want), func() bool { return strings.Contains(h.logs.String(), want) })
 }
 
 // TestSSLBindingPerSession: every TLS session has its own channel binding,
@@ -489,12 +484,7 @@ func TestSSLShutdownDuringHandshake(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	for i := 0; h.srv.Stats().Clients == 0; i++ {
-		if i == 100 {
-			t.Fatal("the server never took the connection")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.WaitFor(t, "the server to take the connection", func() bool { return h.srv.Stats().Clients > 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := h.srv.Shutdown(ctx); err != nil {

@@ -66,11 +66,16 @@ func start(cmd *exec.Cmd) *Proc {
 		close(p.done)
 		return p
 	}
+	p.watch()
+	return p
+}
+
+func (p *Proc) watch() {
+	cmd := p.Cmd
 	go func() { // ends when the program does; its owner waits on done
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
-	return p
 }
 
 // Start starts cmd in the background (its Stdout and Stderr are set here).
@@ -93,13 +98,27 @@ func TryStart(t testing.TB, cmd *exec.Cmd) (*Proc, error) {
 	if p.startErr != nil {
 		return nil, fmt.Errorf("start %s: %w", strings.Join(cmd.Args, " "), p.startErr)
 	}
+	p.cleanup(t)
+	return p, nil
+}
+
+// Started is Start for a program started elsewhere (on a terminal by
+// pty.Start, say): it is waited for, and killed if still running when the
+// test ends. What it writes does not go to Stdout and Stderr.
+func Started(t testing.TB, cmd *exec.Cmd) *Proc {
+	p := &Proc{Cmd: cmd, Stdout: &Buffer{}, Stderr: &Buffer{}, done: make(chan struct{})}
+	p.watch()
+	p.cleanup(t)
+	return p
+}
+
+func (p *Proc) cleanup(t testing.TB) {
 	t.Cleanup(func() {
 		p.Kill()
-		if t.Failed() {
-			t.Logf("%s stderr:\n%s", strings.Join(cmd.Args, " "), p.Stderr)
+		if t.Failed() && p.Stderr.String() != "" {
+			t.Logf("%s stderr:\n%s", strings.Join(p.Cmd.Args, " "), p.Stderr)
 		}
 	})
-	return p, nil
 }
 
 // Done is closed when the program has exited.

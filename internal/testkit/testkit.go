@@ -56,10 +56,17 @@ const WaitLimit = 10 * time.Second
 // time.
 func WaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(WaitLimit)
+	WaitWithin(t, WaitLimit, what, cond)
+}
+
+// WaitWithin is WaitFor with another limit, for conditions that take a
+// loaded machine longer (a program restarting, a link reconnecting).
+func WaitWithin(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", WaitLimit, what)
+			t.Fatalf("timed out after %v waiting for %s", limit, what)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
