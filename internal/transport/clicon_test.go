@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,7 +32,13 @@ type cliconResult struct {
 
 func startCliconClient(t *testing.T, clientSpec string, wait time.Duration) *cliconClient {
 	t.Helper()
-	tr := mustParseClient(t, clientSpec)
+	return startCliconClientOn(t, clientSpec, "127.0.0.1", wait)
+}
+
+// startCliconClientOn is startCliconClient listening on bindHost.
+func startCliconClientOn(t *testing.T, clientSpec, bindHost string, wait time.Duration) *cliconClient {
+	t.Helper()
+	tr := clientT(t, clientSpec)
 	cc := &cliconClient{port: make(chan int, 1), events: make(chan Event, 16), result: make(chan cliconResult, 1)}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	cc.cancel = cancel
@@ -47,7 +52,7 @@ func startCliconClient(t *testing.T, clientSpec string, wait time.Duration) *cli
 		}
 	})
 	go func() {
-		c, err := DialClicon(ctx, tr, CliconDialOptions{BindHost: "127.0.0.1"})
+		c, err := DialClicon(ctx, tr, CliconDialOptions{BindHost: bindHost})
 		cc.result <- cliconResult{c, err}
 	}()
 	t.Cleanup(func() {
@@ -89,24 +94,6 @@ func (cc *cliconClient) conn(t *testing.T) net.Conn {
 	return nil
 }
 
-func mustParseClient(t *testing.T, s string) *spec.Transport {
-	t.Helper()
-	tr, err := spec.ParseClientTransport(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tr
-}
-
-func mustParseServer(t *testing.T, s string) *spec.Transport {
-	t.Helper()
-	tr, err := spec.ParseServerTransport(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tr
-}
-
 // freePort returns a loopback port that nothing listens on (now).
 func freePort(t *testing.T) int {
 	t.Helper()
@@ -122,7 +109,7 @@ func freePort(t *testing.T) int {
 func listenReverse(t *testing.T, port int, o Options) Listener {
 	t.Helper()
 	o.BindHost = "127.0.0.1"
-	ln, err := Listen(context.Background(), mustParseServer(t, fmt.Sprintf("tcp:port=%d,clicon=127.0.0.1", port)), o)
+	ln, err := Listen(context.Background(), serverT(t, fmt.Sprintf("tcp:port=%d,clicon=127.0.0.1", port)), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,6 +140,22 @@ func acceptUntil(t *testing.T, ln Listener, n int) (net.Conn, []error, error) {
 func isTemp(err error) bool {
 	var te interface{ Temporary() bool }
 	return errors.As(err, &te) && te.Temporary()
+}
+
+// connected accepts the server's end of the reverse connection to cc (at
+// most tries Accept calls), takes the client's end, and checks that the two
+// are one connection. Both ends close when the test ends.
+func (cc *cliconClient) connected(t *testing.T, ln Listener, tries int) (sc, c net.Conn) {
+	t.Helper()
+	sc, _, err := acceptUntil(t, ln, tries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sc.Close() })
+	c = cc.conn(t)
+	t.Cleanup(func() { c.Close() })
+	pair(t, sc, c)
+	return sc, c
 }
 
 // pair checks that a and b are the two ends of one connection.
@@ -211,14 +214,7 @@ func TestCliconServerFirst(t *testing.T) {
 	}
 	cc := startCliconClient(t, fmt.Sprintf("tcp:clicon=127.0.0.1,port=%d", port), 20*time.Second)
 	cc.waitPort(t)
-	sc, _, err := acceptUntil(t, ln, 20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close()
-	c := cc.conn(t)
-	defer c.Close()
-	pair(t, sc, c)
+	cc.connected(t, ln, 20)
 }
 
 // TestCliconClosedNoRetry: once the connection is closed, Accept fails for
@@ -261,15 +257,10 @@ func TestCliconRetryReconnects(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	port := freePort(t)
 	ln := listenReverse(t, port, Options{CliconRetry: true, CliconWindow: time.Millisecond})
-	for i := range 3 {
+	for range 3 {
 		cc := startCliconClient(t, fmt.Sprintf("tcp:clicon=127.0.0.1,port=%d", port), 20*time.Second)
 		cc.waitPort(t)
-		sc, _, err := acceptUntil(t, ln, 30)
-		if err != nil {
-			t.Fatalf("round %d: %v", i, err)
-		}
-		c := cc.conn(t)
-		pair(t, sc, c)
+		sc, c := cc.connected(t, ln, 30)
 		c.Close()
 		sc.Close()
 	}
@@ -308,21 +299,7 @@ func TestCliconCloseUnblocks(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		done := make(chan error, 1)
-		go func() {
-			_, err := ln.Accept()
-			done <- err
-		}()
-		time.Sleep(50 * time.Millisecond)
-		ln.Close()
-		select {
-		case err := <-done:
-			if !errors.Is(err, net.ErrClosed) {
-				t.Fatal(err)
-			}
-		case <-time.After(time.Second):
-			t.Fatal("Close did not end the back-off")
-		}
+		closeEndsAccept(t, ln, time.Second) // well before the back-off ends
 	})
 	t.Run("active", func(t *testing.T) {
 		cc := startCliconClient(t, "tcp:clicon=127.0.0.1,port=20000:29999", 20*time.Second)
@@ -333,17 +310,29 @@ func TestCliconCloseUnblocks(t *testing.T) {
 		}
 		defer sc.Close()
 		defer cc.conn(t).Close()
-		done := make(chan error, 1)
-		go func() {
-			_, err := ln.Accept()
-			done <- err
-		}()
-		time.Sleep(50 * time.Millisecond)
-		ln.Close()
-		if err := <-done; !errors.Is(err, net.ErrClosed) {
+		closeEndsAccept(t, ln, 10*time.Second)
+	})
+}
+
+// closeEndsAccept calls Accept, closes ln while the call waits, and checks
+// that the call ends within limit with net.ErrClosed.
+func closeEndsAccept(t *testing.T, ln Listener, limit time.Duration) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		_, err := ln.Accept()
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // let Accept start waiting
+	ln.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
 			t.Fatal(err)
 		}
-	})
+	case <-time.After(limit):
+		t.Fatalf("Close did not end the waiting Accept within %v", limit)
+	}
 }
 
 // TestCliconRejectsImpostor: the client drops a connection that does not
@@ -372,15 +361,7 @@ func TestCliconRejectsImpostor(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no rejection reported")
 	}
-	ln := listenReverse(t, port, Options{})
-	sc, _, err := acceptUntil(t, ln, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close()
-	c := cc.conn(t)
-	defer c.Close()
-	pair(t, sc, c)
+	cc.connected(t, listenReverse(t, port, Options{}), 3)
 }
 
 // TestCliconClientGivesUp: a client whose wait ends says which port it
@@ -404,15 +385,15 @@ func TestCliconClientGivesUp(t *testing.T) {
 
 // TestCliconListenErrors: ranges and host names for -bind are refused.
 func TestCliconListenErrors(t *testing.T) {
-	tr := mustParseServer(t, "tcp:port=5005,clicon=client1")
+	tr := serverT(t, "tcp:port=5005,clicon=client1")
 	tr.Port = spec.PortRange{Lo: 5005, Hi: 5010}
 	if _, err := Listen(context.Background(), tr, Options{}); err == nil || !strings.Contains(err.Error(), "one port") {
 		t.Errorf("range: %v", err)
 	}
-	if _, err := Listen(context.Background(), mustParseServer(t, "tcp:port=5005,clicon=client1"), Options{BindHost: "myhost"}); err == nil || !strings.Contains(err.Error(), "-bind") {
+	if _, err := Listen(context.Background(), serverT(t, "tcp:port=5005,clicon=client1"), Options{BindHost: "myhost"}); err == nil || !strings.Contains(err.Error(), "-bind") {
 		t.Errorf("bind name: %v", err)
 	}
-	ln, err := Listen(context.Background(), mustParseServer(t, `tcp:port=5005,clicon=\\fe80::1,ipversion=6`), Options{})
+	ln, err := Listen(context.Background(), serverT(t, `tcp:port=5005,clicon=\\fe80::1,ipversion=6`), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,36 +414,11 @@ func TestCliconIPv6(t *testing.T) {
 		t.Skipf("no IPv6 loopback: %v", err)
 	}
 	probe.Close()
-	tr := mustParseClient(t, "tcp:clicon=::1,port=20000:29999,ipversion=6")
-	var mu sync.Mutex
-	port := make(chan int, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	ctx = WithEvents(ctx, func(e Event) {
-		mu.Lock()
-		defer mu.Unlock()
-		port <- e.Port
-	})
-	res := make(chan cliconResult, 1)
-	go func() {
-		c, err := DialClicon(ctx, tr, CliconDialOptions{BindHost: "::1"})
-		res <- cliconResult{c, err}
-	}()
-	p := <-port
-	ln, err := Listen(context.Background(), mustParseServer(t, fmt.Sprintf("tcp:port=%d,clicon=::1,ipversion=6", p)), Options{})
+	cc := startCliconClientOn(t, "tcp:clicon=::1,port=20000:29999,ipversion=6", "::1", 20*time.Second)
+	ln, err := Listen(context.Background(), serverT(t, fmt.Sprintf("tcp:port=%d,clicon=::1,ipversion=6", cc.waitPort(t))), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	sc, _, err := acceptUntil(t, ln, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close()
-	r := <-res
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	defer r.c.Close()
-	pair(t, sc, r.c)
+	cc.connected(t, ln, 3)
 }

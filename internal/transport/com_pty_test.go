@@ -144,7 +144,7 @@ func TestCOMOverPTY(t *testing.T) {
 	ctx := context.Background()
 	channels := []int{0, 42, 254}
 	for _, ch := range channels {
-		ln, err := Listen(ctx, comServerT(t, fmt.Sprintf("com:port=%s,baud=115200,channel=%d", cable.A, ch)), Options{COM: ports})
+		ln, err := Listen(ctx, serverT(t, fmt.Sprintf("com:port=%s,baud=115200,channel=%d", cable.A, ch)), Options{COM: ports})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,7 +158,7 @@ func TestCOMOverPTY(t *testing.T) {
 			defer wg.Done()
 			dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 			defer cancel()
-			c, err := (&Dialer{COM: ports}).Dial(dctx, comClientT(t, fmt.Sprintf("com:port=%s,baud=115200,channel=%d", cable.B, ch)))
+			c, err := (&Dialer{COM: ports}).Dial(dctx, clientT(t, fmt.Sprintf("com:port=%s,baud=115200,channel=%d", cable.B, ch)))
 			if err != nil {
 				errs <- err
 				return

@@ -100,26 +100,40 @@ func (e *comCountedEnd) Close() error {
 	return e.ReadWriteCloser.Close()
 }
 
-func comServerT(t *testing.T, s string) *spec.Transport {
-	t.Helper()
-	tr, err := spec.ParseServerTransport(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tr
-}
-
-func comClientT(t *testing.T, s string) *spec.Transport {
-	t.Helper()
-	tr, err := spec.ParseClientTransport(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tr
-}
-
 func comFast(ports *COMPorts) {
 	ports.Config = commux.Config{RetransmitTimeout: 50 * time.Millisecond, KeepAlive: -1}
+}
+
+// comRig is the set-up of most COM tests: fast timers, a fake cable between
+// a server device and a client device (named after n, so tests do not
+// share devices), and a check that no goroutine outlives the test.
+type comRig struct {
+	ports    *COMPorts
+	srv, cli string
+	line     *comFakeLine
+}
+
+func newCOMRig(t *testing.T, n int) *comRig {
+	r := &comRig{ports: &COMPorts{}, srv: comFakeDevice(fmt.Sprintf("kdfakeS%d", n)), cli: comFakeDevice(fmt.Sprintf("kdfakeC%d", n))}
+	comNoLeaks(t)
+	comFast(r.ports)
+	r.line = newCOMFakeLine(t, r.ports, r.srv, r.cli)
+	return r
+}
+
+// listen opens channel ch of the server device at 115200 baud.
+func (r *comRig) listen(t *testing.T, ch int) Listener {
+	t.Helper()
+	ln, err := Listen(context.Background(), serverT(t, fmt.Sprintf("com:port=%s,baud=115200,channel=%d", r.srv, ch)), Options{COM: r.ports})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// dial connects to channel ch over the client device at 115200 baud.
+func (r *comRig) dial(ctx context.Context, t *testing.T, ch int) (net.Conn, error) {
+	return (&Dialer{COM: r.ports}).Dial(ctx, clientT(t, fmt.Sprintf("com:port=%s,baud=115200,channel=%d", r.cli, ch)))
 }
 
 // comEchoServe answers every connection of ln with an echo until ln closes.
@@ -155,7 +169,7 @@ func TestCOMDisplay(t *testing.T) {
 		{"com:port=/dev/ttyUSB0,baud=921600,channel=17", "com:port=/dev/ttyUSB0,baud=921600,channel=17"},
 	}
 	for _, tt := range tests {
-		if got := comDisplay(comServerT(t, tt.in)); got != tt.want {
+		if got := comDisplay(serverT(t, tt.in)); got != tt.want {
 			t.Errorf("%s: display %q, want %q", tt.in, got, tt.want)
 		}
 	}
@@ -178,18 +192,11 @@ func TestCOMChannelRange(t *testing.T) {
 // a client process shares its device the same way; each channel carries
 // its own stream; the device closes when its last user goes.
 func TestCOMSharedPort(t *testing.T) {
-	ports := &COMPorts{}
-	comNoLeaks(t)
-	comFast(ports)
-	srvDev, cliDev := comFakeDevice("kdfakeS0"), comFakeDevice("kdfakeC0")
-	line := newCOMFakeLine(t, ports, srvDev, cliDev)
-	ctx := context.Background()
+	r := newCOMRig(t, 0)
+	srvDev, cliDev, line := r.srv, r.cli, r.line
 	var lns []Listener
 	for _, ch := range []int{3, 7, 254} {
-		ln, err := Listen(ctx, comServerT(t, fmt.Sprintf("com:port=%s,baud=115200,channel=%d", srvDev, ch)), Options{COM: ports})
-		if err != nil {
-			t.Fatal(err)
-		}
+		ln := r.listen(t, ch)
 		if want := fmt.Sprintf("com:port=%s,baud=115200,channel=%d", srvDev, ch); ln.Display() != want {
 			t.Errorf("display %q, want %q", ln.Display(), want)
 		}
@@ -206,7 +213,7 @@ func TestCOMSharedPort(t *testing.T) {
 	}
 	var conns []net.Conn
 	for _, ch := range []int{3, 7, 254} {
-		c, err := (&Dialer{COM: ports}).Dial(ctx, comClientT(t, fmt.Sprintf("com:port=%s,baud=115200,channel=%d", cliDev, ch)))
+		c, err := r.dial(context.Background(), t, ch)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -265,16 +272,9 @@ func TestCOMSharedPort(t *testing.T) {
 // down) keeps accepted connections working; the device closes after the
 // last of them.
 func TestCOMAcceptedOutlivesListener(t *testing.T) {
-	ports := &COMPorts{}
-	comNoLeaks(t)
-	comFast(ports)
-	srvDev, cliDev := comFakeDevice("kdfakeS1"), comFakeDevice("kdfakeC1")
-	line := newCOMFakeLine(t, ports, srvDev, cliDev)
-	ctx := context.Background()
-	ln, err := Listen(ctx, comServerT(t, "com:port="+srvDev+",baud=115200,channel=5"), Options{COM: ports})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newCOMRig(t, 1)
+	srvDev, line := r.srv, r.line
+	ln := r.listen(t, 5)
 	accepted := make(chan net.Conn, 1)
 	go func() {
 		c, err := ln.Accept()
@@ -285,7 +285,7 @@ func TestCOMAcceptedOutlivesListener(t *testing.T) {
 		}
 		accepted <- c
 	}()
-	cc, err := (&Dialer{COM: ports}).Dial(ctx, comClientT(t, "com:port="+cliDev+",baud=115200,channel=5"))
+	cc, err := r.dial(context.Background(), t, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,16 +320,10 @@ func TestCOMAcceptedOutlivesListener(t *testing.T) {
 // TestCOMListenErrors: conflicting transports of one kdsrv are refused
 // with a message naming the fix; a released port can be taken again.
 func TestCOMListenErrors(t *testing.T) {
-	ports := &COMPorts{}
-	comNoLeaks(t)
-	comFast(ports)
-	srvDev, cliDev := comFakeDevice("kdfakeS2"), comFakeDevice("kdfakeC2")
-	line := newCOMFakeLine(t, ports, srvDev, cliDev)
+	r := newCOMRig(t, 2)
+	ports, srvDev, line := r.ports, r.srv, r.line
 	ctx := context.Background()
-	first, err := Listen(ctx, comServerT(t, "com:port="+srvDev+",baud=115200,channel=1"), Options{COM: ports})
-	if err != nil {
-		t.Fatal(err)
-	}
+	first := r.listen(t, 1)
 	tests := []struct {
 		name, spec string
 		want       []string
@@ -340,16 +334,12 @@ func TestCOMListenErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ln, err := Listen(ctx, comServerT(t, tt.spec), Options{COM: ports})
+			ln, err := Listen(ctx, serverT(t, tt.spec), Options{COM: ports})
 			if err == nil {
 				ln.Close()
 				t.Fatal("accepted")
 			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not say %q", err, w)
-				}
-			}
+			errSays(t, err, tt.want...)
 		})
 	}
 	if o, c := line.counts(srvDev); o != 1 || c != 0 {
@@ -359,7 +349,7 @@ func TestCOMListenErrors(t *testing.T) {
 	if _, c := line.counts(srvDev); c != 1 {
 		t.Fatalf("port not closed with its last listener")
 	}
-	again, err := Listen(ctx, comServerT(t, "com:port="+srvDev+",baud=9600,channel=1"), Options{COM: ports})
+	again, err := Listen(ctx, serverT(t, "com:port="+srvDev+",baud=9600,channel=1"), Options{COM: ports})
 	if err != nil {
 		t.Fatalf("port not free after its last listener closed: %v", err)
 	}
@@ -369,29 +359,18 @@ func TestCOMListenErrors(t *testing.T) {
 // TestCOMDialErrors: what a client is told when nobody listens on its
 // channel, when nothing answers at all, and when its device is missing.
 func TestCOMDialErrors(t *testing.T) {
-	ports := &COMPorts{}
-	comNoLeaks(t)
-	comFast(ports)
-	srvDev, cliDev := comFakeDevice("kdfakeS3"), comFakeDevice("kdfakeC3")
-	line := newCOMFakeLine(t, ports, srvDev, cliDev)
+	r := newCOMRig(t, 3)
+	ports, cliDev, line := r.ports, r.cli, r.line
 	ctx := context.Background()
-	ln, err := Listen(ctx, comServerT(t, "com:port="+srvDev+",baud=115200,channel=3"), Options{COM: ports})
-	if err != nil {
-		t.Fatal(err)
-	}
-	comEchoServe(t, ln)
+	comEchoServe(t, r.listen(t, 3))
 
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err = (&Dialer{COM: ports}).Dial(dctx, comClientT(t, "com:port="+cliDev+",baud=115200,channel=7"))
+	_, err := r.dial(dctx, t, 7)
 	if !errors.Is(err, commux.ErrNoListener) {
 		t.Fatalf("dial of an unused channel: %v", err)
 	}
-	for _, w := range []string{"no kdsrv listening on COM channel 7 of " + cliDev, "-t com:port=...,baud=115200,channel=7"} {
-		if !strings.Contains(err.Error(), w) {
-			t.Errorf("error %q does not say %q", err, w)
-		}
-	}
+	errSays(t, err, "no kdsrv listening on COM channel 7 of "+cliDev, "-t com:port=...,baud=115200,channel=7")
 	if o, c := line.counts(cliDev); o != 1 || c != 1 {
 		t.Errorf("failed dial left the device open: opens %d closes %d", o, c)
 	}
@@ -407,19 +386,15 @@ func TestCOMDialErrors(t *testing.T) {
 	go func() { defer close(drained); _, _ = io.Copy(io.Discard, far) }()
 	dctx2, cancel2 := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel2()
-	_, err = (&Dialer{COM: ports}).Dial(dctx2, comClientT(t, "com:port="+mute+",baud=57600,channel=9"))
+	_, err = (&Dialer{COM: ports}).Dial(dctx2, clientT(t, "com:port="+mute+",baud=57600,channel=9"))
 	far.Close()
 	<-drained
 	if err == nil {
 		t.Fatal("dial over a mute line succeeded")
 	}
-	for _, w := range []string{"no kdsrv answered on COM channel 9 of " + mute, "both sides use baud=57600", "-t com:port=...,baud=57600,channel=9"} {
-		if !strings.Contains(err.Error(), w) {
-			t.Errorf("error %q does not say %q", err, w)
-		}
-	}
+	errSays(t, err, "no kdsrv answered on COM channel 9 of "+mute, "both sides use baud=57600", "-t com:port=...,baud=57600,channel=9")
 
-	_, err = (&Dialer{COM: ports}).Dial(ctx, comClientT(t, "com:port="+comFakeDevice("kdnothere")+",baud=115200,channel=1"))
+	_, err = (&Dialer{COM: ports}).Dial(ctx, clientT(t, "com:port="+comFakeDevice("kdnothere")+",baud=115200,channel=1"))
 	if err == nil || !strings.Contains(err.Error(), "cannot reach kdsrv over "+comFakeDevice("kdnothere")) || !strings.Contains(err.Error(), "no such file") {
 		t.Errorf("missing device: %v", err)
 	}
@@ -438,11 +413,11 @@ func TestCOMDeviceNames(t *testing.T) {
 		return nil, errors.New("not here")
 	}
 	for _, p := range []string{"COM2", "com2", "2"} {
-		_, err := Listen(context.Background(), comServerT(t, "com:port="+p+",baud=115200,channel=0"), Options{COM: ports})
+		_, err := Listen(context.Background(), serverT(t, "com:port="+p+",baud=115200,channel=0"), Options{COM: ports})
 		if err == nil || !strings.Contains(err.Error(), "com:port=COM2,baud=115200,channel=0") {
 			t.Errorf("%s: %v", p, err)
 		}
-		_, err = (&Dialer{COM: ports}).Dial(context.Background(), comClientT(t, "com:port="+p+",baud=115200,channel=0"))
+		_, err = (&Dialer{COM: ports}).Dial(context.Background(), clientT(t, "com:port="+p+",baud=115200,channel=0"))
 		if err == nil || !strings.Contains(err.Error(), "COM2 (/dev/ttyS1)") {
 			t.Errorf("%s: %v", p, err)
 		}
@@ -458,17 +433,10 @@ func TestCOMDeviceNames(t *testing.T) {
 // permanent error that names the port and says what to do (kdsrv then
 // stops), not the net.ErrClosed of an orderly close.
 func TestCOMLineFailure(t *testing.T) {
-	ports := &COMPorts{}
-	comNoLeaks(t)
-	comFast(ports)
-	srvDev, cliDev := comFakeDevice("kdfakeS4"), comFakeDevice("kdfakeC4")
-	line := newCOMFakeLine(t, ports, srvDev, cliDev)
-	ln, err := Listen(context.Background(), comServerT(t, "com:port="+srvDev+",baud=115200,channel=1"), Options{COM: ports})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newCOMRig(t, 4)
+	ln := r.listen(t, 1)
 	defer ln.Close()
-	far, err := line.open(cliDev, 115200)
+	far, err := r.line.open(r.cli, 115200)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,11 +445,7 @@ func TestCOMLineFailure(t *testing.T) {
 	if err == nil || errors.Is(err, net.ErrClosed) {
 		t.Fatalf("accept on a failed line: %v", err)
 	}
-	for _, w := range []string{"serial line " + srvDev + " failed", "restart kdsrv"} {
-		if !strings.Contains(err.Error(), w) {
-			t.Errorf("error %q does not say %q", err, w)
-		}
-	}
+	errSays(t, err, "serial line "+r.srv+" failed", "restart kdsrv")
 	if !errors.Is(err, commux.ErrMuxClosed) {
 		t.Errorf("error does not wrap commux.ErrMuxClosed: %v", err)
 	}

@@ -17,8 +17,6 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
-
-	"kdsrv/internal/spec"
 )
 
 // The pipe tests set KDSRV_PIPE_DIR and KDSRV_PIPE_MODE, so none of them
@@ -36,24 +34,6 @@ func pipeTestDir(t *testing.T) string {
 	t.Setenv(PipeDirEnv, d)
 	t.Setenv(PipeModeEnv, "")
 	return d
-}
-
-func parseServerT(t *testing.T, s string) *spec.Transport {
-	t.Helper()
-	tr, err := spec.ParseServerTransport(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tr
-}
-
-func parseClientT(t *testing.T, s string) *spec.Transport {
-	t.Helper()
-	tr, err := spec.ParseClientTransport(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tr
 }
 
 func testCtx(t *testing.T, d time.Duration) context.Context {
@@ -101,7 +81,7 @@ func roundTrip(t *testing.T, c net.Conn, msg string) {
 func TestPipeListenDial(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	dir := pipeTestDir(t)
-	ln, err := Listen(context.Background(), parseServerT(t, "npipe:pipe=Kd_%d_%x"), Options{PID: 1234, TID: 0x1f})
+	ln, err := Listen(context.Background(), serverT(t, "npipe:pipe=Kd_%d_%x"), Options{PID: 1234, TID: 0x1f})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +98,7 @@ func TestPipeListenDial(t *testing.T) {
 	}
 	for _, name := range []string{"Kd_1234_1f", "KD_1234_1F"} {
 		done := echoOnce(ln)
-		c, err := Dial(testCtx(t, 10*time.Second), parseClientT(t, `npipe:server=\\.,pipe=`+name))
+		c, err := Dial(testCtx(t, 10*time.Second), clientT(t, `npipe:server=\\.,pipe=`+name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,14 +121,14 @@ func TestPipeListenDial(t *testing.T) {
 func TestPipeNameInUse(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	pipeTestDir(t)
-	tr := parseServerT(t, "npipe:pipe=busy")
+	tr := serverT(t, "npipe:pipe=busy")
 	ln, err := Listen(context.Background(), tr, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
 	for _, name := range []string{"busy", "BUSY"} {
-		_, err = Listen(context.Background(), parseServerT(t, "npipe:pipe="+name), Options{})
+		_, err = Listen(context.Background(), serverT(t, "npipe:pipe="+name), Options{})
 		if !errors.Is(err, ErrPipeInUse) || !strings.Contains(err.Error(), "pipe name in use") || !strings.Contains(err.Error(), "choose another name") {
 			t.Fatalf("second listener on %s: %v", name, err)
 		}
@@ -167,7 +147,7 @@ func TestPipeNameInUse(t *testing.T) {
 		c.Close()
 	}
 	done := echoOnce(ln)
-	c, err := Dial(testCtx(t, 10*time.Second), parseClientT(t, "npipe:server=localhost,pipe=busy"))
+	c, err := Dial(testCtx(t, 10*time.Second), clientT(t, "npipe:server=localhost,pipe=busy"))
 	if err != nil {
 		t.Fatalf("the first server stopped working: %v", err)
 	}
@@ -191,12 +171,12 @@ func TestPipeStaleSocketReplaced(t *testing.T) {
 	if _, err := os.Lstat(path); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := Listen(context.Background(), parseServerT(t, "npipe:pipe=stale"), Options{})
+	ln, err := Listen(context.Background(), serverT(t, "npipe:pipe=stale"), Options{})
 	if err != nil {
 		t.Fatalf("stale socket not replaced: %v", err)
 	}
 	done := echoOnce(ln)
-	c, err := Dial(testCtx(t, 10*time.Second), parseClientT(t, "npipe:server=.,pipe=stale"))
+	c, err := Dial(testCtx(t, 10*time.Second), clientT(t, "npipe:server=.,pipe=stale"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +189,7 @@ func TestPipeStaleSocketReplaced(t *testing.T) {
 	if err := os.WriteFile(plain, []byte("keep me"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err = Listen(context.Background(), parseServerT(t, "npipe:pipe=plain"), Options{})
+	_, err = Listen(context.Background(), serverT(t, "npipe:pipe=plain"), Options{})
 	if err == nil || !strings.Contains(err.Error(), "is not a socket") {
 		t.Fatalf("listening over a regular file: %v", err)
 	}
@@ -364,7 +344,7 @@ func TestPipeDialErrors(t *testing.T) {
 		{"npipe:server=192.0.2.7,pipe=kd", []string{"only be reached from Windows"}},
 	}
 	for _, tc := range tests {
-		_, err := Dial(testCtx(t, 5*time.Second), parseClientT(t, tc.client))
+		_, err := Dial(testCtx(t, 5*time.Second), clientT(t, tc.client))
 		if err == nil {
 			t.Fatalf("%s: no error", tc.client)
 		}

@@ -63,28 +63,10 @@ func spaced(tp string) string {
 	return strings.Join(parts, " ")
 }
 
-func mustServer(t *testing.T, s string) *spec.Transport {
-	t.Helper()
-	tr, err := spec.ParseServerTransport(s)
-	if err != nil {
-		t.Fatalf("parse %q: %v", s, err)
-	}
-	return tr
-}
-
-func mustClient(t *testing.T, s string) *spec.Transport {
-	t.Helper()
-	tr, err := spec.ParseClientTransport(s)
-	if err != nil {
-		t.Fatalf("parse %q: %v", s, err)
-	}
-	return tr
-}
-
 func listenLoopback(t *testing.T, s string, o Options) Listener {
 	t.Helper()
 	o.BindHost = "127.0.0.1"
-	ln, err := Listen(context.Background(), mustServer(t, s), o)
+	ln, err := Listen(context.Background(), serverT(t, s), o)
 	if err != nil {
 		t.Fatalf("listen %q: %v", s, err)
 	}
@@ -123,6 +105,33 @@ func serveOne(ln Listener) <-chan served {
 		ch <- served{conn: c, binding: b, err: err}
 	}()
 	return ch
+}
+
+// sessionBinding runs one exchange of the client's connection c with
+// serveOne's server (ch), closes c, and checks that both sides derived the
+// same 32-byte channel binding, which it returns.
+func sessionBinding(t *testing.T, c net.Conn, ch <-chan served) []byte {
+	t.Helper()
+	cb, err := Binding(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	echo := make([]byte, 5)
+	if _, err := io.ReadFull(c, echo); err != nil || string(echo) != "hello" {
+		t.Fatalf("echo %q %v", echo, err)
+	}
+	c.Close()
+	s := <-ch
+	if s.err != nil {
+		t.Fatalf("server: %v", s.err)
+	}
+	if len(cb) != 32 || !bytes.Equal(cb, s.binding) {
+		t.Fatalf("bindings differ or are empty: client %x server %x", cb, s.binding)
+	}
+	return cb
 }
 
 func dialCtx(t *testing.T) context.Context {
@@ -197,7 +206,7 @@ func TestTLSServerAndClientVerification(t *testing.T) {
 			if tc.clientEnv != "" {
 				t.Setenv(certstore.EnvUserCerts, tc.clientEnv)
 			}
-			ct := mustClient(t, strings.ReplaceAll(tc.client, "PORT", strconv.Itoa(port(ln))))
+			ct := clientT(t, strings.ReplaceAll(tc.client, "PORT", strconv.Itoa(port(ln))))
 			c, err := Dial(dialCtx(t), ct)
 			if tc.want == nil {
 				if err == nil {
@@ -226,24 +235,7 @@ func TestTLSServerAndClientVerification(t *testing.T) {
 			if got := certstore.Thumbprint(cs.PeerCertificates[0]); got != tc.want.Thumbprint() {
 				t.Errorf("server presented %s, want %s", got, tc.want.Thumbprint())
 			}
-			cb, err := Binding(c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := c.Write([]byte("hello")); err != nil {
-				t.Fatal(err)
-			}
-			echo := make([]byte, 5)
-			if _, err := io.ReadFull(c, echo); err != nil || string(echo) != "hello" {
-				t.Fatalf("echo %q %v", echo, err)
-			}
-			s := <-ch
-			if s.err != nil {
-				t.Fatalf("server: %v", s.err)
-			}
-			if len(cb) != 32 || !bytes.Equal(cb, s.binding) {
-				t.Fatalf("bindings differ or are empty: client %x server %x", cb, s.binding)
-			}
+			sessionBinding(t, c, ch)
 		})
 	}
 }
@@ -262,7 +254,7 @@ func TestTLSBindingPerSession(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	f := newTLSFixture(t)
 	ln := listenLoopback(t, "ssl:proto=tls1,certuser=kd-user,port=20000:29999", Options{})
-	ct := mustClient(t, "ssl:proto=tls1,server=127.0.0.1,port="+strconv.Itoa(port(ln))+",thumbprint="+f.user.Thumbprint())
+	ct := clientT(t, "ssl:proto=tls1,server=127.0.0.1,port="+strconv.Itoa(port(ln))+",thumbprint="+f.user.Thumbprint())
 	var bindings [][]byte
 	for range 2 {
 		ch := serveOne(ln)
@@ -270,17 +262,7 @@ func TestTLSBindingPerSession(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := Binding(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Write([]byte("hello"))
-		io.ReadFull(c, make([]byte, 5))
-		c.Close()
-		if s := <-ch; s.err != nil || !bytes.Equal(s.binding, b) {
-			t.Fatalf("server binding %x (%v), client %x", s.binding, s.err, b)
-		}
-		bindings = append(bindings, b)
+		bindings = append(bindings, sessionBinding(t, c, ch))
 	}
 	if bytes.Equal(bindings[0], bindings[1]) {
 		t.Fatal("two TLS sessions have the same channel binding")
@@ -332,7 +314,7 @@ func TestTLSBadClients(t *testing.T) {
 			tc.client(t, bad)
 			// Meanwhile a good client gets through.
 			ch := serveOne(ln)
-			good, err := Dial(dialCtx(t), mustClient(t, "ssl:proto=tls1,server=127.0.0.1,port="+strconv.Itoa(port(ln))+",thumbprint="+f.user.Thumbprint()))
+			good, err := Dial(dialCtx(t), clientT(t, "ssl:proto=tls1,server=127.0.0.1,port="+strconv.Itoa(port(ln))+",thumbprint="+f.user.Thumbprint()))
 			if err != nil {
 				t.Fatalf("good client while a bad one is pending: %v", err)
 			}
@@ -373,7 +355,7 @@ func TestTLSClientAgainstPlainServer(t *testing.T) {
 		io.Copy(io.Discard, c)
 		c.Close()
 	}()
-	_, err := Dial(dialCtx(t), mustClient(t, "ssl:proto=tls1,server=127.0.0.1,port="+strconv.Itoa(port(ln))+",thumbprint="+f.user.Thumbprint()))
+	_, err := Dial(dialCtx(t), clientT(t, "ssl:proto=tls1,server=127.0.0.1,port="+strconv.Itoa(port(ln))+",thumbprint="+f.user.Thumbprint()))
 	if err == nil || !strings.Contains(err.Error(), "does not speak TLS") {
 		t.Fatalf("got %v", err)
 	}
@@ -401,7 +383,7 @@ func TestTLSServerCertificateErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.server, func(t *testing.T) {
-			ln, err := Listen(context.Background(), mustServer(t, tc.server), Options{BindHost: "127.0.0.1"})
+			ln, err := Listen(context.Background(), serverT(t, tc.server), Options{BindHost: "127.0.0.1"})
 			if err == nil {
 				ln.Close()
 				t.Fatal("listen succeeded")
@@ -412,7 +394,7 @@ func TestTLSServerCertificateErrors(t *testing.T) {
 		})
 	}
 	// A bad proto= never gets past the grammar, but the transport checks too.
-	tr := mustServer(t, "ssl:proto=tls1,certuser=kd-user,port=20000:29999")
+	tr := serverT(t, "ssl:proto=tls1,certuser=kd-user,port=20000:29999")
 	tr.TLSProto = "ssl3"
 	if _, err := Listen(context.Background(), tr, Options{}); !errors.Is(err, certstore.ErrBadProto) {
 		t.Fatalf("proto=ssl3: %v", err)
@@ -431,7 +413,7 @@ func TestTLSDisplay(t *testing.T) {
 		{"ssl:proto=tls1,certuser=kd,port=5005,clicon=host1", "tcp:port=5005,clicon=host1", "ssl:proto=tls1,certuser=kd,port=5005,clicon=host1"},
 	}
 	for _, tc := range tests {
-		if got := tlsDisplay(mustServer(t, tc.server), tc.inner); got != tc.want {
+		if got := tlsDisplay(serverT(t, tc.server), tc.inner); got != tc.want {
 			t.Errorf("tlsDisplay(%q, %q) = %q, want %q", tc.server, tc.inner, got, tc.want)
 		}
 	}
@@ -459,7 +441,7 @@ func TestTLSOverOtherTransport(t *testing.T) {
 		l, err := net.Listen("unix", path)
 		return unixListener{l}, err
 	}
-	ln, err := ListenTLS(context.Background(), mustServer(t, "spipe:proto=tls1,machuser=kd-machine,pipe=kd_pipe,password=abc"), Options{}, inner)
+	ln, err := ListenTLS(context.Background(), serverT(t, "spipe:proto=tls1,machuser=kd-machine,pipe=kd_pipe,password=abc"), Options{}, inner)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,20 +459,11 @@ func TestTLSOverOtherTransport(t *testing.T) {
 		}
 		return net.Dial("unix", path)
 	}
-	c, err := DialTLS(dialCtx(t), mustClient(t, "spipe:proto=tls1,server=localhost,pipe=kd_pipe,cafile="+f.pki.CAFile), dial)
+	c, err := DialTLS(dialCtx(t), clientT(t, "spipe:proto=tls1,server=localhost,pipe=kd_pipe,cafile="+f.pki.CAFile), dial)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Binding(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Write([]byte("hello"))
-	io.ReadFull(c, make([]byte, 5))
-	c.Close()
-	if s := <-ch; s.err != nil || !bytes.Equal(s.binding, b) {
-		t.Fatalf("server %v, bindings %x / %x", s.err, s.binding, b)
-	}
+	sessionBinding(t, c, ch)
 }
 
 // TestTLSListenerAddrIsTCP: IcfEnable opens the port of a *net.TCPAddr.
@@ -515,7 +488,7 @@ func TestSPipeOverNPipe(t *testing.T) {
 	}
 	defer os.RemoveAll(dir)
 	t.Setenv("KDSRV_PIPE_DIR", dir)
-	ln, err := Listen(context.Background(), mustServer(t, "spipe:proto=tls1,certuser=kd-user,pipe=kd_%d"), Options{PID: 42})
+	ln, err := Listen(context.Background(), serverT(t, "spipe:proto=tls1,certuser=kd-user,pipe=kd_%d"), Options{PID: 42})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -524,18 +497,9 @@ func TestSPipeOverNPipe(t *testing.T) {
 		t.Errorf("display %q, want %q", got, want)
 	}
 	ch := serveOne(ln)
-	c, err := Dial(dialCtx(t), mustClient(t, "spipe:proto=tls1,server=.,pipe=kd_42,thumbprint="+f.user.Thumbprint()))
+	c, err := Dial(dialCtx(t), clientT(t, "spipe:proto=tls1,server=.,pipe=kd_42,thumbprint="+f.user.Thumbprint()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Binding(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Write([]byte("hello"))
-	io.ReadFull(c, make([]byte, 5))
-	c.Close()
-	if s := <-ch; s.err != nil || !bytes.Equal(s.binding, b) {
-		t.Fatalf("server %v, bindings %x / %x", s.err, s.binding, b)
-	}
+	sessionBinding(t, c, ch)
 }
