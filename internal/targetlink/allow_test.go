@@ -62,10 +62,7 @@ func checkAdmits(t *testing.T, a *AllowList, cases []admits) {
 
 func TestDefaultAllowLinux(t *testing.T) {
 	t.Parallel()
-	a, err := newAllowList(nil, true, "linux", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := mustAllowOn(t, "linux", nil, true)
 	checkAdmits(t, a, []admits{
 		{"com:port=/dev/ttyS0,baud=115200", true, "", ""},
 		{"com:port=/dev/ttyUSB3,baud=115200", true, "", ""},
@@ -87,10 +84,7 @@ func TestDefaultAllowLinux(t *testing.T) {
 
 func TestDefaultAllowWindows(t *testing.T) {
 	t.Parallel()
-	a, err := newAllowList(nil, true, "windows", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := mustAllowOn(t, "windows", nil, true)
 	checkAdmits(t, a, []admits{
 		{"com:port=COM2,baud=115200", true, "", ""},
 		{`com:port=\\.\COM12,baud=115200`, true, "", ""},
@@ -99,10 +93,7 @@ func TestDefaultAllowWindows(t *testing.T) {
 		{`com:pipe,port=\\.\pipe\vm1`, false, `\\.\pipe\vm1`, `\\.\pipe\*`},
 		{"com:ipport=5555,port=127.0.0.1", false, "127.0.0.1:5555", ""},
 	})
-	b, err := newAllowList([]string{`\\.\pipe\vm*`, `\\.\CNCA*`}, false, "windows", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := mustAllowOn(t, "windows", []string{`\\.\pipe\vm*`, `\\.\CNCA*`}, false)
 	checkAdmits(t, b, []admits{
 		{`com:pipe,port=\\.\pipe\vm1`, true, "", ""},
 		{`com:pipe,port=\\.\PIPE\VM2`, true, "", ""}, // case-insensitive
@@ -122,10 +113,7 @@ func TestDefaultAllowWindows(t *testing.T) {
 
 func TestDefaultAllowDarwin(t *testing.T) {
 	t.Parallel()
-	a, err := newAllowList(nil, true, "darwin", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := mustAllowOn(t, "darwin", nil, true)
 	checkAdmits(t, a, []admits{
 		{"com:port=/dev/cu.usbserial-1420,baud=115200", true, "", ""},
 		{"com:port=/dev/tty.usbserial-1420,baud=115200", false, "/dev/tty.usbserial-1420", "/dev/tty.usbserial-*"},
@@ -170,10 +158,7 @@ func TestAllowPathsAndSymlinks(t *testing.T) {
 	mustSymlink(t, filepath.Join(dir, "nowhere.sock"), filepath.Join(vm, "ghost.sock")) // dangling, outside
 	mustSymlink(t, vm, filepath.Join(dir, "alias"))                                     // a directory link
 
-	a, err := NewAllowList([]string{vm + "/*.sock", dir + "/alias/*.sock"}, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := mustAllow(t, []string{vm + "/*.sock", dir + "/alias/*.sock"}, true)
 	checkAdmits(t, a, []admits{
 		{"com:pipe,port=" + vm + "/a.sock", true, "", ""},           // does not exist yet
 		{"com:pipe,port=" + vm + "/real.sock", true, "", ""},        // exists
@@ -189,7 +174,7 @@ func TestAllowPathsAndSymlinks(t *testing.T) {
 		{"com:pipe,port=" + vm + "/sub/a.sock", false, vm + "/sub/a.sock", ""}, // * stays in one element
 	})
 	// The refusal of a symlink says where it leads.
-	err = a.Check(target(t, "com:pipe,port="+vm+"/evil.sock"))
+	err := a.Check(target(t, "com:pipe,port="+vm+"/evil.sock"))
 	var na *NotAllowedError
 	if !errors.As(err, &na) || na.Resolved != filepath.Join(dir, "x.sock") || !strings.Contains(err.Error(), "symbolic link") ||
 		strings.Contains(err.Error(), "x.sock") || !strings.Contains(na.Detail(), filepath.Join(dir, "x.sock")) {
@@ -203,10 +188,7 @@ func TestAllowPathsAndSymlinks(t *testing.T) {
 		t.Errorf("Check(in.sock) = %#v, want a refusal of the given name only", err)
 	}
 	// Both names refused: both patterns are suggested.
-	b, err := NewAllowList(nil, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := mustAllow(t, nil, false)
 	err = b.Check(target(t, "com:pipe,port="+vm+"/evil.sock"))
 	if !errors.As(err, &na) || len(na.Patterns) != 2 || !strings.Contains(na.Detail(), "-allow '"+vm+"/evil.sock' -allow '"+dir+"/x.sock'") {
 		t.Errorf("Check(evil.sock) without patterns = %v, want both names suggested in Detail", err)
@@ -239,10 +221,7 @@ func mustSymlink(t *testing.T, oldname, newname string) {
 
 func TestAllowHosts(t *testing.T) {
 	t.Parallel()
-	a, err := newAllowList([]string{"127.0.0.1:5555", "localhost:6000-6001", "[::1]:*", "10.0.0.*:5555-5560", "VMHost:7000", "*:9999"}, false, "linux", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := mustAllowOn(t, "linux", []string{"127.0.0.1:5555", "localhost:6000-6001", "[::1]:*", "10.0.0.*:5555-5560", "VMHost:7000", "*:9999"}, false)
 	a.lookup = fakeDNS(map[string][]string{"localhost": {"127.0.0.1"}, "vmhost2": {"192.0.2.50"}})
 	checkAdmits(t, a, []admits{
 		{"com:ipport=5555,port=127.0.0.1", true, "", ""},
@@ -269,10 +248,7 @@ func TestAllowHosts(t *testing.T) {
 
 func TestAllowNet(t *testing.T) {
 	t.Parallel()
-	a, err := newAllowList([]string{"net:50000", "NET:50010-50039"}, false, "linux", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := mustAllowOn(t, "linux", []string{"net:50000", "NET:50010-50039"}, false)
 	checkAdmits(t, a, []admits{
 		{"net:port=50000,key=1.2.3.4", true, "", ""},
 		{"net:port=50001,key=1.2.3.4", false, "net:50001", "net:*"},
@@ -281,13 +257,10 @@ func TestAllowNet(t *testing.T) {
 		{"net:port=50040,key=1.2.3.4", false, "net:50040", ""},
 		{"com:ipport=50000,port=127.0.0.1", false, "127.0.0.1:50000", ""},
 	})
-	b, err := newAllowList([]string{"net:*"}, false, "linux", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := mustAllowOn(t, "linux", []string{"net:*"}, false)
 	checkAdmits(t, b, []admits{{"net:port=1,key=1.2.3.4", true, "", ""}, {"net:port=65535,key=1.2.3.4", true, "", ""}})
 	// The key never shows in a refusal.
-	err = a.Check(target(t, "net:port=1,key=9.8.7.6"))
+	err := a.Check(target(t, "net:port=1,key=9.8.7.6"))
 	if err == nil || strings.Contains(err.Error(), "9.8.7.6") {
 		t.Errorf("refusal %v shows the KDNET key or is missing", err)
 	}
@@ -295,10 +268,7 @@ func TestAllowNet(t *testing.T) {
 
 func TestAllowCOMPatternUnix(t *testing.T) {
 	t.Parallel()
-	a, err := newAllowList([]string{"COM3", "com4"}, false, "linux", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := mustAllowOn(t, "linux", []string{"COM3", "com4"}, false)
 	checkAdmits(t, a, []admits{
 		{"com:port=COM3,baud=9600", true, "", ""},
 		{"com:port=/dev/ttyS2,baud=9600", true, "", ""},
@@ -354,11 +324,8 @@ func TestInvalidPatterns(t *testing.T) {
 
 func TestNotAllowedErrorMessage(t *testing.T) {
 	t.Parallel()
-	a, err := newAllowList(nil, false, "linux", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = a.Check(target(t, "com:pipe,port=/tmp/x.sock"))
+	a := mustAllowOn(t, "linux", nil, false)
+	err := a.Check(target(t, "com:pipe,port=/tmp/x.sock"))
 	want := `target "pipe /tmp/x.sock" is not allowed by this kdsrv; the operator can admit it with -allow '/tmp/x.sock' (or a glob such as -allow '/tmp/*.sock')`
 	if err == nil || err.Error() != want {
 		t.Errorf("got  %v\nwant %s", err, want)
@@ -370,10 +337,7 @@ func TestNotAllowedErrorMessage(t *testing.T) {
 	if !errors.As(err, &na) || na.Suggest != `/tmp/a\*b\?.sock` {
 		t.Fatalf("Check(/tmp/a*b?.sock) = %v, want an escaped suggestion", err)
 	}
-	b, err := newAllowList([]string{na.Suggest}, false, "linux", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := mustAllowOn(t, "linux", []string{na.Suggest}, false)
 	checkAdmits(t, b, []admits{
 		{"com:pipe,port=/tmp/a*b?.sock", true, "", ""},
 		{"com:pipe,port=/tmp/aXbY.sock", false, "/tmp/aXbY.sock", ""},
@@ -400,10 +364,7 @@ func fakeDNS(table map[string][]string) lookupFunc {
 // resolution are offered for dialling.
 func TestAllowIPPatternsMatchAddressesOnly(t *testing.T) {
 	t.Parallel()
-	a, err := newAllowList([]string{"10.1.2.*:5555", "db?.lab:7000", "*.lab.example:7001"}, false, "linux", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := mustAllowOn(t, "linux", []string{"10.1.2.*:5555", "db?.lab:7000", "*.lab.example:7001"}, false)
 	lookups := map[string]int{}
 	table := map[string][]string{
 		"10.1.2.attacker.example": {"203.0.113.9"},
@@ -454,7 +415,7 @@ func TestAllowIPPatternsMatchAddressesOnly(t *testing.T) {
 		}
 	}
 	// A refusal of a name never shows what it resolved to.
-	err = a.Check(target(t, "com:ipport=5555,port=10.1.2.attacker.example"))
+	err := a.Check(target(t, "com:ipport=5555,port=10.1.2.attacker.example"))
 	if err == nil || strings.Contains(err.Error(), "203.0.113.9") {
 		t.Errorf("refusal %v is missing or shows the resolved address", err)
 	}
@@ -480,10 +441,7 @@ func TestRefusalsDoNotRevealServerPaths(t *testing.T) {
 	}
 	defer f.Close()
 	proc := "/proc/self/fd/" + strconv.Itoa(int(f.Fd()))
-	a, err := NewAllowList([]string{vm + "/*.sock", "/proc/self/fd/*"}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := mustAllow(t, []string{vm + "/*.sock", "/proc/self/fd/*"}, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, trans := range []string{
@@ -510,4 +468,24 @@ func openErr(ctx context.Context, t *testing.T, trans string, a *AllowList) erro
 		_ = l.Close()
 	}
 	return err
+}
+
+// mustAllow is NewAllowList for a test: a refused pattern fails it.
+func mustAllow(t testing.TB, patterns []string, includeDefaults bool) *AllowList {
+	t.Helper()
+	a, err := NewAllowList(patterns, includeDefaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// mustAllowOn is mustAllow with the rules of goos.
+func mustAllowOn(t testing.TB, goos string, patterns []string, includeDefaults bool) *AllowList {
+	t.Helper()
+	a, err := newAllowList(patterns, includeDefaults, goos, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

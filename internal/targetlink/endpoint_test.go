@@ -3,7 +3,6 @@ package targetlink
 import (
 	"context"
 	"errors"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,6 +10,7 @@ import (
 
 	"kdsrv/internal/kd"
 	"kdsrv/internal/kdnet"
+	"kdsrv/internal/testkit"
 )
 
 // TestOpenKDCOM checks that Open gives a com: target a host-role KDCOM
@@ -18,13 +18,8 @@ import (
 func TestOpenKDCOM(t *testing.T) {
 	t.Parallel()
 	port, accepted := tcpVM(t)
-	allow, err := NewAllowList([]string{"127.0.0.1:*"}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	ep, err := Open(ctx, target(t, "com:ipport="+port+",port=127.0.0.1"), allow, Options{})
+	allow := mustAllow(t, []string{"127.0.0.1:*"}, false)
+	ep, err := Open(openCtx(t), target(t, "com:ipport="+port+",port=127.0.0.1"), allow, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,16 +59,8 @@ func TestOpenKDNET(t *testing.T) {
 		t.Fatalf("Open(net, default allow-list) = %v, want a refusal naming -allow 'net:1'", err)
 	}
 
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	pc.Close()
-	allow, err := NewAllowList([]string{"net:*"}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	port := testkit.FreeUDPPort(t)
+	allow := mustAllow(t, []string{"net:*"}, false)
 	ep, err := Open(ctx, target(t, "net:port="+strconv.Itoa(port)+",key=1.2.3.4"), allow,
 		Options{KDNETBindHost: "127.0.0.1"})
 	if err != nil {

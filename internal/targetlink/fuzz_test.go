@@ -56,10 +56,7 @@ func FuzzSuggestion(f *testing.F) {
 		if err != nil || tg.Port != p || !strings.HasPrefix(p, "/") {
 			return // not a pipe path the grammar accepts
 		}
-		none, err := newAllowList(nil, false, "linux", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		none := mustAllowOn(t, "linux", nil, false)
 		err = none.Check(tg)
 		na, ok := err.(*NotAllowedError)
 		if !ok {

@@ -35,17 +35,8 @@ func tcpVM(t *testing.T) (port string, accepted <-chan net.Conn) {
 func TestIPPort(t *testing.T) {
 	t.Parallel()
 	port, accepted := tcpVM(t)
-	allow, err := NewAllowList([]string{"localhost:*"}, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	l, err := OpenStream(ctx, target(t, "com:ipport="+port+",port=127.0.0.1"), allow)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	allow := mustAllow(t, []string{"localhost:*"}, true)
+	l := mustOpenStream(t, "com:ipport="+port+",port=127.0.0.1", allow)
 	if got, want := l.String(), "ipport 127.0.0.1:"+port; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
@@ -90,13 +81,8 @@ func TestIPPortRefused(t *testing.T) {
 	}
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	_ = ln.Close() // nothing listens there any more
-	allow, err := NewAllowList([]string{"127.0.0.1:*"}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_, err = OpenStream(ctx, target(t, "com:ipport="+port+",port=127.0.0.1"), allow)
+	allow := mustAllow(t, []string{"127.0.0.1:*"}, false)
+	_, err = OpenStream(openCtx(t), target(t, "com:ipport="+port+",port=127.0.0.1"), allow)
 	for _, want := range []string{"ipport 127.0.0.1:" + port, "nothing accepts connections", "-serial tcp::" + port} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("OpenStream(refused port) = %v, want it to contain %q", err, want)
@@ -108,10 +94,7 @@ func TestOpenRefusals(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	netOK, err := NewAllowList([]string{"net:*"}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	netOK := mustAllow(t, []string{"net:*"}, false)
 	tests := []struct {
 		name, trans string
 		allow       *AllowList

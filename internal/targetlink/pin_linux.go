@@ -3,17 +3,13 @@
 package targetlink
 
 import (
-	"context"
 	"errors"
-	"net"
+	"io"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 
 	"golang.org/x/sys/unix"
-
-	"kdsrv/internal/serial"
 )
 
 // pinPath opens the object at real, an absolute clean path that the
@@ -59,37 +55,38 @@ func pinPath(real string) (int, error) {
 }
 
 // procFD reports whether /proc/self/fd works here, so that a pinned
-// descriptor can be connected to or reopened by its magic link.
-var procFD = sync.OnceValue(func() bool {
+// descriptor can be connected to or reopened by its magic link. It is
+// asked at every open (a stat; targets are opened rarely), so that no
+// package state remembers it.
+func procFD() bool {
 	fi, err := os.Stat("/proc/self/fd")
 	return err == nil && fi.IsDir()
-})
+}
 
 func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 
-// dialPinned connects to the unix socket at real, the path the allow-list
-// admitted. On Linux the socket is pinned first (pinPath) and the
-// connection made through the descriptor's /proc/self/fd link, so nothing
-// swapped in between the check and the connection can be reached.
-func dialPinned(ctx context.Context, real string) (net.Conn, error) {
+// openVerified opens real, the path the allow-list admitted, with open. The
+// object is pinned first (pinPath) and opened through the descriptor's
+// /proc/self/fd link, so nothing swapped in between the check and the
+// open can be reached. Without /proc it is opened by name, and then the
+// name must still lead to the pinned object.
+func openVerified[T io.Closer](real string, open func(path string) (T, error)) (T, error) {
+	var none T
 	fd, err := pinPath(real)
 	if err != nil {
-		return nil, err
+		return none, err
 	}
 	defer unix.Close(fd)
-	var d net.Dialer
 	if procFD() {
-		return d.DialContext(ctx, "unix", fdPath(fd))
+		return open(fdPath(fd))
 	}
-	// Without /proc: connect by name, then make sure the name still leads
-	// to the pinned object.
-	c, err := d.DialContext(ctx, "unix", real)
+	c, err := open(real)
 	if err != nil {
-		return nil, err
+		return none, err
 	}
 	if err := samePinned(fd, real); err != nil {
 		_ = c.Close()
-		return nil, err
+		return none, err
 	}
 	return c, nil
 }
@@ -107,26 +104,4 @@ func samePinned(fd int, real string) error {
 		return errPathChanged
 	}
 	return nil
-}
-
-// openSerialPinned opens the serial device at real through its pinned
-// descriptor (see dialPinned).
-func openSerialPinned(real string, baud int) (*serial.Port, error) {
-	fd, err := pinPath(real)
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(fd)
-	if !procFD() {
-		p, err := serial.Open(real, baud)
-		if err != nil {
-			return nil, err
-		}
-		if err := samePinned(fd, real); err != nil {
-			_ = p.Close()
-			return nil, err
-		}
-		return p, nil
-	}
-	return serial.Open(fdPath(fd), baud)
 }

@@ -16,9 +16,6 @@ import (
 	"time"
 )
 
-// wait bounds every blocking step of these tests.
-const wait = 5 * time.Second
-
 // vmServer plays a VM serving its serial port on a unix socket.
 type vmServer struct {
 	ln    net.Listener
@@ -75,6 +72,13 @@ func (s *vmServer) stop() {
 	})
 }
 
+// leave is the VM going away: its listener closes (removing the socket
+// file) and so does its connection vm.
+func (s *vmServer) leave(vm net.Conn) {
+	s.stop()
+	_ = vm.Close()
+}
+
 // accept returns the next connection.
 func (s *vmServer) accept(t *testing.T) net.Conn {
 	t.Helper()
@@ -108,28 +112,23 @@ func readN(t *testing.T, r interface {
 func pipeSetup(t *testing.T) (sock string, allow *AllowList) {
 	t.Helper()
 	dir := t.TempDir()
-	a, err := NewAllowList([]string{dir + "/*.sock"}, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := mustAllow(t, []string{dir + "/*.sock"}, true)
 	return filepath.Join(dir, "vm.sock"), a
 }
 
-func openCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	t.Cleanup(cancel)
-	return ctx
+// openVM starts a VM greeting with greeting on a fresh allowed socket,
+// opens the link "com:pipe,port=SOCKET"+opts to it (closed when the test
+// ends), and returns the link, the VM and the socket's path.
+func openVM(t *testing.T, opts, greeting string) (Stream, *vmServer, string) {
+	t.Helper()
+	sock, allow := pipeSetup(t)
+	srv := serveVM(t, sock, greeting)
+	return mustOpenStream(t, "com:pipe,port="+sock+opts, allow), srv, sock
 }
 
 func TestPipeBytesDeadlinesEOF(t *testing.T) {
 	t.Parallel()
-	sock, allow := pipeSetup(t)
-	srv := serveVM(t, sock, "")
-	l, err := OpenStream(openCtx(t), target(t, "com:pipe,port="+sock+",resets=2"), allow)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l, srv, sock := openVM(t, ",resets=2", "")
 	vm := srv.accept(t)
 	if got, want := l.String(), "pipe "+sock; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
@@ -160,7 +159,7 @@ func TestPipeBytesDeadlinesEOF(t *testing.T) {
 	if err := l.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
-	_, err = l.Read(make([]byte, 1))
+	_, err := l.Read(make([]byte, 1))
 	var ne net.Error
 	if !errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &ne) || !ne.Timeout() {
 		t.Errorf("Read past the deadline = %v, want a timeout", err)
@@ -200,12 +199,7 @@ func TestPipeBytesDeadlinesEOF(t *testing.T) {
 func TestPipeWriteDeadline(t *testing.T) {
 	t.Parallel()
 	for _, opt := range []string{"", ",reconnect"} {
-		sock, allow := pipeSetup(t)
-		srv := serveVM(t, sock, "")
-		l, err := OpenStream(openCtx(t), target(t, "com:pipe,port="+sock+opt), allow)
-		if err != nil {
-			t.Fatal(err)
-		}
+		l, srv, _ := openVM(t, opt, "")
 		srv.accept(t) // never reads: the socket buffer fills up
 		if err := l.SetWriteDeadline(time.Now().Add(100 * time.Millisecond)); err != nil {
 			t.Fatal(err)
@@ -256,13 +250,7 @@ func TestPipeMissing(t *testing.T) {
 
 func TestPipeReconnect(t *testing.T) {
 	t.Parallel()
-	sock, allow := pipeSetup(t)
-	srv := serveVM(t, sock, "one")
-	l, err := OpenStream(openCtx(t), target(t, "com:pipe,port="+sock+",reconnect"), allow)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l, srv, sock := openVM(t, ",reconnect", "one")
 	vm1 := srv.accept(t)
 	if got := readN(t, l, 3); got != "one" {
 		t.Fatalf("first connection: got %q", got)
@@ -275,8 +263,7 @@ func TestPipeReconnect(t *testing.T) {
 	}
 
 	// The VM goes away: the socket closes and its file disappears.
-	srv.stop()
-	_ = vm1.Close()
+	srv.leave(vm1)
 	// Reads wait (and time out), writes are discarded, nothing fails.
 	if err := l.SetReadDeadline(time.Now().Add(150 * time.Millisecond)); err != nil {
 		t.Fatal(err)
@@ -318,15 +305,8 @@ func TestPipeReconnect(t *testing.T) {
 
 func TestPipeCloseDuringReconnect(t *testing.T) {
 	t.Parallel()
-	sock, allow := pipeSetup(t)
-	srv := serveVM(t, sock, "")
-	l, err := OpenStream(openCtx(t), target(t, "com:pipe,port="+sock+",reconnect"), allow)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm := srv.accept(t)
-	srv.stop()
-	_ = vm.Close()
+	l, srv, _ := openVM(t, ",reconnect", "")
+	srv.leave(srv.accept(t))
 	readErr := make(chan error, 1)
 	go func() {
 		_, err := l.Read(make([]byte, 1)) // no deadline: waits for the VM
@@ -387,16 +367,8 @@ func TestPipeOpenWaitsForVM(t *testing.T) {
 // link planted at the socket path while the VM was away.
 func TestPipeRedialRechecks(t *testing.T) {
 	t.Parallel()
-	sock, allow := pipeSetup(t)
-	srv := serveVM(t, sock, "")
-	l, err := OpenStream(openCtx(t), target(t, "com:pipe,port="+sock+",reconnect"), allow)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	vm := srv.accept(t)
-	srv.stop()
-	_ = vm.Close()
+	l, srv, sock := openVM(t, ",reconnect", "")
+	srv.leave(srv.accept(t))
 	outside := filepath.Join(t.TempDir(), "evil.sock")
 	evil := serveVM(t, outside, "evil")
 	mustSymlink(t, outside, sock)

@@ -3,7 +3,6 @@
 package targetlink
 
 import (
-	"context"
 	"io"
 	"os"
 	"strings"
@@ -24,17 +23,8 @@ func TestSerialPty(t *testing.T) {
 	defer master.Close()
 	defer slave.Close()
 	dev := slave.Name()
-	allow, err := NewAllowList([]string{dev}, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	l, err := OpenStream(ctx, target(t, "com:port="+dev+",baud=115200"), allow)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	allow := mustAllow(t, []string{dev}, true)
+	l := mustOpenStream(t, "com:port="+dev+",baud=115200", allow)
 	if got, want := l.String(), "serial "+dev+" @115200"; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
@@ -87,9 +77,7 @@ func readFullTimeout(f *os.File, b []byte) error {
 
 func TestSerialMissingDevice(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_, err := OpenStream(ctx, target(t, "com:port=/dev/ttyS250,baud=115200"), nil)
+	_, err := OpenStream(openCtx(t), target(t, "com:port=/dev/ttyS250,baud=115200"), nil)
 	if err == nil || !strings.Contains(err.Error(), `target "serial /dev/ttyS250 @115200": cannot open the serial device`) {
 		t.Errorf("OpenStream(missing device) = %v, want an error naming the target", err)
 	}

@@ -21,10 +21,7 @@ func TestSerialNamingASocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	allow, err := NewAllowList([]string{filepath.Join(dir, "*")}, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	allow := mustAllow(t, []string{filepath.Join(dir, "*")}, true)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	l, err := OpenStream(ctx, target(t, "com:port="+sock+",baud=115200"), allow)

@@ -113,20 +113,31 @@ func (l *streamLink) Read(p []byte) (int, error) {
 		if err == nil {
 			return n, nil
 		}
-		if !l.reconnect {
-			return n, l.passErr("read", err)
+		if err := l.failed("read", gen, err); err != nil {
+			return n, err
 		}
-		if isTimeout(err) {
-			return n, l.timeoutErr("read")
-		}
-		if l.isClosed() {
-			return n, l.closedErr("read")
-		}
-		l.lost(gen)
 		if n > 0 {
 			return n, nil
 		}
 	}
+}
+
+// failed handles the error err of connection number gen in op (read or
+// write). Without reconnect it is passed on, as are a timeout and the
+// link's own close; otherwise the connection is dropped and redialled, and
+// failed returns nil.
+func (l *streamLink) failed(op string, gen uint64, err error) error {
+	if !l.reconnect {
+		return l.passErr(op, err)
+	}
+	if isTimeout(err) {
+		return l.timeoutErr(op)
+	}
+	if l.isClosed() {
+		return l.closedErr(op)
+	}
+	l.lost(gen)
+	return nil
 }
 
 // waitUp waits until a connection is installed, the read deadline passes or
@@ -172,16 +183,9 @@ func (l *streamLink) Write(p []byte) (int, error) {
 	if err == nil {
 		return n, nil
 	}
-	if !l.reconnect {
-		return n, l.passErr("write", err)
+	if err := l.failed("write", gen, err); err != nil {
+		return n, err
 	}
-	if isTimeout(err) {
-		return n, l.timeoutErr("write")
-	}
-	if l.isClosed() {
-		return n, l.closedErr("write")
-	}
-	l.lost(gen)
 	return len(p), nil
 }
 
@@ -248,34 +252,34 @@ func (l *streamLink) redial() {
 // SetReadDeadline sets the deadline for pending and future Read calls,
 // including a Read waiting for a reconnection.
 func (l *streamLink) SetReadDeadline(t time.Time) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return l.closedErr("set read deadline on")
-	}
-	l.rdl = t
-	close(l.rdlChanged)
-	l.rdlChanged = make(chan struct{})
-	if l.conn != nil {
-		if err := l.conn.SetReadDeadline(t); err != nil && !l.reconnect {
-			return err
-		}
-	}
-	return nil
+	return l.setDeadline("read", func() {
+		l.rdl = t
+		close(l.rdlChanged)
+		l.rdlChanged = make(chan struct{})
+	}, func(c net.Conn) error { return c.SetReadDeadline(t) })
 }
 
 // SetWriteDeadline sets the deadline for pending and future Write calls.
 func (l *streamLink) SetWriteDeadline(t time.Time) error {
+	return l.setDeadline("write", func() { l.wdl = t }, func(c net.Conn) error { return c.SetWriteDeadline(t) })
+}
+
+// setDeadline records a new read or write deadline (keep, under l.mu) and
+// passes it to the current connection (set). With reconnect a failure
+// there does not matter: the deadline is applied again to the next
+// connection.
+func (l *streamLink) setDeadline(which string, keep func(), set func(net.Conn) error) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return l.closedErr("set write deadline on")
+		return l.closedErr("set " + which + " deadline on")
 	}
-	l.wdl = t
-	if l.conn != nil {
-		if err := l.conn.SetWriteDeadline(t); err != nil && !l.reconnect {
-			return err
-		}
+	keep()
+	if l.conn == nil {
+		return nil
+	}
+	if err := set(l.conn); err != nil && !l.reconnect {
+		return err
 	}
 	return nil
 }
