@@ -588,8 +588,20 @@ func (l *Link) handleData(s *loopState, p Packet) error {
 		l.st.Duplicates.Add(1)
 		return nil
 	}
-	if s.pending != nil && !sync {
-		// The peer moved on, so it has our packet: its ACK was lost.
+	if s.pending != nil && !sync && l.role == RoleTarget {
+		// The debugger moved on, so it has our packet: its ACK was lost.
+		// A debugger sends nothing new before it has our packet. A
+		// kernel's packet is no such proof, so a host keeps its packet
+		// pending until it is acknowledged (a kernel that did take it
+		// acknowledges the retransmission as a duplicate): a state change
+		// may come from a kernel that was running, and stopped on a
+		// break-in, without ever seeing a request sent while it ran; a
+		// manipulate reply may answer the request before ours, if ours
+		// went out as soon as that one was acknowledged; and a kernel
+		// waiting for its own ACK that gets our packet instead answers
+		// RESEND and drops it. Taking any of these as an ACK loses the
+		// request and leaves our id one ahead of the kernel's, which then
+		// drops every later request as a duplicate.
 		l.ackPending(s, nil)
 	}
 	s.expectID ^= 1

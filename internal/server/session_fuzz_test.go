@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"kdsrv/internal/kd"
+	"kdsrv/internal/kdtrace"
 	"kdsrv/internal/sim"
 	"kdsrv/internal/spec"
 	"kdsrv/internal/targetlink"
@@ -28,11 +29,12 @@ const sessionFuzzTarget = "com:pipe,port=/kdsim/fz"
 // fuzzServer is a kdsrv on loopback TCP whose only allowed target is an
 // in-memory pipe to one simulated target.
 type fuzzServer struct {
-	srv  *Server
-	sim  *sim.Machine
-	addr string
-	trgt *spec.Target
-	logs *syncBuffer
+	srv   *Server
+	sim   *sim.Machine
+	addr  string
+	trgt  *spec.Target
+	logs  *syncBuffer
+	trace *syncBuffer // the KD packets on every hop, for a failure's report
 }
 
 type syncBuffer struct {
@@ -61,11 +63,11 @@ func (s *syncBuffer) tail() string {
 
 func newFuzzServer(tb testing.TB) *fuzzServer {
 	tb.Helper()
-	// Forgiving: against a target that keeps its KD state across
-	// connections (every sim.Machine by default) the next client after
-	// some seeds is not answered in time now and then; see the strictsim
-	// report of issue 13.
-	fs := &fuzzServer{sim: sim.New(sim.Config{Forgiving: true}), logs: &syncBuffer{}}
+	// A strict simulated kernel, as on every other test: it keeps its
+	// ids and run state from one session to the next, as a real one
+	// does, so whatever a hostile session leaves behind, the next client
+	// meets.
+	fs := &fuzzServer{sim: sim.New(sim.Config{}), logs: &syncBuffer{}, trace: &syncBuffer{}}
 	tr, err := spec.ParseServerTransport("tcp:port=41000:48999")
 	if err != nil {
 		tb.Fatal(err)
@@ -83,13 +85,14 @@ func newFuzzServer(tb testing.TB) *fuzzServer {
 		KeepAlive:        -1,
 		TargetTimeout:    time.Second,
 		Logger:           slog.New(slog.NewTextHandler(fs.logs, nil)),
-		OpenTarget: func(_ context.Context, ts *spec.Target, a *targetlink.AllowList) (kd.Endpoint, error) {
+		Trace:            kdtrace.New(fs.trace, kdtrace.Text),
+		OpenTarget: func(octx context.Context, ts *spec.Target, a *targetlink.AllowList) (kd.Endpoint, error) {
 			if err := a.Check(ts); err != nil {
 				return nil, err
 			}
 			near, far := net.Pipe()
 			simWG.Go(func() { _ = fs.sim.Serve(ctx, far) })
-			return kd.NewHostLink(simLink{near}, kd.Config{}), nil
+			return kd.NewHostLink(simLink{near}, linkHooks(octx)), nil
 		},
 	}
 	cfg.Listen.BindHost = "127.0.0.1"
@@ -311,7 +314,7 @@ func FuzzServerSession(f *testing.F) {
 		<-drained
 
 		if msg := fs.checkUsable(); msg != "" {
-			t.Fatalf("after the hostile frames %s: %s\nserver log (tail):\n%s", strings.Join(frames, " "), msg, fs.logs.tail())
+			t.Fatalf("after the hostile frames %s: %s\nserver log (tail):\n%s\nKD trace (tail):\n%s", strings.Join(frames, " "), msg, fs.logs.tail(), fs.trace.tail())
 		}
 		if clients, n := fs.settle(base + slack); clients != 0 || n > base+slack {
 			buf := make([]byte, 1<<20)
