@@ -1,7 +1,6 @@
 package kd
 
 import (
-	"encoding/binary"
 	"strings"
 )
 
@@ -60,6 +59,15 @@ type ContextX64 struct {
 	LastExceptionToRip, LastExceptionFromRip uint64 // 0x4C0, 0x4C8
 }
 
+func (c *ContextX64) wire(b []byte, enc bool) {
+	moveFields(b, 0, enc, []wireField{
+		{0x000, c.homes()}, {ContextX64OffContextFlags, &c.ContextFlags}, {0x034, &c.MxCsr},
+		{ContextX64OffSegCs, c.segs()}, {ContextX64OffEFlags, &c.EFlags}, {ContextX64OffDr0, c.drs()},
+		{ContextX64OffRax, c.gprs()}, {ContextX64OffFltSave, c.FltSave[:]},
+		{ContextX64OffVector, c.VectorRegister[:]}, {ContextX64OffVectorControl, c.tail()},
+	})
+}
+
 // gprs returns pointers to Rax..Rip in wire order: the block 0x078..0x100
 // is 17 contiguous u64s.
 func (c *ContextX64) gprs() []*uint64 {
@@ -92,66 +100,14 @@ func (c *ContextX64) tail() []*uint64 {
 // DecodeContextX64 parses an AMD64 CONTEXT from the first ContextX64Size
 // bytes of b (bytes beyond are ignored). It fails with an error wrapping
 // ErrPayloadTooShort when b is shorter.
-func DecodeContextX64(b []byte) (ContextX64, error) {
-	var c ContextX64
-	if len(b) < ContextX64Size {
-		return c, shortPayload("AMD64 CONTEXT", len(b), ContextX64Size)
-	}
-	le := binary.LittleEndian
-	for i, p := range c.homes() {
-		*p = le.Uint64(b[8*i:])
-	}
-	c.ContextFlags = le.Uint32(b[0x030:])
-	c.MxCsr = le.Uint32(b[0x034:])
-	for i, p := range c.segs() {
-		*p = le.Uint16(b[0x038+2*i:])
-	}
-	c.EFlags = le.Uint32(b[0x044:])
-	for i, p := range c.drs() {
-		*p = le.Uint64(b[0x048+8*i:])
-	}
-	for i, p := range c.gprs() {
-		*p = le.Uint64(b[0x078+8*i:])
-	}
-	copy(c.FltSave[:], b[0x100:0x300])
-	for i := range c.VectorRegister {
-		copy(c.VectorRegister[i][:], b[0x300+16*i:])
-	}
-	for i, p := range c.tail() {
-		*p = le.Uint64(b[0x4A0+8*i:])
-	}
-	return c, nil
+func DecodeContextX64(b []byte) (c ContextX64, err error) {
+	_, err = decodeFixed(b, "AMD64 CONTEXT", ContextX64Size, c.wire)
+	return c, err
 }
 
 // Append appends the 1232-byte encoding of c to dst.
 func (c *ContextX64) Append(dst []byte) []byte {
-	start := len(dst)
-	dst = append(dst, make([]byte, ContextX64Size)...)
-	b := dst[start:]
-	le := binary.LittleEndian
-	for i, p := range c.homes() {
-		le.PutUint64(b[8*i:], *p)
-	}
-	le.PutUint32(b[0x030:], c.ContextFlags)
-	le.PutUint32(b[0x034:], c.MxCsr)
-	for i, p := range c.segs() {
-		le.PutUint16(b[0x038+2*i:], *p)
-	}
-	le.PutUint32(b[0x044:], c.EFlags)
-	for i, p := range c.drs() {
-		le.PutUint64(b[0x048+8*i:], *p)
-	}
-	for i, p := range c.gprs() {
-		le.PutUint64(b[0x078+8*i:], *p)
-	}
-	copy(b[0x100:0x300], c.FltSave[:])
-	for i := range c.VectorRegister {
-		copy(b[0x300+16*i:], c.VectorRegister[i][:])
-	}
-	for i, p := range c.tail() {
-		le.PutUint64(b[0x4A0+8*i:], *p)
-	}
-	return dst
+	return appendFixed(dst, ContextX64Size, nil, c.wire)
 }
 
 // Encode returns the 1232-byte encoding of c.

@@ -33,36 +33,22 @@ type DebugIO struct {
 	Extra          []byte // the string after the 16-byte structure
 }
 
+func (d *DebugIO) wire(b []byte, enc bool) {
+	moveFields(b, 0, enc, []wireField{{0, &d.API}, {4, &d.ProcessorLevel}, {6, &d.Processor}, {8, &d.Length}, {12, &d.LengthRead}})
+}
+
 // DecodeDebugIO parses a DEBUG_IO payload. It fails with an error wrapping
 // ErrPayloadTooShort when payload is shorter than DebugIOSize. Extra aliases
 // payload and is nil when no string follows. The length fields are not
 // checked against Extra; use Text.
-func DecodeDebugIO(payload []byte) (DebugIO, error) {
-	var d DebugIO
-	if len(payload) < DebugIOSize {
-		return d, shortPayload("DBGKD_DEBUG_IO", len(payload), DebugIOSize)
-	}
-	le := binary.LittleEndian
-	d.API = APINumber(le.Uint32(payload[0:]))
-	d.ProcessorLevel = le.Uint16(payload[4:])
-	d.Processor = le.Uint16(payload[6:])
-	d.Length = le.Uint32(payload[8:])
-	d.LengthRead = le.Uint32(payload[12:])
-	if len(payload) > DebugIOSize {
-		d.Extra = payload[DebugIOSize:]
-	}
-	return d, nil
+func DecodeDebugIO(payload []byte) (d DebugIO, err error) {
+	d.Extra, err = decodeFixed(payload, "DBGKD_DEBUG_IO", DebugIOSize, d.wire)
+	return d, err
 }
 
 // Append appends the 16-byte structure followed by Extra to dst.
 func (d *DebugIO) Append(dst []byte) []byte {
-	le := binary.LittleEndian
-	dst = le.AppendUint32(dst, uint32(d.API))
-	dst = le.AppendUint16(dst, d.ProcessorLevel)
-	dst = le.AppendUint16(dst, d.Processor)
-	dst = le.AppendUint32(dst, d.Length)
-	dst = le.AppendUint32(dst, d.LengthRead)
-	return append(dst, d.Extra...)
+	return appendFixed(dst, DebugIOSize, d.Extra, d.wire)
 }
 
 // Text returns the printed string (PrintString), the prompt (GetString from
@@ -128,31 +114,21 @@ type FileIO struct {
 	Extra  []byte    // data after the 64-byte structure
 }
 
+func (f *FileIO) wire(b []byte, enc bool) {
+	moveFields(b, 0, enc, []wireField{{0, &f.API}, {4, &f.Status}, {fileIOUnionOff, f.U[:]}})
+}
+
 // DecodeFileIO parses a FILE_IO payload. It fails with an error wrapping
 // ErrPayloadTooShort when payload is shorter than FileIOSize. Extra aliases
 // payload and is nil when no data follows.
-func DecodeFileIO(payload []byte) (FileIO, error) {
-	var f FileIO
-	if len(payload) < FileIOSize {
-		return f, shortPayload("DBGKD_FILE_IO", len(payload), FileIOSize)
-	}
-	le := binary.LittleEndian
-	f.API = APINumber(le.Uint32(payload[0:]))
-	f.Status = le.Uint32(payload[4:])
-	copy(f.U[:], payload[8:FileIOSize])
-	if len(payload) > FileIOSize {
-		f.Extra = payload[FileIOSize:]
-	}
-	return f, nil
+func DecodeFileIO(payload []byte) (f FileIO, err error) {
+	f.Extra, err = decodeFixed(payload, "DBGKD_FILE_IO", FileIOSize, f.wire)
+	return f, err
 }
 
 // Append appends the 64-byte structure followed by Extra to dst.
 func (f *FileIO) Append(dst []byte) []byte {
-	le := binary.LittleEndian
-	dst = le.AppendUint32(dst, uint32(f.API))
-	dst = le.AppendUint32(dst, f.Status)
-	dst = append(dst, f.U[:]...)
-	return append(dst, f.Extra...)
+	return appendFixed(dst, FileIOSize, f.Extra, f.wire)
 }
 
 // String summarises f for logs.
@@ -170,11 +146,14 @@ func NewFileIORefusal(api APINumber) FileIO {
 	return FileIO{API: api, Status: StatusNoSuchFile}
 }
 
-// Union helpers; off is from the start of the 64-byte structure (≥ 8).
-func (f *FileIO) u32(off int) uint32      { return binary.LittleEndian.Uint32(f.U[off-8:]) }
-func (f *FileIO) u64(off int) uint64      { return binary.LittleEndian.Uint64(f.U[off-8:]) }
-func (f *FileIO) put32(off int, v uint32) { binary.LittleEndian.PutUint32(f.U[off-8:], v) }
-func (f *FileIO) put64(off int, v uint64) { binary.LittleEndian.PutUint64(f.U[off-8:], v) }
+// fileIOUnionOff is where the union (U) starts inside DBGKD_FILE_IO.
+const fileIOUnionOff = 8
+
+// get reads the union fields fs.
+func (f *FileIO) get(fs []wireField) { getFields(f.U[:], fileIOUnionOff, fs...) }
+
+// put stores the union fields fs.
+func (f *FileIO) put(fs []wireField) { putFields(f.U[:], fileIOUnionOff, fs...) }
 
 // CreateFileArgs is the CreateFile union (DBGKD_CREATE_FILE).
 type CreateFileArgs struct {
@@ -187,29 +166,16 @@ type CreateFileArgs struct {
 	Length            uint64 // @40, out: file size
 }
 
-// CreateFile returns the CreateFile union.
-func (f *FileIO) CreateFile() CreateFileArgs {
-	return CreateFileArgs{
-		DesiredAccess:     f.u32(8),
-		FileAttributes:    f.u32(12),
-		ShareAccess:       f.u32(16),
-		CreateDisposition: f.u32(20),
-		CreateOptions:     f.u32(24),
-		Handle:            f.u64(32),
-		Length:            f.u64(40),
-	}
+func (a *CreateFileArgs) fields() []wireField {
+	return []wireField{{8, &a.DesiredAccess}, {12, &a.FileAttributes}, {16, &a.ShareAccess},
+		{20, &a.CreateDisposition}, {24, &a.CreateOptions}, {32, &a.Handle}, {40, &a.Length}}
 }
 
+// CreateFile returns the CreateFile union.
+func (f *FileIO) CreateFile() (a CreateFileArgs) { f.get(a.fields()); return a }
+
 // SetCreateFile stores a in the CreateFile union.
-func (f *FileIO) SetCreateFile(a CreateFileArgs) {
-	f.put32(8, a.DesiredAccess)
-	f.put32(12, a.FileAttributes)
-	f.put32(16, a.ShareAccess)
-	f.put32(20, a.CreateDisposition)
-	f.put32(24, a.CreateOptions)
-	f.put64(32, a.Handle)
-	f.put64(40, a.Length)
-}
+func (f *FileIO) SetCreateFile(a CreateFileArgs) { f.put(a.fields()) }
 
 // FileRWArgs is the ReadFile/WriteFile union (DBGKD_READ_FILE /
 // DBGKD_WRITE_FILE). CloseFile uses only Handle.
@@ -219,20 +185,18 @@ type FileRWArgs struct {
 	Length uint32 // @24
 }
 
-// ReadWrite returns the ReadFile/WriteFile union.
-func (f *FileIO) ReadWrite() FileRWArgs {
-	return FileRWArgs{Handle: f.u64(8), Offset: f.u64(16), Length: f.u32(24)}
+func (a *FileRWArgs) fields() []wireField {
+	return []wireField{{8, &a.Handle}, {16, &a.Offset}, {24, &a.Length}}
 }
+
+// ReadWrite returns the ReadFile/WriteFile union.
+func (f *FileIO) ReadWrite() (a FileRWArgs) { f.get(a.fields()); return a }
 
 // SetReadWrite stores a in the ReadFile/WriteFile union.
-func (f *FileIO) SetReadWrite(a FileRWArgs) {
-	f.put64(8, a.Handle)
-	f.put64(16, a.Offset)
-	f.put32(24, a.Length)
-}
+func (f *FileIO) SetReadWrite(a FileRWArgs) { f.put(a.fields()) }
 
 // Handle returns the file handle @8 (ReadFile, WriteFile, CloseFile).
-func (f *FileIO) Handle() uint64 { return f.u64(8) }
+func (f *FileIO) Handle() uint64 { return f.ReadWrite().Handle }
 
 // FileName decodes the UTF-16LE, NUL-terminated file name a CreateFile
 // request carries as extra data. Invalid UTF-16 becomes U+FFFD; an odd
@@ -274,34 +238,21 @@ type TraceIO struct {
 	Extra          []byte // trace bytes after the 64-byte structure
 }
 
+func (t *TraceIO) wire(b []byte, enc bool) {
+	moveFields(b, 0, enc, []wireField{{0, &t.API}, {4, &t.ProcessorLevel}, {6, &t.Processor}, {8, &t.LengthOfData}})
+}
+
 // DecodeTraceIO parses a TRACE_IO payload. It fails with an error wrapping
 // ErrPayloadTooShort when payload is shorter than TraceIOSize. Extra aliases
 // payload and is nil when no data follows.
-func DecodeTraceIO(payload []byte) (TraceIO, error) {
-	var t TraceIO
-	if len(payload) < TraceIOSize {
-		return t, shortPayload("DBGKD_TRACE_IO", len(payload), TraceIOSize)
-	}
-	le := binary.LittleEndian
-	t.API = APINumber(le.Uint32(payload[0:]))
-	t.ProcessorLevel = le.Uint16(payload[4:])
-	t.Processor = le.Uint16(payload[6:])
-	t.LengthOfData = le.Uint32(payload[8:])
-	if len(payload) > TraceIOSize {
-		t.Extra = payload[TraceIOSize:]
-	}
-	return t, nil
+func DecodeTraceIO(payload []byte) (t TraceIO, err error) {
+	t.Extra, err = decodeFixed(payload, "DBGKD_TRACE_IO", TraceIOSize, t.wire)
+	return t, err
 }
 
 // Append appends the 64-byte structure followed by Extra to dst.
 func (t *TraceIO) Append(dst []byte) []byte {
-	le := binary.LittleEndian
-	dst = le.AppendUint32(dst, uint32(t.API))
-	dst = le.AppendUint16(dst, t.ProcessorLevel)
-	dst = le.AppendUint16(dst, t.Processor)
-	dst = le.AppendUint32(dst, t.LengthOfData)
-	dst = append(dst, make([]byte, TraceIOSize-12)...)
-	return append(dst, t.Extra...)
+	return appendFixed(dst, TraceIOSize, t.Extra, t.wire)
 }
 
 // Data returns the trace bytes, clamped to LengthOfData.

@@ -1,7 +1,6 @@
 package kd
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 )
@@ -205,38 +204,24 @@ type Manipulate struct {
 	Extra          []byte   // data after the 56-byte structure
 }
 
+// fields lists the structure's fields; the padding @12 stays zero.
+func (m *Manipulate) wire(b []byte, enc bool) {
+	moveFields(b, 0, enc, []wireField{{0, &m.API}, {4, &m.ProcessorLevel}, {6, &m.Processor}, {8, &m.ReturnStatus}, {manipulateUnionOff, m.U[:]}})
+}
+
 // DecodeManipulate parses a STATE_MANIPULATE payload. It fails with an error
 // wrapping ErrPayloadTooShort when payload holds fewer than ManipulateSize
 // bytes. The returned Extra aliases payload (no copy): copy it before reusing
 // the payload buffer. Extra is nil when there is no extra data.
-func DecodeManipulate(payload []byte) (Manipulate, error) {
-	var m Manipulate
-	if len(payload) < ManipulateSize {
-		return m, shortPayload("DBGKD_MANIPULATE_STATE64", len(payload), ManipulateSize)
-	}
-	le := binary.LittleEndian
-	m.API = APINumber(le.Uint32(payload[0:]))
-	m.ProcessorLevel = le.Uint16(payload[4:])
-	m.Processor = le.Uint16(payload[6:])
-	m.ReturnStatus = le.Uint32(payload[8:])
-	copy(m.U[:], payload[manipulateUnionOff:ManipulateSize])
-	if len(payload) > ManipulateSize {
-		m.Extra = payload[ManipulateSize:]
-	}
-	return m, nil
+func DecodeManipulate(payload []byte) (m Manipulate, err error) {
+	m.Extra, err = decodeFixed(payload, "DBGKD_MANIPULATE_STATE64", ManipulateSize, m.wire)
+	return m, err
 }
 
 // Append appends the 56-byte structure followed by Extra to dst and returns
 // the extended slice.
 func (m *Manipulate) Append(dst []byte) []byte {
-	le := binary.LittleEndian
-	dst = le.AppendUint32(dst, uint32(m.API))
-	dst = le.AppendUint16(dst, m.ProcessorLevel)
-	dst = le.AppendUint16(dst, m.Processor)
-	dst = le.AppendUint32(dst, m.ReturnStatus)
-	dst = le.AppendUint32(dst, 0)
-	dst = append(dst, m.U[:]...)
-	return append(dst, m.Extra...)
+	return appendFixed(dst, ManipulateSize, m.Extra, m.wire)
 }
 
 // Size returns the encoded length: ManipulateSize + len(Extra).
@@ -258,23 +243,20 @@ func (m *Manipulate) Reply(status uint32, extra []byte) Manipulate {
 	return r
 }
 
-// Little-endian helpers on the union. off is an offset from the start of the
-// 56-byte structure, as in docs/kd-protocol.md, so it is always ≥ 16.
-func (m *Manipulate) u32(off int) uint32 {
-	return binary.LittleEndian.Uint32(m.U[off-manipulateUnionOff:])
-}
+// The typed views of the union list their fields at offsets from the start
+// of the 56-byte structure, as in docs/kd-protocol.md, so always ≥ 16.
 
-func (m *Manipulate) u64(off int) uint64 {
-	return binary.LittleEndian.Uint64(m.U[off-manipulateUnionOff:])
-}
+// get reads the union fields fs.
+func (m *Manipulate) get(fs []wireField) { getFields(m.U[:], manipulateUnionOff, fs...) }
 
-func (m *Manipulate) put32(off int, v uint32) {
-	binary.LittleEndian.PutUint32(m.U[off-manipulateUnionOff:], v)
-}
+// put stores the union fields fs.
+func (m *Manipulate) put(fs []wireField) { putFields(m.U[:], manipulateUnionOff, fs...) }
 
-func (m *Manipulate) put64(off int, v uint64) {
-	binary.LittleEndian.PutUint64(m.U[off-manipulateUnionOff:], v)
-}
+// u32 returns the union's u32 at offset off.
+func (m *Manipulate) u32(off int) (v uint32) { m.get([]wireField{{off, &v}}); return v }
+
+// put32 stores v as the union's u32 at offset off.
+func (m *Manipulate) put32(off int, v uint32) { m.put([]wireField{{off, &v}}) }
 
 // MemoryArgs is the DBGKD_READ_MEMORY64 / DBGKD_WRITE_MEMORY64 union used by
 // Read/WriteVirtualMemory, Read/WritePhysicalMemory and Read/WriteControlSpace.
@@ -284,17 +266,15 @@ type MemoryArgs struct {
 	Actual  uint32 // ActualBytesRead/Written @28; a caching hint in physical requests
 }
 
-// Memory returns the memory-transfer union.
-func (m *Manipulate) Memory() MemoryArgs {
-	return MemoryArgs{Address: m.u64(16), Count: m.u32(24), Actual: m.u32(28)}
+func (a *MemoryArgs) fields() []wireField {
+	return []wireField{{16, &a.Address}, {24, &a.Count}, {28, &a.Actual}}
 }
 
+// Memory returns the memory-transfer union.
+func (m *Manipulate) Memory() (a MemoryArgs) { m.get(a.fields()); return a }
+
 // SetMemory stores a in the memory-transfer union.
-func (m *Manipulate) SetMemory(a MemoryArgs) {
-	m.put64(16, a.Address)
-	m.put32(24, a.Count)
-	m.put32(28, a.Actual)
-}
+func (m *Manipulate) SetMemory(a MemoryArgs) { m.put(a.fields()) }
 
 // ContextFlags returns the u32 at offset 16: ContextFlags for SetContext
 // (the Unused field of GetContext).
@@ -311,16 +291,16 @@ type ContextExArgs struct {
 	BytesCopied uint32 // @24: bytes actually transferred (reply)
 }
 
-// ContextEx returns the GetContextEx/SetContextEx union.
-func (m *Manipulate) ContextEx() ContextExArgs {
-	return ContextExArgs{Offset: m.u32(16), ByteCount: m.u32(20), BytesCopied: m.u32(24)}
+func (a *ContextExArgs) fields() []wireField {
+	return []wireField{{16, &a.Offset}, {20, &a.ByteCount}, {24, &a.BytesCopied}}
 }
+
+// ContextEx returns the GetContextEx/SetContextEx union.
+func (m *Manipulate) ContextEx() (a ContextExArgs) { m.get(a.fields()); return a }
 
 // SetContextEx stores a in the GetContextEx/SetContextEx union.
 func (m *Manipulate) SetContextEx(a ContextExArgs) {
-	m.put32(16, a.Offset)
-	m.put32(20, a.ByteCount)
-	m.put32(24, a.BytesCopied)
+	putFields(m.U[:], manipulateUnionOff, a.fields()...)
 }
 
 // BreakPointArgs is the DBGKD_WRITE_BREAKPOINT64 union of WriteBreakPoint.
@@ -329,15 +309,16 @@ type BreakPointArgs struct {
 	Handle  uint32 // BreakPointHandle @24 (output; 0 = no slot)
 }
 
-// BreakPoint returns the WriteBreakPoint union.
-func (m *Manipulate) BreakPoint() BreakPointArgs {
-	return BreakPointArgs{Address: m.u64(16), Handle: m.u32(24)}
+func (a *BreakPointArgs) fields() []wireField {
+	return []wireField{{16, &a.Address}, {24, &a.Handle}}
 }
+
+// BreakPoint returns the WriteBreakPoint union.
+func (m *Manipulate) BreakPoint() (a BreakPointArgs) { m.get(a.fields()); return a }
 
 // SetBreakPoint stores a in the WriteBreakPoint union.
 func (m *Manipulate) SetBreakPoint(a BreakPointArgs) {
-	m.put64(16, a.Address)
-	m.put32(24, a.Handle)
+	putFields(m.U[:], manipulateUnionOff, a.fields()...)
 }
 
 // RestoreHandle returns RestoreBreakPoint's BreakPointHandle (@16).
@@ -362,24 +343,16 @@ type Continue2Args struct {
 	CurrentSymbolEnd   uint64 // @40
 }
 
-// Continue2 returns the AMD64 Continue2 union.
-func (m *Manipulate) Continue2() Continue2Args {
-	return Continue2Args{
-		ContinueStatus:     m.u32(16),
-		TraceFlag:          m.u32(20),
-		Dr7:                m.u64(24),
-		CurrentSymbolStart: m.u64(32),
-		CurrentSymbolEnd:   m.u64(40),
-	}
+func (a *Continue2Args) fields() []wireField {
+	return []wireField{{16, &a.ContinueStatus}, {20, &a.TraceFlag}, {24, &a.Dr7}, {32, &a.CurrentSymbolStart}, {40, &a.CurrentSymbolEnd}}
 }
+
+// Continue2 returns the AMD64 Continue2 union.
+func (m *Manipulate) Continue2() (a Continue2Args) { m.get(a.fields()); return a }
 
 // SetContinue2 stores a in the AMD64 Continue2 union.
 func (m *Manipulate) SetContinue2(a Continue2Args) {
-	m.put32(16, a.ContinueStatus)
-	m.put32(20, a.TraceFlag)
-	m.put64(24, a.Dr7)
-	m.put64(32, a.CurrentSymbolStart)
-	m.put64(40, a.CurrentSymbolEnd)
+	putFields(m.U[:], manipulateUnionOff, a.fields()...)
 }
 
 // Version returns the DBGKD_GET_VERSION64 held in the union (GetVersion).
@@ -403,17 +376,15 @@ type MSRArgs struct {
 // Value returns the 64-bit register value High:Low.
 func (a MSRArgs) Value() uint64 { return uint64(a.High)<<32 | uint64(a.Low) }
 
-// MSR returns the MSR union.
-func (m *Manipulate) MSR() MSRArgs {
-	return MSRArgs{MSR: m.u32(16), Low: m.u32(20), High: m.u32(24)}
+func (a *MSRArgs) fields() []wireField {
+	return []wireField{{16, &a.MSR}, {20, &a.Low}, {24, &a.High}}
 }
 
+// MSR returns the MSR union.
+func (m *Manipulate) MSR() (a MSRArgs) { m.get(a.fields()); return a }
+
 // SetMSR stores a in the MSR union.
-func (m *Manipulate) SetMSR(a MSRArgs) {
-	m.put32(16, a.MSR)
-	m.put32(20, a.Low)
-	m.put32(24, a.High)
-}
+func (m *Manipulate) SetMSR(a MSRArgs) { m.put(a.fields()) }
 
 // QueryMemory address spaces and flags (DBGKD_QUERY_MEMORY).
 const (
@@ -435,17 +406,16 @@ type QueryMemoryArgs struct {
 	Flags        uint32 // @36: out QueryFlag*
 }
 
-// QueryMemory returns the QueryMemory union.
-func (m *Manipulate) QueryMemory() QueryMemoryArgs {
-	return QueryMemoryArgs{Address: m.u64(16), Reserved: m.u64(24), AddressSpace: m.u32(32), Flags: m.u32(36)}
+func (a *QueryMemoryArgs) fields() []wireField {
+	return []wireField{{16, &a.Address}, {24, &a.Reserved}, {32, &a.AddressSpace}, {36, &a.Flags}}
 }
+
+// QueryMemory returns the QueryMemory union.
+func (m *Manipulate) QueryMemory() (a QueryMemoryArgs) { m.get(a.fields()); return a }
 
 // SetQueryMemory stores a in the QueryMemory union.
 func (m *Manipulate) SetQueryMemory(a QueryMemoryArgs) {
-	m.put64(16, a.Address)
-	m.put64(24, a.Reserved)
-	m.put32(32, a.AddressSpace)
-	m.put32(36, a.Flags)
+	putFields(m.U[:], manipulateUnionOff, a.fields()...)
 }
 
 // IOSpaceArgs is the DBGKD_READ_WRITE_IO64 union of Read/WriteIoSpace.
@@ -455,17 +425,15 @@ type IOSpaceArgs struct {
 	DataValue uint32 // @28
 }
 
-// IOSpace returns the Read/WriteIoSpace union.
-func (m *Manipulate) IOSpace() IOSpaceArgs {
-	return IOSpaceArgs{Address: m.u64(16), DataSize: m.u32(24), DataValue: m.u32(28)}
+func (a *IOSpaceArgs) fields() []wireField {
+	return []wireField{{16, &a.Address}, {24, &a.DataSize}, {28, &a.DataValue}}
 }
 
+// IOSpace returns the Read/WriteIoSpace union.
+func (m *Manipulate) IOSpace() (a IOSpaceArgs) { m.get(a.fields()); return a }
+
 // SetIOSpace stores a in the Read/WriteIoSpace union.
-func (m *Manipulate) SetIOSpace(a IOSpaceArgs) {
-	m.put64(16, a.Address)
-	m.put32(24, a.DataSize)
-	m.put32(28, a.DataValue)
-}
+func (m *Manipulate) SetIOSpace(a IOSpaceArgs) { m.put(a.fields()) }
 
 // Request constructors for the host side. They leave ProcessorLevel and
 // Processor zero; set Processor for requests that target one CPU (contexts,

@@ -2,7 +2,6 @@ package kd
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 )
 
@@ -10,11 +9,9 @@ import (
 // the fixed part of a STATE_CHANGE64 payload, on x64 and x86 alike.
 const StateChangeSize = 240
 
-// Offsets inside DBGKD_ANY_WAIT_STATE_CHANGE.
-const (
-	stateUnionOff   = 32  // the 160-byte union
-	stateControlOff = 192 // the 48-byte control report
-)
+// stateControlOff is where the 48-byte control report starts inside
+// DBGKD_ANY_WAIT_STATE_CHANGE (the 160-byte union starts at 32).
+const stateControlOff = 192
 
 // MaxInstructionStream is DBGKD_MAXSTREAM, the instruction bytes a control
 // report carries.
@@ -102,130 +99,44 @@ type StateChange struct {
 	Extra   []byte           // data after the 240-byte structure
 }
 
-// DecodeStateChange parses a STATE_CHANGE64 payload. It fails with an error
-// wrapping ErrPayloadTooShort when payload is shorter than StateChangeSize.
-// Extra aliases payload (no copy) and is nil when there is no extra data.
-func DecodeStateChange(payload []byte) (StateChange, error) {
-	var s StateChange
-	if len(payload) < StateChangeSize {
-		return s, shortPayload("DBGKD_ANY_WAIT_STATE_CHANGE", len(payload), StateChangeSize)
-	}
-	le := binary.LittleEndian
-	s.NewState = le.Uint32(payload[0:])
-	s.ProcessorLevel = le.Uint16(payload[4:])
-	s.Processor = le.Uint16(payload[6:])
-	s.NumberProcessors = le.Uint32(payload[8:])
-	s.Thread = le.Uint64(payload[16:])
-	s.ProgramCounter = le.Uint64(payload[24:])
-
-	u := payload[stateUnionOff:stateControlOff]
+// wire moves the structure's fields (offsets from the start of the
+// payload): the header, the control report, then the union member that
+// NewState selects (ignoring StateAlternate; none for a state this package
+// does not know), once NewState itself has been read.
+func (s *StateChange) wire(b []byte, enc bool) {
+	c := &s.Control
+	moveFields(b, 0, enc, []wireField{
+		{0, &s.NewState}, {4, &s.ProcessorLevel}, {6, &s.Processor}, {8, &s.NumberProcessors},
+		{16, &s.Thread}, {24, &s.ProgramCounter},
+		{stateControlOff, &c.Dr6}, {200, &c.Dr7}, {208, &c.EFlags}, {212, &c.InstructionCount}, {214, &c.ReportFlags},
+		{216, c.InstructionStream[:]}, {232, &c.SegCs}, {234, &c.SegDs}, {236, &c.SegEs}, {238, &c.SegFs},
+	})
 	switch s.NewState &^ StateAlternate {
 	case StateException:
 		e := &s.Exception
-		e.ExceptionCode = le.Uint32(u[0:])
-		e.ExceptionFlags = le.Uint32(u[4:])
-		e.ExceptionRecord = le.Uint64(u[8:])
-		e.ExceptionAddress = le.Uint64(u[16:])
-		e.NumberParameters = le.Uint32(u[24:])
-		for i := range e.ExceptionInformation {
-			e.ExceptionInformation[i] = le.Uint64(u[32+8*i:])
-		}
-		e.FirstChance = le.Uint32(u[152:])
+		moveFields(b, 0, enc, []wireField{{32, &e.ExceptionCode}, {36, &e.ExceptionFlags}, {40, &e.ExceptionRecord},
+			{48, &e.ExceptionAddress}, {56, &e.NumberParameters}, {64, e.ExceptionInformation[:]}, {184, &e.FirstChance}})
 	case StateLoadSymbols:
 		l := &s.LoadSymbols
-		l.PathNameLength = le.Uint32(u[0:])
-		l.BaseOfDll = le.Uint64(u[8:])
-		l.ProcessId = le.Uint64(u[16:])
-		l.CheckSum = le.Uint32(u[24:])
-		l.SizeOfImage = le.Uint32(u[28:])
-		l.UnloadSymbols = u[32] != 0
+		moveFields(b, 0, enc, []wireField{{32, &l.PathNameLength}, {40, &l.BaseOfDll}, {48, &l.ProcessId},
+			{56, &l.CheckSum}, {60, &l.SizeOfImage}, {64, &l.UnloadSymbols}})
 	case StateCommandString:
-		c := &s.CommandString
-		c.Flags = le.Uint32(u[0:])
-		c.Reserved1 = le.Uint32(u[4:])
-		for i := range c.Reserved2 {
-			c.Reserved2[i] = le.Uint64(u[8+8*i:])
-		}
+		cs := &s.CommandString
+		moveFields(b, 0, enc, []wireField{{32, &cs.Flags}, {36, &cs.Reserved1}, {40, cs.Reserved2[:]}})
 	}
+}
 
-	r := payload[stateControlOff:StateChangeSize]
-	c := &s.Control
-	c.Dr6 = le.Uint64(r[0:])
-	c.Dr7 = le.Uint64(r[8:])
-	c.EFlags = le.Uint32(r[16:])
-	c.InstructionCount = le.Uint16(r[20:])
-	c.ReportFlags = le.Uint16(r[22:])
-	copy(c.InstructionStream[:], r[24:40])
-	c.SegCs = le.Uint16(r[40:])
-	c.SegDs = le.Uint16(r[42:])
-	c.SegEs = le.Uint16(r[44:])
-	c.SegFs = le.Uint16(r[46:])
-
-	if len(payload) > StateChangeSize {
-		s.Extra = payload[StateChangeSize:]
-	}
-	return s, nil
+// DecodeStateChange parses a STATE_CHANGE64 payload. It fails with an error
+// wrapping ErrPayloadTooShort when payload is shorter than StateChangeSize.
+// Extra aliases payload (no copy) and is nil when there is no extra data.
+func DecodeStateChange(payload []byte) (s StateChange, err error) {
+	s.Extra, err = decodeFixed(payload, "DBGKD_ANY_WAIT_STATE_CHANGE", StateChangeSize, s.wire)
+	return s, err
 }
 
 // Append appends the 240-byte structure followed by Extra to dst.
 func (s *StateChange) Append(dst []byte) []byte {
-	start := len(dst)
-	dst = append(dst, make([]byte, StateChangeSize)...)
-	b := dst[start:]
-	le := binary.LittleEndian
-	le.PutUint32(b[0:], s.NewState)
-	le.PutUint16(b[4:], s.ProcessorLevel)
-	le.PutUint16(b[6:], s.Processor)
-	le.PutUint32(b[8:], s.NumberProcessors)
-	le.PutUint64(b[16:], s.Thread)
-	le.PutUint64(b[24:], s.ProgramCounter)
-
-	u := b[stateUnionOff:stateControlOff]
-	switch s.NewState &^ StateAlternate {
-	case StateException:
-		e := &s.Exception
-		le.PutUint32(u[0:], e.ExceptionCode)
-		le.PutUint32(u[4:], e.ExceptionFlags)
-		le.PutUint64(u[8:], e.ExceptionRecord)
-		le.PutUint64(u[16:], e.ExceptionAddress)
-		le.PutUint32(u[24:], e.NumberParameters)
-		for i, v := range e.ExceptionInformation {
-			le.PutUint64(u[32+8*i:], v)
-		}
-		le.PutUint32(u[152:], e.FirstChance)
-	case StateLoadSymbols:
-		l := &s.LoadSymbols
-		le.PutUint32(u[0:], l.PathNameLength)
-		le.PutUint64(u[8:], l.BaseOfDll)
-		le.PutUint64(u[16:], l.ProcessId)
-		le.PutUint32(u[24:], l.CheckSum)
-		le.PutUint32(u[28:], l.SizeOfImage)
-		if l.UnloadSymbols {
-			u[32] = 1
-		}
-	case StateCommandString:
-		c := &s.CommandString
-		le.PutUint32(u[0:], c.Flags)
-		le.PutUint32(u[4:], c.Reserved1)
-		for i, v := range c.Reserved2 {
-			le.PutUint64(u[8+8*i:], v)
-		}
-	}
-
-	r := b[stateControlOff:StateChangeSize]
-	c := &s.Control
-	le.PutUint64(r[0:], c.Dr6)
-	le.PutUint64(r[8:], c.Dr7)
-	le.PutUint32(r[16:], c.EFlags)
-	le.PutUint16(r[20:], c.InstructionCount)
-	le.PutUint16(r[22:], c.ReportFlags)
-	copy(r[24:40], c.InstructionStream[:])
-	le.PutUint16(r[40:], c.SegCs)
-	le.PutUint16(r[42:], c.SegDs)
-	le.PutUint16(r[44:], c.SegEs)
-	le.PutUint16(r[46:], c.SegFs)
-
-	return append(dst, s.Extra...)
+	return appendFixed(dst, StateChangeSize, s.Extra, s.wire)
 }
 
 // Size returns the encoded length: StateChangeSize + len(Extra).

@@ -36,6 +36,15 @@ type Version struct {
 	DebuggerDataList   uint64 // address of the list head whose Flink is the KDBG block
 }
 
+func (v *Version) wire(b []byte, enc bool) {
+	moveFields(b, 0, enc, []wireField{
+		{0, &v.MajorVersion}, {2, &v.MinorVersion}, {4, &v.ProtocolVersion}, {5, &v.KdSecondaryVersion},
+		{6, &v.Flags}, {8, &v.MachineType}, {10, &v.MaxPacketType}, {11, &v.MaxStateChange},
+		{12, &v.MaxManipulate}, {13, &v.Simulation}, {14, &v.Unused},
+		{16, &v.KernBase}, {24, &v.PsLoadedModuleList}, {32, &v.DebuggerDataList},
+	})
+}
+
 // DBGKD_GET_VERSION64 Flags bits.
 const (
 	VersionFlagMP         uint16 = 0x01 // multiprocessor kernel
@@ -77,42 +86,14 @@ const (
 
 // DecodeVersion parses a DBGKD_GET_VERSION64 from the first VersionSize bytes
 // of b. It fails with an error wrapping ErrPayloadTooShort when b is shorter.
-func DecodeVersion(b []byte) (Version, error) {
-	var v Version
-	if len(b) < VersionSize {
-		return v, shortPayload("DBGKD_GET_VERSION64", len(b), VersionSize)
-	}
-	le := binary.LittleEndian
-	v.MajorVersion = le.Uint16(b[0:])
-	v.MinorVersion = le.Uint16(b[2:])
-	v.ProtocolVersion = b[4]
-	v.KdSecondaryVersion = b[5]
-	v.Flags = le.Uint16(b[6:])
-	v.MachineType = le.Uint16(b[8:])
-	v.MaxPacketType = b[10]
-	v.MaxStateChange = b[11]
-	v.MaxManipulate = b[12]
-	v.Simulation = b[13]
-	v.Unused = le.Uint16(b[14:])
-	v.KernBase = le.Uint64(b[16:])
-	v.PsLoadedModuleList = le.Uint64(b[24:])
-	v.DebuggerDataList = le.Uint64(b[32:])
-	return v, nil
+func DecodeVersion(b []byte) (v Version, err error) {
+	_, err = decodeFixed(b, "DBGKD_GET_VERSION64", VersionSize, v.wire)
+	return v, err
 }
 
 // Append appends the 40-byte encoding of v to dst.
 func (v *Version) Append(dst []byte) []byte {
-	le := binary.LittleEndian
-	dst = le.AppendUint16(dst, v.MajorVersion)
-	dst = le.AppendUint16(dst, v.MinorVersion)
-	dst = append(dst, v.ProtocolVersion, v.KdSecondaryVersion)
-	dst = le.AppendUint16(dst, v.Flags)
-	dst = le.AppendUint16(dst, v.MachineType)
-	dst = append(dst, v.MaxPacketType, v.MaxStateChange, v.MaxManipulate, v.Simulation)
-	dst = le.AppendUint16(dst, v.Unused)
-	dst = le.AppendUint64(dst, v.KernBase)
-	dst = le.AppendUint64(dst, v.PsLoadedModuleList)
-	return le.AppendUint64(dst, v.DebuggerDataList)
+	return appendFixed(dst, VersionSize, nil, v.wire)
 }
 
 // Encode returns the 40-byte encoding of v.
