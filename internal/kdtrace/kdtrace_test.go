@@ -141,12 +141,14 @@ func scriptedSession(t *testing.T, f Format) string {
 	target := kd.NewTargetLink(z, kd.Config{AckTimeout: time.Minute, InterByteTimeout: time.Minute})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// The note goes first: once the target runs, its console text races
+	// with anything else written here.
+	tr.Note(HopTarget, 0, "link", "target opened (scripted)")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		runScriptedTarget(ctx, target)
 	}()
-	tr.Note(HopTarget, 0, "link", "target opened (scripted)")
 	recvPacket(t, ctx, host, kd.TypeStateChange64)
 	call := func(m kd.Manipulate) {
 		t.Helper()
