@@ -159,10 +159,17 @@ func (h *Host) WaitStateChange(ctx context.Context) (StateChange, error) {
 
 // handle deals with one unsolicited message; ok reports a state change.
 func (h *Host) handle(ctx context.Context, m Message) (sc StateChange, ok bool, err error) {
-	if m.Kind == MsgReset {
+	switch m.Kind {
+	case MsgReset:
 		h.mu.Lock()
 		h.dupSC = h.halted
 		h.resetSent = false
+		h.mu.Unlock()
+	case MsgSync:
+		// The target restarted its streams (it rebooted): its next state
+		// change is a new stop, even one that looks like the last.
+		h.mu.Lock()
+		h.halted, h.dupSC = false, false
 		h.mu.Unlock()
 	}
 	if m.Kind != MsgPacket {
