@@ -74,14 +74,7 @@ func TestTLSBindingDirect(t *testing.T) {
 	cn, sn := tcpPair(t)
 	tc, ts := tlsPair(t, cert, cn, sn)
 	cb, sb := mustBinding(t, tc), mustBinding(t, ts)
-	cc, cerr, sc, serr := handshakePair(t, func(testing.TB) (net.Conn, net.Conn) { return tc, ts },
-		Config{Password: "s3cret", Binding: cb}, Config{Password: "s3cret", Binding: sb})
-	if cerr != nil || serr != nil {
-		t.Fatalf("handshake over TLS with binding: %v / %v", cerr, serr)
-	}
-	if !cc.Authenticated() || !sc.Authenticated() {
-		t.Fatal("not authenticated")
-	}
+	authenticatedPair(t, "handshake over TLS with binding", tc, ts, Config{Password: "s3cret", Binding: cb}, Config{Password: "s3cret", Binding: sb})
 }
 
 // TestTLSBindingDefeatsRelay: a relay terminates TLS toward the client and

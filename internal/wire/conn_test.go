@@ -86,46 +86,37 @@ func TestConnExchange(t *testing.T) {
 		{true, TypeDetach, nil},
 		{false, TypeDetached, nil},
 	}
-	for _, tr := range transports {
-		t.Run(tr.name, func(t *testing.T) {
-			t.Parallel()
-			cc, cerr, sc, serr := handshakePair(t, tr.pair, Config{}, Config{})
-			if cerr != nil || serr != nil {
-				t.Fatal(cerr, serr)
+	forEachTransport(t, func(t *testing.T, pair pairFunc) {
+		cc, sc := connPair(t, pair, Config{}, Config{})
+		for i, m := range msgs {
+			from, to := cc, sc
+			if !m.fromClient {
+				from, to = sc, cc
 			}
-			for i, m := range msgs {
-				from, to := cc, sc
-				if !m.fromClient {
-					from, to = sc, cc
-				}
-				got := recvAsync(to)
-				if err := from.Send(m.typ, m.payload); err != nil {
-					t.Fatalf("msg %d: Send(%s): %v", i, m.typ, err)
-				}
-				r := wait(t, got)
-				if r.err != nil || r.f.Type != m.typ || !bytes.Equal(r.f.Payload, m.payload) {
-					t.Fatalf("msg %d: got %s (%d bytes), %v; want %s (%d bytes)", i, r.f.Type, len(r.f.Payload), r.err, m.typ, len(m.payload))
-				}
-			}
-			// SendKD produces the same frame as Send(TypeKD, EncodeKD(...)).
-			got := recvAsync(sc)
-			if err := cc.SendKD(3, []byte("dbgprint")); err != nil {
-				t.Fatal(err)
+			got := recvAsync(to)
+			if err := from.Send(m.typ, m.payload); err != nil {
+				t.Fatalf("msg %d: Send(%s): %v", i, m.typ, err)
 			}
 			r := wait(t, got)
-			if typ, p, err := DecodeKD(r.f.Payload); err != nil || typ != 3 || string(p) != "dbgprint" {
-				t.Fatalf("SendKD arrived as %d %q %v", typ, p, err)
+			if r.err != nil || r.f.Type != m.typ || !bytes.Equal(r.f.Payload, m.payload) {
+				t.Fatalf("msg %d: got %s (%d bytes), %v; want %s (%d bytes)", i, r.f.Type, len(r.f.Payload), r.err, m.typ, len(m.payload))
 			}
-		})
-	}
+		}
+		// SendKD produces the same frame as Send(TypeKD, EncodeKD(...)).
+		got := recvAsync(sc)
+		if err := cc.SendKD(3, []byte("dbgprint")); err != nil {
+			t.Fatal(err)
+		}
+		r := wait(t, got)
+		if typ, p, err := DecodeKD(r.f.Payload); err != nil || typ != 3 || string(p) != "dbgprint" {
+			t.Fatalf("SendKD arrived as %d %q %v", typ, p, err)
+		}
+	})
 }
 
 func TestConnSendRefuses(t *testing.T) {
 	t.Parallel()
-	cc, cerr, sc, serr := handshakePair(t, tcpPair, Config{}, Config{})
-	if cerr != nil || serr != nil {
-		t.Fatal(cerr, serr)
-	}
+	cc, sc := connPair(t, tcpPair, Config{}, Config{})
 	tests := []struct {
 		name string
 		c    *Conn
@@ -155,25 +146,22 @@ func TestConnSendRefuses(t *testing.T) {
 
 func TestConnPingPong(t *testing.T) {
 	t.Parallel()
-	for _, tr := range transports {
-		t.Run(tr.name, func(t *testing.T) {
-			t.Parallel()
-			sc, cn, d := rawClient(t, tr.pair, Config{KeepAlive: -1})
-			got := recvAsync(sc)
-			ping := []byte{9, 8, 7, 6, 5, 4, 3, 2}
-			writeRaw(t, cn, AppendFrame(nil, TypePing, ping))
-			f, err := readFrame(t, d, cn)
-			if err != nil || f.Type != TypePong || !bytes.Equal(f.Payload, ping) {
-				t.Fatalf("answer to Ping = %s %x %v, want Pong %x", f.Type, f.Payload, err, ping)
-			}
-			// Pongs are absorbed; the next real frame is delivered.
-			writeRaw(t, cn, AppendFrame(nil, TypePong, ping))
-			writeRaw(t, cn, AppendFrame(nil, TypeBreakIn, nil))
-			if r := wait(t, got); r.err != nil || r.f.Type != TypeBreakIn {
-				t.Fatalf("Recv = %s, %v; want BreakIn", r.f.Type, r.err)
-			}
-		})
-	}
+	forEachTransport(t, func(t *testing.T, pair pairFunc) {
+		sc, cn, d := rawClient(t, pair, Config{KeepAlive: -1})
+		got := recvAsync(sc)
+		ping := []byte{9, 8, 7, 6, 5, 4, 3, 2}
+		writeRaw(t, cn, AppendFrame(nil, TypePing, ping))
+		f, err := readFrame(t, d, cn)
+		if err != nil || f.Type != TypePong || !bytes.Equal(f.Payload, ping) {
+			t.Fatalf("answer to Ping = %s %x %v, want Pong %x", f.Type, f.Payload, err, ping)
+		}
+		// Pongs are absorbed; the next real frame is delivered.
+		writeRaw(t, cn, AppendFrame(nil, TypePong, ping))
+		writeRaw(t, cn, AppendFrame(nil, TypeBreakIn, nil))
+		if r := wait(t, got); r.err != nil || r.f.Type != TypeBreakIn {
+			t.Fatalf("Recv = %s, %v; want BreakIn", r.f.Type, r.err)
+		}
+	})
 }
 
 // The keep-alive timers run on testing/synctest's fake clock over an
@@ -209,10 +197,7 @@ func TestConnKeepAliveKeepsIdleConnectionAlive(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		const ka = 100 * time.Millisecond
-		cc, cerr, sc, serr := handshakePair(t, pipePair, Config{KeepAlive: ka}, Config{KeepAlive: ka})
-		if cerr != nil || serr != nil {
-			t.Fatal(cerr, serr)
-		}
+		cc, sc := connPair(t, pipePair, Config{KeepAlive: ka}, Config{KeepAlive: ka})
 		cgot := recvAsync(cc) // answers the server's pings; ends at Close
 		sgot := recvAsync(sc)
 		time.Sleep(10 * ka) // fake clock: more than three dead-peer windows of silence
@@ -238,73 +223,57 @@ func TestConnKeepAliveKeepsIdleConnectionAlive(t *testing.T) {
 
 func TestConnCloseWithReason(t *testing.T) {
 	t.Parallel()
-	for _, tr := range transports {
-		t.Run(tr.name, func(t *testing.T) {
-			t.Parallel()
-			cc, cerr, sc, serr := handshakePair(t, tr.pair, Config{}, Config{})
-			if cerr != nil || serr != nil {
-				t.Fatal(cerr, serr)
+	forEachTransport(t, func(t *testing.T, pair pairFunc) {
+		cc, sc := connPair(t, pair, Config{}, Config{})
+		got := recvAsync(cc)
+		if err := sc.CloseWithReason(ServerShutdown); err != nil {
+			t.Fatal(err)
+		}
+		if r := wait(t, got); r.err != io.EOF {
+			t.Fatalf("Recv after Bye = %v, want io.EOF", r.err)
+		}
+		if cc.ByeReason() != ServerShutdown {
+			t.Errorf("ByeReason = %v, want ServerShutdown", cc.ByeReason())
+		}
+		if _, err := cc.Recv(); err != io.EOF {
+			t.Errorf("second Recv = %v, want io.EOF", err)
+		}
+		for range 2 {
+			if err := cc.Close(); err != nil {
+				t.Errorf("Close after peer Bye = %v", err)
 			}
-			got := recvAsync(cc)
-			if err := sc.CloseWithReason(ServerShutdown); err != nil {
-				t.Fatal(err)
+			if err := sc.Close(); err != nil {
+				t.Errorf("repeated Close = %v", err)
 			}
-			if r := wait(t, got); r.err != io.EOF {
-				t.Fatalf("Recv after Bye = %v, want io.EOF", r.err)
-			}
-			if cc.ByeReason() != ServerShutdown {
-				t.Errorf("ByeReason = %v, want ServerShutdown", cc.ByeReason())
-			}
-			if _, err := cc.Recv(); err != io.EOF {
-				t.Errorf("second Recv = %v, want io.EOF", err)
-			}
-			for range 2 {
-				if err := cc.Close(); err != nil {
-					t.Errorf("Close after peer Bye = %v", err)
-				}
-				if err := sc.Close(); err != nil {
-					t.Errorf("repeated Close = %v", err)
-				}
-			}
-			if err := sc.Send(TypeKD, EncodeKD(1, nil)); !errors.Is(err, net.ErrClosed) {
-				t.Errorf("Send after Close = %v, want net.ErrClosed", err)
-			}
-		})
-	}
+		}
+		if err := sc.Send(TypeKD, EncodeKD(1, nil)); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Send after Close = %v, want net.ErrClosed", err)
+		}
+	})
 }
 
 func TestConnSendError(t *testing.T) {
 	t.Parallel()
-	for _, tr := range transports {
-		t.Run(tr.name, func(t *testing.T) {
-			t.Parallel()
-			cc, cerr, sc, serr := handshakePair(t, tr.pair, Config{}, Config{})
-			if cerr != nil || serr != nil {
-				t.Fatal(cerr, serr)
-			}
-			got := recvAsync(cc)
-			if err := sc.SendError(InUse, "target com:port=COM1 is owned by session 3"); err != nil {
-				t.Fatal(err)
-			}
-			r := wait(t, got)
-			var re *RemoteError
-			if !errors.As(r.err, &re) || re.Code != InUse || !strings.Contains(re.Msg, "session 3") {
-				t.Fatalf("Recv = %v, want RemoteError InUse", r.err)
-			}
-			if err := sc.Send(TypeOpened, EncodeOpened(Opened{})); !errors.Is(err, net.ErrClosed) {
-				t.Errorf("Send after SendError = %v, want net.ErrClosed", err)
-			}
-		})
-	}
+	forEachTransport(t, func(t *testing.T, pair pairFunc) {
+		cc, sc := connPair(t, pair, Config{}, Config{})
+		got := recvAsync(cc)
+		if err := sc.SendError(InUse, "target com:port=COM1 is owned by session 3"); err != nil {
+			t.Fatal(err)
+		}
+		r := wait(t, got)
+		var re *RemoteError
+		if !errors.As(r.err, &re) || re.Code != InUse || !strings.Contains(re.Msg, "session 3") {
+			t.Fatalf("Recv = %v, want RemoteError InUse", r.err)
+		}
+		if err := sc.Send(TypeOpened, EncodeOpened(Opened{})); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Send after SendError = %v, want net.ErrClosed", err)
+		}
+	})
 }
 
 func TestConnProtocolViolations(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name string
-		send []byte
-		code Code
-	}{
+	tests := []badInput{
 		{"unknown type", AppendFrame(nil, 0x66, []byte{1}), BadFrame},
 		{"handshake frame", AppendFrame(nil, TypeHello, EncodeHello(Hello{MinVersion: Version, MaxVersion: Version})), BadFrame},
 		{"wrong direction", AppendFrame(nil, TypeOpened, EncodeOpened(Opened{})), BadFrame},
@@ -357,83 +326,74 @@ func TestConnPeerVanishes(t *testing.T) {
 
 func TestConnCloseUnblocksRecv(t *testing.T) {
 	t.Parallel()
-	for _, tr := range transports {
-		t.Run(tr.name, func(t *testing.T) {
-			t.Parallel()
-			sc, cn, d := rawClient(t, tr.pair, Config{})
-			got := recvAsync(sc)
-			// Read the Bye on the raw side so net.Pipe's write completes.
-			bye := make(chan Frame, 1)
-			go func() {
-				f, _ := readFrame(t, d, cn)
-				bye <- f
-			}()
-			if err := sc.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if r := wait(t, got); !errors.Is(r.err, net.ErrClosed) {
-				t.Fatalf("Recv after Close = %v, want net.ErrClosed", r.err)
-			}
-			if f := wait(t, bye); f.Type != TypeBye || len(f.Payload) != 0 {
-				t.Fatalf("peer saw %s %x, want an empty Bye", f.Type, f.Payload)
-			}
-		})
-	}
+	forEachTransport(t, func(t *testing.T, pair pairFunc) {
+		sc, cn, d := rawClient(t, pair, Config{})
+		got := recvAsync(sc)
+		// Read the Bye on the raw side so net.Pipe's write completes.
+		bye := make(chan Frame, 1)
+		go func() {
+			f, _ := readFrame(t, d, cn)
+			bye <- f
+		}()
+		if err := sc.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if r := wait(t, got); !errors.Is(r.err, net.ErrClosed) {
+			t.Fatalf("Recv after Close = %v, want net.ErrClosed", r.err)
+		}
+		if f := wait(t, bye); f.Type != TypeBye || len(f.Payload) != 0 {
+			t.Fatalf("peer saw %s %x, want an empty Bye", f.Type, f.Payload)
+		}
+	})
 }
 
 func TestConnConcurrentSend(t *testing.T) {
 	t.Parallel()
 	const senders, each = 8, 50
-	for _, tr := range transports {
-		t.Run(tr.name, func(t *testing.T) {
-			t.Parallel()
-			cc, cerr, sc, serr := handshakePair(t, tr.pair, Config{}, Config{})
-			if cerr != nil || serr != nil {
-				t.Fatal(cerr, serr)
-			}
-			var wg sync.WaitGroup
-			errs := make(chan error, senders)
-			for g := range senders {
-				wg.Go(func() {
-					p := make([]byte, 200+g)
-					for i := range each {
-						binary.BigEndian.PutUint32(p, uint32(g<<16|i))
-						for j := 4; j < len(p); j++ {
-							p[j] = byte(g + i + j)
-						}
-						if err := cc.SendKD(uint16(g), p); err != nil {
-							errs <- err
-							return
-						}
+	forEachTransport(t, func(t *testing.T, pair pairFunc) {
+		cc, sc := connPair(t, pair, Config{}, Config{})
+		var wg sync.WaitGroup
+		errs := make(chan error, senders)
+		for g := range senders {
+			wg.Go(func() {
+				p := make([]byte, 200+g)
+				for i := range each {
+					binary.BigEndian.PutUint32(p, uint32(g<<16|i))
+					for j := 4; j < len(p); j++ {
+						p[j] = byte(g + i + j)
 					}
-				})
-			}
-			next := make([]int, senders)
-			for n := 0; n < senders*each; n++ {
-				f, err := sc.Recv()
-				if err != nil {
-					t.Fatalf("after %d frames: %v", n, err)
-				}
-				g, p, err := DecodeKD(f.Payload)
-				if err != nil || int(g) >= senders || len(p) != 200+int(g) {
-					t.Fatalf("frame %d malformed: %d %d %v", n, g, len(p), err)
-				}
-				id := binary.BigEndian.Uint32(p)
-				if int(id>>16) != int(g) || int(id&0xFFFF) != next[g] {
-					t.Fatalf("sender %d: got frame %d, want %d (frames interleaved or lost)", g, id&0xFFFF, next[g])
-				}
-				for j := 4; j < len(p); j++ {
-					if p[j] != byte(int(g)+next[g]+j) {
-						t.Fatalf("sender %d frame %d corrupted at byte %d", g, next[g], j)
+					if err := cc.SendKD(uint16(g), p); err != nil {
+						errs <- err
+						return
 					}
 				}
-				next[g]++
+			})
+		}
+		next := make([]int, senders)
+		for n := 0; n < senders*each; n++ {
+			f, err := sc.Recv()
+			if err != nil {
+				t.Fatalf("after %d frames: %v", n, err)
 			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				t.Fatal(err)
+			g, p, err := DecodeKD(f.Payload)
+			if err != nil || int(g) >= senders || len(p) != 200+int(g) {
+				t.Fatalf("frame %d malformed: %d %d %v", n, g, len(p), err)
 			}
-		})
-	}
+			id := binary.BigEndian.Uint32(p)
+			if int(id>>16) != int(g) || int(id&0xFFFF) != next[g] {
+				t.Fatalf("sender %d: got frame %d, want %d (frames interleaved or lost)", g, id&0xFFFF, next[g])
+			}
+			for j := 4; j < len(p); j++ {
+				if p[j] != byte(int(g)+next[g]+j) {
+					t.Fatalf("sender %d frame %d corrupted at byte %d", g, next[g], j)
+				}
+			}
+			next[g]++
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+	})
 }

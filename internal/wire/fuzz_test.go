@@ -38,50 +38,58 @@ func FuzzDecoder(f *testing.F) {
 	})
 }
 
-// roundTrip checks the typed-decoder property shared by all fuzz targets:
-// whatever a decoder accepts, its encoder writes back in a form the decoder
-// reads to the same value.
-func roundTrip[T any](t *testing.T, data []byte, dec func([]byte) (T, error), enc func(T) []byte, exact bool) {
-	v, err := dec(data)
-	if err != nil {
-		if _, ok := ErrorCode(err); !ok {
-			t.Fatalf("decoder error without a code: %v", err)
+// fuzzRoundTrip is the body of every typed-payload fuzz target: whatever
+// dec accepts, enc writes back in a form dec reads to the same value (with
+// exact, to the same bytes); whatever dec refuses, it refuses with a
+// protocol error code.
+func fuzzRoundTrip[T any](f *testing.F, dec func([]byte) (T, error), enc func(T) []byte, exact bool) {
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v, err := dec(data)
+		if err != nil {
+			if _, ok := ErrorCode(err); !ok {
+				t.Fatalf("decoder error without a code: %v", err)
+			}
+			return
 		}
-		return
-	}
-	b := enc(v)
-	if exact && !bytes.Equal(b, data) {
-		t.Fatalf("re-encoding changed the bytes:\n in %x\nout %x", data, b)
-	}
-	v2, err := dec(b)
-	if err != nil {
-		t.Fatalf("decoder refuses its own encoding %x: %v", b, err)
-	}
-	if d := cmp.Diff(v, v2); d != "" {
-		t.Fatalf("value changed across a round trip (-first +second):\n%s", d)
-	}
+		b := enc(v)
+		if exact && !bytes.Equal(b, data) {
+			t.Fatalf("re-encoding changed the bytes:\n in %x\nout %x", data, b)
+		}
+		v2, err := dec(b)
+		if err != nil {
+			t.Fatalf("decoder refuses its own encoding %x: %v", b, err)
+		}
+		if d := cmp.Diff(v, v2); d != "" {
+			t.Fatalf("value changed across a round trip (-first +second):\n%s", d)
+		}
+	})
 }
 
-func FuzzDecodeHello(f *testing.F) {
-	f.Fuzz(func(t *testing.T, data []byte) { roundTrip(t, data, DecodeHello, EncodeHello, false) })
+// The fuzz targets, one a payload decoder; their seeds are under
+// testdata/fuzz/<name> (TestFuzzSeeds).
+
+func FuzzDecodeHello(f *testing.F)      { fuzzRoundTrip(f, DecodeHello, EncodeHello, false) }
+func FuzzDecodeHelloReply(f *testing.F) { fuzzRoundTrip(f, DecodeHelloReply, EncodeHelloReply, false) }
+func FuzzDecodeProof(f *testing.F)      { fuzzRoundTrip(f, DecodeProof, EncodeProof, true) }
+func FuzzDecodeOpen(f *testing.F)       { fuzzRoundTrip(f, DecodeOpen, EncodeOpen, true) }
+func FuzzDecodeOpened(f *testing.F)     { fuzzRoundTrip(f, DecodeOpened, EncodeOpened, false) }
+func FuzzDecodeBye(f *testing.F)        { fuzzRoundTrip(f, DecodeBye, EncodeBye, false) }
+func FuzzDecodeState(f *testing.F)      { fuzzRoundTrip(f, DecodeState, EncodeState, false) }
+func FuzzDecodeControl(f *testing.F)    { fuzzRoundTrip(f, DecodeControl, EncodeControl, true) }
+
+func FuzzDecodePing(f *testing.F) {
+	fuzzRoundTrip(f, DecodePing, func(p [PingSize]byte) []byte { return p[:] }, true)
 }
 
-func FuzzDecodeHelloReply(f *testing.F) {
-	f.Fuzz(func(t *testing.T, data []byte) { roundTrip(t, data, DecodeHelloReply, EncodeHelloReply, false) })
+func FuzzDecodeError(f *testing.F) {
+	fuzzRoundTrip(f, DecodeError, func(re *RemoteError) []byte { return EncodeError(re.Code, re.Msg) }, false)
 }
 
-func FuzzDecodeProof(f *testing.F) {
-	f.Fuzz(func(t *testing.T, data []byte) { roundTrip(t, data, DecodeProof, EncodeProof, true) })
+func FuzzDecodeNotice(f *testing.F) {
+	fuzzRoundTrip(f, DecodeNotice, func(n Notice) []byte { return EncodeNotice(n.Code, n.Text) }, false)
 }
 
-func FuzzDecodeOpen(f *testing.F) {
-	f.Fuzz(func(t *testing.T, data []byte) { roundTrip(t, data, DecodeOpen, EncodeOpen, true) })
-}
-
-func FuzzDecodeOpened(f *testing.F) {
-	f.Fuzz(func(t *testing.T, data []byte) { roundTrip(t, data, DecodeOpened, EncodeOpened, false) })
-}
-
+// kdPacket is a KD frame payload as one value, for FuzzDecodeKD.
 type kdPacket struct {
 	Type    uint16
 	Payload []byte
@@ -92,35 +100,7 @@ func FuzzDecodeKD(f *testing.F) {
 		typ, payload, err := DecodeKD(p)
 		return kdPacket{typ, payload}, err
 	}
-	enc := func(k kdPacket) []byte { return EncodeKD(k.Type, k.Payload) }
-	f.Fuzz(func(t *testing.T, data []byte) { roundTrip(t, data, dec, enc, true) })
-}
-
-func FuzzDecodeError(f *testing.F) {
-	enc := func(re *RemoteError) []byte { return EncodeError(re.Code, re.Msg) }
-	f.Fuzz(func(t *testing.T, data []byte) { roundTrip(t, data, DecodeError, enc, false) })
-}
-
-func FuzzDecodeNotice(f *testing.F) {
-	enc := func(n Notice) []byte { return EncodeNotice(n.Code, n.Text) }
-	f.Fuzz(func(t *testing.T, data []byte) { roundTrip(t, data, DecodeNotice, enc, false) })
-}
-
-func FuzzDecodeBye(f *testing.F) {
-	f.Fuzz(func(t *testing.T, data []byte) { roundTrip(t, data, DecodeBye, EncodeBye, false) })
-}
-
-func FuzzDecodeState(f *testing.F) {
-	f.Fuzz(func(t *testing.T, data []byte) { roundTrip(t, data, DecodeState, EncodeState, false) })
-}
-
-func FuzzDecodeControl(f *testing.F) {
-	f.Fuzz(func(t *testing.T, data []byte) { roundTrip(t, data, DecodeControl, EncodeControl, true) })
-}
-
-func FuzzDecodePing(f *testing.F) {
-	enc := func(p [PingSize]byte) []byte { return p[:] }
-	f.Fuzz(func(t *testing.T, data []byte) { roundTrip(t, data, DecodePing, enc, true) })
+	fuzzRoundTrip(f, dec, func(k kdPacket) []byte { return EncodeKD(k.Type, k.Payload) }, true)
 }
 
 // TestFuzzSeeds writes (with -update) and checks the seed corpora under

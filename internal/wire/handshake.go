@@ -166,6 +166,32 @@ func (h *handshake) ioErr(what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
+// proofs derives the password key for salt, closes the transcript with
+// the channel binding and returns the proofs both sides expect.
+func (h *handshake) proofs(tr *transcript, salt []byte) (client, server [ProofSize]byte, err error) {
+	key, err := h.cfg.Keys.key(h.cfg.Password, salt)
+	if err != nil {
+		return client, server, err
+	}
+	tr.add(h.cfg.Binding)
+	client, server = proofs(key, tr.sum())
+	return client, server, nil
+}
+
+// checkProof decodes the peer's proof from an Auth or AuthOK payload and
+// compares it with the expected one in constant time; a mismatch is
+// AccessDenied with the message wrong.
+func checkProof(payload []byte, want [ProofSize]byte, wrong string) error {
+	got, err := DecodeProof(payload)
+	if err != nil {
+		return err
+	}
+	if !hmac.Equal(got[:], want[:]) {
+		return protoErr(AccessDenied, "%s", wrong)
+	}
+	return nil
+}
+
 // timeoutError is a handshake step that ran out of time.
 type timeoutError struct {
 	what  string
@@ -222,14 +248,25 @@ func watchContext(ctx context.Context, nc net.Conn) (stop func() bool) {
 // A client with a password facing a server that requires none succeeds with
 // Conn.Authenticated false; the caller should warn the user.
 func Client(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
-	h := newHandshake(ctx, nc, cfg, "server")
+	return runHandshake(ctx, nc, cfg, "client", (*handshake).client)
+}
+
+// runHandshake runs one role's steps (client or server) over nc with ctx
+// watched, and starts the Conn they produce; on failure it tells the peer
+// what it can (fail) and closes nc.
+func runHandshake(ctx context.Context, nc net.Conn, cfg Config, role string, steps func(*handshake) (*Conn, error)) (*Conn, error) {
+	peer := "server"
+	if role == "server" {
+		peer = "client"
+	}
+	h := newHandshake(ctx, nc, cfg, peer)
 	stop := watchContext(ctx, nc)
-	c, err := h.client()
+	c, err := steps(h)
 	if !stop() && err == nil {
 		err = fmt.Errorf("handshake cancelled: %w", ctx.Err())
 	}
 	if err != nil {
-		return nil, h.fail("client", err)
+		return nil, h.fail(role, err)
 	}
 	_ = nc.SetDeadline(time.Time{})
 	c.start()
@@ -273,12 +310,10 @@ func (h *handshake) client() (*Conn, error) {
 		_, _ = h.write(TypeBye, EncodeBye(AccessDenied))
 		return nil, ErrPasswordRequired
 	}
-	key, err := h.cfg.Keys.key(h.cfg.Password, reply.Salt[:])
+	clientProof, serverProof, err := h.proofs(tr, reply.Salt[:])
 	if err != nil {
 		return nil, err
 	}
-	tr.add(h.cfg.Binding)
-	clientProof, serverProof := proofs(key, tr.sum())
 	if _, err := h.write(TypeAuth, EncodeProof(clientProof)); err != nil {
 		return nil, err
 	}
@@ -290,12 +325,8 @@ func (h *handshake) client() (*Conn, error) {
 		}
 		return nil, err
 	}
-	got, err := DecodeProof(f.Payload)
-	if err != nil {
+	if err := checkProof(f.Payload, serverProof, "the server could not prove that it knows the password: it has a different password, or something between us is impersonating or relaying it"); err != nil {
 		return nil, err
-	}
-	if !hmac.Equal(got[:], serverProof[:]) {
-		return nil, protoErr(AccessDenied, "the server could not prove that it knows the password: it has a different password, or something between us is impersonating or relaying it")
 	}
 	c.authenticated = true
 	return c, nil
@@ -307,18 +338,7 @@ func (h *handshake) client() (*Conn, error) {
 // Error frame when the protocol calls for one (VersionMismatch,
 // AccessDenied, HandshakeTimeout, BadFrame) and closes nc.
 func Server(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
-	h := newHandshake(ctx, nc, cfg, "client")
-	stop := watchContext(ctx, nc)
-	c, err := h.server()
-	if !stop() && err == nil {
-		err = fmt.Errorf("handshake cancelled: %w", ctx.Err())
-	}
-	if err != nil {
-		return nil, h.fail("server", err)
-	}
-	_ = nc.SetDeadline(time.Time{})
-	c.start()
-	return c, nil
+	return runHandshake(ctx, nc, cfg, "server", (*handshake).server)
 }
 
 func (h *handshake) server() (*Conn, error) {
@@ -356,12 +376,10 @@ func (h *handshake) server() (*Conn, error) {
 	if !reply.PasswordRequired {
 		return c, nil
 	}
-	key, err := h.cfg.Keys.key(h.cfg.Password, reply.Salt[:])
+	clientProof, serverProof, err := h.proofs(tr, reply.Salt[:])
 	if err != nil {
 		return nil, err
 	}
-	tr.add(h.cfg.Binding)
-	clientProof, serverProof := proofs(key, tr.sum())
 	f, err = h.read("Auth", TypeAuth)
 	if err != nil {
 		var pe *ProtocolError
@@ -371,12 +389,8 @@ func (h *handshake) server() (*Conn, error) {
 		}
 		return nil, err
 	}
-	got, err := DecodeProof(f.Payload)
-	if err != nil {
+	if err := checkProof(f.Payload, clientProof, "wrong password proof from the client (wrong password, or a relay between differently bound TLS channels)"); err != nil {
 		return nil, err
-	}
-	if !hmac.Equal(got[:], clientProof[:]) {
-		return nil, protoErr(AccessDenied, "wrong password proof from the client (wrong password, or a relay between differently bound TLS channels)")
 	}
 	if _, err := h.write(TypeAuthOK, EncodeProof(serverProof)); err != nil {
 		return nil, err

@@ -115,35 +115,24 @@ func TestHandshakeClientWithoutPasswordMessage(t *testing.T) {
 
 func TestHandshakeWrongPasswordClosesConnection(t *testing.T) {
 	t.Parallel()
-	for _, tr := range transports {
-		t.Run(tr.name, func(t *testing.T) {
-			t.Parallel()
-			cn, sn := tr.pair(t)
-			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-			defer cancel()
-			done := make(chan error, 1)
-			go func() {
-				_, err := Server(ctx, sn, srv(Config{Password: "s3cret"}))
-				done <- err
-			}()
-			// A hand-made client that sends a garbage proof.
-			d := NewDecoder(cn)
-			writeRaw(t, cn, AppendFrame(nil, TypeHello, EncodeHello(Hello{MinVersion: Version, MaxVersion: Version})))
-			f, err := readFrame(t, d, cn)
-			if err != nil || f.Type != TypeHelloReply {
-				t.Fatalf("HelloReply: %v %v", f.Type, err)
-			}
-			writeRaw(t, cn, AppendFrame(nil, TypeAuth, make([]byte, ProofSize)))
-			re := expectError(t, d, cn)
-			if re.Code != AccessDenied || re.Msg != "access denied" {
-				t.Errorf("server sent %+v, want exactly AccessDenied \"access denied\"", re)
-			}
-			expectClosed(t, d, cn)
-			if err := <-done; err == nil {
-				t.Fatal("server accepted a garbage proof")
-			}
-		})
-	}
+	forEachTransport(t, func(t *testing.T, pair pairFunc) {
+		cn, d, done := rawPeerOfServer(t, pair, Config{Password: "s3cret"})
+		// A hand-made client that sends a garbage proof.
+		writeRaw(t, cn, AppendFrame(nil, TypeHello, EncodeHello(Hello{MinVersion: Version, MaxVersion: Version})))
+		f, err := readFrame(t, d, cn)
+		if err != nil || f.Type != TypeHelloReply {
+			t.Fatalf("HelloReply: %v %v", f.Type, err)
+		}
+		writeRaw(t, cn, AppendFrame(nil, TypeAuth, make([]byte, ProofSize)))
+		re := expectError(t, d, cn)
+		if re.Code != AccessDenied || re.Msg != "access denied" {
+			t.Errorf("server sent %+v, want exactly AccessDenied \"access denied\"", re)
+		}
+		expectClosed(t, d, cn)
+		if err := <-done; err == nil {
+			t.Fatal("server accepted a garbage proof")
+		}
+	})
 }
 
 // TestHandshakeImpostorServer: a server that does not know the password
@@ -151,58 +140,48 @@ func TestHandshakeWrongPasswordClosesConnection(t *testing.T) {
 // The client must refuse it.
 func TestHandshakeImpostorServer(t *testing.T) {
 	t.Parallel()
-	for _, tr := range transports {
-		t.Run(tr.name, func(t *testing.T) {
-			t.Parallel()
-			cn, sn := tr.pair(t)
-			impostor := make(chan *RemoteError, 1)
-			go func() {
-				defer close(impostor)
-				d := NewDecoder(sn)
-				_ = sn.SetDeadline(time.Now().Add(testTimeout))
-				f, err := d.Next()
-				if err != nil {
-					return
-				}
-				trs := newTranscript()
-				trs.add(AppendFrame(nil, f.Type, f.Payload))
-				hr := HelloReply{Version: Version, PasswordRequired: true, Software: "evil"}
-				hr.Salt[0] = 1
-				reply := AppendFrame(nil, TypeHelloReply, EncodeHelloReply(hr))
-				trs.add(reply)
-				trs.add(nil)
-				if _, err := sn.Write(reply); err != nil {
-					return
-				}
-				if f, err = d.Next(); err != nil || f.Type != TypeAuth {
-					return
-				}
-				key, _ := (*KeyCache)(nil).key("wrong1", hr.Salt[:]) // the impostor's guess
-				_, sp := proofs(key, trs.sum())
-				if _, err := sn.Write(AppendFrame(nil, TypeAuthOK, EncodeProof(sp))); err != nil {
-					return
-				}
-				if f, err = d.Next(); err == nil && f.Type == TypeError {
-					re, _ := DecodeError(f.Payload)
-					impostor <- re
-				}
-			}()
-			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-			defer cancel()
-			c, err := Client(ctx, cn, cli(Config{Password: "s3cret"}))
-			if err == nil {
-				c.Close()
-				t.Fatal("client accepted an impostor server")
+	forEachTransport(t, func(t *testing.T, pair pairFunc) {
+		cn, sn := pair(t)
+		impostor := fakeServer(sn, func(d *Decoder) *RemoteError {
+			f, err := d.Next()
+			if err != nil {
+				return nil
 			}
-			var pe *ProtocolError
-			if !errors.As(err, &pe) || pe.Code != AccessDenied || !strings.Contains(err.Error(), "could not prove") {
-				t.Fatalf("client error = %v, want a local AccessDenied about the server proof", err)
+			trs := newTranscript()
+			trs.add(AppendFrame(nil, f.Type, f.Payload))
+			hr := HelloReply{Version: Version, PasswordRequired: true, Software: "evil"}
+			hr.Salt[0] = 1
+			reply := AppendFrame(nil, TypeHelloReply, EncodeHelloReply(hr))
+			trs.add(reply)
+			trs.add(nil)
+			if _, err := sn.Write(reply); err != nil {
+				return nil
 			}
-			if re := <-impostor; re == nil || re.Code != AccessDenied || re.Msg != "access denied" {
-				t.Errorf("impostor received %+v, want AccessDenied \"access denied\"", re)
+			if f, err = d.Next(); err != nil || f.Type != TypeAuth {
+				return nil
 			}
+			key, _ := (*KeyCache)(nil).key("wrong1", hr.Salt[:]) // the impostor's guess
+			_, sp := proofs(key, trs.sum())
+			if _, err := sn.Write(AppendFrame(nil, TypeAuthOK, EncodeProof(sp))); err != nil {
+				return nil
+			}
+			return nextError(d)
 		})
-	}
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		c, err := Client(ctx, cn, cli(Config{Password: "s3cret"}))
+		if err == nil {
+			c.Close()
+			t.Fatal("client accepted an impostor server")
+		}
+		var pe *ProtocolError
+		if !errors.As(err, &pe) || pe.Code != AccessDenied || !strings.Contains(err.Error(), "could not prove") {
+			t.Fatalf("client error = %v, want a local AccessDenied about the server proof", err)
+		}
+		if re := <-impostor; re == nil || re.Code != AccessDenied || re.Msg != "access denied" {
+			t.Errorf("impostor received %+v, want AccessDenied \"access denied\"", re)
+		}
+	})
 }
 
 func TestHandshakeVersionMismatch(t *testing.T) {
@@ -216,13 +195,7 @@ func TestHandshakeVersionMismatch(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			cn, sn := tcpPair(t)
-			done := make(chan error, 1)
-			go func() {
-				_, err := Server(context.Background(), sn, srv(Config{HandshakeTimeout: testTimeout}))
-				done <- err
-			}()
-			d := NewDecoder(cn)
+			cn, d, done := rawPeerOfServer(t, tcpPair, Config{HandshakeTimeout: testTimeout})
 			writeRaw(t, cn, AppendFrame(nil, TypeHello, EncodeHello(Hello{MinVersion: tc.lo, MaxVersion: tc.hi})))
 			re := expectError(t, d, cn)
 			theirs, ours := fmt.Sprintf("%d-%d", tc.lo, tc.hi), fmt.Sprintf("%d-%d", MinVersion, Version)
@@ -238,14 +211,13 @@ func TestHandshakeVersionMismatch(t *testing.T) {
 	t.Run("client explains a refusal", func(t *testing.T) {
 		t.Parallel()
 		cn, sn := pipePair(t)
-		go func() {
-			d := NewDecoder(sn)
-			_ = sn.SetDeadline(time.Now().Add(testTimeout))
+		fakeServer(sn, func(d *Decoder) *RemoteError {
 			if _, err := d.Next(); err == nil {
 				_, _ = sn.Write(AppendFrame(nil, TypeError, EncodeError(VersionMismatch, "client supports protocol versions 1-1, server supports 2-2")))
 			}
 			sn.Close()
-		}()
+			return nil
+		})
 		_, err := Client(context.Background(), cn, cli(Config{HandshakeTimeout: testTimeout}))
 		var re *RemoteError
 		if !errors.As(err, &re) || re.Code != VersionMismatch || !strings.Contains(err.Error(), "upgrade kdclient or kdsrv") {
@@ -255,20 +227,13 @@ func TestHandshakeVersionMismatch(t *testing.T) {
 	t.Run("client refuses a version it does not speak", func(t *testing.T) {
 		t.Parallel()
 		cn, sn := pipePair(t)
-		got := make(chan *RemoteError, 1)
-		go func() {
-			defer close(got)
-			d := NewDecoder(sn)
-			_ = sn.SetDeadline(time.Now().Add(testTimeout))
+		got := fakeServer(sn, func(d *Decoder) *RemoteError {
 			if _, err := d.Next(); err != nil {
-				return
+				return nil
 			}
 			_, _ = sn.Write(AppendFrame(nil, TypeHelloReply, EncodeHelloReply(HelloReply{Version: 9})))
-			if f, err := d.Next(); err == nil && f.Type == TypeError {
-				re, _ := DecodeError(f.Payload)
-				got <- re
-			}
-		}()
+			return nextError(d)
+		})
 		_, err := Client(context.Background(), cn, cli(Config{HandshakeTimeout: testTimeout}))
 		if code, _ := ErrorCode(err); code != VersionMismatch {
 			t.Fatalf("client error = %v, want VersionMismatch", err)
@@ -285,13 +250,7 @@ func TestHandshakeTimeouts(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr.name+"/silent client is dropped", func(t *testing.T) {
 			t.Parallel()
-			cn, sn := tr.pair(t)
-			done := make(chan error, 1)
-			go func() {
-				_, err := Server(context.Background(), sn, srv(Config{HandshakeTimeout: short}))
-				done <- err
-			}()
-			d := NewDecoder(cn)
+			cn, d, done := rawPeerOfServer(t, tr.pair, Config{HandshakeTimeout: short})
 			re := expectError(t, d, cn)
 			if re.Code != HandshakeTimeout {
 				t.Errorf("server sent %+v, want HandshakeTimeout", re)
@@ -303,13 +262,7 @@ func TestHandshakeTimeouts(t *testing.T) {
 		})
 		t.Run(tr.name+"/client silent after Hello with password", func(t *testing.T) {
 			t.Parallel()
-			cn, sn := tr.pair(t)
-			done := make(chan error, 1)
-			go func() {
-				_, err := Server(context.Background(), sn, srv(Config{HandshakeTimeout: short, Password: "s3cret"}))
-				done <- err
-			}()
-			d := NewDecoder(cn)
+			cn, d, done := rawPeerOfServer(t, tr.pair, Config{HandshakeTimeout: short, Password: "s3cret"})
 			writeRaw(t, cn, AppendFrame(nil, TypeHello, EncodeHello(Hello{MinVersion: Version, MaxVersion: Version})))
 			if f, err := readFrame(t, d, cn); err != nil || f.Type != TypeHelloReply {
 				t.Fatalf("HelloReply: %v %v", f.Type, err)
@@ -358,11 +311,7 @@ func TestHandshakeContextCancel(t *testing.T) {
 
 func TestHandshakeBadFirstFrame(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name  string
-		bytes []byte
-		code  Code
-	}{
+	tests := []badInput{
 		{"http", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), BadFrame},
 		{"open before hello", AppendFrame(nil, TypeOpen, EncodeOpen(Open{Target: "x"})), BadFrame},
 		{"huge hello", header(TypeHello, 0, 1<<30), FrameTooLarge},
@@ -371,14 +320,8 @@ func TestHandshakeBadFirstFrame(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			cn, sn := tcpPair(t)
-			done := make(chan error, 1)
-			go func() {
-				_, err := Server(context.Background(), sn, srv(Config{HandshakeTimeout: testTimeout}))
-				done <- err
-			}()
-			d := NewDecoder(cn)
-			writeRaw(t, cn, tt.bytes)
+			cn, d, done := rawPeerOfServer(t, tcpPair, Config{HandshakeTimeout: testTimeout})
+			writeRaw(t, cn, tt.send)
 			if re := expectError(t, d, cn); re.Code != tt.code {
 				t.Errorf("server sent %+v, want %v", re, tt.code)
 			}
@@ -391,13 +334,7 @@ func TestHandshakeBadFirstFrame(t *testing.T) {
 
 func TestHandshakeSkippedAuth(t *testing.T) {
 	t.Parallel()
-	cn, sn := tcpPair(t)
-	done := make(chan error, 1)
-	go func() {
-		_, err := Server(context.Background(), sn, srv(Config{Password: "s3cret", HandshakeTimeout: testTimeout}))
-		done <- err
-	}()
-	d := NewDecoder(cn)
+	cn, d, done := rawPeerOfServer(t, tcpPair, Config{Password: "s3cret", HandshakeTimeout: testTimeout})
 	writeRaw(t, cn, AppendFrame(nil, TypeHello, EncodeHello(Hello{MinVersion: Version, MaxVersion: Version})))
 	if f, err := readFrame(t, d, cn); err != nil || f.Type != TypeHelloReply {
 		t.Fatalf("HelloReply: %v %v", f.Type, err)
@@ -416,14 +353,7 @@ func TestHandshakeSkippedAuth(t *testing.T) {
 func TestReverseRoles(t *testing.T) {
 	t.Parallel()
 	dialer, acceptor := tcpPair(t)
-	reversed := func(testing.TB) (net.Conn, net.Conn) { return acceptor, dialer }
-	cc, cerr, sc, serr := handshakePair(t, reversed, Config{Password: "s3cret"}, Config{Password: "s3cret"})
-	if cerr != nil || serr != nil {
-		t.Fatalf("reverse handshake: %v / %v", cerr, serr)
-	}
-	if !cc.Authenticated() || !sc.Authenticated() {
-		t.Fatal("reverse handshake not authenticated")
-	}
+	authenticatedPair(t, "reverse handshake", acceptor, dialer, Config{Password: "s3cret"}, Config{Password: "s3cret"})
 }
 
 func TestConfigStringHidesPassword(t *testing.T) {

@@ -167,3 +167,83 @@ func expectClosed(t *testing.T, d *Decoder, nc net.Conn) {
 	}
 	t.Fatal("connection still delivering frames")
 }
+
+// forEachTransport runs test as a parallel subtest over every transport.
+func forEachTransport(t *testing.T, test func(t *testing.T, pair pairFunc)) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			t.Parallel()
+			test(t, tr.pair)
+		})
+	}
+}
+
+// connPair is handshakePair for tests whose handshake must succeed.
+func connPair(t *testing.T, pair pairFunc, ccfg, scfg Config) (cc, sc *Conn) {
+	t.Helper()
+	cc, cerr, sc, serr := handshakePair(t, pair, ccfg, scfg)
+	if cerr != nil || serr != nil {
+		t.Fatal(cerr, serr)
+	}
+	return cc, sc
+}
+
+// rawPeerOfServer runs Server with scfg (completed by srv) on one end of
+// pair and returns the other end for the test to speak raw frames on, a
+// Decoder reading it, and the channel that delivers Server's error.
+func rawPeerOfServer(t *testing.T, pair pairFunc, scfg Config) (net.Conn, *Decoder, <-chan error) {
+	t.Helper()
+	cn, sn := pair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	t.Cleanup(cancel)
+	done := make(chan error, 1)
+	go func() {
+		_, err := Server(ctx, sn, srv(scfg))
+		done <- err
+	}()
+	return cn, NewDecoder(cn), done
+}
+
+// badInput is a case of the tables of raw bytes a peer must refuse with an
+// Error frame of code.
+type badInput struct {
+	name string
+	send []byte
+	code Code
+}
+
+// authenticatedPair runs the handshake over the given ends (client role on
+// cn, server role on sn) and fails the test unless both sides complete it
+// authenticated; what names the case in the failure.
+func authenticatedPair(t *testing.T, what string, cn, sn net.Conn, ccfg, scfg Config) {
+	t.Helper()
+	cc, cerr, sc, serr := handshakePair(t, func(testing.TB) (net.Conn, net.Conn) { return cn, sn }, ccfg, scfg)
+	if cerr != nil || serr != nil {
+		t.Fatalf("%s: %v / %v", what, cerr, serr)
+	}
+	if !cc.Authenticated() || !sc.Authenticated() {
+		t.Fatalf("%s: not authenticated", what)
+	}
+}
+
+// fakeServer plays a hand-written server on sn: script reads sn through
+// the Decoder it gets (sn is under the test deadline) and returns the Error
+// frame the client sent it, if any. The channel delivers that (nil for
+// none) when the script ends.
+func fakeServer(sn net.Conn, script func(d *Decoder) *RemoteError) <-chan *RemoteError {
+	got := make(chan *RemoteError, 1)
+	go func() {
+		_ = sn.SetDeadline(time.Now().Add(testTimeout))
+		got <- script(NewDecoder(sn))
+	}()
+	return got
+}
+
+// nextError reads the next frame and returns it if it is an Error frame.
+func nextError(d *Decoder) *RemoteError {
+	if f, err := d.Next(); err == nil && f.Type == TypeError {
+		re, _ := DecodeError(f.Payload)
+		return re
+	}
+	return nil
+}

@@ -43,6 +43,22 @@ const (
 	helloReplyFixed = 2 + 2 + NonceSize + SaltSize + 1 // version, flags, nonce, salt, software length
 )
 
+// appendHelloHead appends the start that Hello and HelloReply share: two
+// u16 fields (Hello: min and max version; HelloReply: version and flags)
+// and the nonce.
+func appendHelloHead(b []byte, x, y uint16, nonce *[NonceSize]byte) []byte {
+	b = binary.BigEndian.AppendUint16(b, x)
+	b = binary.BigEndian.AppendUint16(b, y)
+	return append(b, nonce[:]...)
+}
+
+// helloHead parses what appendHelloHead wrote; p holds at least 4+NonceSize
+// bytes.
+func helloHead(p []byte) (x, y uint16, nonce [NonceSize]byte) {
+	copy(nonce[:], p[4:4+NonceSize])
+	return binary.BigEndian.Uint16(p[0:]), binary.BigEndian.Uint16(p[2:]), nonce
+}
+
 // Hello is the client's first frame.
 type Hello struct {
 	MinVersion, MaxVersion uint16
@@ -53,13 +69,8 @@ type Hello struct {
 // EncodeHello returns the payload of a Hello frame. Software is sanitised
 // and truncated to MaxSoftware bytes.
 func EncodeHello(h Hello) []byte {
-	sw := clipText(h.Software, MaxSoftware)
-	b := make([]byte, 0, helloFixed+len(sw))
-	b = binary.BigEndian.AppendUint16(b, h.MinVersion)
-	b = binary.BigEndian.AppendUint16(b, h.MaxVersion)
-	b = append(b, h.Nonce[:]...)
-	b = append(b, byte(len(sw)))
-	return append(b, sw...)
+	b := appendHelloHead(make([]byte, 0, helloFixed+len(h.Software)), h.MinVersion, h.MaxVersion, &h.Nonce)
+	return appendSoftware(b, h.Software)
 }
 
 // DecodeHello parses a Hello payload. Bytes after the software string are
@@ -67,12 +78,10 @@ func EncodeHello(h Hello) []byte {
 // sent before a version is agreed.
 func DecodeHello(p []byte) (Hello, error) {
 	var h Hello
-	if len(p) < helloFixed {
-		return h, protoErr(BadFrame, "Hello payload is %d bytes, want at least %d", len(p), helloFixed)
+	if err := needAtLeast("Hello", p, helloFixed); err != nil {
+		return h, err
 	}
-	h.MinVersion = binary.BigEndian.Uint16(p[0:])
-	h.MaxVersion = binary.BigEndian.Uint16(p[2:])
-	copy(h.Nonce[:], p[4:4+NonceSize])
+	h.MinVersion, h.MaxVersion, h.Nonce = helloHead(p)
 	n := int(p[helloFixed-1])
 	rest := p[helloFixed:]
 	if len(rest) < n {
@@ -100,33 +109,27 @@ type HelloReply struct {
 
 // EncodeHelloReply returns the payload of a HelloReply frame.
 func EncodeHelloReply(r HelloReply) []byte {
-	sw := clipText(r.Software, MaxSoftware)
 	var flags uint16
 	if r.PasswordRequired {
 		flags |= HelloReplyPasswordRequired
 	}
-	b := make([]byte, 0, helloReplyFixed+len(sw))
-	b = binary.BigEndian.AppendUint16(b, r.Version)
-	b = binary.BigEndian.AppendUint16(b, flags)
-	b = append(b, r.Nonce[:]...)
+	b := appendHelloHead(make([]byte, 0, helloReplyFixed+len(r.Software)), r.Version, flags, &r.Nonce)
 	b = append(b, r.Salt[:]...)
-	b = append(b, byte(len(sw)))
-	return append(b, sw...)
+	return appendSoftware(b, r.Software)
 }
 
 // DecodeHelloReply parses a HelloReply payload.
 func DecodeHelloReply(p []byte) (HelloReply, error) {
 	var r HelloReply
-	if len(p) < helloReplyFixed {
-		return r, protoErr(BadFrame, "HelloReply payload is %d bytes, want at least %d", len(p), helloReplyFixed)
+	if err := needAtLeast("HelloReply", p, helloReplyFixed); err != nil {
+		return r, err
 	}
-	r.Version = binary.BigEndian.Uint16(p[0:])
-	flags := binary.BigEndian.Uint16(p[2:])
-	if flags&^HelloReplyPasswordRequired != 0 {
-		return r, protoErr(BadFrame, "HelloReply has unknown flag bits 0x%04x", flags&^HelloReplyPasswordRequired)
+	var flags uint16
+	r.Version, flags, r.Nonce = helloHead(p)
+	if err := checkFlags("HelloReply", flags, HelloReplyPasswordRequired); err != nil {
+		return r, err
 	}
 	r.PasswordRequired = flags&HelloReplyPasswordRequired != 0
-	copy(r.Nonce[:], p[4:4+NonceSize])
 	copy(r.Salt[:], p[4+NonceSize:4+NonceSize+SaltSize])
 	n := int(p[helloReplyFixed-1])
 	if len(p) != helloReplyFixed+n {
@@ -144,11 +147,8 @@ func EncodeProof(proof [ProofSize]byte) []byte {
 // DecodeProof parses the payload of an Auth or AuthOK frame.
 func DecodeProof(p []byte) ([ProofSize]byte, error) {
 	var proof [ProofSize]byte
-	if len(p) != ProofSize {
-		return proof, protoErr(BadFrame, "authentication proof is %d bytes, want %d", len(p), ProofSize)
-	}
-	copy(proof[:], p)
-	return proof, nil
+	err := copyExact("authentication proof", proof[:], p)
+	return proof, err
 }
 
 // Open asks the server to open a target link.
@@ -172,33 +172,30 @@ func EncodeOpen(o Open) []byte {
 	if o.Watch {
 		flags |= OpenWatch
 	}
-	b := make([]byte, 0, 4+len(t))
-	b = binary.BigEndian.AppendUint16(b, flags)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(t)))
-	return append(b, t...)
+	b := binary.BigEndian.AppendUint16(make([]byte, 0, 4+len(t)), flags)
+	return appendField16(b, t)
 }
 
 // DecodeOpen parses an Open payload.
 func DecodeOpen(p []byte) (Open, error) {
 	var o Open
-	if len(p) < 4 {
-		return o, protoErr(BadFrame, "Open payload is %d bytes, want at least 4", len(p))
+	if err := needAtLeast("Open", p, 4); err != nil {
+		return o, err
 	}
 	flags := binary.BigEndian.Uint16(p[0:])
-	if flags&^openFlagsKnown != 0 {
-		return o, protoErr(BadFrame, "Open has unknown flag bits 0x%04x", flags&^openFlagsKnown)
+	if err := checkFlags("Open", flags, openFlagsKnown); err != nil {
+		return o, err
 	}
 	if flags&OpenTakeOver != 0 && flags&OpenWatch != 0 {
 		return o, protoErr(BadFrame, "Open asks both to take over and to watch: a console watcher owns nothing to take over")
 	}
-	n := int(binary.BigEndian.Uint16(p[2:]))
-	if len(p) != 4+n {
-		return o, protoErr(BadFrame, "Open payload is %d bytes, its %d-byte target needs exactly %d", len(p), n, 4+n)
+	t, err := lastField16("Open", "target", p, 2)
+	if err != nil {
+		return o, err
 	}
-	if n > MaxTarget {
-		return o, protoErr(BadFrame, "Open target spec is %d bytes, the limit is %d", n, MaxTarget)
+	if len(t) > MaxTarget {
+		return o, protoErr(BadFrame, "Open target spec is %d bytes, the limit is %d", len(t), MaxTarget)
 	}
-	t := p[4:]
 	if !utf8.Valid(t) {
 		return o, protoErr(BadFrame, "Open target spec is not valid UTF-8")
 	}
@@ -217,24 +214,22 @@ type Opened struct {
 // EncodeOpened returns the payload of an Opened frame.
 func EncodeOpened(o Opened) []byte {
 	info := clipText(o.Info, MaxText)
-	b := make([]byte, 0, 6+len(info))
-	b = binary.BigEndian.AppendUint32(b, o.Session)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(info)))
-	return append(b, info...)
+	b := binary.BigEndian.AppendUint32(make([]byte, 0, 6+len(info)), o.Session)
+	return appendField16(b, info)
 }
 
 // DecodeOpened parses an Opened payload.
 func DecodeOpened(p []byte) (Opened, error) {
 	var o Opened
-	if len(p) < 6 {
-		return o, protoErr(BadFrame, "Opened payload is %d bytes, want at least 6", len(p))
+	if err := needAtLeast("Opened", p, 6); err != nil {
+		return o, err
 	}
 	o.Session = binary.BigEndian.Uint32(p[0:])
-	n := int(binary.BigEndian.Uint16(p[4:]))
-	if len(p) != 6+n {
-		return o, protoErr(BadFrame, "Opened payload is %d bytes, its %d-byte info needs exactly %d", len(p), n, 6+n)
+	info, err := lastField16("Opened", "info", p, 4)
+	if err != nil {
+		return o, err
 	}
-	o.Info = clipText(string(p[6:]), MaxText)
+	o.Info = clipText(string(info), MaxText)
 	return o, nil
 }
 
@@ -251,8 +246,8 @@ func AppendKD(dst []byte, pktType uint16, payload []byte) []byte {
 
 // DecodeKD parses a KD payload. The returned payload aliases p.
 func DecodeKD(p []byte) (pktType uint16, payload []byte, err error) {
-	if len(p) < 2 {
-		return 0, nil, protoErr(BadFrame, "KD payload is %d bytes, want at least 2", len(p))
+	if err := needAtLeast("KD", p, 2); err != nil {
+		return 0, nil, err
 	}
 	return binary.BigEndian.Uint16(p), p[2:], nil
 }
@@ -260,23 +255,18 @@ func DecodeKD(p []byte) (pktType uint16, payload []byte, err error) {
 // EncodeError returns the payload of an Error frame. The message is
 // sanitised and truncated to MaxText bytes.
 func EncodeError(code Code, msg string) []byte {
-	msg = clipText(msg, MaxText)
-	b := make([]byte, 0, 2+len(msg))
-	b = binary.BigEndian.AppendUint16(b, uint16(code))
-	return append(b, msg...)
+	return encodeCodeText(uint16(code), msg)
 }
 
 // DecodeError parses an Error payload. The message is sanitised for display
 // (invalid UTF-8 and control characters become U+FFFD) and truncated to
 // MaxText bytes.
 func DecodeError(p []byte) (*RemoteError, error) {
-	if len(p) < 2 {
-		return nil, protoErr(BadFrame, "Error payload is %d bytes, want at least 2", len(p))
+	code, msg, err := decodeCodeText("Error", p)
+	if err != nil {
+		return nil, err
 	}
-	return &RemoteError{
-		Code: Code(binary.BigEndian.Uint16(p)),
-		Msg:  clipText(string(p[2:]), MaxText),
-	}, nil
+	return &RemoteError{Code: Code(code), Msg: msg}, nil
 }
 
 // Notice is a non-fatal message from the server (a Notice frame): a KD
@@ -298,16 +288,14 @@ func (n Notice) String() string {
 // EncodeNotice returns the payload of a Notice frame: code u16 + UTF-8
 // text, sanitised and truncated to MaxText bytes.
 func EncodeNotice(code Code, text string) []byte {
-	return EncodeError(code, text) // same layout as Error
+	return encodeCodeText(uint16(code), text) // the layout of Error
 }
 
 // DecodeNotice parses a Notice payload; the text is sanitised for display
 // and truncated to MaxText bytes.
 func DecodeNotice(p []byte) (Notice, error) {
-	if len(p) < 2 {
-		return Notice{}, protoErr(BadFrame, "Notice payload is %d bytes, want at least 2", len(p))
-	}
-	return Notice{Code: Code(binary.BigEndian.Uint16(p)), Text: clipText(string(p[2:]), MaxText)}, nil
+	code, text, err := decodeCodeText("Notice", p)
+	return Notice{Code: Code(code), Text: text}, err
 }
 
 // EncodeBye returns the payload of a Bye frame: empty for a normal close
@@ -338,21 +326,13 @@ type State struct {
 
 // EncodeState returns the payload of a State frame.
 func EncodeState(s State) []byte {
-	text := clipText(s.Text, MaxText)
-	b := make([]byte, 0, 2+len(text))
-	b = binary.BigEndian.AppendUint16(b, uint16(s.State))
-	return append(b, text...)
+	return encodeCodeText(uint16(s.State), s.Text)
 }
 
 // DecodeState parses a State payload.
 func DecodeState(p []byte) (State, error) {
-	if len(p) < 2 {
-		return State{}, protoErr(BadFrame, "State payload is %d bytes, want at least 2", len(p))
-	}
-	return State{
-		State: StateCode(binary.BigEndian.Uint16(p)),
-		Text:  clipText(string(p[2:]), MaxText),
-	}, nil
+	code, text, err := decodeCodeText("State", p)
+	return State{State: StateCode(code), Text: text}, err
 }
 
 // Control is a Control request (client to server) or reply (server to
@@ -377,8 +357,8 @@ func EncodeControl(c Control) []byte {
 
 // DecodeControl parses a Control payload. Body aliases p.
 func DecodeControl(p []byte) (Control, error) {
-	if len(p) < controlFixed {
-		return Control{}, protoErr(BadFrame, "Control payload is %d bytes, want at least %d", len(p), controlFixed)
+	if err := needAtLeast("Control", p, controlFixed); err != nil {
+		return Control{}, err
 	}
 	return Control{
 		ID:      binary.BigEndian.Uint32(p[0:]),
@@ -391,11 +371,79 @@ func DecodeControl(p []byte) (Control, error) {
 // DecodePing parses a Ping or Pong payload.
 func DecodePing(p []byte) ([PingSize]byte, error) {
 	var v [PingSize]byte
-	if len(p) != PingSize {
-		return v, protoErr(BadFrame, "Ping/Pong payload is %d bytes, want %d", len(p), PingSize)
+	err := copyExact("Ping/Pong payload", v[:], p)
+	return v, err
+}
+
+// needAtLeast refuses a payload of type what shorter than n bytes.
+func needAtLeast(what string, p []byte, n int) error {
+	if len(p) < n {
+		return protoErr(BadFrame, "%s payload is %d bytes, want at least %d", what, len(p), n)
 	}
-	copy(v[:], p)
-	return v, nil
+	return nil
+}
+
+// copyExact copies a fixed-size payload p, named what, into dst; p must
+// be exactly len(dst) bytes.
+func copyExact(what string, dst, p []byte) error {
+	if len(p) != len(dst) {
+		return protoErr(BadFrame, "%s is %d bytes, want %d", what, len(p), len(dst))
+	}
+	copy(dst, p)
+	return nil
+}
+
+// checkFlags refuses flag bits outside known in a payload of type what.
+func checkFlags(what string, flags, known uint16) error {
+	if flags&^known != 0 {
+		return protoErr(BadFrame, "%s has unknown flag bits 0x%04x", what, flags&^known)
+	}
+	return nil
+}
+
+// appendField16 appends a u16-length-prefixed string field (the Open
+// target, the Opened info); s is at most 0xFFFF bytes.
+func appendField16(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
+	return append(b, s...)
+}
+
+// lastField16 returns the u16-length-prefixed field named field that starts
+// at offset at of a payload of type what (p holds at least at+2 bytes) and
+// must end the payload exactly.
+func lastField16(what, field string, p []byte, at int) ([]byte, error) {
+	n := int(binary.BigEndian.Uint16(p[at:]))
+	if len(p) != at+2+n {
+		return nil, protoErr(BadFrame, "%s payload is %d bytes, its %d-byte %s needs exactly %d", what, len(p), n, field, at+2+n)
+	}
+	return p[at+2:], nil
+}
+
+// appendSoftware appends the software string field of Hello and
+// HelloReply: a length byte and the text, sanitised and cut to MaxSoftware
+// bytes.
+func appendSoftware(b []byte, software string) []byte {
+	sw := clipText(software, MaxSoftware)
+	b = append(b, byte(len(sw)))
+	return append(b, sw...)
+}
+
+// encodeCodeText returns the layout shared by Error, Notice and State
+// payloads: a u16 code and UTF-8 text, sanitised and cut to MaxText bytes.
+func encodeCodeText(code uint16, text string) []byte {
+	text = clipText(text, MaxText)
+	b := make([]byte, 0, 2+len(text))
+	b = binary.BigEndian.AppendUint16(b, code)
+	return append(b, text...)
+}
+
+// decodeCodeText parses a code-and-text payload of type what; the text is
+// sanitised for display and cut to MaxText bytes.
+func decodeCodeText(what string, p []byte) (code uint16, text string, err error) {
+	if err := needAtLeast(what, p, 2); err != nil {
+		return 0, "", err
+	}
+	return binary.BigEndian.Uint16(p), clipText(string(p[2:]), MaxText), nil
 }
 
 // clipText makes peer-supplied or user-supplied text safe to display and to

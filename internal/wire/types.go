@@ -242,12 +242,7 @@ var codeNames = [...]string{
 
 // String returns a short lower-case description of the code, e.g.
 // "access denied".
-func (c Code) String() string {
-	if int(c) < len(codeNames) {
-		return codeNames[c]
-	}
-	return fmt.Sprintf("error code %d", uint16(c))
-}
+func (c Code) String() string { return enumName(codeNames[:], c, "error code %d") }
 
 // StateCode is the state reported by a State frame.
 type StateCode uint16
@@ -269,7 +264,6 @@ const (
 )
 
 var stateNames = [...]string{
-	0:                  "state(0)",
 	StateRunning:       "running",
 	StateStopped:       "stopped",
 	StateNotResponding: "not responding",
@@ -277,12 +271,7 @@ var stateNames = [...]string{
 	StateLost:          "lost",
 }
 
-func (s StateCode) String() string {
-	if int(s) < len(stateNames) {
-		return stateNames[s]
-	}
-	return fmt.Sprintf("state(%d)", uint16(s))
-}
+func (s StateCode) String() string { return enumName(stateNames[:], s, "state(%d)") }
 
 // Command is the command field of a Control frame.
 type Command uint16
@@ -301,14 +290,15 @@ const (
 	CmdGetInfo Command = 3
 )
 
-func (c Command) String() string {
-	switch c {
-	case CmdShutdown:
-		return "shutdown"
-	case CmdSetOption:
-		return "set-option"
-	case CmdGetInfo:
-		return "get-info"
+var commandNames = [...]string{CmdShutdown: "shutdown", CmdSetOption: "set-option", CmdGetInfo: "get-info"}
+
+func (c Command) String() string { return enumName(commandNames[:], c, "command(%d)") }
+
+// enumName is the String method of the protocol's u16 enumerations:
+// names[v], or fallback (a format for the number) when v has no name.
+func enumName[T ~uint16](names []string, v T, fallback string) string {
+	if int(v) < len(names) && names[v] != "" {
+		return names[v]
 	}
-	return fmt.Sprintf("command(%d)", uint16(c))
+	return fmt.Sprintf(fallback, uint16(v))
 }
