@@ -3,6 +3,7 @@ package commux
 import (
 	"fmt"
 	"io"
+	"kdsrv/internal/deadline"
 	"net"
 	"os"
 	"time"
@@ -72,7 +73,7 @@ type conn struct {
 	err         error // terminal error for Read/Write/Dial (reset, mux failure)
 
 	wake     chan struct{} // closed and replaced on every state change
-	rdl, wdl *deadline
+	rdl, wdl *deadline.Deadline
 }
 
 // signal wakes every goroutine blocked on c.
@@ -434,7 +435,7 @@ func (c *conn) Read(b []byte) (int, error) {
 		switch {
 		case c.localClosed:
 			return 0, c.opErr("read", net.ErrClosed)
-		case isClosed(c.rdl.wait()):
+		case c.rdl.Expired():
 			return 0, c.opErr("read", os.ErrDeadlineExceeded)
 		case len(c.readQ) > 0:
 			n := 0
@@ -461,7 +462,7 @@ func (c *conn) Read(b []byte) (int, error) {
 		case len(b) == 0:
 			return 0, nil
 		}
-		wake, dl := c.wake, c.rdl.wait()
+		wake, dl := c.wake, c.rdl.Wait()
 		m.mu.Unlock()
 		select {
 		case <-wake:
@@ -484,7 +485,7 @@ func (c *conn) Write(b []byte) (int, error) {
 			return n, c.opErr("write", net.ErrClosed)
 		case c.err != nil:
 			return n, c.opErr("write", c.err)
-		case isClosed(c.wdl.wait()):
+		case c.wdl.Expired():
 			return n, c.opErr("write", os.ErrDeadlineExceeded)
 		}
 		queued := false
@@ -514,7 +515,7 @@ func (c *conn) Write(b []byte) (int, error) {
 		if n == len(b) {
 			return n, nil
 		}
-		wake, dl := c.wake, c.wdl.wait()
+		wake, dl := c.wake, c.wdl.Wait()
 		m.mu.Unlock()
 		select {
 		case <-wake:
@@ -536,8 +537,8 @@ func (c *conn) Close() error {
 	}
 	c.localClosed = true
 	c.readQ, c.readOff = nil, 0
-	c.rdl.stop()
-	c.wdl.stop()
+	c.rdl.Stop()
+	c.wdl.Stop()
 	if c.err == nil && m.conns[c.ch] == c {
 		c.finQueued = true
 		c.ackPending = true // the window reopens: no more reading
@@ -560,13 +561,13 @@ func (c *conn) RemoteAddr() net.Addr { return c.addr() }
 
 // SetDeadline sets the read and write deadlines.
 func (c *conn) SetDeadline(t time.Time) error {
-	c.rdl.set(t)
-	c.wdl.set(t)
+	c.rdl.Set(t)
+	c.wdl.Set(t)
 	return nil
 }
 
 // SetReadDeadline sets the deadline for pending and future reads.
-func (c *conn) SetReadDeadline(t time.Time) error { c.rdl.set(t); return nil }
+func (c *conn) SetReadDeadline(t time.Time) error { c.rdl.Set(t); return nil }
 
 // SetWriteDeadline sets the deadline for pending and future writes.
-func (c *conn) SetWriteDeadline(t time.Time) error { c.wdl.set(t); return nil }
+func (c *conn) SetWriteDeadline(t time.Time) error { c.wdl.Set(t); return nil }

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"kdsrv/internal/deadline"
 	"math/rand/v2"
 	"net"
 	"strconv"
@@ -382,8 +383,8 @@ func (m *Mux) newConnLocked(ch, gen uint8, dialer bool) *conn {
 		peerWnd: 1, // until the peer tells its window
 		ooo:     make(map[uint16][]byte),
 		wake:    make(chan struct{}),
-		rdl:     newDeadline(),
-		wdl:     newDeadline(),
+		rdl:     deadline.New(),
+		wdl:     deadline.New(),
 		lastAdv: m.cfg.Window,
 	}
 }

@@ -94,42 +94,31 @@ func runStreams(t *testing.T, client, server *Mux, channels []int, size int) {
 		up := pseudoRandom(uint64(ch)*2+1, size)
 		down := pseudoRandom(uint64(ch)*2+2, size)
 		wg.Add(2)
-		go func() {
+		// side opens its end of channel ch (op names how), sends send while
+		// reading size bytes that must be expect, and closes its end.
+		side := func(op, who string, open func() (net.Conn, error), send, expect []byte, dir string) {
 			defer wg.Done()
-			c, err := l.Accept()
+			c, err := open()
 			if err != nil {
-				errs <- fmt.Errorf("ch %d accept: %w", ch, err)
+				errs <- fmt.Errorf("ch %d %s: %w", ch, op, err)
 				return
 			}
 			defer c.Close()
-			sum, err := exchange(c, down, size)
+			sum, err := exchange(c, send, size)
 			if err != nil {
-				errs <- fmt.Errorf("ch %d server: %w", ch, err)
+				errs <- fmt.Errorf("ch %d %s: %w", ch, who, err)
 				return
 			}
-			if sum != sha256.Sum256(up) {
-				errs <- fmt.Errorf("ch %d: client-to-server stream corrupted", ch)
+			if sum != sha256.Sum256(expect) {
+				errs <- fmt.Errorf("ch %d: %s stream corrupted", ch, dir)
 			}
-		}()
-		go func() {
-			defer wg.Done()
+		}
+		go side("accept", "server", l.Accept, down, up, "client-to-server")
+		go side("dial", "client", func() (net.Conn, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			c, err := client.Dial(ctx, ch)
-			if err != nil {
-				errs <- fmt.Errorf("ch %d dial: %w", ch, err)
-				return
-			}
-			defer c.Close()
-			sum, err := exchange(c, up, size)
-			if err != nil {
-				errs <- fmt.Errorf("ch %d client: %w", ch, err)
-				return
-			}
-			if sum != sha256.Sum256(down) {
-				errs <- fmt.Errorf("ch %d: server-to-client stream corrupted", ch)
-			}
-		}()
+			return client.Dial(ctx, ch)
+		}, up, down, "server-to-client")
 	}
 	wg.Wait()
 	close(errs)
@@ -257,17 +246,22 @@ func TestFairness(t *testing.T) {
 			wg.Wait()
 		}()
 
+		// serve hands the first connection l accepts to use.
+		serve := func(l net.Listener, use func(net.Conn)) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				use(c)
+			}()
+		}
+
 		// Channel 1: the server drains everything, the client writes flat out.
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := bulkL.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-			io.Copy(io.Discard, c)
-		}()
+		serve(bulkL, func(c net.Conn) { io.Copy(io.Discard, c) })
 		bulk, err := client.Dial(ctx, 1)
 		if err != nil {
 			t.Fatal(err)
@@ -294,16 +288,7 @@ func TestFairness(t *testing.T) {
 		}()
 
 		// Channel 2: small request/response round trips.
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := echoL.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-			io.Copy(c, c)
-		}()
+		serve(echoL, func(c net.Conn) { io.Copy(c, c) })
 		echo, err := client.Dial(ctx, 2)
 		if err != nil {
 			t.Fatal(err)
@@ -415,6 +400,26 @@ func TestAddresses(t *testing.T) {
 	})
 }
 
+// connect listens on channel ch of server, dials it from client and
+// accepts: c is the client's end, s the server's. The listener and both
+// ends close when the test ends.
+func connect(t *testing.T, client, server *Mux, ch int) (c, s net.Conn, l net.Listener) {
+	t.Helper()
+	l, err := server.Listen(ch)
+	if err != nil {
+		t.Fatalf("Listen(%d): %v", ch, err)
+	}
+	t.Cleanup(func() { l.Close() })
+	c, err = client.Dial(context.Background(), ch)
+	if err != nil {
+		t.Fatalf("Dial(%d): %v", ch, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	s = accept1(t, l)
+	t.Cleanup(func() { s.Close() })
+	return c, s, l
+}
+
 // accept1 accepts one connection with a time bound.
 func accept1(t *testing.T, l net.Listener) net.Conn {
 	t.Helper()
@@ -512,20 +517,12 @@ func TestRedialReplacesStaleServerConn(t *testing.T) {
 func TestDeadlines(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		client, server := pipePair(t, testConfig(""))
-		l, _ := server.Listen(1)
-		defer l.Close()
-		c, err := client.Dial(context.Background(), 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		s := accept1(t, l)
-		defer s.Close()
+		c, s, _ := connect(t, client, server, 1)
 
 		var b [8]byte
 		c.SetReadDeadline(time.Now().Add(-time.Second))
 		start := time.Now()
-		_, err = c.Read(b[:])
+		_, err := c.Read(b[:])
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Fatalf("past read deadline: %v", err)
 		}
@@ -565,13 +562,7 @@ func TestDeadlines(t *testing.T) {
 func TestEOFAndHalfClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		client, server := pipePair(t, testConfig(""))
-		l, _ := server.Listen(1)
-		defer l.Close()
-		c, err := client.Dial(context.Background(), 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := accept1(t, l)
+		c, s, _ := connect(t, client, server, 1)
 		s.SetDeadline(time.Now().Add(10 * time.Second))
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 		// Server answers, then closes; the client reads the answer and EOF.
@@ -709,15 +700,7 @@ func TestKeepAliveDetectsSilentPeer(t *testing.T) {
 		cfg.KeepAlive = 20 * time.Millisecond
 		ga := &gate{ReadWriteCloser: a}
 		client, server := pair(t, ga, b, cfg, cfg)
-		l, _ := server.Listen(1)
-		defer l.Close()
-		c, err := client.Dial(context.Background(), 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		s := accept1(t, l)
-		defer s.Close()
+		c, _, _ := connect(t, client, server, 1)
 		// Idle but alive: keep-alives keep the connection up (ten intervals
 		// pass on the fake clock).
 		time.Sleep(200 * time.Millisecond)
@@ -758,15 +741,7 @@ func (g *gate) Read(p []byte) (int, error) {
 func TestPeerRestartResetsConnections(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		client, server := pipePair(t, testConfig(""))
-		l, _ := server.Listen(1)
-		defer l.Close()
-		c, err := client.Dial(context.Background(), 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		s := accept1(t, l)
-		defer s.Close()
+		_, s, _ := connect(t, client, server, 1)
 		// A link RESET (what a restarted peer sends first) ends connections.
 		client.mu.Lock()
 		client.ctrl = append(client.ctrl, frame{kind: kindReset, ch: LinkChannel})

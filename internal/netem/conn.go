@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"kdsrv/internal/deadline"
 	"net"
 	"os"
 	"sync"
@@ -31,7 +32,7 @@ type ConnStats struct {
 type Conn struct {
 	rx, tx       *link
 	laddr, raddr net.Addr
-	rd, wd       *deadline
+	rd, wd       *deadline.Deadline
 
 	closeOnce sync.Once
 	done      chan struct{} // closed by Close
@@ -52,7 +53,7 @@ func (pipeAddr) String() string  { return "netem-pipe" }
 func newConn(rx, tx *link, laddr, raddr net.Addr) *Conn {
 	return &Conn{
 		rx: rx, tx: tx, laddr: laddr, raddr: raddr,
-		rd: newDeadline(), wd: newDeadline(),
+		rd: deadline.New(), wd: deadline.New(),
 		done: make(chan struct{}),
 	}
 }
@@ -167,14 +168,14 @@ func (c *Conn) opErr(op string, err error) error {
 // Read reads bytes that have crossed the emulated link. It returns io.EOF
 // once the peer has closed and every byte it wrote has been read.
 func (c *Conn) Read(b []byte) (int, error) {
-	n, err := c.rx.read(b, c.done, c.rd.wait())
+	n, err := c.rx.read(b, c.done, c.rd.Wait())
 	return n, c.opErr("read", err)
 }
 
 // Write schedules b for delivery and returns once it is queued; it blocks
 // only while the direction's window is full.
 func (c *Conn) Write(b []byte) (int, error) {
-	n, err := c.tx.write(b, c.done, c.wd.wait())
+	n, err := c.tx.write(b, c.done, c.wd.Wait())
 	return n, c.opErr("write", err)
 }
 
@@ -240,8 +241,8 @@ func (c *Conn) SetDeadline(t time.Time) error {
 	if c.isClosed() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	c.rd.set(t)
-	c.wd.set(t)
+	c.rd.Set(t)
+	c.wd.Set(t)
 	return nil
 }
 
@@ -250,7 +251,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 	if c.isClosed() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	c.rd.set(t)
+	c.rd.Set(t)
 	return nil
 }
 
@@ -259,7 +260,7 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 	if c.isClosed() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	c.wd.set(t)
+	c.wd.Set(t)
 	return nil
 }
 
