@@ -3,10 +3,11 @@ package commux
 import (
 	"fmt"
 	"io"
-	"kdsrv/internal/deadline"
 	"net"
 	"os"
 	"time"
+
+	"kdsrv/internal/deadline"
 )
 
 // Addr is the address of one end of a multiplexed connection:

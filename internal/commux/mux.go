@@ -19,12 +19,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"kdsrv/internal/deadline"
 	"math/rand/v2"
 	"net"
 	"strconv"
 	"sync"
 	"time"
+
+	"kdsrv/internal/deadline"
 )
 
 // Errors reported by the multiplexer. They are wrapped with the channel and

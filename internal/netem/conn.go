@@ -4,11 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"kdsrv/internal/deadline"
 	"net"
 	"os"
 	"sync"
 	"time"
+
+	"kdsrv/internal/deadline"
 )
 
 // lingerGrace bounds how long a wrapped conn keeps delivering pending data
