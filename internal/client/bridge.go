@@ -363,10 +363,10 @@ func (b *Bridge) Listen(ctx context.Context, ln net.Listener, logger *slog.Logge
 	})
 }
 
-// Host attaches an in-process debugger (a kd.Host over an in-memory pipe)
-// to the bridge: the built-in commands use it. stop detaches it.
+// Host attaches an in-process debugger (a kd.Host over an in-memory pipe,
+// memPipe) to the bridge: the built-in commands use it. stop detaches it.
 func (b *Bridge) Host(ctx context.Context, cfg kd.Config, opts kd.HostOptions) (h *kd.Host, stop func()) {
-	a, z := net.Pipe()
+	a, z := memPipe()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
