@@ -711,6 +711,13 @@ func (l *Link) send(ctx context.Context, t PacketType, payload []byte, retries i
 // Recv returns the next message from the peer.
 func (l *Link) Recv(ctx context.Context) (Message, error) { return l.mb.Recv(ctx) }
 
+// Messages is the channel Recv takes the peer's messages from, for a
+// single reader that waits for them in its own select instead of in a
+// goroutine of its own that calls Recv (a hand-off per packet less). Wait
+// on Done alongside it: once the link stopped nothing more arrives, and
+// Err says why. Use either Messages or Recv, not both.
+func (l *Link) Messages() <-chan Message { return l.mb.out }
+
 // WriteRaw writes b on the line between packets, never inside one: what a
 // kernel's boot text or a firmware message on a shared serial port looks
 // like to the debugger (target role; the host's Config.Noise receives it).

@@ -369,24 +369,7 @@ func (t *target) ownerClient() *client {
 func (t *target) pump() {
 	defer t.readers.Done()
 	defer t.stop()
-	msgs := make(chan kd.Message)
-	errc := make(chan error, 1)
-	t.readers.Add(1)
-	go func() {
-		defer t.readers.Done()
-		for {
-			m, err := t.kdl.Recv(t.ctx)
-			if err != nil {
-				errc <- err
-				return
-			}
-			select {
-			case msgs <- m:
-			case <-t.ctx.Done():
-				return
-			}
-		}
-	}()
+	msgs, errc := t.receive()
 	kl, kdcom := t.kdl.(*kd.Link)
 	var rc targetlink.Reconnecter
 	var reconnected <-chan struct{}
@@ -493,6 +476,44 @@ func (t *target) pump() {
 	}
 }
 
+// receive returns the channels the pump takes the target's messages from
+// and the link's error. A KDCOM link hands its messages to the pump
+// directly (kd.Link.Messages); other endpoints get a goroutine that calls
+// Recv.
+func (t *target) receive() (<-chan kd.Message, <-chan error) {
+	errc := make(chan error, 1)
+	if kl, ok := t.kdl.(*kd.Link); ok {
+		t.readers.Add(1)
+		go func() {
+			defer t.readers.Done()
+			select {
+			case <-kl.Done():
+				errc <- kl.Err()
+			case <-t.ctx.Done():
+			}
+		}()
+		return kl.Messages(), errc
+	}
+	msgs := make(chan kd.Message)
+	t.readers.Add(1)
+	go func() {
+		defer t.readers.Done()
+		for {
+			m, err := t.kdl.Recv(t.ctx)
+			if err != nil {
+				errc <- err
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-t.ctx.Done():
+				return
+			}
+		}
+	}()
+	return msgs, errc
+}
+
 func (t *target) fromTarget(p kd.Packet) {
 	t.apiReply(p)
 	if t.raFromTarget(p) {
@@ -579,7 +600,12 @@ func (t *target) writer() {
 	defer t.readers.Done()
 	budget := t.s.cfg.SendBudget
 	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	defer timer.Stop()
+	st := newSendTimer()
+	defer st.stop()
+	cur := newAbortCtx(t.ctx) // replaced once it ended
+	defer func() { cur.release() }()
 	for {
 		var p outPacket
 		select {
@@ -596,23 +622,24 @@ func (t *target) writer() {
 			continue
 		}
 		start := time.Now()
-		timer.Reset(budget)
-		select {
-		case <-t.syncedC():
-		case <-timer.C:
+		if !t.waitSynced(timer, budget) {
+			if t.ctx.Err() != nil {
+				return
+			}
 			t.dropped(p, wire.TargetNotResponding, fmt.Sprintf("kdsrv could not synchronise with the target within %v", budget))
 			continue
-		case <-t.ctx.Done():
-			return
 		}
-		timer.Stop()
 		t.mu.Lock()
 		stale := p.gen != t.gen
-		ctx, cancel := context.WithCancel(t.ctx)
-		t.inflight = cancel
+		if !stale {
+			if cur.Err() != nil {
+				cur.release()
+				cur = newAbortCtx(t.ctx)
+			}
+			t.inflight = cur.cancel
+		}
 		t.mu.Unlock()
 		if stale {
-			cancel()
 			t.dropped(p, wire.TargetUnavailable, "the target restarted, or its link was re-established, after it was sent")
 			continue
 		}
@@ -626,33 +653,42 @@ func (t *target) writer() {
 				why = fmt.Sprintf("the target did not acknowledge it within %v", budget)
 				break
 			}
-			sctx, scancel := context.WithTimeout(ctx, min(t.s.cfg.TargetTimeout, left))
-			err := t.kdl.Send(sctx, p.typ, p.payload)
-			scancel()
+			st.arm(cur, min(t.s.cfg.TargetTimeout, left))
+			err := t.kdl.Send(cur, p.typ, p.payload)
+			st.disarm()
 			if err == nil {
 				break
 			}
 			if t.ctx.Err() != nil {
-				cancel()
 				return
 			}
-			if ctx.Err() != nil {
+			t.mu.Lock()
+			restarted := p.gen != t.gen
+			aborted := cur.Err() != nil
+			if aborted && !restarted {
+				// Timed out (or cancelled by a restart that came before
+				// this packet was queued): the next try needs a live
+				// context.
+				cur.release()
+				cur = newAbortCtx(t.ctx)
+				t.inflight = cur.cancel
+			}
+			t.mu.Unlock()
+			if restarted {
 				code = wire.TargetUnavailable
 				why = "the target restarted, or its link was re-established, before it acknowledged it"
 				break
 			}
-			if !errors.Is(err, context.DeadlineExceeded) {
-				cancel()
+			if !aborted {
 				return // the link failed; pump reports it
 			}
-			if time.Since(start) >= t.s.cfg.TargetTimeout {
+			if errors.Is(err, context.DeadlineExceeded) && time.Since(start) >= t.s.cfg.TargetTimeout {
 				t.setSlow(true)
 			}
 		}
 		t.mu.Lock()
 		t.inflight = nil
 		t.mu.Unlock()
-		cancel()
 		if why != "" {
 			if code == wire.TargetNotResponding {
 				t.mu.Lock()
@@ -669,6 +705,28 @@ func (t *target) writer() {
 			t.lastSC = nil
 			t.mu.Unlock()
 		}
+	}
+}
+
+// waitSynced waits until the target is synchronised, at most budget (on
+// timer, which it leaves stopped); false when it was not, or the target
+// is closing.
+func (t *target) waitSynced(timer *time.Timer, budget time.Duration) bool {
+	synced := t.syncedC()
+	select {
+	case <-synced:
+		return true // the usual case: no timer to arm
+	default:
+	}
+	timer.Reset(budget)
+	defer timer.Stop()
+	select {
+	case <-synced:
+		return true
+	case <-timer.C:
+		return false
+	case <-t.ctx.Done():
+		return false
 	}
 }
 
