@@ -73,9 +73,8 @@ func runBridgeMain(t *testing.T, k, listen string) (ready string, stop func()) {
 
 func attachVersion(t *testing.T, conn io.ReadWriteCloser) {
 	t.Helper()
-	l := kd.NewHostLink(conn, kd.Config{})
-	defer l.Close()
-	h := kd.NewHost(l, kd.HostOptions{})
+	h, closeLink := newHost(t, conn, kd.HostOptions{})
+	defer closeLink()
 	ctx := ctxFor(t, 20*time.Second)
 	if _, err := h.Attach(ctx); err != nil {
 		t.Fatalf("attach through the bridge: %v", err)

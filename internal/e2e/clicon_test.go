@@ -16,7 +16,6 @@ import (
 	"kdsrv/internal/testkit"
 
 	"kdsrv/internal/client"
-	"kdsrv/internal/kd"
 	"kdsrv/internal/server"
 	"kdsrv/internal/sim"
 	"kdsrv/internal/spec"
@@ -165,16 +164,7 @@ func TestEndToEndCliconServerFirst(t *testing.T) {
 	s.Conn.Close()
 
 	rc = waitForServer(t, cspec+",password=s3cret", 30*time.Second)
-	s2 := rc.session(t, trans)
-	ctx := ctxFor(t, 30*time.Second)
-	h2 := s2.host(t, kd.HostOptions{})
-	if sc, err := h2.Attach(ctx); err != nil || sc.Exception.ExceptionCode != kd.StatusBreakpoint {
-		t.Fatalf("re-attach: %v %v", sc, err)
-	}
-	want := "kdsrv end-to-end write" // written by the suite
-	if got, err := h2.ReadVirtual(ctx, sim.DataBase+0x10000, len(want)); err != nil || string(got) != want {
-		t.Fatalf("memory after re-attach %q %v", got, err)
-	}
+	reattached(t, rc.session(t, trans))
 	if !strings.Contains(h.logs.String(), "cannot reach the client at 127.0.0.1:") {
 		t.Errorf("the server's failed dials were not logged:\n%s", h.logs)
 	}
@@ -277,10 +267,7 @@ func TestCliconSecondClientNeverConnected(t *testing.T) {
 		t.Fatalf("second client: %v", err)
 	}
 	// The first session still works.
-	hh := s.host(t, kd.HostOptions{})
-	if _, err := hh.Attach(ctxFor(t, 20*time.Second)); err != nil {
-		t.Fatal(err)
-	}
+	s.attach(t, ctxFor(t, 20*time.Second))
 }
 
 // TestCliconImpostorRefused: a connection to the waiting client from

@@ -18,7 +18,6 @@ import (
 
 	"kdsrv/internal/client"
 	"kdsrv/internal/commux"
-	"kdsrv/internal/kd"
 	"kdsrv/internal/sim"
 	"kdsrv/internal/spec"
 	"kdsrv/internal/transport"
@@ -114,22 +113,13 @@ func TestEndToEndCOM(t *testing.T) {
 		return
 	}
 	t.Run("re-attach", func(t *testing.T) {
-		ctx := ctxFor(t, 30*time.Second)
 		s.close()
 		s.Conn.Close() // the client's port closes with its last connection
 		s2, err := openCOM(h, cab.comSpec(3, "password=s3cret"), trans, client.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		h2 := s2.host(t, kd.HostOptions{})
-		sc, err := h2.Attach(ctx)
-		if err != nil || sc.Exception.ExceptionCode != kd.StatusBreakpoint {
-			t.Fatalf("attach: %v %v", sc, err)
-		}
-		want := "kdsrv end-to-end write"
-		if got, err := h2.ReadVirtual(ctx, sim.DataBase+0x10000, len(want)); err != nil || string(got) != want {
-			t.Fatalf("memory after re-attach %q %v", got, err)
-		}
+		reattached(t, s2)
 	})
 	t.Run("unserved channel", func(t *testing.T) {
 		_, err := openCOM(h, cab.comSpec(9, "password=s3cret"), trans, client.Options{})
@@ -196,10 +186,7 @@ func threeChannels(t *testing.T, cab *cable, com commux.Config) commux.Stats {
 				suite(t, s, tgt)
 				// Memory written on this channel stays on its target.
 				ctx := ctxFor(t, 30*time.Second)
-				host := s.host(t, kd.HostOptions{})
-				if _, err := host.Attach(ctx); err != nil {
-					t.Fatal(err)
-				}
+				host := s.attach(t, ctx)
 				mark := []byte(name)
 				addr := sim.DataBase + 0x20000
 				if _, err := host.WriteVirtual(ctx, addr, mark); err != nil {

@@ -44,6 +44,28 @@ func suite(t *testing.T, s *session, tgt *sim.Machine) {
 	runSuite(t, s, tgt, false)
 }
 
+// What the suite writes, and where: a later session checks it is there
+// (reattached).
+const (
+	suiteWriteAddr = sim.DataBase + 0x10000
+	suiteWrite     = "kdsrv end-to-end write"
+)
+
+// reattached checks a session opened after the one that ran the suite
+// closed: it attaches (the target reports a breakpoint) and reads what the
+// suite wrote.
+func reattached(t *testing.T, s *session) {
+	t.Helper()
+	ctx := ctxFor(t, 30*time.Second)
+	h := s.host(t, kd.HostOptions{})
+	if sc, err := h.Attach(ctx); err != nil || sc.Exception.ExceptionCode != kd.StatusBreakpoint {
+		t.Fatalf("re-attach: %v %v", sc, err)
+	}
+	if got, err := h.ReadVirtual(ctx, suiteWriteAddr, len(suiteWrite)); err != nil || string(got) != suiteWrite {
+		t.Fatalf("memory after re-attach %q %v", got, err)
+	}
+}
+
 // runSuite is suite; with lossyLink (a UDP target link, which may need
 // retransmissions) the final check is only that nothing was corrupt. It
 // returns the debugger it used, stopped in the debugger.
@@ -78,8 +100,8 @@ func runSuite(t *testing.T, s *session, tgt *sim.Machine, lossyLink bool) *kd.Ho
 	if want := tgt.Context(0); c.Rip != want.Rip || c.Rax != want.Rax || c.Rsp != want.Rsp {
 		t.Fatalf("context rip %#x rax %#x, want %#x %#x", c.Rip, c.Rax, want.Rip, want.Rax)
 	}
-	addr := sim.DataBase + 0x10000
-	data := []byte("kdsrv end-to-end write")
+	addr := suiteWriteAddr
+	data := []byte(suiteWrite)
 	if n, err := h.WriteVirtual(ctx, addr, data); err != nil || n != len(data) {
 		t.Fatalf("write: %d %v", n, err)
 	}
@@ -136,10 +158,7 @@ func runSuite(t *testing.T, s *session, tgt *sim.Machine, lossyLink bool) *kd.Ho
 func TestEndToEndTCP(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	trans, tgt := h.addTarget("vm1", sim.Config{PrintEvery: 50 * time.Millisecond})
-	s, err := h.open(h.serverSpec(""), trans, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := h.mustOpen(t, trans)
 	suite(t, s, tgt)
 }
 
@@ -176,10 +195,7 @@ func TestEndToEndPassword(t *testing.T) {
 func TestBridgeDebuggerReattach(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	trans, tgt := h.addTarget("vm1", sim.Config{})
-	s, err := h.open(h.serverSpec(""), trans, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := h.mustOpen(t, trans)
 	ln, err := net.Listen("unix", h.dir+"/bridge.sock")
 	if err != nil {
 		t.Fatal(err)
@@ -209,13 +225,7 @@ func TestBridgeDebuggerReattach(t *testing.T) {
 		c.Close()
 	}
 	// And a full debugger afterwards still works.
-	c, err := net.Dial("unix", h.dir+"/bridge.sock")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := kd.NewHostLink(c, kd.Config{})
-	defer l.Close()
-	dh := kd.NewHost(l, kd.HostOptions{})
+	dh, _ := dialHost(t, h.dir+"/bridge.sock")
 	tctx := ctxFor(t, 20*time.Second)
 	if _, err := dh.Attach(tctx); err != nil {
 		t.Fatal(err)
@@ -260,15 +270,9 @@ func rawAttach(t *testing.T, c net.Conn, first []byte) kd.StateChange {
 func TestClientKilledSecondTakesOver(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	trans, tgt := h.addTarget("vm1", sim.Config{})
-	s1, err := h.open(h.serverSpec(""), trans, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s1 := h.mustOpen(t, trans)
 	ctx := ctxFor(t, 30*time.Second)
-	h1 := s1.host(t, kd.HostOptions{})
-	if _, err := h1.Attach(ctx); err != nil {
-		t.Fatal(err)
-	}
+	h1 := s1.attach(t, ctx)
 	if _, err := h1.WriteVirtual(ctx, sim.DataBase, []byte("first client")); err != nil {
 		t.Fatal(err)
 	}
@@ -277,6 +281,7 @@ func TestClientKilledSecondTakesOver(t *testing.T) {
 	// client gets in.
 	var s2 *session
 	testkit.WaitFor(t, "a second client to open the target", func() bool {
+		var err error
 		s2, err = h.open(h.serverSpec(""), trans, client.Options{})
 		return err == nil
 	})
@@ -304,16 +309,10 @@ func TestParallelTargetsAndInUse(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	transA, tgtA := h.addTarget("vmA", sim.Config{})
 	transB, tgtB := h.addTarget("vmB", sim.Config{Build: 9600})
-	sa, err := h.open(h.serverSpec(""), transA, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sb, err := h.open(h.serverSpec(""), transB, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sa := h.mustOpen(t, transA)
+	sb := h.mustOpen(t, transB)
 	// A third client for a busy target is refused.
-	_, err = h.open(h.serverSpec(""), transA, client.Options{})
+	_, err := h.open(h.serverSpec(""), transA, client.Options{})
 	if code, _ := wire.ErrorCode(errors.Unwrap(err)); err == nil || (code != wire.InUse && !strings.Contains(err.Error(), "in use")) {
 		t.Fatalf("third client: %v", err)
 	}
@@ -346,10 +345,7 @@ func TestParallelTargetsAndInUse(t *testing.T) {
 	if err != nil {
 		t.Fatalf("takeover: %v", err)
 	}
-	h3 := s3.host(t, kd.HostOptions{})
-	if _, err := h3.Attach(ctxFor(t, 20*time.Second)); err != nil {
-		t.Fatal(err)
-	}
+	s3.attach(t, ctxFor(t, 20*time.Second))
 	select {
 	case <-sa.Done():
 		err := sa.Err()
@@ -416,10 +412,7 @@ func TestOversizedFrameRefused(t *testing.T) {
 func TestDump1MiB(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	trans, _ := h.addTarget("vm1", sim.Config{})
-	s, err := h.open(h.serverSpec(""), trans, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := h.mustOpen(t, trans)
 	var out, buf bytes.Buffer
 	cm := &client.Commander{Host: s.host(t, kd.HostOptions{}), Out: &out}
 	addr := sim.DataBase + 0x200000

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -141,6 +142,17 @@ func (h *harness) serverSpec(extra string) string {
 	return s
 }
 
+// mustOpen opens a session on the harness's first listener to the target
+// trans, failing the test if it cannot.
+func (h *harness) mustOpen(t testing.TB, trans string) *session {
+	t.Helper()
+	s, err := h.open(h.serverSpec(""), trans, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // clientSpec is the client's server=@{...} for the harness's listener i,
 // built from its display form: a tcp listener is reached on 127.0.0.1 at
 // its port, an npipe listener on this machine. (TLS transports need the
@@ -211,6 +223,36 @@ func (s *session) host(t testing.TB, opts kd.HostOptions) *kd.Host {
 }
 
 // ctxFor is a context that ends after d or with the test.
+// attach attaches an in-process debugger to the session's bridge (break-in
+// and the target's state change), failing the test if it cannot.
+func (s *session) attach(t testing.TB, ctx context.Context) *kd.Host {
+	t.Helper()
+	h := s.host(t, kd.HostOptions{})
+	if _, err := h.Attach(ctx); err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	return h
+}
+
+// newHost runs an in-process debugger (kd.Host) on the KDCOM line c (a
+// bridge's or a target's debugger endpoint). Its link closes when the test
+// ends, or before with the close returned.
+func newHost(t testing.TB, c io.ReadWriteCloser, opts kd.HostOptions) (h *kd.Host, close func()) {
+	l := kd.NewHostLink(c, kd.Config{})
+	t.Cleanup(func() { l.Close() })
+	return kd.NewHost(l, opts), func() { l.Close() }
+}
+
+// dialHost is newHost on a connection to the unix socket path.
+func dialHost(t testing.TB, path string) (h *kd.Host, close func()) {
+	t.Helper()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newHost(t, c, kd.HostOptions{})
+}
+
 func ctxFor(t testing.TB, d time.Duration) context.Context { return testkit.Context(t, d) }
 
 func patternBytes(addr uint64, n int) []byte {

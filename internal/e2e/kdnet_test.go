@@ -221,10 +221,7 @@ func TestKDNETTargetRestart(t *testing.T) {
 		}
 	})
 	ctx := ctxFor(t, 60*time.Second)
-	dh := s.host(t, kd.HostOptions{})
-	if _, err := dh.Attach(ctx); err != nil {
-		t.Fatal(err)
-	}
+	dh := s.attach(t, ctx)
 	if _, err := dh.WriteVirtual(ctx, sim.DataBase, []byte("before the reboot")); err != nil {
 		t.Fatal(err)
 	}
@@ -274,10 +271,7 @@ func TestKDNETWrongKeyAndFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := ctxFor(t, 90*time.Second)
-	dh := s.host(t, kd.HostOptions{})
-	if _, err := dh.Attach(ctx); err != nil {
-		t.Fatal(err)
-	}
+	dh := s.attach(t, ctx)
 	wrong := startNetTarget(t, sim.New(sim.Config{}), hostAddr.String(), "1.2.3.4")
 
 	var ms runtime.MemStats

@@ -525,13 +525,7 @@ func TestLifecycleMatrix(t *testing.T) {
 		c.Close()
 		<-detached
 		// A real debugger after the storm, through the same bridge.
-		c, err = net.Dial("unix", bsock)
-		if err != nil {
-			t.Fatal(err)
-		}
-		l := kd.NewHostLink(c, kd.Config{})
-		defer l.Close()
-		h := kd.NewHost(l, kd.HostOptions{})
+		h, closeLink := dialHost(t, bsock)
 		tctx := ctxFor(t, 30*time.Second)
 		if _, err := h.Attach(tctx); err != nil {
 			t.Fatalf("attach after the storm: %v\nkdsrv log:\n%s", err, r.serverLog())
@@ -550,7 +544,7 @@ func TestLifecycleMatrix(t *testing.T) {
 		if err := h.Continue(tctx); err != nil {
 			t.Fatal(err)
 		}
-		l.Close()
+		closeLink()
 		stopBridge()
 		r.checkCLI("after the storm", nil)
 	})
@@ -562,48 +556,34 @@ func TestLifecycleMatrix(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The server refuses it, naming the type, and keeps the session.
+		notices := make(chan wire.Notice, 1)
+		onNotice := func(n wire.Notice) {
+			select {
+			case notices <- n:
+			default:
+			}
+		}
 		ctx := ctxFor(t, 30*time.Second)
-		conn, err := client.Dial(ctx, c.Server, client.Options{Logger: slog.New(slog.DiscardHandler)})
+		cs, err := client.OpenSession(ctx, c, client.Options{Logger: slog.New(slog.DiscardHandler), OnNotice: onNotice}, client.SessionOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer conn.Close()
-		if _, err := conn.Open(ctx, c.Trans); err != nil {
+		defer cs.Close()
+		if err := cs.Conn.Wire().SendKD(uint16(kd.TypeUnused), make([]byte, kd.ManipulateSize)); err != nil {
 			t.Fatal(err)
 		}
-		if err := conn.Wire().SendKD(uint16(kd.TypeUnused), make([]byte, kd.ManipulateSize)); err != nil {
-			t.Fatal(err)
-		}
-		// The server refuses it, naming the type, and keeps the session.
-		notice := make(chan error, 1)
-		go func() { // ends when a notice arrives or conn is closed
-			for {
-				f, err := conn.Wire().Recv()
-				if err != nil {
-					notice <- fmt.Errorf("no notice for the type-0 packet: %w", err)
-					return
-				}
-				if f.Type == wire.TypeNotice {
-					n, err := wire.DecodeNotice(f.Payload)
-					if err == nil && !strings.Contains(strings.ToLower(n.Text), "type") {
-						err = fmt.Errorf("the notice does not name the packet type: %+v", n)
-					}
-					notice <- err
-					return
-				}
-			}
-		}()
 		select {
-		case err := <-notice:
-			if err != nil {
-				t.Fatalf("%v\nkdsrv log:\n%s", err, r.serverLog())
+		case n := <-notices:
+			if !strings.Contains(strings.ToLower(n.Text), "type") {
+				t.Fatalf("the notice does not name the packet type: %+v\nkdsrv log:\n%s", n, r.serverLog())
 			}
+		case <-cs.Done():
+			t.Fatalf("no notice for the type-0 packet: the session ended (%v)\nkdsrv log:\n%s", cs.Err(), r.serverLog())
 		case <-time.After(10 * time.Second):
-			conn.Close()
-			<-notice
 			t.Fatalf("no notice within 10s for the type-0 packet\nkdsrv log:\n%s", r.serverLog())
 		}
-		conn.Close()
+		cs.Close()
 		r.checkCLI("next client", nil)
 		r.bridgeSession("bridge", 3, false, []byte("cli next client"))
 	})

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"kdsrv/internal/client"
-	"kdsrv/internal/kd"
 	"kdsrv/internal/server"
 	"kdsrv/internal/sim"
 	"kdsrv/internal/spec"
@@ -64,23 +63,13 @@ func TestEndToEndNPipe(t *testing.T) {
 		return
 	}
 	t.Run("re-attach", func(t *testing.T) {
-		ctx := ctxFor(t, 30*time.Second)
 		s.close()
 		s.Conn.Close()
 		s2, err := h.open(`npipe:server=\\localhost,pipe=KDE2E_4242_1F,password=s3cret`, trans, client.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		h2 := s2.host(t, kd.HostOptions{})
-		sc, err := h2.Attach(ctx)
-		if err != nil || sc.Exception.ExceptionCode != kd.StatusBreakpoint {
-			t.Fatalf("attach: %v %v", sc, err)
-		}
-		// The suite wrote this through the first session.
-		want := "kdsrv end-to-end write"
-		if got, err := h2.ReadVirtual(ctx, sim.DataBase+0x10000, len(want)); err != nil || string(got) != want {
-			t.Fatalf("memory after re-attach %q %v", got, err)
-		}
+		reattached(t, s2)
 	})
 	t.Run("name in use", func(t *testing.T) {
 		tr, err := spec.ParseServerTransport("npipe:pipe=kde2e_%d_%x")

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"kdsrv/internal/kd"
 	"kdsrv/internal/testkit"
 )
 
@@ -42,13 +40,7 @@ func TestObservabilityProcesses(t *testing.T) {
 	sock := filepath.Join(st.dir, "bridge.sock")
 	bridge := startBg(t, nil, regexp.MustCompile(`kdclient: bridge ready`), st.kdclient, "-k", st.k, "-listen", "unix:"+sock, "-trace", bridgeTrace)
 
-	conn, err := net.Dial("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := kd.NewHostLink(conn, kd.Config{})
-	defer l.Close()
-	h := kd.NewHost(l, kd.HostOptions{})
+	h, closeLink := dialHost(t, sock)
 	ctx := ctxFor(t, 60*time.Second)
 	if _, err := h.Attach(ctx); err != nil {
 		t.Fatal(err)
@@ -101,7 +93,7 @@ func TestObservabilityProcesses(t *testing.T) {
 		t.Error("no kdsrv_auth_failures_total series")
 	}
 
-	l.Close()
+	closeLink()
 	watcher.Signal(syscall.SIGINT)
 	if code := watcher.Wait(t); code != 0 {
 		t.Errorf("kdclient console exited %d on SIGINT; stderr: %s", code, watcher.Stderr)

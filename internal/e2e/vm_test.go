@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"kdsrv/internal/cli/kdclientcli"
-	"kdsrv/internal/client"
 	"kdsrv/internal/kd"
 	"kdsrv/internal/sim"
 	"kdsrv/internal/wire"
@@ -109,10 +108,7 @@ func vmConsoleGroup(t *testing.T, env *vmEnv) {
 	}
 	t.Logf("kdclient console: %d bytes of boot messages before kdtarget took COM1", len(text))
 	// The debugger session that follows on the same line.
-	s, err := h.open(h.serverSpec(""), g.trans("reconnect"), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := h.mustOpen(t, g.trans("reconnect"))
 	defer s.close()
 	vmSuite(t, s)
 }
@@ -187,10 +183,7 @@ func vmUnixGroup(t *testing.T, env *vmEnv) {
 	// VM's users should: kdsrv keeps one link per target.
 	h := newHarness(t, harnessOpts{allow: []string{g.sock}})
 	t.Run("kdsrv", func(t *testing.T) {
-		s, err := h.open(h.serverSpec(""), g.trans("reconnect"), client.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := h.mustOpen(t, g.trans("reconnect"))
 		defer s.close()
 		vmSuite(t, s)
 	})
@@ -202,10 +195,7 @@ func vmUnixGroup(t *testing.T, env *vmEnv) {
 	})
 	// One session with reconnect lives through a VM reset and a QEMU
 	// restart.
-	s, err := h.open(h.serverSpec(""), g.trans("reconnect"), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := h.mustOpen(t, g.trans("reconnect"))
 	defer s.close()
 	var states stateLog
 	s.Bridge.OnState(states.add)
@@ -263,10 +253,7 @@ func vmFiguresRounds(t *testing.T, g *guest) {
 		})
 		t.Run(fmt.Sprintf("kdsrv%d", round), func(t *testing.T) {
 			h := newHarness(t, harnessOpts{allow: []string{g.sock}})
-			s, err := h.open(h.serverSpec(""), g.trans(""), client.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := h.mustOpen(t, g.trans(""))
 			defer s.close()
 			hst := s.host(t, kd.HostOptions{})
 			ctx := ctxFor(t, 90*time.Second)
@@ -399,10 +386,7 @@ func vmTCPGroup(t *testing.T, env *vmEnv) {
 	h0 := shortDir(t)
 	g, _ := bootReady(t, env, guestOpts{dir: h0, tcp: true, args: vmArgs})
 	h := newHarness(t, harnessOpts{allow: []string{fmt.Sprintf("127.0.0.1:%d", g.port)}})
-	s, err := h.open(h.serverSpec(""), g.trans(""), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := h.mustOpen(t, g.trans(""))
 	defer s.close()
 	vmSuite(t, s)
 }

@@ -391,7 +391,6 @@ func (g *guest) directHost(t *testing.T, opts kd.HostOptions) *kd.Host {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := kd.NewHostLink(c, kd.Config{})
-	t.Cleanup(func() { l.Close() })
-	return kd.NewHost(l, opts)
+	h, _ := newHost(t, c, opts)
+	return h
 }
