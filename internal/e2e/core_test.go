@@ -21,6 +21,7 @@ import (
 	"kdsrv/internal/kd"
 	"kdsrv/internal/server"
 	"kdsrv/internal/sim"
+	"kdsrv/internal/sim/simtest"
 	"kdsrv/internal/testkit"
 	"kdsrv/internal/wire"
 )
@@ -216,7 +217,7 @@ func TestBridgeDebuggerReattach(t *testing.T) {
 		if i != 1 {
 			first = append(first, kd.AppendControl(nil, kd.TypeReset, 0)...)
 		}
-		sc := rawAttach(t, c, first)
+		sc := simtest.NewLine(t, c).Attach(first)
 		if sc.Exception.ExceptionCode != kd.StatusBreakpoint {
 			t.Fatalf("debugger %d: %v", i, sc)
 		}
@@ -232,38 +233,6 @@ func TestBridgeDebuggerReattach(t *testing.T) {
 	}
 	if v, err := dh.Version(tctx); err != nil || v.KernBase != tgt.Layout().KernBase {
 		t.Fatalf("version after re-attach: %+v %v", v, err)
-	}
-}
-
-// rawAttach writes first on c and waits for a state change, ACKing it.
-func rawAttach(t *testing.T, c net.Conn, first []byte) kd.StateChange {
-	t.Helper()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.Write(first); err != nil {
-		t.Fatal(err)
-	}
-	var d kd.Decoder
-	buf := make([]byte, 4096)
-	for {
-		n, err := c.Read(buf)
-		if err != nil {
-			t.Fatalf("waiting for a state change: %v", err)
-		}
-		d.Feed(buf[:n])
-		for {
-			f, ok := d.Next()
-			if !ok {
-				break
-			}
-			if f.Kind == kd.FramePacket && f.Packet.Type == kd.TypeStateChange64 {
-				sc, err := kd.DecodeStateChange(f.Packet.Payload)
-				if err != nil {
-					t.Fatal(err)
-				}
-				c.Write(kd.AppendControl(nil, kd.TypeAcknowledge, f.Packet.ID&^kd.SyncPacketID))
-				return sc
-			}
-		}
 	}
 }
 

@@ -22,7 +22,7 @@ import (
 	"kdsrv/internal/testkit"
 )
 
-func TestParseEndpoint(t *testing.T) {
+func TestParsePort(t *testing.T) {
 	good := []struct{ in, network, address string }{
 		{"unix:/tmp/x.sock", NetworkUnix, "/tmp/x.sock"},
 		{"UNIX:/tmp/a:b", NetworkUnix, "/tmp/a:b"},
@@ -57,17 +57,6 @@ func TestParseEndpoint(t *testing.T) {
 			t.Errorf("ParsePort(%q) error %v; want one containing %q", c.in, err, c.want)
 		}
 	}
-}
-
-// shortDir is a temporary directory with a short path, for unix sockets.
-func shortDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "kdt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
 }
 
 // logLines collects the lines of PortOptions.Logger.
@@ -168,7 +157,7 @@ func attachAndRead(t *testing.T, tgt *Machine, h *kd.Host) {
 }
 
 func TestListenUnixNewDebuggerReplacesOld(t *testing.T) {
-	dir := shortDir(t)
+	dir := testkit.ShortDir(t)
 	path := filepath.Join(dir, "kd.sock")
 	tgt := New(Config{Build: 22631, ServicePack: 1})
 	var log logLines
@@ -223,7 +212,7 @@ func TestListenUnixNewDebuggerReplacesOld(t *testing.T) {
 }
 
 func TestListenUnixStaleFiles(t *testing.T) {
-	dir := shortDir(t)
+	dir := testkit.ShortDir(t)
 	t.Run("stale socket is replaced", func(t *testing.T) {
 		path := filepath.Join(dir, "stale.sock")
 		ln, err := net.Listen("unix", path)
@@ -365,7 +354,7 @@ func TestConnectRedials(t *testing.T) {
 }
 
 func TestConnectWaitsForListener(t *testing.T) {
-	path := filepath.Join(shortDir(t), "dbg.sock")
+	path := filepath.Join(testkit.ShortDir(t), "dbg.sock")
 	tgt := New(Config{StartHalted: true})
 	var log logLines
 	startEndpoint(t, func(ctx context.Context, o PortOptions) error {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"kdsrv/internal/kd"
+	"kdsrv/internal/sim/simtest"
 	"kdsrv/internal/testkit"
 )
 
@@ -151,32 +151,9 @@ func TestTargetOverPipe(t *testing.T) {
 
 func TestTargetOverUnixSocket(t *testing.T) {
 	tgt := New(Config{Build: 9600, ServicePack: 1})
-	a, b := unixPair(t)
+	a, b := testkit.UnixPair(t)
 	serve(t, tgt, b)
 	exerciseTarget(t, tgt, newHost(t, a, kd.HostOptions{}))
-}
-
-func unixPair(t testing.TB) (net.Conn, net.Conn) {
-	path := filepath.Join(t.TempDir(), "t.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	ch := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		ch <- c
-	}()
-	a, err := net.Dial("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := <-ch
-	if b == nil {
-		t.Fatal("accept failed")
-	}
-	return a, b
 }
 
 // First contact the way different debuggers do it (docs/kd-protocol.md §1.7,
@@ -205,38 +182,14 @@ func TestFirstContactVariants(t *testing.T) {
 	})
 }
 
-// rawHostSees writes first on the line and expects a state change back,
-// decoded with a bare decoder (no host link), then ACKs it.
+// rawHostSees writes first on the line and expects a breakpoint state
+// change back, read with a bare decoder (no host link), then ACKs it.
 func rawHostSees(t *testing.T, c net.Conn, first []byte) {
 	t.Helper()
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.Write(first); err != nil {
-		t.Fatal(err)
-	}
-	var d kd.Decoder
-	buf := make([]byte, 4096)
-	for {
-		n, err := c.Read(buf)
-		if err != nil {
-			t.Fatalf("no state change: %v", err)
-		}
-		d.Feed(buf[:n])
-		for {
-			f, ok := d.Next()
-			if !ok {
-				break
-			}
-			if f.Kind == kd.FramePacket && f.Packet.Type == kd.TypeStateChange64 {
-				sc, err := kd.DecodeStateChange(f.Packet.Payload)
-				if err != nil || sc.Exception.ExceptionCode != kd.StatusBreakpoint {
-					t.Fatalf("bad state change %v %v", sc, err)
-				}
-				ack := kd.AppendControl(nil, kd.TypeAcknowledge, f.Packet.ID&^kd.SyncPacketID)
-				c.Write(ack)
-				return
-			}
-		}
+	l := simtest.NewLine(t, c)
+	defer l.Close()
+	if sc := l.Attach(first); sc.Exception.ExceptionCode != kd.StatusBreakpoint {
+		t.Fatalf("bad state change %v", sc)
 	}
 }
 

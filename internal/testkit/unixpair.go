@@ -1,0 +1,34 @@
+package testkit
+
+import (
+	"net"
+	"path/filepath"
+	"testing"
+)
+
+// UnixPair is a connected pair of unix stream sockets: the dialling end
+// and the accepted end. Both are closed when the test ends.
+func UnixPair(t testing.TB) (dialled, accepted net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("unix", filepath.Join(ShortDir(t), "pair.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ch := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept() // ends at the latest when ln closes
+		ch <- c
+	}()
+	a, err := net.Dial("unix", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := <-ch
+	if b == nil {
+		a.Close()
+		t.Fatal("unix socket pair: accept failed")
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
