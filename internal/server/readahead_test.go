@@ -267,7 +267,7 @@ func (rc *rawClient) checkPush(payload []byte) {
 	if stamp != rc.sent || !rc.verify {
 		return
 	}
-	want := expectRead(rc.tgt, rep)
+	want := rc.tgt.Memory().ReadReply(rep) // the reply the machine gives, from its memory
 	if !sameRead(rep, want) {
 		rc.t.Fatalf("push for %#x (stamp %d) is stale: got %s, target has %s", rep.Memory().Address, stamp, describeRead(rep), describeRead(want))
 	}
@@ -325,28 +325,11 @@ func (rc *rawClient) call(m kd.Manipulate) kd.Manipulate {
 func (rc *rawClient) read(addr uint64, n uint32) kd.Manipulate {
 	rc.t.Helper()
 	rep := rc.call(kd.NewReadVirtual(addr, n))
-	want := expectRead(rc.tgt, rep)
+	want := rc.tgt.Memory().ReadReply(rep) // the reply the machine gives, from its memory
 	if !sameRead(rep, want) {
 		rc.t.Fatalf("read %d at %#x: got %s, target has %s", n, addr, describeRead(rep), describeRead(want))
 	}
 	return rep
-}
-
-// expectRead is the reply the simulated target gives to the request
-// echoed in rep, computed from its memory directly.
-func expectRead(tgt *sim.Machine, rep kd.Manipulate) kd.Manipulate {
-	a := rep.Memory()
-	n := min(a.Count, kd.MaxManipulateData)
-	buf := make([]byte, n)
-	got := tgt.Memory().Read(a.Address, buf)
-	status := kd.StatusSuccess
-	if got == 0 && n > 0 {
-		status = kd.StatusUnsuccessful
-	}
-	w := rep.Reply(status, buf[:got])
-	a.Actual = uint32(got)
-	w.SetMemory(a)
-	return w
 }
 
 func sameRead(a, b kd.Manipulate) bool {

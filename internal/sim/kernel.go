@@ -328,6 +328,35 @@ func (k *kernel) frame(ctx context.Context, d time.Duration) (kd.Frame, error) {
 	}
 }
 
+// packet returns the next packet from the debugger while the kernel is in
+// KdReceivePacket or KdSendPacket, or errTimeout after AckTimeout of
+// silence. A break-in byte on the way is counted and reported to
+// onBreakIn; a corrupt packet is counted and answered with RESEND.
+func (k *kernel) packet(ctx context.Context, onBreakIn func()) (kd.Packet, error) {
+	for {
+		f, err := k.frame(ctx, k.cfg.AckTimeout)
+		if err != nil {
+			return kd.Packet{}, err
+		}
+		switch f.Kind {
+		case kd.FrameBreakIn:
+			k.count(func(s *kd.Stats) { s.BreakInsRecv++ })
+			onBreakIn()
+		case kd.FrameCorrupt:
+			k.resendCorrupt()
+		default:
+			return f.Packet, nil
+		}
+	}
+}
+
+// resendCorrupt answers a packet that arrived damaged (or with an id no
+// host uses) with RESEND.
+func (k *kernel) resendCorrupt() {
+	k.count(func(s *kd.Stats) { s.Corrupt++; s.ResendsSent++ })
+	k.control(kd.TypeResend, 0)
+}
+
 // control writes a control packet.
 func (k *kernel) control(t kd.PacketType, id uint32) {
 	k.m.port.write(kd.AppendControl(nil, t, id))
@@ -413,17 +442,7 @@ func (m *Machine) breakIn() {
 
 // announce prints the boot banner (retried within the DbgPrint budget).
 func (k *kernel) announce(ctx context.Context, boot uint64) error {
-	d := kd.NewPrintString(fmt.Appendf(nil, "kdtarget: boot %d, kernel at %#x\n", boot, k.m.Layout().KernBase))
-	err := k.send(ctx, kd.TypeDebugIO, d.Append(nil), k.cfg.PrintRetries)
-	if err == nil {
-		k.m.mu.Lock()
-		k.m.stats.Prints++
-		k.m.mu.Unlock()
-	}
-	if errors.Is(err, errNotPresent) {
-		return nil
-	}
-	return err
+	return k.print(ctx, fmt.Sprintf("kdtarget: boot %d, kernel at %#x\n", boot, k.m.Layout().KernBase))
 }
 
 // tick prints a line while running, if a debugger is present.
@@ -436,15 +455,22 @@ func (k *kernel) tick(ctx context.Context) error {
 	m.ticks++
 	n := m.ticks
 	m.mu.Unlock()
-	d := kd.NewPrintString(fmt.Appendf(nil, "kdtarget: tick %d\n", n))
+	return k.print(ctx, fmt.Sprintf("kdtarget: tick %d\n", n))
+}
+
+// print sends a DbgPrint line within the print budget and counts it once
+// a debugger took it. With no debugger present the line is lost, as a
+// kernel's is: that is no error.
+func (k *kernel) print(ctx context.Context, line string) error {
+	d := kd.NewPrintString([]byte(line))
 	err := k.send(ctx, kd.TypeDebugIO, d.Append(nil), k.cfg.PrintRetries)
 	if errors.Is(err, errNotPresent) {
 		return nil
 	}
 	if err == nil {
-		m.mu.Lock()
-		m.stats.Prints++
-		m.mu.Unlock()
+		k.m.mu.Lock()
+		k.m.stats.Prints++
+		k.m.mu.Unlock()
 	}
 	return err
 }
@@ -530,7 +556,7 @@ func (k *kernel) sendStateChange(ctx context.Context) error {
 func (k *kernel) receive(ctx context.Context) (kd.Packet, error) {
 	breakIn := false
 	for {
-		f, err := k.frame(ctx, k.cfg.AckTimeout)
+		p, err := k.packet(ctx, func() { breakIn = true })
 		if errors.Is(err, errTimeout) {
 			if breakIn {
 				// A break-in and then silence: the debugger wants to
@@ -542,17 +568,6 @@ func (k *kernel) receive(ctx context.Context) (kd.Packet, error) {
 		if err != nil {
 			return kd.Packet{}, err
 		}
-		switch f.Kind {
-		case kd.FrameBreakIn:
-			k.count(func(s *kd.Stats) { s.BreakInsRecv++ })
-			breakIn = true
-			continue
-		case kd.FrameCorrupt:
-			k.count(func(s *kd.Stats) { s.Corrupt++; s.ResendsSent++ })
-			k.control(kd.TypeResend, 0)
-			continue
-		}
-		p := f.Packet
 		switch p.Type {
 		case kd.TypeResend:
 			k.count(func(s *kd.Stats) { s.ResendsReceived++ })
@@ -567,8 +582,7 @@ func (k *kernel) receive(ctx context.Context) (kd.Packet, error) {
 			continue
 		}
 		if !validHostID(p.ID) {
-			k.count(func(s *kd.Stats) { s.Corrupt++; s.ResendsSent++ })
-			k.control(kd.TypeResend, 0)
+			k.resendCorrupt()
 			continue
 		}
 		k.control(kd.TypeAcknowledge, p.ID)
@@ -602,7 +616,7 @@ func (k *kernel) send(ctx context.Context, typ kd.PacketType, payload []byte, re
 	k.count(func(s *kd.Stats) { s.PacketsSent++ })
 	tries := 0
 	for {
-		f, err := k.frame(ctx, k.cfg.AckTimeout)
+		p, err := k.packet(ctx, func() { k.s.breakPending = true })
 		if errors.Is(err, errTimeout) {
 			tries++
 			if retries > 0 && tries > retries {
@@ -617,17 +631,6 @@ func (k *kernel) send(ctx context.Context, typ kd.PacketType, payload []byte, re
 		if err != nil {
 			return err
 		}
-		switch f.Kind {
-		case kd.FrameBreakIn:
-			k.count(func(s *kd.Stats) { s.BreakInsRecv++ })
-			k.s.breakPending = true
-			continue
-		case kd.FrameCorrupt:
-			k.count(func(s *kd.Stats) { s.Corrupt++; s.ResendsSent++ })
-			k.control(kd.TypeResend, 0)
-			continue
-		}
-		p := f.Packet
 		tries = 0 // a debugger is there: the budget starts again
 		switch p.Type {
 		case kd.TypeAcknowledge:
@@ -655,8 +658,7 @@ func (k *kernel) send(ctx context.Context, typ kd.PacketType, payload []byte, re
 		// it again and take our packet as acknowledged.
 		switch {
 		case !validHostID(p.ID):
-			k.count(func(s *kd.Stats) { s.Corrupt++; s.ResendsSent++ })
-			k.control(kd.TypeResend, 0)
+			k.resendCorrupt()
 		case p.ID == k.s.expectID:
 			k.count(func(s *kd.Stats) { s.ResendsSent++ })
 			k.control(kd.TypeResend, 0)

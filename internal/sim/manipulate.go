@@ -32,13 +32,13 @@ func (m *Machine) execute(req kd.Manipulate) (rep kd.Manipulate, next afterReque
 		rep = req.Reply(kd.StatusSuccess, nil)
 		rep.SetVersion(m.version())
 	case kd.APIReadVirtualMemory:
-		rep = readMemory(mem, req)
+		rep = mem.ReadReply(req)
 	case kd.APIWriteVirtualMemory:
-		rep = writeMemory(mem, req)
+		rep = mem.writeReply(req)
 	case kd.APIReadPhysicalMemory:
-		rep = readMemory(phys, req)
+		rep = phys.ReadReply(req)
 	case kd.APIWritePhysicalMemory:
-		rep = writeMemory(phys, req)
+		rep = phys.writeReply(req)
 	case kd.APIGetContext:
 		rep = m.getContext(req)
 	case kd.APISetContext:
@@ -154,31 +154,36 @@ func (m *Machine) version() kd.Version {
 	}
 }
 
-func readMemory(m *Memory, req kd.Manipulate) kd.Manipulate {
+// ReadReply is the reply a machine with memory m gives to a read request
+// (ReadVirtualMemory, ReadPhysicalMemory): as many bytes as are mapped
+// from the address on, up to one packet's worth; unsuccessful when none
+// are. A test can compute the reply it expects with it.
+func (m *Memory) ReadReply(req kd.Manipulate) kd.Manipulate {
 	a := req.Memory()
 	n := min(a.Count, kd.MaxManipulateData)
 	buf := make([]byte, n)
 	got := m.Read(a.Address, buf)
-	status := kd.StatusSuccess
-	if got == 0 && n > 0 {
-		status = kd.StatusUnsuccessful
-	}
-	rep := req.Reply(status, buf[:got])
-	a.Actual = uint32(got)
-	rep.SetMemory(a)
-	return rep
+	return memoryReply(req, a, buf[:got], got, int(n))
 }
 
-func writeMemory(m *Memory, req kd.Manipulate) kd.Manipulate {
+// writeReply writes what a write request carries and replies.
+func (m *Memory) writeReply(req kd.Manipulate) kd.Manipulate {
 	a := req.Memory()
 	data := req.Extra[:min(int(a.Count), len(req.Extra))]
 	got := m.Write(a.Address, data)
+	return memoryReply(req, a, nil, got, len(data))
+}
+
+// memoryReply is the reply to a memory-style request (memory, control
+// space) that moved n of the asked bytes, data being what a read returns.
+// Moving nothing when something was asked for is unsuccessful.
+func memoryReply(req kd.Manipulate, a kd.MemoryArgs, data []byte, n, asked int) kd.Manipulate {
 	status := kd.StatusSuccess
-	if got == 0 && len(data) > 0 {
+	if n == 0 && asked > 0 {
 		status = kd.StatusUnsuccessful
 	}
-	rep := req.Reply(status, nil)
-	a.Actual = uint32(got)
+	rep := req.Reply(status, data)
+	a.Actual = uint32(n)
 	rep.SetMemory(a)
 	return rep
 }
@@ -322,10 +327,7 @@ func (m *Machine) readControlSpace(req kd.Manipulate) kd.Manipulate {
 		return req.Reply(kd.StatusUnsuccessful, nil)
 	}
 	n := min(int(a.Count), len(data), kd.MaxManipulateData)
-	rep := req.Reply(kd.StatusSuccess, data[:n])
-	a.Actual = uint32(n)
-	rep.SetMemory(a)
-	return rep
+	return memoryReply(req, a, data[:n], n, n)
 }
 
 func (m *Machine) writeControlSpace(req kd.Manipulate) kd.Manipulate {
@@ -336,10 +338,7 @@ func (m *Machine) writeControlSpace(req kd.Manipulate) kd.Manipulate {
 	m.mu.Lock()
 	n := copy(m.special[req.Processor], req.Extra[:min(int(a.Count), len(req.Extra))])
 	m.mu.Unlock()
-	rep := req.Reply(kd.StatusSuccess, nil)
-	a.Actual = uint32(n)
-	rep.SetMemory(a)
-	return rep
+	return memoryReply(req, a, nil, n, n)
 }
 
 func (m *Machine) readMSR(req kd.Manipulate) kd.Manipulate {
