@@ -64,37 +64,19 @@ func (m *Memory) Mapped(addr uint64) (mapped, writable bool) {
 func (m *Memory) Read(addr uint64, b []byte) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n := 0
-	for n < len(b) {
-		a := addr + uint64(n)
-		if a < addr { // wrapped around the address space
-			break
-		}
-		r := m.find(a)
-		if r == nil {
-			break
-		}
-		page := a &^ (PageSize - 1)
-		off := int(a - page)
-		// Stay within the page and the region.
-		end := min(len(b), n+PageSize-off)
-		if lim := r.base + r.size - a; uint64(end-n) > lim {
-			end = n + int(lim)
-		}
+	return m.pieces(addr, len(b), false, func(r *region, page uint64, off, lo, hi int) {
 		if p := m.pages[page]; p != nil {
-			copy(b[n:end], p[off:])
-		} else {
-			for i := n; i < end; i++ {
-				if r.fill != nil {
-					b[i] = r.fill(addr + uint64(i))
-				} else {
-					b[i] = 0
-				}
+			copy(b[lo:hi], p[off:])
+			return
+		}
+		for i := lo; i < hi; i++ {
+			if r.fill != nil {
+				b[i] = r.fill(addr + uint64(i))
+			} else {
+				b[i] = 0
 			}
 		}
-		n = end
-	}
-	return n
+	})
 }
 
 // Write stores b at addr and returns how many bytes were writable. With
@@ -102,35 +84,53 @@ func (m *Memory) Read(addr uint64, b []byte) int {
 func (m *Memory) write(addr uint64, b []byte, force bool) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n := 0
-	for n < len(b) {
-		a := addr + uint64(n)
-		if a < addr {
-			break
-		}
-		r := m.find(a)
-		if r == nil || (!r.writable && !force) {
-			break
-		}
-		page := a &^ (PageSize - 1)
-		off := int(a - page)
-		end := min(len(b), n+PageSize-off)
-		if lim := r.base + r.size - a; uint64(end-n) > lim {
-			end = n + int(lim)
-		}
+	return m.pieces(addr, len(b), !force, func(r *region, page uint64, off, lo, hi int) {
 		p := m.pages[page]
 		if p == nil {
+			// The page starts as it reads: each byte from the region
+			// that holds it (a page may be shared by two regions).
 			p = new([PageSize]byte)
-			if r.fill != nil {
-				for i := range p {
-					if pa := page + uint64(i); pa >= r.base && pa-r.base < r.size {
-						p[i] = r.fill(pa)
-					}
+			whole := r.base <= page && page-r.base+PageSize <= r.size
+			for i := range p {
+				pr := r
+				if !whole {
+					pr = m.find(page + uint64(i))
+				}
+				if pr != nil && pr.fill != nil {
+					p[i] = pr.fill(page + uint64(i))
 				}
 			}
 			m.pages[page] = p
 		}
-		copy(p[off:], b[n:end])
+		copy(p[off:], b[lo:hi])
+	})
+}
+
+// pieces cuts the size bytes at addr into pieces that each lie in one page
+// of one region and calls f with each, in order: bytes lo to hi of the
+// range, at offset off of the page. It stops at the first byte that is
+// unmapped (or, with writable, read-only) and at the end of the address
+// space, and returns how many bytes the pieces cover. The caller holds
+// m.mu.
+func (m *Memory) pieces(addr uint64, size int, writable bool, f func(r *region, page uint64, off, lo, hi int)) int {
+	n := 0
+	for n < size {
+		a := addr + uint64(n)
+		if a < addr { // wrapped around the address space
+			break
+		}
+		r := m.find(a)
+		if r == nil || (writable && !r.writable) {
+			break
+		}
+		page := a &^ (PageSize - 1)
+		off := int(a - page)
+		// Stay within the page and the region.
+		end := min(size, n+PageSize-off)
+		if lim := r.base + r.size - a; uint64(end-n) > lim {
+			end = n + int(lim)
+		}
+		f(r, page, off, n, end)
 		n = end
 	}
 	return n
