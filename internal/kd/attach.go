@@ -33,15 +33,9 @@ type AttachPolicy struct {
 }
 
 func (p *AttachPolicy) setDefaults() {
-	if p.Interval <= 0 {
-		p.Interval = DefaultAttachInterval
-	}
-	if p.Attempts <= 0 {
-		p.Attempts = DefaultAttachAttempts
-	}
-	if p.SlowInterval <= 0 {
-		p.SlowInterval = DefaultSlowInterval
-	}
+	p.Interval = orDefault(p.Interval, DefaultAttachInterval)
+	p.Attempts = orDefault(p.Attempts, DefaultAttachAttempts)
+	p.SlowInterval = orDefault(p.SlowInterval, DefaultSlowInterval)
 	if p.Resets < -1 {
 		p.Resets = -1
 	}
@@ -198,4 +192,13 @@ func (a *Attach) Resets() int { return a.resets }
 // String describes the progress, for logs.
 func (a *Attach) String() string {
 	return fmt.Sprintf("%d break-in(s), %d RESET(s)", a.attempts, a.resets)
+}
+
+// orDefault returns v, or def when v is not positive (a setting left
+// unset).
+func orDefault[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
 }

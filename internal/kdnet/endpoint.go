@@ -95,19 +95,22 @@ func (c *Config) setDefaults() error {
 	if c.Key.IsZero() {
 		return errors.New("kdnet: no key; give key=a.b.c.d, as shown by bcdedit /dbgsettings on the target")
 	}
-	if c.AckTimeout <= 0 {
-		c.AckTimeout = DefaultAckTimeout
-	}
-	if c.QueueLimit <= 0 {
-		c.QueueLimit = DefaultQueueLimit
-	}
-	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = DefaultWriteTimeout
-	}
+	c.AckTimeout = orDefault(c.AckTimeout, DefaultAckTimeout)
+	c.QueueLimit = orDefault(c.QueueLimit, DefaultQueueLimit)
+	c.WriteTimeout = orDefault(c.WriteTimeout, DefaultWriteTimeout)
 	if c.ListenUDP == nil {
 		c.ListenUDP = listenUDP
 	}
 	return nil
+}
+
+// orDefault returns v, or def when v is not positive (a setting left
+// unset).
+func orDefault[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
 }
 
 // NetStats counts datagram-level events of a Link. All counters only
@@ -229,7 +232,10 @@ type loopState struct {
 	lastPoke time.Time
 }
 
-func newLink(role kd.Role, cfg Config, conn PacketConn) *Link {
+// openLink makes the link in role over the socket conn, lets setup fill
+// in the role's fields and description, and starts its goroutines. On
+// failure conn is closed.
+func openLink(role kd.Role, cfg Config, conn PacketConn, setup func(e *Link) error) (*Link, error) {
 	e := &Link{
 		role:   role,
 		cfg:    cfg,
@@ -243,21 +249,20 @@ func newLink(role kd.Role, cfg Config, conn PacketConn) *Link {
 	if ap, err := netip.ParseAddrPort(conn.LocalAddr().String()); err == nil {
 		e.local = ap
 	}
-	return e
-}
-
-// start launches the goroutines; setup must be complete.
-func (e *Link) start() error {
 	ctl, err := NewSealer(e.ctlKey)
+	if err == nil {
+		err = setup(e)
+	}
 	if err != nil {
-		return err
+		_ = conn.Close()
+		return nil, err
 	}
 	e.ctl = ctl
 	e.sealer.Store(ctl)
 	e.readers.Add(1)
 	go e.reader()
 	go e.loop()
-	return nil
+	return e, nil
 }
 
 // log returns the endpoint's logger (one that discards when none is

@@ -107,9 +107,7 @@ func recvPacket(ctx context.Context, t testing.TB, e *Link) (p kd.Packet, others
 // directions.
 func TestSession(t *testing.T) {
 	t.Parallel()
-	bubble(t, func(t *testing.T) {
-		ctx := ctxFor(t, 20*time.Second)
-		host := listenHost(t, HostConfig{})
+	withHost(t, 20*time.Second, func(t *testing.T, ctx context.Context, host *Link) {
 		tgt := dialTarget(t, host.LocalAddr(), TargetConfig{})
 
 		// After the handshake the target hears the host's RESET (and the
@@ -296,26 +294,55 @@ func kdKind(d Datagram, ok bool) (PacketKind, kd.Packet) {
 }
 
 // echoTarget answers every data packet with a packet carrying the same
-// payload, until ctx ends.
-func echoTarget(ctx context.Context, tgt *Link) <-chan error {
-	done := make(chan error, 1)
+// payload, until ctx ends or stop is called; stop returns once the echo
+// has stopped.
+func echoTarget(ctx context.Context, tgt *Link) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		for {
 			m, err := tgt.Recv(ctx)
 			if err != nil {
-				done <- err
 				return
 			}
 			if m.Kind != kd.MsgPacket {
 				continue
 			}
 			if err := tgt.Send(ctx, kd.TypeStateManipulate, m.Packet.Payload); err != nil {
-				done <- err
 				return
 			}
 		}
 	}()
-	return done
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// wantSessions fails the test unless l has completed want handshakes
+// since it started (after what, for the message).
+func wantSessions(t testing.TB, l *Link, want uint64, after string) {
+	t.Helper()
+	if n := l.NetStats().Sessions; n != want {
+		t.Fatalf("%s end: %d sessions after %s, want %d", l.role, n, after, want)
+	}
+}
+
+// restartHost closes host and listens again on its address, as a
+// restarted kdsrv does.
+func restartHost(t testing.TB, host *Link) *Link {
+	t.Helper()
+	addr := host.LocalAddr()
+	host.Close()
+	return listenHost(t, HostConfig{Addr: addr.String()})
+}
+
+// relayed returns a copy of the datagrams the proxy relayed to the host.
+func (p *proxy) relayed() [][]byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([][]byte(nil), p.log...)
 }
 
 // TestTargetedLoss drops one datagram of each kind once and checks that
@@ -327,40 +354,35 @@ func TestTargetedLoss(t *testing.T) {
 		toHost bool
 		kind   PacketKind
 		typ    kd.PacketType
-		// check the relevant counters afterwards
-		check func(host, tgt kd.Stats) error
+		// Afterwards the sender of the lost datagram's data packet (the
+		// host when the request or its ACK was lost) must have
+		// retransmitted it, and where an ACK was lost the receiver must
+		// have recognised the repeat as a duplicate.
+		hostSent, ackLost bool
 	}{
-		{"host request", false, KindData, kd.TypeStateManipulate, func(h, _ kd.Stats) error {
-			if h.Retransmits == 0 {
-				return errors.New("the host did not retransmit")
-			}
-			return nil
-		}},
-		{"ACK of the request", true, KindControl, kd.TypeAcknowledge, func(h, tg kd.Stats) error {
-			if h.Retransmits == 0 || tg.Duplicates == 0 {
-				return errors.New("no retransmission, or the repeat was not recognised")
-			}
-			return nil
-		}},
-		{"target reply", true, KindData, kd.TypeStateManipulate, func(_, tg kd.Stats) error {
-			if tg.Retransmits == 0 {
-				return errors.New("the target did not retransmit")
-			}
-			return nil
-		}},
-		{"ACK of the reply", false, KindControl, kd.TypeAcknowledge, func(h, tg kd.Stats) error {
-			if tg.Retransmits == 0 || h.Duplicates == 0 {
-				return errors.New("no retransmission, or the repeat was not recognised")
-			}
-			return nil
-		}},
+		{"host request", false, KindData, kd.TypeStateManipulate, true, false},
+		{"ACK of the request", true, KindControl, kd.TypeAcknowledge, true, true},
+		{"target reply", true, KindData, kd.TypeStateManipulate, false, false},
+		{"ACK of the reply", false, KindControl, kd.TypeAcknowledge, false, true},
+	}
+	// check tells whether the counters show the recovery the row expects.
+	check := func(hostSent, ackLost bool, h, tg kd.Stats) error {
+		sender, receiver := h, tg
+		if !hostSent {
+			sender, receiver = tg, h
+		}
+		if sender.Retransmits == 0 {
+			return errors.New("the sender did not retransmit")
+		}
+		if ackLost && receiver.Duplicates == 0 {
+			return errors.New("the repeat was not recognised")
+		}
+		return nil
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			bubble(t, func(t *testing.T) {
-				ctx := ctxFor(t, 20*time.Second)
-				host := listenHost(t, HostConfig{})
+			withHost(t, 20*time.Second, func(t *testing.T, ctx context.Context, host *Link) {
 				var armed, dropped atomic.Bool
 				px := newProxy(t, host.LocalAddr(), testKey(t, "1.2.3.4"), func(toHost bool, d Datagram, ok bool) bool {
 					k, p := kdKind(d, ok)
@@ -371,12 +393,7 @@ func TestTargetedLoss(t *testing.T) {
 					return false
 				})
 				tgt := dialTarget(t, px.addr(), TargetConfig{})
-				ectx, stop := context.WithCancel(ctx)
-				echoed := echoTarget(ectx, tgt)
-				defer func() {
-					stop()
-					<-echoed
-				}()
+				defer echoTarget(ctx, tgt)()
 				// One clean exchange first, so the session is settled.
 				exchange(ctx, t, host, "warm-up")
 				armed.Store(true)
@@ -389,7 +406,7 @@ func TestTargetedLoss(t *testing.T) {
 				// was delivered.
 				time.Sleep(4 * testAck)
 				hs, ts := host.Stats(), tgt.Stats()
-				if err := tt.check(hs, ts); err != nil {
+				if err := check(tt.hostSent, tt.ackLost, hs, ts); err != nil {
 					t.Fatalf("%v: host %+v target %+v", err, hs, ts)
 				}
 				if hs.PacketsReceived != 3 || ts.PacketsReceived != 3 {
@@ -416,9 +433,7 @@ func exchange(ctx context.Context, t testing.TB, host *Link, s string) {
 // and in order, the handshake included.
 func TestRandomLoss(t *testing.T) {
 	t.Parallel()
-	bubble(t, func(t *testing.T) {
-		ctx := ctxFor(t, 60*time.Second)
-		host := listenHost(t, HostConfig{})
+	withHost(t, 60*time.Second, func(t *testing.T, ctx context.Context, host *Link) {
 		var mu sync.Mutex
 		rng := rand.New(rand.NewPCG(1, 2))
 		var drops atomic.Int64
@@ -432,12 +447,7 @@ func TestRandomLoss(t *testing.T) {
 			return false
 		})
 		tgt := dialTarget(t, px.addr(), TargetConfig{})
-		ectx, stop := context.WithCancel(ctx)
-		echoed := echoTarget(ectx, tgt)
-		defer func() {
-			stop()
-			<-echoed
-		}()
+		defer echoTarget(ctx, tgt)()
 		const n = 100
 		for i := range n {
 			exchange(ctx, t, host, fmt.Sprintf("call %d", i))
@@ -457,16 +467,12 @@ func TestRandomLoss(t *testing.T) {
 // restarts its ids and the link works on.
 func TestTargetReboot(t *testing.T) {
 	t.Parallel()
-	bubble(t, func(t *testing.T) {
-		ctx := ctxFor(t, 20*time.Second)
-		host := listenHost(t, HostConfig{})
+	withHost(t, 20*time.Second, func(t *testing.T, ctx context.Context, host *Link) {
 		tgt := dialTarget(t, host.LocalAddr(), TargetConfig{})
-		ectx, stop := context.WithCancel(ctx)
-		echoed := echoTarget(ectx, tgt)
+		stop := echoTarget(ctx, tgt)
 		exchange(ctx, t, host, "before")
 		exchange(ctx, t, host, "before 2")
 		stop()
-		<-echoed
 		tgt.Close()
 
 		tgt2 := dialTarget(t, host.LocalAddr(), TargetConfig{})
@@ -481,9 +487,7 @@ func TestTargetReboot(t *testing.T) {
 		if p.ID != HostInitialID || string(p.Payload) != "after" {
 			t.Fatalf("rebooted target got %v %q", p, p.Payload)
 		}
-		if n := host.NetStats().Sessions; n != 2 {
-			t.Fatalf("host sessions %d", n)
-		}
+		wantSessions(t, host, 2, "the reboot")
 	})
 }
 
@@ -491,9 +495,7 @@ func TestTargetReboot(t *testing.T) {
 // and a packet pending across the restart is delivered.
 func TestHostRestart(t *testing.T) {
 	t.Parallel()
-	bubble(t, func(t *testing.T) {
-		ctx := ctxFor(t, 20*time.Second)
-		host := listenHost(t, HostConfig{})
+	withHost(t, 20*time.Second, func(t *testing.T, ctx context.Context, host *Link) {
 		addr := host.LocalAddr()
 		tgt := dialTarget(t, addr, TargetConfig{})
 		if err := tgt.Send(ctx, kd.TypeDebugIO, []byte("hello")); err != nil {
@@ -520,9 +522,7 @@ func TestHostRestart(t *testing.T) {
 		if err := <-sent; err != nil {
 			t.Fatal(err)
 		}
-		if n := tgt.NetStats().Sessions; n != 2 {
-			t.Fatalf("target sessions %d, want 2", n)
-		}
+		wantSessions(t, tgt, 2, "the host restart")
 	})
 }
 
@@ -587,20 +587,13 @@ func TestWrongKeyAndReplay(t *testing.T) {
 
 		px := newProxy(t, host.LocalAddr(), testKey(t, "1.2.3.4"), nil)
 		tgt := dialTarget(t, px.addr(), TargetConfig{})
-		ectx, stop := context.WithCancel(ctx)
-		echoed := echoTarget(ectx, tgt)
-		defer func() {
-			stop()
-			<-echoed
-		}()
+		defer echoTarget(ctx, tgt)()
 		exchange(ctx, t, host, "one")
 		exchange(ctx, t, host, "two")
 		before, beforeNet := host.Stats(), host.NetStats()
 
 		// Replay everything the target sent, from another socket.
-		px.mu.Lock()
-		replay := append([][]byte(nil), px.log...)
-		px.mu.Unlock()
+		replay := px.relayed()
 		r := socket(t, "127.0.0.1:0")
 		for _, b := range replay {
 			r.WriteToUDPAddrPort(b, host.LocalAddr())
@@ -622,12 +615,7 @@ func TestJunkFlood(t *testing.T) {
 		ctx := ctxFor(t, 60*time.Second)
 		host := listenHost(t, HostConfig{Config: Config{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}})
 		tgt := dialTarget(t, host.LocalAddr(), TargetConfig{Config: Config{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}})
-		ectx, stop := context.WithCancel(ctx)
-		echoed := echoTarget(ectx, tgt)
-		defer func() {
-			stop()
-			<-echoed
-		}()
+		defer echoTarget(ctx, tgt)()
 		exchange(ctx, t, host, "before")
 
 		var ms runtime.MemStats
@@ -675,9 +663,7 @@ func TestJunkFlood(t *testing.T) {
 // stops once the state change arrives.
 func TestBreakIn(t *testing.T) {
 	t.Parallel()
-	bubble(t, func(t *testing.T) {
-		ctx := ctxFor(t, 20*time.Second)
-		host := listenHost(t, HostConfig{})
+	withHost(t, 20*time.Second, func(t *testing.T, ctx context.Context, host *Link) {
 		if err := host.SendBreakIn(); err != nil {
 			t.Fatal(err)
 		}

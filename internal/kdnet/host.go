@@ -39,26 +39,21 @@ func ListenHost(ctx context.Context, cfg HostConfig) (*Link, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	if cfg.ContactInterval <= 0 {
-		cfg.ContactInterval = DefaultContactInterval
-	}
+	cfg.ContactInterval = orDefault(cfg.ContactInterval, DefaultContactInterval)
 	pc, err := cfg.ListenUDP(ctx, cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("kdnet: listen on udp %s: %w; is another debugger or kdsrv using the port? choose another port=, or stop it", cfg.Addr, err)
 	}
-	e := newLink(kd.RoleHost, cfg.Config, pc)
-	e.desc = fmt.Sprintf("kdnet host udp/%d", e.local.Port())
-	if cfg.Target.IsValid() {
-		e.target = cfg.Target.Unmap()
-		e.contactEvery = cfg.ContactInterval
-		e.hasDuty = true
-		e.desc += ", target " + e.target.String()
-	}
-	if err := e.start(); err != nil {
-		_ = pc.Close()
-		return nil, err
-	}
-	return e, nil
+	return openLink(kd.RoleHost, cfg.Config, pc, func(e *Link) error {
+		e.desc = fmt.Sprintf("kdnet host udp/%d", e.local.Port())
+		if cfg.Target.IsValid() {
+			e.target = cfg.Target.Unmap()
+			e.contactEvery = cfg.ContactInterval
+			e.hasDuty = true
+			e.desc += ", target " + e.target.String()
+		}
+		return nil
+	})
 }
 
 // probeGrace is how long the target of a session has to answer the

@@ -132,6 +132,14 @@ func bubble(t *testing.T, f func(t *testing.T)) {
 	})
 }
 
+// withHost runs f in a bubble with a host listening on the bubble's
+// network and a context that ends after d.
+func withHost(t *testing.T, d time.Duration, f func(t *testing.T, ctx context.Context, host *Link)) {
+	bubble(t, func(t *testing.T) {
+		f(t, ctxFor(t, d), listenHost(t, HostConfig{}))
+	})
+}
+
 // netOf returns t's in-memory network, or nil outside a bubble (real UDP
 // on loopback).
 func netOf(t testing.TB) *memNet {

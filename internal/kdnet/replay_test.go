@@ -16,34 +16,22 @@ import (
 // stale and answered with nothing.
 func TestReplayedPokeAfterHostRestart(t *testing.T) {
 	t.Parallel()
-	bubble(t, func(t *testing.T) {
-		ctx := ctxFor(t, 20*time.Second)
-		host := listenHost(t, HostConfig{})
+	withHost(t, 20*time.Second, func(t *testing.T, ctx context.Context, host *Link) {
 		addr := host.LocalAddr()
 
 		// Boot 1 of the target, through a proxy that records its pokes.
 		px := newProxy(t, addr, testKey(t, "1.2.3.4"), nil)
 		old := dialTarget(t, px.addr(), TargetConfig{})
-		ectx, stop := context.WithCancel(ctx)
-		echoed := echoTarget(ectx, old)
+		stop := echoTarget(ctx, old)
 		exchange(ctx, t, host, "boot 1")
 		stop()
-		<-echoed
 		old.Close()
-		px.mu.Lock()
-		oldPoke := append([]byte(nil), px.log[0]...) // the first datagram of boot 1: its poke
-		px.mu.Unlock()
+		oldPoke := px.relayed()[0] // the first datagram of boot 1: its poke
 
 		// kdsrv restarts; boot 2 of the target finds it.
-		host.Close()
-		host2 := listenHost(t, HostConfig{Addr: addr.String()})
+		host2 := restartHost(t, host)
 		tgt := dialTarget(t, addr, TargetConfig{})
-		ectx, stop = context.WithCancel(ctx)
-		echoed = echoTarget(ectx, tgt)
-		defer func() {
-			stop()
-			<-echoed
-		}()
+		defer echoTarget(ctx, tgt)()
 		exchange(ctx, t, host2, "boot 2")
 
 		r := socket(t, "127.0.0.1:0")
@@ -57,9 +45,7 @@ func TestReplayedPokeAfterHostRestart(t *testing.T) {
 		pokes := host2.NetStats().Pokes
 		testkit.WaitFor(t, "keep-alive pokes", func() bool { return host2.NetStats().Pokes >= pokes+3 })
 		exchange(ctx, t, host2, "still boot 2")
-		if n := host2.NetStats().Sessions; n != 1 {
-			t.Fatalf("host sessions %d; the replayed poke started one", n)
-		}
+		wantSessions(t, host2, 1, "the replayed poke")
 	})
 }
 
@@ -69,27 +55,17 @@ func TestReplayedPokeAfterHostRestart(t *testing.T) {
 // is held off again and again.
 func TestReplayedPokeProbesQuietTarget(t *testing.T) {
 	t.Parallel()
-	bubble(t, func(t *testing.T) {
-		ctx := ctxFor(t, 20*time.Second)
-		host := listenHost(t, HostConfig{})
+	withHost(t, 20*time.Second, func(t *testing.T, ctx context.Context, host *Link) {
 		addr := host.LocalAddr()
 		px := newProxy(t, addr, testKey(t, "1.2.3.4"), nil)
 		old := dialTarget(t, px.addr(), TargetConfig{PokeInterval: time.Hour})
 		testkit.WaitFor(t, "the first session", func() bool { return host.NetStats().Sessions == 1 })
 		old.Close()
-		px.mu.Lock()
-		oldPoke := append([]byte(nil), px.log[0]...)
-		px.mu.Unlock()
+		oldPoke := px.relayed()[0]
 
-		host.Close()
-		host2 := listenHost(t, HostConfig{Addr: addr.String()})
+		host2 := restartHost(t, host)
 		tgt := dialTarget(t, addr, TargetConfig{PokeInterval: time.Hour})
-		ectx, stop := context.WithCancel(ctx)
-		echoed := echoTarget(ectx, tgt)
-		defer func() {
-			stop()
-			<-echoed
-		}()
+		defer echoTarget(ctx, tgt)()
 		exchange(ctx, t, host2, "boot 2")
 		r := socket(t, "127.0.0.1:0")
 		for i := range 2 {
@@ -102,8 +78,6 @@ func TestReplayedPokeProbesQuietTarget(t *testing.T) {
 			testkit.WaitFor(t, fmt.Sprintf("replay %d: the live target to answer the probe", i), func() bool { return tgt.NetStats().Pokes > pokes })
 		}
 		exchange(ctx, t, host2, "still boot 2")
-		if n := host2.NetStats().Sessions; n != 1 {
-			t.Fatalf("host sessions %d; a replayed poke started one", n)
-		}
+		wantSessions(t, host2, 1, "the replayed pokes")
 	})
 }

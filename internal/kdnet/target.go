@@ -41,9 +41,7 @@ func DialTarget(ctx context.Context, cfg TargetConfig) (*Link, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	if cfg.PokeInterval <= 0 {
-		cfg.PokeInterval = DefaultPokeInterval
-	}
+	cfg.PokeInterval = orDefault(cfg.PokeInterval, DefaultPokeInterval)
 	host, err := resolveHost(ctx, cfg.Host)
 	if err != nil {
 		return nil, err
@@ -55,20 +53,16 @@ func DialTarget(ctx context.Context, cfg TargetConfig) (*Link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kdnet: target: open the local udp socket %s: %w; choose another local address or port", cfg.Local, err)
 	}
-	e := newLink(kd.RoleTarget, cfg.Config, pc)
-	if _, err := rand.Read(e.clientRandom[:]); err != nil {
-		_ = pc.Close()
-		return nil, fmt.Errorf("kdnet: target: no random numbers for the handshake: %w", err)
-	}
-	e.host = host
-	e.pokeEvery = cfg.PokeInterval
-	e.hasDuty = true
-	e.desc = fmt.Sprintf("kdnet target udp/%d to %s", e.local.Port(), host)
-	if err := e.start(); err != nil {
-		_ = pc.Close()
-		return nil, err
-	}
-	return e, nil
+	return openLink(kd.RoleTarget, cfg.Config, pc, func(e *Link) error {
+		if _, err := rand.Read(e.clientRandom[:]); err != nil {
+			return fmt.Errorf("kdnet: target: no random numbers for the handshake: %w", err)
+		}
+		e.host = host
+		e.pokeEvery = cfg.PokeInterval
+		e.hasDuty = true
+		e.desc = fmt.Sprintf("kdnet target udp/%d to %s", e.local.Port(), host)
+		return nil
+	})
 }
 
 func resolveHost(ctx context.Context, hostport string) (netip.AddrPort, error) {
