@@ -78,7 +78,7 @@ func TestAttachScheduleOnTheClock(t *testing.T) {
 		t.Run(tc.trans, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				st := &silentTarget{stopped: make(chan struct{})}
-				var logs lcLogBuffer
+				var logs testkit.Buffer
 				tr, err := spec.ParseServerTransport("tcp:port=5005")
 				if err != nil {
 					t.Fatal(err)
@@ -126,7 +126,7 @@ func TestAttachScheduleOnTheClock(t *testing.T) {
 // file") as soon as the ids are agreed, or the kernel waits for ever and
 // never reports its stop.
 func TestAttachKernelWaitingForFileIO(t *testing.T) {
-	var logs lcLogBuffer
+	var logs testkit.Buffer
 	tr, err := spec.ParseServerTransport("tcp:port=5005")
 	if err != nil {
 		t.Fatal(err)

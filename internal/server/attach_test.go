@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,7 +18,6 @@ import (
 	"kdsrv/internal/logx"
 	"kdsrv/internal/sim"
 	"kdsrv/internal/spec"
-	"kdsrv/internal/targetlink"
 	"kdsrv/internal/testkit"
 	"kdsrv/internal/wire"
 )
@@ -123,183 +121,41 @@ func (st *strictTarget) listen(path string) {
 	}()
 }
 
-// lcServer is a kdsrv on loopback whose KDCOM target links go to strict
-// targets: through in-memory pipes (open), or through the real pipe link
-// on a unix socket (when open is nil).
-type lcServer struct {
-	srv    *Server
-	served chan error
-	logs   *lcLogBuffer
-	allow  *targetlink.AllowList
-	stopFn func()
-}
-
-type lcLogBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *lcLogBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lcLogBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-func startLCServer(t testing.TB, dir string, targets map[string]*strictTarget, tweak func(*Config)) *lcServer {
+// startLCServer starts a kdsrv on loopback whose KDCOM target links go to
+// strict targets: through in-memory pipes (targets), or through the real
+// pipe link on a unix socket (when targets is nil).
+func startLCServer(t testing.TB, dir string, targets map[string]*strictTarget, tweak func(*Config)) *testServer {
 	t.Helper()
-	tr, err := spec.ParseServerTransport("tcp:port=41000:48999")
-	if err != nil {
-		t.Fatal(err)
-	}
-	allow, err := targetlink.NewAllowList([]string{dir + "/*"}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls := &lcServer{logs: &lcLogBuffer{}, allow: allow, served: make(chan error, 1)}
-	cfg := Config{
-		Transports:         []*spec.Transport{tr},
-		Allow:              allow,
-		HandshakeTimeout:   5 * time.Second,
-		AttachInterval:     50 * time.Millisecond,
-		AttachSlowInterval: 100 * time.Millisecond,
-		Logger:             slog.New(slog.NewTextHandler(ls.logs, nil)),
+	o := testServerOptions{
+		allow: []string{dir + "/*"},
+		config: func(cfg *Config) {
+			cfg.AttachInterval = 50 * time.Millisecond
+			cfg.AttachSlowInterval = 100 * time.Millisecond
+			if tweak != nil {
+				tweak(cfg)
+			}
+		},
 	}
 	if targets != nil {
-		cfg.OpenTarget = func(_ context.Context, ts *spec.Target, _ *targetlink.AllowList) (kd.Endpoint, error) {
+		o.target = func(ts *spec.Target) (func(context.Context, net.Conn), error) {
 			st := targets[filepath.Base(ts.Port)]
 			if st == nil {
 				return nil, fmt.Errorf("no test target %s", ts.Port)
 			}
-			a, z := net.Pipe()
-			st.connect(z)
-			return kd.NewHostLink(simLink{a}, kd.Config{}), nil
+			return func(_ context.Context, c net.Conn) { st.connect(c) }, nil
 		}
 	}
-	if tweak != nil {
-		tweak(&cfg)
-	}
-	cfg.Listen.BindHost = "127.0.0.1"
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Listen(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	ls.srv = s
-	go func() { ls.served <- s.Serve() }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		<-ls.served
-	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("server log:\n%s", ls.logs.String())
-		}
-	})
-	ls.stopFn = stop
-	return ls
-}
-
-// stop shuts the server down (the target stays as it is).
-func (ls *lcServer) stop() { ls.stopFn() }
-
-func (ls *lcServer) port() int { return ls.srv.Addrs()[0].(*net.TCPAddr).Port }
-
-// lcClient is a raw wire client: it sees every frame the server sends.
-type lcClient struct {
-	t      testing.TB
-	info   string // the session info of Opened
-	conn   *kdclient.Conn
-	frames chan wire.Frame
-	done   chan struct{}
-}
-
-func (ls *lcServer) open(t testing.TB, trans string) *lcClient {
-	t.Helper()
-	c, err := spec.ParseConnect(fmt.Sprintf("kdsrv:server=@{tcp:server=127.0.0.1,port=%d},trans=@{%s}", ls.port(), trans))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := kdclient.Dial(ctx, c.Server, kdclient.Options{Logger: logx.Discard()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opened, err := conn.Open(ctx, c.Trans)
-	if err != nil {
-		conn.Close()
-		t.Fatal(err)
-	}
-	lc := &lcClient{t: t, info: opened.Info, conn: conn, frames: make(chan wire.Frame, 256), done: make(chan struct{})}
-	go func() {
-		defer close(lc.done)
-		defer close(lc.frames)
-		for {
-			f, err := conn.Wire().Recv()
-			if err != nil {
-				return
-			}
-			f.Payload = append([]byte(nil), f.Payload...)
-			lc.frames <- f
-		}
-	}()
-	t.Cleanup(lc.close)
-	return lc
-}
-
-func (lc *lcClient) close() {
-	lc.conn.Close()
-	for range lc.frames {
-	}
-	<-lc.done
+	return startTestServer(t, o)
 }
 
 // detach releases the target and waits for the server's confirmation.
-func (lc *lcClient) detach() {
+func (lc *wireClient) detach() {
 	lc.t.Helper()
 	if err := lc.conn.Wire().Send(wire.TypeDetach, nil); err != nil {
 		lc.t.Fatal(err)
 	}
 	lc.next(func(f wire.Frame) bool { return f.Type == wire.TypeDetached }, "Detached")
 	lc.close()
-}
-
-// next returns the next frame that want accepts, within 10 s.
-func (lc *lcClient) next(want func(wire.Frame) bool, what string) wire.Frame {
-	lc.t.Helper()
-	timer := time.NewTimer(10 * time.Second)
-	defer timer.Stop()
-	for {
-		select {
-		case f, ok := <-lc.frames:
-			if !ok {
-				lc.t.Fatalf("the server closed the connection while waiting for %s", what)
-			}
-			if want(f) {
-				return f
-			}
-		case <-timer.C:
-			lc.t.Fatalf("no %s from the server within 10s", what)
-		}
-	}
 }
 
 func isKD(pt kd.PacketType) func(wire.Frame) bool {
@@ -322,7 +178,7 @@ func isState(sc wire.StateCode) func(wire.Frame) bool {
 	}
 }
 
-func (lc *lcClient) waitStop() kd.StateChange {
+func (lc *wireClient) waitStop() kd.StateChange {
 	lc.t.Helper()
 	f := lc.next(isKD(kd.TypeStateChange64), "state change")
 	_, payload, _ := wire.DecodeKD(f.Payload)
@@ -333,7 +189,7 @@ func (lc *lcClient) waitStop() kd.StateChange {
 	return sc
 }
 
-func (lc *lcClient) call(req kd.Manipulate) kd.Manipulate {
+func (lc *wireClient) call(req kd.Manipulate) kd.Manipulate {
 	lc.t.Helper()
 	if err := lc.conn.Wire().SendKD(uint16(kd.TypeStateManipulate), req.Append(nil)); err != nil {
 		lc.t.Fatal(err)
@@ -351,13 +207,13 @@ func (lc *lcClient) call(req kd.Manipulate) kd.Manipulate {
 	}
 }
 
-func (lc *lcClient) version() kd.Version {
+func (lc *wireClient) version() kd.Version {
 	lc.t.Helper()
 	rep := lc.call(kd.NewGetVersion())
 	return rep.Version()
 }
 
-func (lc *lcClient) cont() {
+func (lc *wireClient) cont() {
 	lc.t.Helper()
 	req := kd.NewContinue2(kd.Continue2Args{ContinueStatus: kd.DbgContinue, CurrentSymbolStart: 1})
 	if err := lc.conn.Wire().SendKD(uint16(kd.TypeStateManipulate), req.Append(nil)); err != nil {
@@ -447,7 +303,7 @@ func TestAttachNotRespondingThenAnswers(t *testing.T) {
 	if !strings.Contains(s.Text, "does not answer break-in and RESET") || !strings.Contains(s.Text, "2 RESET(s)") {
 		t.Fatalf("notice %q", s.Text)
 	}
-	if ls.srv.Stats().Targets != 1 {
+	if ls.Stats().Targets != 1 {
 		t.Fatal("the target link was closed")
 	}
 	// A packet sent meanwhile waits for the synchronisation.
@@ -561,7 +417,7 @@ func isNotice(code wire.Code) func(wire.Frame) bool {
 	}
 }
 
-func (lc *lcClient) notice(code wire.Code) wire.Notice {
+func (lc *wireClient) notice(code wire.Code) wire.Notice {
 	lc.t.Helper()
 	f := lc.next(isNotice(code), fmt.Sprintf("Notice %v", code))
 	n, _ := wire.DecodeNotice(f.Payload)
@@ -649,7 +505,7 @@ func TestQueuedPacketDroppedAfterBudget(t *testing.T) {
 	}
 	// Let the queue drain (every packet spends its budget), then break in.
 	testkit.WaitFor(t, "the queue drains", func() bool {
-		tg := ls.srv.targetFor(t, "vm")
+		tg := ls.targetFor(t, "vm")
 		return len(tg.out) == 0
 	})
 	if err := c.conn.Wire().Send(wire.TypeBreakIn, nil); err != nil {

@@ -14,10 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"kdsrv/internal/kd"
 	"kdsrv/internal/sim"
 	"kdsrv/internal/spec"
-	"kdsrv/internal/targetlink"
+	"kdsrv/internal/testkit"
 	"kdsrv/internal/wire"
 )
 
@@ -28,26 +27,8 @@ type secServer struct {
 	srv   *Server
 	clk   *fakeClock
 	addrs []string // listener addresses, in -t order
-	logs  *logBuffer
+	logs  *testkit.Buffer
 	keys  *wire.KeyCache
-}
-
-// logBuffer keeps a server's whole log.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // settled waits until the server has finished counting every password
@@ -55,85 +36,39 @@ func (l *logBuffer) String() string {
 // server's goroutine records it).
 func (ss *secServer) settled(t *testing.T, source string) {
 	t.Helper()
-	for range 1000 {
+	testkit.WaitFor(t, "the attempts from "+source+" to be counted", func() bool {
 		ss.srv.guard.mu.Lock()
+		defer ss.srv.guard.mu.Unlock()
 		st := ss.srv.guard.src[source]
-		busy := st != nil && (st.pending > 0 || st.preAuth > 0)
-		ss.srv.guard.mu.Unlock()
-		if !busy {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("attempts from %s still under way after 10 s", source)
+		return st == nil || st.pending == 0 && st.preAuth == 0
+	})
 }
 
 func newSecServer(t *testing.T, transports []string, mod func(*Config)) *secServer {
 	t.Helper()
-	ss := &secServer{clk: newFakeClock(), logs: &logBuffer{}, keys: wire.NewKeyCache()}
-	var trs []*spec.Transport
-	for _, s := range transports {
-		tr, err := spec.ParseServerTransport(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		trs = append(trs, tr)
-	}
-	allow, err := targetlink.NewAllowList([]string{"/kdsim/t"}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ss := &secServer{clk: newFakeClock(), keys: wire.NewKeyCache()}
 	tgt := sim.New(sim.Config{})
-	ctx, cancel := context.WithCancel(context.Background())
-	var simWG sync.WaitGroup
-	cfg := Config{
-		Transports: trs,
-		Allow:      allow,
-		// Long enough for the client's PBKDF2 under the race detector.
-		HandshakeTimeout: 60 * time.Second,
-		KeepAlive:        -1,
-		TargetTimeout:    time.Second,
-		Logger:           slog.New(slog.NewTextHandler(ss.logs, nil)),
-		Now:              ss.clk.Now,
-		OpenTarget: func(_ context.Context, ts *spec.Target, a *targetlink.AllowList) (kd.Endpoint, error) {
-			if err := a.Check(ts); err != nil {
-				return nil, err
-			}
-			near, far := net.Pipe()
-			simWG.Go(func() { _ = tgt.Serve(ctx, far) })
-			return kd.NewHostLink(simLink{near}, kd.Config{}), nil
+	ts := startTestServer(t, testServerOptions{
+		transports: transports,
+		allow:      []string{"/kdsim/t"},
+		target: func(*spec.Target) (func(context.Context, net.Conn), error) {
+			return func(ctx context.Context, c net.Conn) { _ = tgt.Serve(ctx, c) }, nil
 		},
-	}
-	cfg.Listen.BindHost = "127.0.0.1"
-	if mod != nil {
-		mod(&cfg)
-	}
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Listen(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	ss.srv = s
-	for _, a := range s.Addrs() {
+		config: func(cfg *Config) {
+			// Long enough for the client's PBKDF2 under the race detector.
+			cfg.HandshakeTimeout = 60 * time.Second
+			cfg.KeepAlive = -1
+			cfg.TargetTimeout = time.Second
+			cfg.Now = ss.clk.Now
+			if mod != nil {
+				mod(cfg)
+			}
+		},
+	})
+	ss.srv, ss.logs = ts.Server, ts.logs
+	for _, a := range ts.Addrs() {
 		ss.addrs = append(ss.addrs, a.String())
 	}
-	served := make(chan error, 1)
-	go func() { served <- s.Serve() }()
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer scancel()
-		if err := s.Shutdown(sctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		<-served
-		cancel()
-		simWG.Wait()
-		if t.Failed() {
-			t.Logf("server log:\n%s", ss.logs.String())
-		}
-	})
 	return ss
 }
 
@@ -287,17 +222,17 @@ func TestServerPreAuthCaps(t *testing.T) {
 	}
 	// Closing one of the held connections frees a place.
 	_ = held[0].Close()
-	for try := 0; ; try++ {
+	testkit.WaitFor(t, "a place to be free after closing one", func() bool {
 		wc, err := ss.handshake(t, 0, "127.0.0.2", "Right1")
 		if err == nil {
 			_ = wc.Close()
-			break
+			return true
 		}
-		if c, _ := remoteCode(err); c != wire.Busy || try == 100 {
+		if c, _ := remoteCode(err); c != wire.Busy {
 			t.Fatalf("after closing one: %v", err)
 		}
-		time.Sleep(10 * time.Millisecond) // the server has not seen the close yet
-	}
+		return false // the server has not seen the close yet
+	})
 }
 
 // openTarget asks for the simulated target and returns the server's
@@ -458,7 +393,7 @@ func (l *emfileListener) Display() string { return "tcp:port=1" }
 // loop back off and warn (rate-limited), not spin or stop; Shutdown ends
 // the wait.
 func TestAcceptBacksOffOnEMFILE(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &testkit.Buffer{}
 	tr, err := spec.ParseServerTransport("tcp:port=1")
 	if err != nil {
 		t.Fatal(err)
@@ -471,15 +406,7 @@ func TestAcceptBacksOffOnEMFILE(t *testing.T) {
 	ln.fails.Store(5)
 	done := make(chan error, 1)
 	go func() { done <- s.acceptLoop(&listener{ln: ln, t: tr}) }()
-	for range 1000 {
-		if ln.fails.Load() < 0 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if ln.fails.Load() >= 0 {
-		t.Fatal("the accept loop stopped retrying after EMFILE")
-	}
+	testkit.WaitFor(t, "the accept loop to retry after EMFILE", func() bool { return ln.fails.Load() < 0 })
 	if err := s.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}

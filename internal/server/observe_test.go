@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -22,7 +23,6 @@ import (
 	"kdsrv/internal/kdtrace"
 	"kdsrv/internal/logx"
 	"kdsrv/internal/spec"
-	"kdsrv/internal/targetlink"
 	"kdsrv/internal/testkit"
 	"kdsrv/internal/wire"
 )
@@ -100,58 +100,24 @@ type obsHarness struct {
 func newObsHarness(t *testing.T) *obsHarness {
 	t.Helper()
 	h := &obsHarness{trace: &lockedBuffer{}, password: "S3cretPw77", keys: wire.NewKeyCache()}
-	tr, err := spec.ParseServerTransport("tcp:port=41000:48999,password=" + h.password)
-	if err != nil {
-		t.Fatal(err)
-	}
-	allow, err := targetlink.NewAllowList([]string{"/kdsim/*"}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	cfg := Config{
-		Transports: []*spec.Transport{tr},
-		Allow:      allow,
-		// Generous: the password key derivation is slow under -race.
-		HandshakeTimeout: 30 * time.Second,
-		Logger:           logx.Discard(),
-		Metrics:          true,
-		Trace:            kdtrace.New(h.trace, kdtrace.Text),
-		OpenTarget: func(octx context.Context, ts *spec.Target, _ *targetlink.AllowList) (kd.Endpoint, error) {
-			a, z := net.Pipe()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				l := kd.NewTargetLink(z, kd.Config{})
+	ts := startTestServer(t, testServerOptions{
+		transports: []string{"tcp:port=41000:48999,password=" + h.password},
+		target: func(*spec.Target) (func(context.Context, net.Conn), error) {
+			return func(ctx context.Context, c net.Conn) {
+				l := kd.NewTargetLink(c, kd.Config{})
 				defer l.Close()
 				(&consoleTarget{}).run(ctx, l)
-			}()
-			return kd.NewHostLink(simLink{a}, linkHooks(octx)), nil
+			}, nil
 		},
-	}
-	cfg.Listen.BindHost = "127.0.0.1"
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Listen(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- s.Serve() }()
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer scancel()
-		if err := s.Shutdown(sctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		<-served
-		cancel()
-		wg.Wait()
+		config: func(cfg *Config) {
+			// Generous: the password key derivation is slow under -race.
+			cfg.HandshakeTimeout = 30 * time.Second
+			cfg.Metrics = true
+			cfg.Trace = kdtrace.New(h.trace, kdtrace.Text)
+		},
 	})
-	h.srv = s
-	h.port = s.Addrs()[0].(*net.TCPAddr).Port
+	h.srv = ts.Server
+	h.port = ts.port()
 	return h
 }
 
@@ -480,13 +446,7 @@ func TestConsoleWatchRefusals(t *testing.T) {
 
 func waitText(t *testing.T, b *lockedBuffer, want string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(b.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in %q", want, b.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.WaitFor(t, fmt.Sprintf("%q in the console", want), func() bool { return strings.Contains(b.String(), want) })
 }
 
 // lockedBuffer is the shared concurrency-safe buffer of the tests.

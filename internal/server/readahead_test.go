@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -24,99 +23,31 @@ import (
 	"kdsrv/internal/readahead"
 	"kdsrv/internal/sim"
 	"kdsrv/internal/spec"
-	"kdsrv/internal/targetlink"
+	"kdsrv/internal/testkit"
 	"kdsrv/internal/wire"
-
-	"go.uber.org/goleak"
 )
-
-// TestMain checks that no test of the package leaves goroutines behind.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// simLink is one end of an in-memory pipe to a simulated target.
-type simLink struct{ net.Conn }
-
-func (simLink) String() string { return "sim pipe" }
 
 // raHarness is a kdsrv on loopback whose target links are in-memory pipes
 // to simulated targets (one per trans= path).
 type raHarness struct {
+	*testServer
 	t    testing.TB
-	srv  *Server
 	mu   sync.Mutex
 	sims map[string]*sim.Machine
 	cfg  sim.Config
-	wg   sync.WaitGroup
-	ctx  context.Context
-	logs strings.Builder
 }
 
 func newRAHarness(t testing.TB, cfg sim.Config) *raHarness {
 	t.Helper()
 	h := &raHarness{t: t, sims: map[string]*sim.Machine{}, cfg: cfg}
-	ctx, cancel := context.WithCancel(context.Background())
-	h.ctx = ctx
-	tr, err := spec.ParseServerTransport("tcp:port=41000:48999")
-	if err != nil {
-		t.Fatal(err)
-	}
-	allow, err := targetlink.NewAllowList([]string{"/kdsim/*"}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lmu sync.Mutex
-	scfg := Config{
-		Transports:       []*spec.Transport{tr},
-		Allow:            allow,
-		HandshakeTimeout: 5 * time.Second,
-		Logger: slog.New(slog.NewTextHandler(writerFunc(func(b []byte) (int, error) {
-			lmu.Lock()
-			defer lmu.Unlock()
-			return h.logs.Write(b)
-		}), nil)),
-		OpenTarget: func(_ context.Context, ts *spec.Target, _ *targetlink.AllowList) (kd.Endpoint, error) {
-			a, z := net.Pipe()
+	h.testServer = startTestServer(t, testServerOptions{
+		target: func(ts *spec.Target) (func(context.Context, net.Conn), error) {
 			tgt := h.sim(path.Base(ts.Port))
-			h.wg.Add(1)
-			go func() {
-				defer h.wg.Done()
-				_ = tgt.Serve(ctx, z)
-			}()
-			return kd.NewHostLink(simLink{a}, kd.Config{}), nil
+			return func(ctx context.Context, c net.Conn) { _ = tgt.Serve(ctx, c) }, nil
 		},
-	}
-	scfg.Listen.BindHost = "127.0.0.1"
-	s, err := New(scfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Listen(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	h.srv = s
-	served := make(chan error, 1)
-	go func() { served <- s.Serve() }()
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer scancel()
-		if err := s.Shutdown(sctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		<-served
-		cancel()
-		h.wg.Wait()
-		if t.Failed() {
-			lmu.Lock()
-			t.Logf("server log:\n%s", h.logs.String())
-			lmu.Unlock()
-		}
 	})
 	return h
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 
 func (h *raHarness) sim(name string) *sim.Machine {
 	h.mu.Lock()
@@ -129,29 +60,15 @@ func (h *raHarness) sim(name string) *sim.Machine {
 	return tgt
 }
 
-func (h *raHarness) spec(name string) (*spec.Connect, error) {
-	port := h.srv.Addrs()[0].(*net.TCPAddr).Port
-	return spec.ParseConnect(fmt.Sprintf("kdsrv:server=@{tcp:server=127.0.0.1,port=%d},trans=@{com:pipe,port=/kdsim/%s}", port, name))
-}
-
-func (h *raHarness) target(name string) *target {
-	h.srv.mu.Lock()
-	defer h.srv.mu.Unlock()
-	for _, t := range h.srv.targets {
-		if strings.HasSuffix(t.spec.Port, "/"+name) {
-			return t
-		}
-	}
-	return nil
+// spec is the -k value for the simulated target name.
+func (h *raHarness) spec(name string) *spec.Connect {
+	return h.connect(h.t, "com:pipe,port=/kdsim/"+name)
 }
 
 // rawClient speaks the wire protocol directly, to see exactly what the
 // server sends: replies, pushes and state changes.
 type rawClient struct {
-	t      testing.TB
-	conn   *kdclient.Conn
-	frames chan wire.Frame
-	done   chan struct{}
+	*wireClient
 	sent   uint32 // invalidating KD packets sent (the read-ahead stamp)
 	tgt    *sim.Machine
 	pushes int
@@ -163,96 +80,47 @@ type rawClient struct {
 
 func (h *raHarness) rawOpen(name string, readAhead bool) *rawClient {
 	h.t.Helper()
-	c, err := h.spec(name)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := kdclient.Dial(ctx, c.Server, kdclient.Options{Logger: logx.Discard()})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if _, err := conn.Open(ctx, c.Trans); err != nil {
-		conn.Close()
-		h.t.Fatal(err)
-	}
-	rc := &rawClient{t: h.t, conn: conn, frames: make(chan wire.Frame, 256), done: make(chan struct{}), tgt: h.sim(name), verify: true}
-	go func() {
-		defer close(rc.done)
-		for {
-			f, err := conn.Wire().Recv()
-			if err != nil {
-				close(rc.frames)
-				return
-			}
-			f.Payload = append([]byte(nil), f.Payload...)
-			rc.frames <- f
-		}
-	}()
-	h.t.Cleanup(func() {
-		conn.Close()
-		for range rc.frames {
-		}
-		<-rc.done
-	})
+	rc := &rawClient{wireClient: openWireClient(h.t, h.spec(name)), tgt: h.sim(name), verify: true}
 	// The server breaks into the target when it opens the link: its state
 	// change reaches the client once (forwarded, or given after Opened).
 	rc.waitState()
 	if readAhead {
-		if err := conn.Wire().Send(wire.TypeControl, wire.EncodeControl(wire.Control{ID: 1, Command: wire.CmdSetOption, Body: []byte("readahead=on")})); err != nil {
+		if err := rc.conn.Wire().Send(wire.TypeControl, wire.EncodeControl(wire.Control{ID: 1, Command: wire.CmdSetOption, Body: []byte("readahead=on")})); err != nil {
 			h.t.Fatal(err)
 		}
-		for {
-			f, ok := <-rc.frames
-			if !ok {
-				h.t.Fatal("the server closed the connection")
-			}
-			if f.Type != wire.TypeControl {
-				continue
-			}
-			r, err := wire.DecodeControl(f.Payload)
-			if err != nil || r.Status != wire.OK {
-				h.t.Fatalf("readahead=on: %v %v %s", err, r.Status, r.Body)
-			}
-			break
+		f := rc.wireClient.next(func(f wire.Frame) bool { return f.Type == wire.TypeControl }, "the answer to readahead=on")
+		r, err := wire.DecodeControl(f.Payload)
+		if err != nil || r.Status != wire.OK {
+			h.t.Fatalf("readahead=on: %v %v %s", err, r.Status, r.Body)
 		}
 	}
 	return rc
 }
 
-// next returns the next KD frame, checking pushes on the way.
+// next returns the next KD frame, checking pushes on the way. Pushes are
+// progress: the time-out is for silence. (A halted target that is sent
+// prefetches without a pause answers a break-in only once they stop, and
+// the window may be up to 256 chunks.)
 func (rc *rawClient) next() (kd.PacketType, []byte) {
 	rc.t.Helper()
-	timer := time.NewTimer(10 * time.Second)
-	defer timer.Stop()
-	for {
-		select {
-		case f, ok := <-rc.frames:
-			if !ok {
-				rc.t.Fatal("the server closed the connection")
-			}
-			if f.Type != wire.TypeKD {
-				continue
-			}
-			pt, payload, err := wire.DecodeKD(f.Payload)
-			if err != nil {
-				rc.t.Fatal(err)
-			}
-			if pt == readahead.PacketType {
-				rc.checkPush(payload)
-				// Pushes are progress: the time-out is for silence. (A
-				// halted target that is sent prefetches without a pause
-				// answers a break-in only once they stop, and the
-				// window may be up to 256 chunks.)
-				timer.Reset(10 * time.Second)
-				continue
-			}
-			return kd.PacketType(pt), payload
-		case <-timer.C:
-			rc.t.Fatal("no KD packet from the server within 10s")
+	var pt uint16
+	var payload []byte
+	rc.wireClient.next(func(f wire.Frame) bool {
+		if f.Type != wire.TypeKD {
+			return false
 		}
-	}
+		var err error
+		pt, payload, err = wire.DecodeKD(f.Payload)
+		if err != nil {
+			rc.t.Fatal(err)
+		}
+		if pt == readahead.PacketType {
+			rc.checkPush(payload)
+			return false
+		}
+		return true
+	}, "KD packet")
+	return kd.PacketType(pt), payload
 }
 
 // checkPush verifies that a push stamped with the current count carries
@@ -344,37 +212,33 @@ func describeRead(m kd.Manipulate) string {
 	return fmt.Sprintf("status=%#x actual=%d len=%d sum=%d head=% x", m.ReturnStatus, m.Memory().Actual, len(m.Extra), sum, m.Extra[:min(len(m.Extra), 24)])
 }
 
-// waitPrefetched waits until the server has pushed at least n replies.
 // waitPrefetchIdle waits until every prefetch the server issued has been
 // answered and no new one started for a while (the window is full).
 func waitPrefetchIdle(t *testing.T, tg *target) {
 	t.Helper()
+	const quiet = 100 * time.Millisecond
 	var last raStats
-	quiet := 0
-	for range 2000 {
+	var since time.Time
+	testkit.WaitFor(t, "the read-ahead to go idle", func() bool {
 		st := tg.readAheadStats()
-		if st == last && st.Prefetches == st.Pushed+st.Discarded {
-			if quiet++; quiet == 10 {
-				return
-			}
-		} else {
-			quiet = 0
+		if st != last || st.Prefetches != st.Pushed+st.Discarded || since.IsZero() {
+			last, since = st, time.Now()
+			return false
 		}
-		last = st
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("read-ahead never went idle: %+v", tg.readAheadStats())
+		return time.Since(since) >= quiet
+	})
 }
 
+// waitPrefetched waits until the server has pushed at least n replies.
 func waitPrefetched(t *testing.T, tg *target, n uint64) {
 	t.Helper()
-	for range 500 {
-		if tg.readAheadStats().Pushed >= n {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("read-ahead did not prefetch %d chunks: %+v", n, tg.readAheadStats())
+	testkit.WaitFor(t, fmt.Sprintf("the read-ahead to push %d chunks", n), func() bool { return tg.readAheadStats().Pushed >= n })
+}
+
+// waitRunning waits until the target has resumed.
+func waitRunning(t *testing.T, tgt *sim.Machine) {
+	t.Helper()
+	testkit.WaitFor(t, "the target to resume", func() bool { return !tgt.Halted() })
 }
 
 const chunk = kd.MaxManipulateData
@@ -387,7 +251,7 @@ func TestReadAheadSequentialDumpIsExact(t *testing.T) {
 	for i := range 40 {
 		rc.read(base+uint64(i)*chunk, chunk)
 	}
-	st := h.target("seq").readAheadStats()
+	st := h.findTarget("seq").readAheadStats()
 	if st.Prefetches == 0 || st.Hits == 0 || st.Pushed == 0 {
 		t.Fatalf("sequential reads were not read ahead: %+v", st)
 	}
@@ -410,7 +274,7 @@ func TestReadAheadWindowWidensOnCatchUp(t *testing.T) {
 	for i := range reads {
 		rc.read(base+uint64(i)*chunk, chunk)
 	}
-	tg := h.target("widen")
+	tg := h.findTarget("widen")
 	// With the initial window kdsrv stops DefaultWindow chunks past the
 	// client's position; widened, it goes on.
 	waitPrefetched(t, tg, reads+readahead.DefaultWindow+8)
@@ -436,7 +300,7 @@ func TestReadAheadOffByDefault(t *testing.T) {
 	for i := range 10 {
 		rc.read(sim.DataBase+uint64(i)*chunk, chunk)
 	}
-	if st := h.target("off").readAheadStats(); st != (raStats{}) {
+	if st := h.findTarget("off").readAheadStats(); st != (raStats{}) {
 		t.Fatalf("read-ahead ran without being enabled: %+v", st)
 	}
 	if rc.pushes != 0 {
@@ -488,15 +352,7 @@ func TestReadAheadNeverStale(t *testing.T) {
 		}},
 		{"ContinueThenBreak", func(t *testing.T, rc *rawClient, addr uint64) {
 			rc.send(kd.NewContinue2(kd.Continue2Args{ContinueStatus: kd.DbgContinue}))
-			for range 200 {
-				if !rc.tgt.Halted() {
-					break
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
-			if rc.tgt.Halted() {
-				t.Fatal("the target did not resume")
-			}
+			waitRunning(t, rc.tgt)
 			// The target runs and changes its memory by itself.
 			rc.tgt.Memory().Write(addr, bytes.Repeat([]byte{0xC3}, 100))
 			if err := rc.conn.Wire().Send(wire.TypeBreakIn, nil); err != nil {
@@ -528,12 +384,12 @@ func TestReadAheadNeverStale(t *testing.T) {
 			rc := h.rawOpen("stale", true)
 			rc.read(base, chunk)
 			rc.read(base+chunk, chunk)
-			waitPrefetched(t, h.target("stale"), 6) // chunks 2..7 are cached now
+			waitPrefetched(t, h.findTarget("stale"), 6) // chunks 2..7 are cached now
 			victim := base + 4*chunk + 10
-			before := h.target("stale").readAheadStats()
-			rc.waitIdle = func() { waitPrefetchIdle(t, h.target("stale")) }
+			before := h.findTarget("stale").readAheadStats()
+			rc.waitIdle = func() { waitPrefetchIdle(t, h.findTarget("stale")) }
 			tc.change(t, rc, victim)
-			after := h.target("stale").readAheadStats()
+			after := h.findTarget("stale").readAheadStats()
 			if after.Invalidate == before.Invalidate {
 				t.Fatalf("%s did not invalidate the cache", tc.name)
 			}
@@ -579,12 +435,7 @@ func TestReadAheadRandomOperations(t *testing.T) {
 			rc.call(kd.NewWriteVirtual(addr, data))
 		case op < 18: // resume, memory changes, break in
 			rc.send(kd.NewContinue2(kd.Continue2Args{ContinueStatus: kd.DbgContinue}))
-			for range 200 {
-				if !rc.tgt.Halted() {
-					break
-				}
-				time.Sleep(time.Millisecond)
-			}
+			waitRunning(t, rc.tgt)
 			rc.tgt.Memory().Write(pos+uint64(rng.IntN(4*chunk)), []byte{byte(rng.Uint32()), 1, 2, 3})
 			if err := rc.conn.Wire().Send(wire.TypeBreakIn, nil); err != nil {
 				t.Fatal(err)
@@ -594,7 +445,7 @@ func TestReadAheadRandomOperations(t *testing.T) {
 			rc.call(kd.NewGetContext(0))
 		}
 	}
-	if st := h.target("rand").readAheadStats(); st.Pushed == 0 {
+	if st := h.findTarget("rand").readAheadStats(); st.Pushed == 0 {
 		t.Fatalf("nothing was read ahead: %+v", st)
 	}
 }
@@ -605,10 +456,7 @@ func TestReadAheadRandomOperations(t *testing.T) {
 func TestReadAheadBridgeDump(t *testing.T) {
 	t.Parallel()
 	h := newRAHarness(t, sim.Config{})
-	c, err := h.spec("bridge")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := h.spec("bridge")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	sess, err := kdclient.OpenSession(ctx, c, kdclient.Options{Logger: logx.Discard()}, kdclient.SessionOptions{ReadAhead: true})
@@ -656,12 +504,7 @@ func TestReadAheadBridgeDump(t *testing.T) {
 	if err := host.Continue(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for range 200 {
-		if !tgt.Halted() {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitRunning(t, tgt)
 	tgt.Memory().Write(addr+half+2*chunk, []byte("changed while running"))
 	if _, err := host.Break(ctx); err != nil {
 		t.Fatal(err)
@@ -672,10 +515,7 @@ func TestReadAheadBridgeDump(t *testing.T) {
 func TestReadAheadOptionErrors(t *testing.T) {
 	t.Parallel()
 	h := newRAHarness(t, sim.Config{})
-	c, err := h.spec("opt")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := h.spec("opt")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn, err := kdclient.Dial(ctx, c.Server, kdclient.Options{Logger: logx.Discard()})
@@ -737,10 +577,7 @@ func TestReadAheadFrameDecode(t *testing.T) {
 func TestReadAheadKdclientFlag(t *testing.T) {
 	t.Parallel()
 	h := newRAHarness(t, sim.Config{})
-	c, err := h.spec("cli")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := h.spec("cli")
 	file := filepath.Join(t.TempDir(), "dump.bin")
 	addr := sim.DataBase + 0x3000
 	const n = 256 << 10
@@ -760,7 +597,7 @@ func TestReadAheadKdclientFlag(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Fatal("the dump differs from the target's memory")
 	}
-	if st := h.target("cli"); st == nil {
+	if st := h.findTarget("cli"); st == nil {
 		t.Log("target already closed")
 	} else if s := st.readAheadStats(); s.Pushed == 0 {
 		t.Fatalf("kdclient -readahead did not enable read-ahead: %+v", s)

@@ -17,7 +17,6 @@ import (
 	"kdsrv/internal/kdtrace"
 	"kdsrv/internal/sim"
 	"kdsrv/internal/spec"
-	"kdsrv/internal/targetlink"
 	"kdsrv/internal/wire"
 )
 
@@ -68,60 +67,25 @@ func newFuzzServer(tb testing.TB) *fuzzServer {
 	// does, so whatever a hostile session leaves behind, the next client
 	// meets.
 	fs := &fuzzServer{sim: sim.New(sim.Config{}), logs: &syncBuffer{}, trace: &syncBuffer{}}
-	tr, err := spec.ParseServerTransport("tcp:port=41000:48999")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	allow, err := targetlink.NewAllowList([]string{"/kdsim/fz"}, false)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var simWG sync.WaitGroup
-	cfg := Config{
-		Transports:       []*spec.Transport{tr},
-		Allow:            allow,
-		HandshakeTimeout: 5 * time.Second,
-		KeepAlive:        -1,
-		TargetTimeout:    time.Second,
-		Logger:           slog.New(slog.NewTextHandler(fs.logs, nil)),
-		Trace:            kdtrace.New(fs.trace, kdtrace.Text),
-		OpenTarget: func(octx context.Context, ts *spec.Target, a *targetlink.AllowList) (kd.Endpoint, error) {
-			if err := a.Check(ts); err != nil {
-				return nil, err
-			}
-			near, far := net.Pipe()
-			simWG.Go(func() { _ = fs.sim.Serve(ctx, far) })
-			return kd.NewHostLink(simLink{near}, linkHooks(octx)), nil
+	ts := startTestServer(tb, testServerOptions{
+		allow: []string{"/kdsim/fz"},
+		target: func(*spec.Target) (func(context.Context, net.Conn), error) {
+			return func(ctx context.Context, c net.Conn) { _ = fs.sim.Serve(ctx, c) }, nil
 		},
-	}
-	cfg.Listen.BindHost = "127.0.0.1"
-	s, err := New(cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := s.Listen(context.Background()); err != nil {
-		tb.Fatal(err)
-	}
-	fs.srv = s
-	fs.addr = s.Addrs()[0].String()
+		config: func(cfg *Config) {
+			cfg.KeepAlive = -1
+			cfg.TargetTimeout = time.Second
+			cfg.Logger = slog.New(slog.NewTextHandler(fs.logs, nil)) // its tail only: fuzzing runs long
+			cfg.Trace = kdtrace.New(fs.trace, kdtrace.Text)
+		},
+	})
+	fs.srv = ts.Server
+	fs.addr = ts.Addrs()[0].String()
 	c, err := spec.ParseConnect(fmt.Sprintf("kdsrv:server=@{tcp:server=127.0.0.1,port=1},trans=@{%s}", sessionFuzzTarget))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	fs.trgt = c.Trans
-	served := make(chan error, 1)
-	go func() { served <- s.Serve() }()
-	tb.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer scancel()
-		if err := s.Shutdown(sctx); err != nil {
-			tb.Errorf("shutdown: %v", err)
-		}
-		<-served
-		cancel()
-		simWG.Wait()
-	})
 	return fs
 }
 
