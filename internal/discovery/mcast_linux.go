@@ -3,9 +3,7 @@
 package discovery
 
 import (
-	"context"
 	"net"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,34 +17,16 @@ func restrictToJoinedGroups(c *net.UDPConn) error {
 	if err != nil {
 		return err
 	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0)
-	}); err != nil {
-		return err
-	}
-	return serr
+	return controlSocket(rc, func(fd uintptr) error {
+		return unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0)
+	})
 }
 
-// listenMulticastSender opens an ephemeral UDP socket whose multicast
-// datagrams leave through ifi.
-func listenMulticastSender(ctx context.Context, ifi *net.Interface) (*net.UDPConn, error) {
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptIPMreqn(int(fd), unix.IPPROTO_IP, unix.IP_MULTICAST_IF, &unix.IPMreqn{Ifindex: int32(ifi.Index)})
-			if serr == nil {
-				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MULTICAST_TTL, 255)
-			}
-		})
-		if err != nil {
-			return err
-		}
-		return serr
-	}}
-	pc, err := lc.ListenPacket(ctx, "udp4", "0.0.0.0:0")
-	if err != nil {
-		return nil, err
+// setMulticastSender makes multicast datagrams sent on fd leave through
+// ifi (named by index) with a TTL of 255.
+func setMulticastSender(fd uintptr, ifi *net.Interface) error {
+	if err := unix.SetsockoptIPMreqn(int(fd), unix.IPPROTO_IP, unix.IP_MULTICAST_IF, &unix.IPMreqn{Ifindex: int32(ifi.Index)}); err != nil {
+		return err
 	}
-	return pc.(*net.UDPConn), nil
+	return unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MULTICAST_TTL, 255)
 }

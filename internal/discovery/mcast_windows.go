@@ -3,9 +3,7 @@
 package discovery
 
 import (
-	"context"
 	"net"
-	"syscall"
 
 	"golang.org/x/sys/windows"
 )
@@ -13,30 +11,12 @@ import (
 // restrictToJoinedGroups is a no-op on Windows.
 func restrictToJoinedGroups(*net.UDPConn) error { return nil }
 
-// listenMulticastSender opens an ephemeral UDP socket whose multicast
-// datagrams leave through ifi.
-func listenMulticastSender(ctx context.Context, ifi *net.Interface) (*net.UDPConn, error) {
-	var ip4 [4]byte
-	for _, a := range ifaceAddrs(ifi, true) {
-		ip4 = a.As4()
-		break
+// setMulticastSender makes multicast datagrams sent on fd leave through
+// ifi's first IPv4 address with a TTL of 255.
+func setMulticastSender(fd uintptr, ifi *net.Interface) error {
+	h := windows.Handle(fd)
+	if err := windows.SetsockoptInet4Addr(h, windows.IPPROTO_IP, windows.IP_MULTICAST_IF, firstIPv4(ifi)); err != nil {
+		return err
 	}
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			serr = windows.SetsockoptInet4Addr(windows.Handle(fd), windows.IPPROTO_IP, windows.IP_MULTICAST_IF, ip4)
-			if serr == nil {
-				serr = windows.SetsockoptInt(windows.Handle(fd), windows.IPPROTO_IP, windows.IP_MULTICAST_TTL, 255)
-			}
-		})
-		if err != nil {
-			return err
-		}
-		return serr
-	}}
-	pc, err := lc.ListenPacket(ctx, "udp4", "0.0.0.0:0")
-	if err != nil {
-		return nil, err
-	}
-	return pc.(*net.UDPConn), nil
+	return windows.SetsockoptInt(h, windows.IPPROTO_IP, windows.IP_MULTICAST_TTL, 255)
 }

@@ -373,24 +373,15 @@ func Announce(info AnnounceInfo, opts AnnounceOptions) (stop func(), err error) 
 		wg.Add(1)
 		go func() { // owned by stop: ends when the socket is closed
 			defer wg.Done()
-			buf := make([]byte, dnsMaxMsg)
-			for {
-				n, from, err := s.conn.ReadFromUDP(buf)
-				if err != nil {
-					if errors.Is(err, net.ErrClosed) {
-						return
-					}
-					select {
-					case <-done:
-						return
-					case <-time.After(10 * time.Millisecond):
-					}
-					continue
+			readDatagrams(s.conn, dnsMaxMsg, done, func(pkt []byte, addr net.Addr) {
+				from, ok := addr.(*net.UDPAddr)
+				if !ok {
+					return
 				}
 				legacy := from.Port != mdnsPort
-				out, unicast := a.reply(buf[:n], s.addrs, legacy)
+				out, unicast := a.reply(pkt, s.addrs, legacy)
 				if out == nil {
-					continue
+					return
 				}
 				to := from
 				if s.mcast && !unicast {
@@ -399,7 +390,7 @@ func Announce(info AnnounceInfo, opts AnnounceOptions) (stop func(), err error) 
 				if _, err := s.conn.WriteToUDP(out, to); err != nil {
 					a.log.Debug("mDNS: reply failed", "to", fmt.Sprint(to), logx.Err(err))
 				}
-			}
+			})
 		}()
 		if s.mcast {
 			wg.Add(1)

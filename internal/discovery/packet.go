@@ -74,7 +74,12 @@ func putHeader(b []byte, typ, flags, page uint8, id uint64) {
 	binary.BigEndian.PutUint64(b[8:16], id)
 }
 
-func checkHeader(b []byte) error {
+// checkDatagram checks the size of a datagram (what: "request" or
+// "answer") and its header's magic and version.
+func checkDatagram(what string, b []byte) error {
+	if len(b) > MaxDatagramSize {
+		return fmt.Errorf("%s of %d bytes exceeds %d", what, len(b), MaxDatagramSize)
+	}
 	if len(b) < headerSize {
 		return errShort
 	}
@@ -97,10 +102,7 @@ func encodeRequest(r request) []byte {
 // are rejected (anti-amplification); longer ones are accepted up to
 // MaxDatagramSize so that later versions may add fields.
 func decodeRequest(b []byte) (request, error) {
-	if len(b) > MaxDatagramSize {
-		return request{}, fmt.Errorf("request of %d bytes exceeds %d", len(b), MaxDatagramSize)
-	}
-	if err := checkHeader(b); err != nil {
+	if err := checkDatagram("request", b); err != nil {
 		return request{}, err
 	}
 	if len(b) < RequestSize {
@@ -171,10 +173,7 @@ func encodeAnswer(host string, page uint8, id uint64, lines []string, more bool)
 
 // decodeResponse parses an answer or busy datagram.
 func decodeResponse(b []byte) (response, error) {
-	if len(b) > MaxDatagramSize {
-		return response{}, fmt.Errorf("answer of %d bytes exceeds %d", len(b), MaxDatagramSize)
-	}
-	if err := checkHeader(b); err != nil {
+	if err := checkDatagram("answer", b); err != nil {
 		return response{}, err
 	}
 	r := response{Type: b[5], More: b[6]&flagMore != 0, Page: b[7], ID: binary.BigEndian.Uint64(b[8:16])}

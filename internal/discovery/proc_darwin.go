@@ -3,7 +3,6 @@
 package discovery
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 
@@ -26,14 +25,4 @@ func processStart(pid int) (string, error) {
 
 // processAlive reports whether process pid exists. macOS checks existence
 // only (start is not compared), as pid reuse is rare within a server's life.
-func processAlive(pid int, start string) (bool, error) {
-	_ = start
-	err := unix.Kill(pid, 0)
-	if err == nil || errors.Is(err, unix.EPERM) {
-		return true, nil
-	}
-	if errors.Is(err, unix.ESRCH) {
-		return false, nil
-	}
-	return false, fmt.Errorf("check process %d: %w", pid, err)
-}
+func processAlive(pid int, _ string) (bool, error) { return signalAlive(pid) }

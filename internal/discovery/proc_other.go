@@ -2,12 +2,7 @@
 
 package discovery
 
-import (
-	"errors"
-	"fmt"
-
-	"golang.org/x/sys/unix"
-)
+import "fmt"
 
 // processStart returns "" on this platform: only process existence is
 // checked.
@@ -19,13 +14,4 @@ func processStart(pid int) (string, error) {
 }
 
 // processAlive reports whether process pid exists.
-func processAlive(pid int, _ string) (bool, error) {
-	err := unix.Kill(pid, 0)
-	if err == nil || errors.Is(err, unix.EPERM) {
-		return true, nil
-	}
-	if errors.Is(err, unix.ESRCH) {
-		return false, nil
-	}
-	return false, fmt.Errorf("check process %d: %w", pid, err)
-}
+func processAlive(pid int, _ string) (bool, error) { return signalAlive(pid) }

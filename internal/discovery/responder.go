@@ -208,7 +208,21 @@ func (r *Responder) run() {
 
 // serve answers queries until conn is closed.
 func (r *Responder) serve(conn net.PacketConn) {
-	buf := make([]byte, MaxDatagramSize+1)
+	readDatagrams(conn, MaxDatagramSize+1, r.done, func(pkt []byte, from net.Addr) {
+		if reply := r.answer(pkt, from, time.Now()); reply != nil {
+			if _, err := conn.WriteTo(reply, from); err != nil {
+				r.log().Debug("-QR answer failed", "to", fmt.Sprint(from), logx.Err(err))
+			}
+		}
+	})
+}
+
+// readDatagrams hands each datagram read from conn (into a buffer of size
+// bytes, reused) to handle, until conn is closed, or done is closed while a
+// read fails. A failed read (an ICMP error reported on the socket) is
+// tried again after a short pause, so the loop does not spin.
+func readDatagrams(conn net.PacketConn, size int, done <-chan struct{}, handle func(pkt []byte, from net.Addr)) {
+	buf := make([]byte, size)
 	for {
 		n, from, err := conn.ReadFrom(buf)
 		if err != nil {
@@ -216,17 +230,13 @@ func (r *Responder) serve(conn net.PacketConn) {
 				return
 			}
 			select {
-			case <-r.done:
+			case <-done:
 				return
-			case <-time.After(10 * time.Millisecond): // transient error: don't spin
+			case <-time.After(10 * time.Millisecond):
 			}
 			continue
 		}
-		if reply := r.answer(buf[:n], from, time.Now()); reply != nil {
-			if _, err := conn.WriteTo(reply, from); err != nil {
-				r.log().Debug("-QR answer failed", "to", fmt.Sprint(from), logx.Err(err))
-			}
-		}
+		handle(buf[:n], from)
 	}
 }
 
