@@ -25,13 +25,7 @@ const braceHint = "the shell expanded the braces of an unquoted -k value; put th
 // fields may be missing (the server fills them from its environment).
 // Errors are of type *Error; an error inside a group has Input set to the
 // whole value and a message that names the group.
-func ParseConnect(s string) (*Connect, error) {
-	c, err := parseConnect(s)
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
-}
+func ParseConnect(s string) (*Connect, error) { return exported(parseConnect(s)) }
 
 func parseConnect(input string) (*Connect, *Error) {
 	l, lerr := lex(input)

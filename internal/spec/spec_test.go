@@ -219,6 +219,7 @@ var table = []row{
 	bad(gTarget, `com:ipport=1,port=a b`, "port", "not a host name"),
 	bad(gTarget, `com:port=LPT1,baud=9600`, "port", "not a COM port"),
 	bad(gTarget, `com:key=1.2.3.4`, "key", "belongs to net"),
+	bad(gTarget, `com:pipe,target=1.2.3.4`, "target", "belongs to net"),
 	bad(gTarget, `com:bogus=1`, "bogus", "unknown key"),
 	bad(gTarget, `com:pipe=1`, "pipe", "flag"),
 	bad(gTarget, `com:port`, "port", "needs a value"),
@@ -228,6 +229,7 @@ var table = []row{
 	bad(gTarget, `net:port=1,key=12345678901234.1.1.1`, "key", "1 to 13 characters"),
 	bad(gTarget, `net:port=1,key=1.2.3.4,target=host`, "target", "not an IP address"),
 	bad(gTarget, `net:baud=1`, "baud", "belongs to com"),
+	bad(gTarget, `net:port=1,reconnect`, "reconnect", "belongs to com"),
 	bad(gTarget, `net:port=70000`, "port", "outside 1-65535"),
 
 	// Whole -k values.

@@ -1,6 +1,8 @@
 package spec
 
 import (
+	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -48,13 +50,7 @@ type Target struct {
 // Fields may be missing ("com:" alone is valid): the server fills them with
 // FillFromEnv and then checks them with Complete. 1394: and usb: are
 // recognised and refused. Errors are of type *Error.
-func ParseTarget(s string) (*Target, error) {
-	t, err := parseTarget(s)
-	if err != nil {
-		return nil, err
-	}
-	return t, nil
-}
+func ParseTarget(s string) (*Target, error) { return exported(parseTarget(s)) }
 
 func parseTarget(input string) (*Target, *Error) {
 	l, lerr := lex(input)
@@ -74,9 +70,43 @@ func parseTarget(input string) (*Target, *Error) {
 	}
 }
 
-// targetValueKey checks that a target key has (or, for a flag, has not) a
-// value.
-func targetValueKey(input string, p param, flag bool) *Error {
+// targetKeys are the keys of one kind of target (com: or net:).
+type targetKeys struct {
+	flags   []string // keys without a value
+	values  []string // keys with a value
+	foreign []string // the other kind's keys
+	// foreignMsg (a format for the key) refuses a foreign key; unknownMsg
+	// and validHint refuse any other.
+	foreignMsg, unknownMsg, validHint string
+}
+
+var (
+	comKeys = targetKeys{
+		flags:   []string{"pipe", "reconnect"},
+		values:  []string{"port", "baud", "resets", "ipport"},
+		foreign: []string{"key", "target"}, foreignMsg: "%s= belongs to net: (KDNET), not com:",
+		unknownMsg: "unknown key for a com: kernel connection",
+		validHint:  "valid keys: port, baud, pipe, resets, reconnect, ipport",
+	}
+	netKeys = targetKeys{
+		values:  []string{"port", "key", "target"},
+		foreign: []string{"baud", "pipe", "resets", "reconnect", "ipport"}, foreignMsg: "%s belongs to com:, not net:",
+		unknownMsg: "unknown key for a net: (KDNET) connection",
+		validHint:  "valid keys: port, key, target",
+	}
+)
+
+// check refuses a key of the other kind or an unknown key, a flag given a
+// value and a key without one.
+func (k targetKeys) check(input string, p param) *Error {
+	flag := slices.Contains(k.flags, p.key)
+	switch {
+	case flag || slices.Contains(k.values, p.key):
+	case slices.Contains(k.foreign, p.key):
+		return newError(input, p.key, p.value, fmt.Sprintf(k.foreignMsg, p.key), "")
+	default:
+		return newError(input, p.key, p.value, k.unknownMsg, k.validHint)
+	}
 	if flag && p.hasValue {
 		return newError(input, p.key, p.value, p.key+" is a flag and takes no value", "write just "+p.key)
 	}
@@ -90,18 +120,7 @@ func parseComTarget(input string, l *lexed) (*Target, *Error) {
 	t := &Target{Resets: -1}
 	byKey := make(map[string]param)
 	for _, p := range l.params {
-		flag := false
-		switch p.key {
-		case "pipe", "reconnect":
-			flag = true
-		case "port", "baud", "resets", "ipport":
-		case "key", "target":
-			return nil, newError(input, p.key, p.value, p.key+"= belongs to net: (KDNET), not com:", "")
-		default:
-			return nil, newError(input, p.key, p.value, "unknown key for a com: kernel connection",
-				"valid keys: port, baud, pipe, resets, reconnect, ipport")
-		}
-		if err := targetValueKey(input, p, flag); err != nil {
+		if err := comKeys.check(input, p); err != nil {
 			return nil, err
 		}
 		byKey[p.key] = p
@@ -192,15 +211,7 @@ func checkPipePath(s string) *valueError {
 func parseNetTarget(input string, l *lexed) (*Target, *Error) {
 	t := &Target{Kind: TargetNet, Resets: -1}
 	for _, p := range l.params {
-		switch p.key {
-		case "port", "key", "target":
-		case "baud", "pipe", "resets", "reconnect", "ipport":
-			return nil, newError(input, p.key, p.value, p.key+" belongs to com:, not net:", "")
-		default:
-			return nil, newError(input, p.key, p.value, "unknown key for a net: (KDNET) connection",
-				"valid keys: port, key, target")
-		}
-		if err := targetValueKey(input, p, false); err != nil {
+		if err := netKeys.check(input, p); err != nil {
 			return nil, err
 		}
 		switch p.key {
@@ -235,44 +246,26 @@ func (t *Target) String() string { return t.format(true) }
 func (t *Target) Canonical() string { return t.format(false) }
 
 func (t *Target) format(redactKey bool) string {
-	var parts []string
-	add := func(k, v string) {
-		if v != "" {
-			parts = append(parts, k+"="+v)
-		}
-	}
-	num := func(k string, n int) {
-		if n > 0 {
-			add(k, strconv.Itoa(n))
-		}
-	}
+	var f fieldList
 	if t.Kind == TargetNet {
-		num("port", t.NetPort)
-		if t.Key != "" {
-			if redactKey {
-				add("key", "*")
-			} else {
-				add("key", t.Key)
-			}
-		}
-		add("target", t.TargetIP)
-		return "net:" + strings.Join(parts, ",")
+		f.num("port", t.NetPort)
+		f.secret("key", t.Key, redactKey)
+		f.add("target", t.TargetIP)
+		return f.join("net")
 	}
 	switch t.Kind {
 	case TargetPipe:
-		parts = append(parts, "pipe")
+		f.flag("pipe", true)
 	case TargetIPPort:
-		num("ipport", t.IPPort)
+		f.num("ipport", t.IPPort)
 	}
-	add("port", t.Port)
-	num("baud", t.Baud)
+	f.add("port", t.Port)
+	f.num("baud", t.Baud)
 	if t.Resets >= 0 {
-		add("resets", strconv.Itoa(t.Resets))
+		f.add("resets", strconv.Itoa(t.Resets))
 	}
-	if t.Kind == TargetPipe && t.Reconnect {
-		parts = append(parts, "reconnect")
-	}
-	return "com:" + strings.Join(parts, ",")
+	f.flag("reconnect", t.Kind == TargetPipe && t.Reconnect)
+	return f.join("com")
 }
 
 // FillFromEnv fills the fields the client omitted from the server machine's

@@ -160,11 +160,7 @@ var flagKeys = map[string]bool{"hidden": true, "icfenable": true}
 //
 // Errors are of type *Error.
 func ParseServerTransport(s string) (*Transport, error) {
-	t, err := parseTransport(s, serverSide)
-	if err != nil {
-		return nil, err
-	}
-	return t, nil
+	return exported(parseTransport(s, serverSide))
 }
 
 // ParseClientTransport parses the server=@{...} part of a smart client's -k
@@ -180,11 +176,7 @@ func ParseServerTransport(s string) (*Transport, error) {
 //
 // Errors are of type *Error.
 func ParseClientTransport(s string) (*Transport, error) {
-	t, err := parseTransport(s, clientSide)
-	if err != nil {
-		return nil, err
-	}
-	return t, nil
+	return exported(parseTransport(s, clientSide))
 }
 
 func parseTransport(input string, sd side) (*Transport, *Error) {
@@ -371,43 +363,29 @@ func (t *Transport) String() string { return t.format(true) }
 func (t *Transport) Canonical() string { return t.format(false) }
 
 func (t *Transport) format(redactPassword bool) string {
-	var parts []string
-	add := func(k, v string) {
-		if v != "" {
-			parts = append(parts, k+"="+v)
-		}
-	}
-	add("proto", t.TLSProto)
-	add("certuser", t.CertUser)
-	add("machuser", t.MachUser)
-	add("cafile", t.CAFile)
-	add("thumbprint", t.Thumbprint)
-	add("server", t.Server)
-	add("pipe", t.Pipe)
+	var f fieldList
+	f.add("proto", t.TLSProto)
+	f.add("certuser", t.CertUser)
+	f.add("machuser", t.MachUser)
+	f.add("cafile", t.CAFile)
+	f.add("thumbprint", t.Thumbprint)
+	f.add("server", t.Server)
+	f.add("pipe", t.Pipe)
 	if t.Proto == COM {
-		add("port", t.COMPort)
-		parts = append(parts, "baud="+strconv.Itoa(t.Baud), "channel="+strconv.Itoa(t.Channel))
+		f.add("port", t.COMPort)
+		f.add("baud", strconv.Itoa(t.Baud))
+		f.add("channel", strconv.Itoa(t.Channel))
 	} else if !t.Port.IsZero() {
-		add("port", t.Port.String())
+		f.add("port", t.Port.String())
 	}
-	add("clicon", t.Clicon)
-	if t.Hidden {
-		parts = append(parts, "hidden")
-	}
-	if t.Password != "" {
-		if redactPassword {
-			add("password", "*")
-		} else {
-			add("password", t.Password)
-		}
-	}
+	f.add("clicon", t.Clicon)
+	f.flag("hidden", t.Hidden)
+	f.secret("password", t.Password, redactPassword)
 	if t.IPVersion != 0 {
-		add("ipversion", strconv.Itoa(t.IPVersion))
+		f.add("ipversion", strconv.Itoa(t.IPVersion))
 	}
-	if t.IcfEnable {
-		parts = append(parts, "IcfEnable")
-	}
-	return string(t.Proto) + ":" + strings.Join(parts, ",")
+	f.flag("IcfEnable", t.IcfEnable)
+	return f.join(string(t.Proto))
 }
 
 // Warnings returns non-fatal remarks about a valid transport, one sentence

@@ -234,24 +234,24 @@ func normalizeCOM(s string) (string, *valueError) {
 // checkPath validates a file or socket path value: non-empty, no quotes, no
 // braces (the characters our grammar or the shell would mangle).
 func checkPath(s string) *valueError {
-	if s == "" {
-		return &valueError{"needs a value", "give a path"}
-	}
-	if strings.ContainsAny(s, "\"'{}") {
-		return &valueError{"path contains a quote or a brace", "remove quotes; the value runs to the next comma"}
-	}
-	return nil
+	return checkUnquoted(s, "path", "give a path", "remove quotes; the value runs to the next comma")
 }
 
 // checkCert validates a certificate name or thumbprint given to certuser= or
 // machuser=. Spaces are allowed (subject names and snap-in thumbprints have
 // them).
 func checkCert(s string) *valueError {
+	return checkUnquoted(s, "certificate name", "give the certificate's subject name or its thumbprint", "remove the quotes")
+}
+
+// checkUnquoted refuses an empty value (hint: emptyHint) and one with a
+// quote or a brace (hint: quoteHint); what names the value.
+func checkUnquoted(s, what, emptyHint, quoteHint string) *valueError {
 	if s == "" {
-		return &valueError{"needs a value", "give the certificate's subject name or its thumbprint"}
+		return &valueError{"needs a value", emptyHint}
 	}
 	if strings.ContainsAny(s, "\"'{}") {
-		return &valueError{"certificate name contains a quote or a brace", "remove the quotes"}
+		return &valueError{what + " contains a quote or a brace", quoteHint}
 	}
 	return nil
 }
