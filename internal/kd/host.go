@@ -60,15 +60,9 @@ func NewHost(l *Link, opts HostOptions) *Host {
 	if l.Role() != RoleHost {
 		panic("kd: NewHost needs a RoleHost link")
 	}
-	if opts.CallTimeout <= 0 {
-		opts.CallTimeout = 3 * time.Second
-	}
-	if opts.CallAttempts <= 0 {
-		opts.CallAttempts = 3
-	}
-	if opts.AttachInterval <= 0 {
-		opts.AttachInterval = time.Second
-	}
+	opts.CallTimeout = orDefault(opts.CallTimeout, 3*time.Second)
+	opts.CallAttempts = orDefault(opts.CallAttempts, 3)
+	opts.AttachInterval = orDefault(opts.AttachInterval, time.Second)
 	return &Host{link: l, opts: opts}
 }
 

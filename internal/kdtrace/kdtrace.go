@@ -322,42 +322,30 @@ func Describe(p kd.Packet) Record {
 	r.Len = &n
 	switch p.Type {
 	case kd.TypeStateManipulate:
-		m, err := kd.DecodeManipulate(p.Payload)
-		if err != nil {
-			return r
+		if m, err := kd.DecodeManipulate(p.Payload); err == nil {
+			describeManipulate(&r, m)
 		}
-		describeManipulate(&r, m)
 	case kd.TypeStateChange64:
-		sc, err := kd.DecodeStateChange(p.Payload)
-		if err != nil {
-			return r
+		if sc, err := kd.DecodeStateChange(p.Payload); err == nil {
+			cpu := sc.Processor
+			r.CPU = &cpu
+			r.Reason = sc.String()
 		}
-		cpu := sc.Processor
-		r.CPU = &cpu
-		r.Reason = sc.String()
 	case kd.TypeDebugIO:
-		d, err := kd.DecodeDebugIO(p.Payload)
-		if err != nil {
-			return r
+		if d, err := kd.DecodeDebugIO(p.Payload); err == nil {
+			r.API, r.Text = d.API.String(), string(d.Text())
 		}
-		r.API = d.API.String()
-		r.Text = string(d.Text())
 	case kd.TypeFileIO:
-		f, err := kd.DecodeFileIO(p.Payload)
-		if err != nil {
-			return r
-		}
-		r.API = f.API.String()
-		r.Status = fmt.Sprintf("0x%08X", f.Status)
-		if f.API == kd.APICreateFile {
-			r.Text = f.FileName()
+		if f, err := kd.DecodeFileIO(p.Payload); err == nil {
+			r.API, r.Status = f.API.String(), fmt.Sprintf("0x%08X", f.Status)
+			if f.API == kd.APICreateFile {
+				r.Text = f.FileName()
+			}
 		}
 	case kd.TypeTraceIO:
-		tio, err := kd.DecodeTraceIO(p.Payload)
-		if err != nil {
-			return r
+		if tio, err := kd.DecodeTraceIO(p.Payload); err == nil {
+			r.API = tio.API.String()
 		}
-		r.API = tio.API.String()
 	case readAheadType:
 		r.Type = "READAHEAD"
 	}

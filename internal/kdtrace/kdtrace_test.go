@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"kdsrv/internal/kd"
+	"kdsrv/internal/kd/kdtest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -38,77 +39,28 @@ const (
 )
 
 func scriptStateChange() []byte {
-	sc := kd.StateChange{
-		NewState:         kd.StateException,
-		NumberProcessors: 1,
-		ProgramCounter:   scriptPC,
-		Exception:        kd.ExceptionRecord64{ExceptionCode: 0x80000003, ExceptionAddress: scriptPC, FirstChance: 1},
-	}
+	sc := kdtest.Breakpoint(scriptPC)
 	return sc.Append(nil)
 }
 
 // runScriptedTarget plays a kernel on l: boot text on the line, a
 // breakpoint state change, then answers to GetVersion and memory reads and
 // writes, each preceded by a line of console text. It re-sends its state
-// change for a break-in or RESET, and stops on Continue or when the link
-// ends.
+// change for a break-in or RESET, and answers Continue with console text
+// and a DbgPrint.
 func runScriptedTarget(ctx context.Context, l *kd.Link) {
 	_ = l.WriteRaw([]byte("BOOTMGR: starting Windows\r\n"))
-	sc := scriptStateChange()
-	if l.Send(ctx, kd.TypeStateChange64, sc) != nil {
-		return
-	}
-	for {
-		m, err := l.Recv(ctx)
-		if err != nil {
-			return
-		}
-		switch m.Kind {
-		case kd.MsgBreakIn, kd.MsgReset, kd.MsgResend:
-			if l.Send(ctx, kd.TypeStateChange64, sc) != nil {
-				return
-			}
-			continue
-		case kd.MsgPacket:
-		default:
-			continue
-		}
-		if m.Packet.Type != kd.TypeStateManipulate {
-			continue
-		}
-		req, err := kd.DecodeManipulate(m.Packet.Payload)
-		if err != nil {
-			continue
-		}
-		var rep kd.Manipulate
-		switch req.API {
-		case kd.APIGetVersion:
-			rep = req.Reply(0, nil)
-			rep.SetVersion(kd.Version{MinorVersion: scriptBuild, ProtocolVersion: 6, MachineType: 0x8664, KernBase: scriptKernBase})
-		case kd.APIReadVirtualMemory:
-			a := req.Memory()
-			data := bytes.Repeat([]byte{0xcc}, int(a.Count))
-			rep = req.Reply(0, data)
-			a.Actual = a.Count
-			rep.SetMemory(a)
-		case kd.APIWriteVirtualMemory:
-			a := req.Memory()
-			a.Actual = uint32(len(req.Extra))
-			rep = req.Reply(0, nil)
-			rep.SetMemory(a)
-		case kd.APIContinue, kd.APIContinue2:
+	ver := kd.Version{MinorVersion: scriptBuild, ProtocolVersion: 6, MachineType: 0x8664, KernBase: scriptKernBase}
+	kdtest.ServeHalted(ctx, l, scriptStateChange(), func(req kd.Manipulate) (kd.Manipulate, bool) {
+		if req.API == kd.APIContinue || req.API == kd.APIContinue2 {
 			_ = l.WriteRaw([]byte("running\r\n"))
 			p := kd.NewPrintString([]byte("Hello from DbgPrint\n"))
 			_ = l.Send(ctx, kd.TypeDebugIO, p.Append(nil))
-			continue
-		default:
-			rep = req.Reply(0xC0000001, nil)
+			return kd.Manipulate{}, false
 		}
 		_ = l.WriteRaw([]byte("kd: answering " + req.API.String() + "\r\n"))
-		if l.Send(ctx, kd.TypeStateManipulate, rep.Append(nil)) != nil {
-			return
-		}
-	}
+		return kdtest.Reply(req, ver), true
+	})
 }
 
 // recvPacket returns the next data packet of type typ.

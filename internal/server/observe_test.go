@@ -20,6 +20,7 @@ import (
 	kdclient "kdsrv/internal/client"
 
 	"kdsrv/internal/kd"
+	"kdsrv/internal/kd/kdtest"
 	"kdsrv/internal/kdtrace"
 	"kdsrv/internal/logx"
 	"kdsrv/internal/spec"
@@ -37,54 +38,17 @@ type consoleTarget struct {
 }
 
 func (ct *consoleTarget) run(ctx context.Context, l *kd.Link) {
-	sc := kd.StateChange{NewState: kd.StateException, NumberProcessors: 1, ProgramCounter: 0xfffff80000401000,
-		Exception: kd.ExceptionRecord64{ExceptionCode: 0x80000003, ExceptionAddress: 0xfffff80000401000, FirstChance: 1}}
-	scb := sc.Append(nil)
+	sc := kdtest.Breakpoint(0xfffff80000401000)
 	_ = l.WriteRaw([]byte("BOOTMGR: starting Windows\r\n"))
-	if l.Send(ctx, kd.TypeStateChange64, scb) != nil {
-		return
-	}
-	for {
-		m, err := l.Recv(ctx)
-		if err != nil {
-			return
-		}
-		switch m.Kind {
-		case kd.MsgBreakIn, kd.MsgReset, kd.MsgResend:
-			if l.Send(ctx, kd.TypeStateChange64, scb) != nil {
-				return
-			}
-			continue
-		case kd.MsgPacket:
-		default:
-			continue
-		}
-		req, err := kd.DecodeManipulate(m.Packet.Payload)
-		if m.Packet.Type != kd.TypeStateManipulate || err != nil {
-			continue
-		}
-		var rep kd.Manipulate
-		switch req.API {
-		case kd.APIGetVersion:
-			rep = req.Reply(0, nil)
-			rep.SetVersion(kd.Version{MinorVersion: 18362, ProtocolVersion: 6, MachineType: 0x8664, KernBase: 0xfffff80000400000})
-		case kd.APIReadVirtualMemory:
-			a := req.Memory()
-			rep = req.Reply(0, bytes.Repeat([]byte{0xcc}, int(a.Count)))
-			a.Actual = a.Count
-			rep.SetMemory(a)
-		default:
-			rep = req.Reply(0xC0000001, nil)
-		}
+	ver := kd.Version{MinorVersion: 18362, ProtocolVersion: 6, MachineType: 0x8664, KernBase: 0xfffff80000400000}
+	kdtest.ServeHalted(ctx, l, sc.Append(nil), func(req kd.Manipulate) (kd.Manipulate, bool) {
 		ct.mu.Lock()
 		ct.ticks++
 		n := ct.ticks
 		ct.mu.Unlock()
 		_ = l.WriteRaw([]byte("tick " + strconv.Itoa(n) + "\r\n"))
-		if l.Send(ctx, kd.TypeStateManipulate, rep.Append(nil)) != nil {
-			return
-		}
-	}
+		return kdtest.Reply(req, ver), true
+	})
 }
 
 // obsHarness is a kdsrv with a password, metrics and a trace, whose
