@@ -9,6 +9,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"kdsrv/internal/testkit"
 )
 
 // hop is a one-way path through the emulator: bytes written on w are read
@@ -27,12 +29,12 @@ func hops(t *testing.T, p Profile) map[string]hop {
 	t.Cleanup(func() { a.Close(); b.Close() })
 	out["pipe"] = hop{a, b}
 
-	x, y := tcpPair(t)
+	x, y := testkit.TCPPair(t)
 	wx := Wrap(x, p)
 	t.Cleanup(func() { wx.Close() })
 	out["wrap-write"] = hop{wx, y}
 
-	x2, y2 := tcpPair(t)
+	x2, y2 := testkit.TCPPair(t)
 	wx2 := Wrap(x2, p)
 	t.Cleanup(func() { wx2.Close() })
 	out["wrap-read"] = hop{y2, wx2}
@@ -340,13 +342,8 @@ func TestDeadlines(t *testing.T) {
 			}()
 			time.Sleep(20 * time.Millisecond)
 			b.SetDeadline(time.Now())
-			select {
-			case err := <-errc:
-				if !isTimeout(err) {
-					t.Fatalf("Read = %v, want a timeout", err)
-				}
-			case <-time.After(testTimeout):
-				t.Fatal("Read did not return after its deadline passed")
+			if err := waitErr(t, errc, "Read did not return after its deadline passed"); !isTimeout(err) {
+				t.Fatalf("Read = %v, want a timeout", err)
 			}
 		}},
 		{"write deadline with a full window", Profile{Window: 10}, true, func(t *testing.T, a, b net.Conn) {
@@ -378,7 +375,7 @@ func TestDeadlines(t *testing.T) {
 		}
 		t.Run(tt.name+"/wrap", func(t *testing.T) {
 			t.Parallel()
-			x, y := tcpPair(t)
+			x, y := testkit.TCPPair(t)
 			a, b := Wrap(x, tt.p), Wrap(y, Profile{Window: tt.p.Window})
 			defer a.Close()
 			defer b.Close()
@@ -438,13 +435,8 @@ func TestCloseSemantics(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		a.Close()
 		for range 2 {
-			select {
-			case err := <-errc:
-				if !errors.Is(err, net.ErrClosed) {
-					t.Errorf("blocked call returned %v, want net.ErrClosed", err)
-				}
-			case <-time.After(testTimeout):
-				t.Fatal("Close did not unblock a pending call")
+			if err := waitErr(t, errc, "Close did not unblock a pending call"); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("blocked call returned %v, want net.ErrClosed", err)
 			}
 		}
 	})
@@ -466,7 +458,7 @@ func TestCloseSemantics(t *testing.T) {
 
 func TestWrapCloseDeliversPendingDataThenEOF(t *testing.T) {
 	t.Parallel()
-	x, y := tcpPair(t)
+	x, y := testkit.TCPPair(t)
 	w := Wrap(x, Profile{Delay: 30 * time.Millisecond, Rate: 2_000_000})
 	payload := bytes.Repeat([]byte("0123456789abcdef"), 8192) // 128 KiB
 	if _, err := w.Write(payload); err != nil {
@@ -504,17 +496,13 @@ func TestWrapHalfCloseAndPeerEOF(t *testing.T) {
 
 func TestWrapWriteErrorReachesWriter(t *testing.T) {
 	t.Parallel()
-	x, y := tcpPair(t)
+	x, y := testkit.TCPPair(t)
 	w := Wrap(x, Profile{})
 	defer w.Close()
 	y.SetLinger(0)
 	y.Close() // reset
-	var err error
-	for i := 0; i < 200 && err == nil; i++ {
-		_, err = w.Write(make([]byte, 1024))
-		time.Sleep(time.Millisecond)
-	}
-	if err == nil {
-		t.Fatal("writes kept succeeding after the remote reset the connection")
-	}
+	testkit.WaitFor(t, "a write to fail after the remote reset the connection", func() bool {
+		_, err := w.Write(make([]byte, 1024))
+		return err != nil
+	})
 }

@@ -12,36 +12,6 @@ import (
 // testTimeout bounds every blocking step of a test.
 const testTimeout = 10 * time.Second
 
-// tcpPair returns the two ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen on loopback: %v", err)
-	}
-	defer ln.Close()
-	type res struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		c, err := ln.Accept()
-		ch <- res{c, err}
-	}()
-	d := net.Dialer{Timeout: testTimeout}
-	c, err := d.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatalf("dial loopback: %v", err)
-	}
-	r := <-ch
-	if r.err != nil {
-		t.Fatalf("accept on loopback: %v", r.err)
-	}
-	t.Cleanup(func() { c.Close(); r.c.Close() })
-	return c.(*net.TCPConn), r.c.(*net.TCPConn)
-}
-
 // echoServer echoes every connection until the test ends; it returns the
 // address. Its goroutines stop in t.Cleanup.
 func echoServer(t *testing.T) string {
@@ -105,5 +75,18 @@ func expectEOF(t *testing.T, c net.Conn) {
 	n, err := c.Read(b[:])
 	if n != 0 || !errors.Is(err, io.EOF) {
 		t.Fatalf("read after peer close = %d, %v; want 0, io.EOF", n, err)
+	}
+}
+
+// waitErr returns what a blocked call sends on errc; the test fails with
+// what if nothing comes within testTimeout.
+func waitErr(t *testing.T, errc <-chan error, what string) error {
+	t.Helper()
+	select {
+	case err := <-errc:
+		return err
+	case <-time.After(testTimeout):
+		t.Fatal(what)
+		return nil
 	}
 }

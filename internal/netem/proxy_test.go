@@ -3,27 +3,39 @@ package netem
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"kdsrv/internal/testkit"
 )
+
+// dialProxy starts a proxy with profile p in front of target and dials it;
+// the connection closes when the test ends, the proxy is the caller's.
+func dialProxy(t *testing.T, target string, p Profile) (*Proxy, net.Conn) {
+	t.Helper()
+	px, err := NewProxy("127.0.0.1:0", target, p)
+	if err != nil {
+		t.Fatalf("NewProxy: %v", err)
+	}
+	d := net.Dialer{Timeout: testTimeout}
+	c, err := d.Dial("tcp", px.Addr())
+	if err != nil {
+		px.Close()
+		t.Fatalf("dial proxy: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return px, c
+}
 
 func TestProxyRoundTripAndStats(t *testing.T) {
 	t.Parallel()
 	const delay = 15 * time.Millisecond
-	px, err := NewProxy("127.0.0.1:0", echoServer(t), Profile{Delay: delay})
-	if err != nil {
-		t.Fatalf("NewProxy: %v", err)
-	}
+	px, c := dialProxy(t, echoServer(t), Profile{Delay: delay})
 	defer px.Close()
-	d := net.Dialer{Timeout: testTimeout}
-	c, err := d.Dial("tcp", px.Addr())
-	if err != nil {
-		t.Fatalf("dial proxy: %v", err)
-	}
-	defer c.Close()
 	msg := []byte("through the wan")
 	start := time.Now()
 	c.Write(msg)
@@ -43,56 +55,29 @@ func TestProxyRoundTripAndStats(t *testing.T) {
 
 func TestProxyCloseDropsConnections(t *testing.T) {
 	t.Parallel()
-	px, err := NewProxy("127.0.0.1:0", echoServer(t), Profile{Delay: time.Hour})
-	if err != nil {
-		t.Fatalf("NewProxy: %v", err)
-	}
-	d := net.Dialer{Timeout: testTimeout}
-	c, err := d.Dial("tcp", px.Addr())
-	if err != nil {
-		t.Fatalf("dial proxy: %v", err)
-	}
-	defer c.Close()
+	px, c := dialProxy(t, echoServer(t), Profile{Delay: time.Hour})
 	c.Write([]byte("never delivered"))
-	time.Sleep(20 * time.Millisecond)
+	testkit.WaitFor(t, "the proxy to take the data in", func() bool { return px.Stats().Sent.Bytes > 0 })
 	done := make(chan error, 1)
 	go func() { done <- px.Close() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	case <-time.After(testTimeout):
-		t.Fatal("Proxy.Close hung with an hour of data pending")
+	if err := waitErr(t, done, "Proxy.Close hung with an hour of data pending"); err != nil {
+		t.Errorf("Close: %v", err)
 	}
 	c.SetReadDeadline(time.Now().Add(testTimeout))
 	if _, err := c.Read(make([]byte, 1)); err == nil {
 		t.Error("client read data after the proxy closed")
 	}
-	if _, err := d.Dial("tcp", px.Addr()); err == nil {
+	if c2, err := net.DialTimeout("tcp", px.Addr(), testTimeout); err == nil {
+		c2.Close()
 		t.Error("proxy still accepts after Close")
 	}
 }
 
 func TestProxyTargetDown(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close()
-	px, err := NewProxy("127.0.0.1:0", dead, Profile{})
-	if err != nil {
-		t.Fatalf("NewProxy: %v", err)
-	}
+	dead := fmt.Sprintf("127.0.0.1:%d", testkit.FreeTCPPort(t))
+	px, c := dialProxy(t, dead, Profile{})
 	defer px.Close()
-	d := net.Dialer{Timeout: testTimeout}
-	c, err := d.Dial("tcp", px.Addr())
-	if err != nil {
-		t.Fatalf("dial proxy: %v", err)
-	}
-	defer c.Close()
 	c.SetReadDeadline(time.Now().Add(testTimeout))
 	if _, err := c.Read(make([]byte, 1)); err == nil {
 		t.Fatal("read succeeded although the target is down")
@@ -121,8 +106,8 @@ func TestRelay(t *testing.T) {
 	t.Parallel()
 	t.Run("both ways with half close", func(t *testing.T) {
 		t.Parallel()
-		c1, s1 := tcpPair(t)
-		c2, s2 := tcpPair(t)
+		c1, s1 := testkit.TCPPair(t)
+		c2, s2 := testkit.TCPPair(t)
 		errc := make(chan error, 1)
 		go func() { errc <- Relay(context.Background(), s1, c2) }()
 		c1.Write([]byte("request"))
@@ -137,13 +122,8 @@ func TestRelay(t *testing.T) {
 			t.Fatalf("relayed back %q, want \"response\"", got)
 		}
 		expectEOF(t, c1)
-		select {
-		case err := <-errc:
-			if err != nil {
-				t.Errorf("Relay = %v, want nil after both sides closed", err)
-			}
-		case <-time.After(testTimeout):
-			t.Fatal("Relay did not return after both sides closed")
+		if err := waitErr(t, errc, "Relay did not return after both sides closed"); err != nil {
+			t.Errorf("Relay = %v, want nil after both sides closed", err)
 		}
 	})
 	t.Run("no half close ends both", func(t *testing.T) {
@@ -165,20 +145,15 @@ func TestRelay(t *testing.T) {
 	})
 	t.Run("context cancel", func(t *testing.T) {
 		t.Parallel()
-		_, s1 := tcpPair(t)
-		c2, _ := tcpPair(t)
+		_, s1 := testkit.TCPPair(t)
+		c2, _ := testkit.TCPPair(t)
 		ctx, cancel := context.WithCancel(context.Background())
 		errc := make(chan error, 1)
 		go func() { errc <- Relay(ctx, s1, c2) }()
 		time.Sleep(10 * time.Millisecond)
 		cancel()
-		select {
-		case err := <-errc:
-			if !errors.Is(err, context.Canceled) {
-				t.Errorf("Relay = %v, want context.Canceled", err)
-			}
-		case <-time.After(testTimeout):
-			t.Fatal("Relay ignored its context")
+		if err := waitErr(t, errc, "Relay ignored its context"); !errors.Is(err, context.Canceled) {
+			t.Errorf("Relay = %v, want context.Canceled", err)
 		}
 	})
 }
