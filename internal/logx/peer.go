@@ -1,11 +1,15 @@
 package logx
 
-import "net"
+import (
+	"net"
+
+	"kdsrv/internal/peercred"
+)
 
 // Peer names the far end of an accepted connection for log lines: its
 // address, or, for a unix socket (whose clients have no address and
 // would show as "@"), the peer's credentials where the system gives them
-// (Linux: uid and pid) and the socket's path.
+// (Linux: uid and pid; macOS and FreeBSD: uid) and the socket's path.
 func Peer(c net.Conn) string {
 	if a := c.RemoteAddr(); a != nil && a.String() != "" && a.String() != "@" {
 		return a.String()
@@ -15,7 +19,7 @@ func Peer(c net.Conn) string {
 		local = "unix socket " + a.String()
 	}
 	if uc, ok := c.(*net.UnixConn); ok {
-		if cred := peerCred(uc); cred != "" {
+		if cred := peercred.Of(uc); cred != "" {
 			return cred + " on " + local
 		}
 	}

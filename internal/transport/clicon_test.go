@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"kdsrv/internal/testkit"
+
 	"go.uber.org/goleak"
 
 	"kdsrv/internal/spec"
@@ -92,18 +94,6 @@ func (cc *cliconClient) conn(t *testing.T) net.Conn {
 		t.Fatal("no server connected to the client")
 	}
 	return nil
-}
-
-// freePort returns a loopback port that nothing listens on (now).
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	return p
 }
 
 func listenReverse(t *testing.T, port int, o Options) Listener {
@@ -206,7 +196,7 @@ func TestCliconClientFirst(t *testing.T) {
 // failed dials are temporary errors until the client appears.
 func TestCliconServerFirst(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	port := freePort(t)
+	port := testkit.FreeTCPPort(t)
 	ln := listenReverse(t, port, Options{})
 	c1, err := ln.Accept()
 	if err == nil || !isTemp(err) || !errors.Is(err, syscall.ECONNREFUSED) || !strings.Contains(err.Error(), "trying again in 250ms") {
@@ -255,7 +245,7 @@ func TestCliconClosedNoRetry(t *testing.T) {
 // restarted client again.
 func TestCliconRetryReconnects(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	port := freePort(t)
+	port := testkit.FreeTCPPort(t)
 	ln := listenReverse(t, port, Options{CliconRetry: true, CliconWindow: time.Millisecond})
 	for range 3 {
 		cc := startCliconClient(t, fmt.Sprintf("tcp:clicon=127.0.0.1,port=%d", port), 20*time.Second)
@@ -270,7 +260,7 @@ func TestCliconRetryReconnects(t *testing.T) {
 // retry give up after the window, naming the refusal and the fix.
 func TestCliconWindow(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	port := freePort(t)
+	port := testkit.FreeTCPPort(t)
 	ln := listenReverse(t, port, Options{CliconWindow: 300 * time.Millisecond})
 	_, temps, err := acceptUntil(t, ln, 20)
 	if len(temps) == 0 || !errors.Is(err, ErrReverseGone) || !errors.Is(err, syscall.ECONNREFUSED) {
@@ -293,7 +283,7 @@ func TestCliconWindow(t *testing.T) {
 func TestCliconCloseUnblocks(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	t.Run("backoff", func(t *testing.T) {
-		ln := listenReverse(t, freePort(t), Options{CliconRetry: true})
+		ln := listenReverse(t, testkit.FreeTCPPort(t), Options{CliconRetry: true})
 		for range 4 { // the next wait is 2 s
 			if _, err := ln.Accept(); !isTemp(err) {
 				t.Fatal(err)

@@ -4,131 +4,17 @@ package transport
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
-	"os"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/creack/pty"
-	"golang.org/x/sys/unix"
+	"kdsrv/internal/testkit"
 
 	"kdsrv/internal/commux"
 )
-
-// ptyCable is a null-modem cable made of two pseudo-terminals: the slave
-// of each is one side's serial device (A and B), opened by the transport
-// through the serial package, and a relay copies between the two masters.
-// The relay can corrupt bytes (SetNoise). It stops at the test's cleanup.
-type ptyCable struct {
-	A, B string
-
-	ma, mb    *os.File
-	noise     atomic.Uint64 // math.Float64bits of the per-byte error rate
-	corrupted atomic.Uint64
-	relayed   atomic.Uint64
-	stop      chan struct{}
-	wg        sync.WaitGroup
-}
-
-// comOpenMaster opens a pseudo-terminal and returns its master as a pollable
-// file (so Close unblocks Read) and the slave's path. The slave is closed:
-// the side under test opens it.
-func comOpenMaster(t *testing.T) (*os.File, string) {
-	t.Helper()
-	master, slave, err := pty.Open()
-	if err != nil {
-		t.Skipf("no pseudo-terminals: %v", err)
-	}
-	name := slave.Name()
-	slave.Close()
-	rc, err := master.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fd int
-	var derr error
-	if err := rc.Control(func(raw uintptr) { fd, derr = unix.Dup(int(raw)) }); err != nil {
-		t.Fatal(err)
-	}
-	master.Close()
-	if derr != nil {
-		t.Fatal(derr)
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		t.Fatal(err)
-	}
-	return os.NewFile(uintptr(fd), "ptmx"), name
-}
-
-func newPTYCable(t *testing.T) *ptyCable {
-	c := &ptyCable{stop: make(chan struct{})}
-	c.ma, c.A = comOpenMaster(t)
-	c.mb, c.B = comOpenMaster(t)
-	c.wg.Add(2)
-	go c.pump(c.mb, c.ma, 1)
-	go c.pump(c.ma, c.mb, 2)
-	t.Cleanup(func() {
-		close(c.stop)
-		c.ma.Close()
-		c.mb.Close()
-		c.wg.Wait()
-		t.Logf("cable: %d bytes relayed, %d corrupted", c.relayed.Load(), c.corrupted.Load())
-	})
-	return c
-}
-
-// SetNoise makes the relay corrupt each byte with probability rate.
-func (c *ptyCable) SetNoise(rate float64) { c.noise.Store(math.Float64bits(rate)) }
-
-func (c *ptyCable) stopped() bool {
-	select {
-	case <-c.stop:
-		return true
-	default:
-		return false
-	}
-}
-
-// pump copies src to dst. While a side's device is not open, its master
-// reports EIO: the relay waits and drops what it cannot deliver, like a
-// cable to a port nobody has opened.
-func (c *ptyCable) pump(dst, src *os.File, seed uint64) {
-	defer c.wg.Done()
-	rng := rand.New(rand.NewPCG(seed, 0x6b64737276))
-	buf := make([]byte, 4096)
-	for !c.stopped() {
-		n, err := src.Read(buf)
-		if err != nil {
-			if errors.Is(err, syscall.EIO) || errors.Is(err, io.EOF) {
-				select {
-				case <-c.stop:
-				case <-time.After(2 * time.Millisecond):
-				}
-				continue
-			}
-			return
-		}
-		rate := math.Float64frombits(c.noise.Load())
-		for i := range buf[:n] {
-			if rate > 0 && rng.Float64() < rate {
-				buf[i] ^= byte(1 + rng.IntN(255))
-				c.corrupted.Add(1)
-			}
-		}
-		c.relayed.Add(uint64(n))
-		_ = dst.SetWriteDeadline(time.Now().Add(time.Second))
-		if _, err := dst.Write(buf[:n]); err != nil && !errors.Is(err, syscall.EIO) && !errors.Is(err, os.ErrDeadlineExceeded) {
-			return
-		}
-	}
-}
 
 // TestCOMOverPTY: three kdsrv channels on one pseudo-terminal, three
 // clients on the other end of a relayed cable with one byte in a thousand
@@ -136,7 +22,7 @@ func (c *ptyCable) pump(dst, src *os.File, seed uint64) {
 // checksum errors it recovered from.
 func TestCOMOverPTY(t *testing.T) {
 	comNoLeaks(t)
-	cable := newPTYCable(t)
+	cable := testkit.NewPTYCable(t)
 	cable.SetNoise(1e-3)
 	// Small frames and a short timer: at this error rate most 1024-byte
 	// frames are hit, and the default timers make the test crawl.
@@ -191,8 +77,8 @@ func TestCOMOverPTY(t *testing.T) {
 			if i == 0 {
 				st := c.(COMLine).LineStats()
 				t.Logf("client line: %+v", st)
-				if cable.corrupted.Load() > 0 && st.CRCErrors+st.BadHeaders+st.Resyncs == 0 {
-					errs <- fmt.Errorf("the cable corrupted %d bytes but the line saw no errors", cable.corrupted.Load())
+				if cable.Corrupted() > 0 && st.CRCErrors+st.BadHeaders+st.Resyncs == 0 {
+					errs <- fmt.Errorf("the cable corrupted %d bytes but the line saw no errors", cable.Corrupted())
 				}
 			}
 		}()
@@ -202,7 +88,7 @@ func TestCOMOverPTY(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if cable.corrupted.Load() == 0 {
+	if cable.Corrupted() == 0 {
 		t.Error("the relay corrupted nothing; the noise test proved nothing")
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"kdsrv/internal/testkit"
+
 	"go.uber.org/goleak"
 
 	"kdsrv/internal/commux"
@@ -136,28 +138,12 @@ func (r *comRig) dial(ctx context.Context, t *testing.T, ch int) (net.Conn, erro
 	return (&Dialer{COM: r.ports}).Dial(ctx, clientT(t, fmt.Sprintf("com:port=%s,baud=115200,channel=%d", r.cli, ch)))
 }
 
-// comEchoServe answers every connection of ln with an echo until ln closes.
+// comEchoServe answers the connections of ln with an echo, one at a time,
+// until ln closes (when the test ends).
 func comEchoServe(t *testing.T, ln Listener) {
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
+	testkit.Accept(t, ln, func(c net.Conn) {
+		defer c.Close()
+		_, _ = io.Copy(c, c)
 	})
 }
 

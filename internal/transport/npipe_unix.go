@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"kdsrv/internal/peercred"
 )
 
 // rootPipeDir holds the pipes of servers run by root. /run/kdsrv itself is
@@ -158,7 +160,7 @@ func (l *unixPipeListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &pipeConn{UnixConn: c, remote: pipeAddr(peerOf(c))}, nil
+	return &pipeConn{UnixConn: c, remote: pipeAddr(pipePeer(c))}, nil
 }
 
 // pipeConn is an accepted pipe connection with a readable remote address.
@@ -292,4 +294,14 @@ func remotePipeError(host, name string) error {
 	return fmt.Errorf("npipe:server=%s,pipe=%s: named pipes on other machines can only be reached from Windows, and this is %s; "+
 		"run kdsrv on %s with -t tcp:port=N (or ssl) and connect with server=@{tcp:server=%s,port=N}",
 		host, name, runtime.GOOS, host, host)
+}
+
+// pipePeer names the process at the other end of c from its credentials
+// ("uid U pid P" on Linux, "uid U" on macOS and FreeBSD: what kdsrv's
+// limits count a pipe client by), or says it is a local pipe client.
+func pipePeer(c *net.UnixConn) string {
+	if cred := peercred.Of(c); cred != "" {
+		return cred
+	}
+	return "local pipe client"
 }

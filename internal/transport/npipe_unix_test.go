@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"kdsrv/internal/testkit"
+
 	"go.uber.org/goleak"
 )
 
@@ -26,21 +28,10 @@ import (
 // paths are limited to about 100 bytes).
 func pipeTestDir(t *testing.T) string {
 	t.Helper()
-	d, err := os.MkdirTemp("", "kdnp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
+	d := testkit.ShortDir(t)
 	t.Setenv(PipeDirEnv, d)
 	t.Setenv(PipeModeEnv, "")
 	return d
-}
-
-func testCtx(t *testing.T, d time.Duration) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // echoOnce accepts one connection on ln and echoes what it reads until EOF.
@@ -98,7 +89,7 @@ func TestPipeListenDial(t *testing.T) {
 	}
 	for _, name := range []string{"Kd_1234_1f", "KD_1234_1F"} {
 		done := echoOnce(ln)
-		c, err := Dial(testCtx(t, 10*time.Second), clientT(t, `npipe:server=\\.,pipe=`+name))
+		c, err := Dial(testkit.Context(t, 10*time.Second), clientT(t, `npipe:server=\\.,pipe=`+name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -147,7 +138,7 @@ func TestPipeNameInUse(t *testing.T) {
 		c.Close()
 	}
 	done := echoOnce(ln)
-	c, err := Dial(testCtx(t, 10*time.Second), clientT(t, "npipe:server=localhost,pipe=busy"))
+	c, err := Dial(testkit.Context(t, 10*time.Second), clientT(t, "npipe:server=localhost,pipe=busy"))
 	if err != nil {
 		t.Fatalf("the first server stopped working: %v", err)
 	}
@@ -176,7 +167,7 @@ func TestPipeStaleSocketReplaced(t *testing.T) {
 		t.Fatalf("stale socket not replaced: %v", err)
 	}
 	done := echoOnce(ln)
-	c, err := Dial(testCtx(t, 10*time.Second), clientT(t, "npipe:server=.,pipe=stale"))
+	c, err := Dial(testkit.Context(t, 10*time.Second), clientT(t, "npipe:server=.,pipe=stale"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +335,7 @@ func TestPipeDialErrors(t *testing.T) {
 		{"npipe:server=192.0.2.7,pipe=kd", []string{"only be reached from Windows"}},
 	}
 	for _, tc := range tests {
-		_, err := Dial(testCtx(t, 5*time.Second), clientT(t, tc.client))
+		_, err := Dial(testkit.Context(t, 5*time.Second), clientT(t, tc.client))
 		if err == nil {
 			t.Fatalf("%s: no error", tc.client)
 		}
@@ -371,7 +362,7 @@ func TestPipePeerAddr(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	c, err := DialPipe(testCtx(t, 5*time.Second), ".", "peer")
+	c, err := DialPipe(testkit.Context(t, 5*time.Second), ".", "peer")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,18 +379,6 @@ func TestPipePeerAddr(t *testing.T) {
 	if got := sc.RemoteAddr().String(); got != want {
 		t.Fatalf("remote %q, want %q", got, want)
 	}
-	roundTripPair(t, sc, c)
+	pair(t, sc, c)
 }
 
-func roundTripPair(t *testing.T, a, b net.Conn) {
-	t.Helper()
-	a.SetDeadline(time.Now().Add(5 * time.Second))
-	b.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := a.Write([]byte("ping")); err != nil {
-		t.Fatal(err)
-	}
-	got := make([]byte, 4)
-	if _, err := io.ReadFull(b, got); err != nil || string(got) != "ping" {
-		t.Fatalf("%q %v", got, err)
-	}
-}

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"kdsrv/internal/testkit"
+
 	"go.uber.org/goleak"
 
 	"kdsrv/internal/certstore"
@@ -134,12 +136,6 @@ func sessionBinding(t *testing.T, c net.Conn, ch <-chan served) []byte {
 	return cb
 }
 
-func dialCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // TestTLSServerAndClientVerification runs a TLS session for each way a
 // server names its certificate and each way a client checks it.
 func TestTLSServerAndClientVerification(t *testing.T) {
@@ -207,7 +203,7 @@ func TestTLSServerAndClientVerification(t *testing.T) {
 				t.Setenv(certstore.EnvUserCerts, tc.clientEnv)
 			}
 			ct := clientT(t, strings.ReplaceAll(tc.client, "PORT", strconv.Itoa(port(ln))))
-			c, err := Dial(dialCtx(t), ct)
+			c, err := Dial(testkit.Context(t, 10*time.Second), ct)
 			if tc.want == nil {
 				if err == nil {
 					c.Close()
@@ -258,7 +254,7 @@ func TestTLSBindingPerSession(t *testing.T) {
 	var bindings [][]byte
 	for range 2 {
 		ch := serveOne(ln)
-		c, err := Dial(dialCtx(t), ct)
+		c, err := Dial(testkit.Context(t, 10*time.Second), ct)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -314,7 +310,7 @@ func TestTLSBadClients(t *testing.T) {
 			tc.client(t, bad)
 			// Meanwhile a good client gets through.
 			ch := serveOne(ln)
-			good, err := Dial(dialCtx(t), clientT(t, "ssl:proto=tls1,server=127.0.0.1,port="+strconv.Itoa(port(ln))+",thumbprint="+f.user.Thumbprint()))
+			good, err := Dial(testkit.Context(t, 10*time.Second), clientT(t, "ssl:proto=tls1,server=127.0.0.1,port="+strconv.Itoa(port(ln))+",thumbprint="+f.user.Thumbprint()))
 			if err != nil {
 				t.Fatalf("good client while a bad one is pending: %v", err)
 			}
@@ -355,7 +351,7 @@ func TestTLSClientAgainstPlainServer(t *testing.T) {
 		io.Copy(io.Discard, c)
 		c.Close()
 	}()
-	_, err := Dial(dialCtx(t), clientT(t, "ssl:proto=tls1,server=127.0.0.1,port="+strconv.Itoa(port(ln))+",thumbprint="+f.user.Thumbprint()))
+	_, err := Dial(testkit.Context(t, 10*time.Second), clientT(t, "ssl:proto=tls1,server=127.0.0.1,port="+strconv.Itoa(port(ln))+",thumbprint="+f.user.Thumbprint()))
 	if err == nil || !strings.Contains(err.Error(), "does not speak TLS") {
 		t.Fatalf("got %v", err)
 	}
@@ -429,11 +425,7 @@ func (l unixListener) Display() string { return "npipe:pipe=" + filepath.Base(l.
 func TestTLSOverOtherTransport(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	f := newTLSFixture(t)
-	dir, err := os.MkdirTemp("", "kdtls")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
+	dir := testkit.ShortDir(t)
 	path := filepath.Join(dir, "kd_pipe")
 	var sawInner *spec.Transport
 	inner := func(_ context.Context, tr *spec.Transport, _ Options) (Listener, error) {
@@ -459,7 +451,7 @@ func TestTLSOverOtherTransport(t *testing.T) {
 		}
 		return net.Dial("unix", path)
 	}
-	c, err := DialTLS(dialCtx(t), clientT(t, "spipe:proto=tls1,server=localhost,pipe=kd_pipe,cafile="+f.pki.CAFile), dial)
+	c, err := DialTLS(testkit.Context(t, 10*time.Second), clientT(t, "spipe:proto=tls1,server=localhost,pipe=kd_pipe,cafile="+f.pki.CAFile), dial)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -482,11 +474,7 @@ func TestTLSListenerAddrIsTCP(t *testing.T) {
 func TestSPipeOverNPipe(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	f := newTLSFixture(t)
-	dir, err := os.MkdirTemp("", "kdsp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
+	dir := testkit.ShortDir(t)
 	t.Setenv("KDSRV_PIPE_DIR", dir)
 	ln, err := Listen(context.Background(), serverT(t, "spipe:proto=tls1,certuser=kd-user,pipe=kd_%d"), Options{PID: 42})
 	if err != nil {
@@ -497,7 +485,7 @@ func TestSPipeOverNPipe(t *testing.T) {
 		t.Errorf("display %q, want %q", got, want)
 	}
 	ch := serveOne(ln)
-	c, err := Dial(dialCtx(t), clientT(t, "spipe:proto=tls1,server=.,pipe=kd_42,thumbprint="+f.user.Thumbprint()))
+	c, err := Dial(testkit.Context(t, 10*time.Second), clientT(t, "spipe:proto=tls1,server=.,pipe=kd_42,thumbprint="+f.user.Thumbprint()))
 	if err != nil {
 		t.Fatal(err)
 	}
