@@ -381,4 +381,3 @@ func TestPipePeerAddr(t *testing.T) {
 	}
 	pair(t, sc, c)
 }
-
