@@ -306,3 +306,39 @@ func fish(b *strings.Builder, s Spec) {
 
 // Has reports whether shell is one Write knows.
 func Has(shell string) bool { return slices.Contains(Shells, shell) }
+
+// Main runs "PROGRAM completion SHELL" for the program s describes: args
+// are the words after "completion"; completes says what the script
+// completes, for the help (Usage), printed for -h and after a usage error.
+// It returns the exit code: 0, 1 when the script cannot be written, 2 for
+// a usage error.
+func Main(args []string, stdout, stderr io.Writer, s Spec, completes string) int {
+	usage := Usage(s.Program, completes)
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		io.WriteString(stdout, usage)
+		return 0
+	}
+	if len(args) != 1 || !Has(args[0]) {
+		fmt.Fprintf(stderr, "%s completion: give one shell: bash, zsh or fish\n%s", s.Program, usage)
+		return 2
+	}
+	if err := Write(stdout, args[0], s); err != nil {
+		fmt.Fprintf(stderr, "%s completion: %v\n", s.Program, err)
+		return 1
+	}
+	return 0
+}
+
+// Usage is the help of "PROGRAM completion": how to load the script in each
+// shell; completes says what the script completes ("flags, commands and
+// transports").
+func Usage(program, completes string) string {
+	line := func(shell, load, save string) string {
+		return fmt.Sprintf("  %-7s%-37s(or %s)\n", shell+":", load, save)
+	}
+	return "Usage: " + program + " completion bash|zsh|fish\n\n" +
+		"Prints a script that completes " + program + "'s " + completes + ".\n" +
+		line("bash", "source <("+program+" completion bash)", "save it in /etc/bash_completion.d/"+program) +
+		line("zsh", "source <("+program+" completion zsh)", "save it as _"+program+" in a directory of $fpath") +
+		line("fish", program+" completion fish | source", "save it in ~/.config/fish/completions/"+program+".fish")
+}

@@ -1,7 +1,6 @@
 package kdclientcli
 
 import (
-	"fmt"
 	"io"
 
 	"kdsrv/internal/cli/completion"
@@ -31,25 +30,5 @@ func completionSpec() completion.Spec {
 
 // completionMain runs "kdclient completion SHELL".
 func completionMain(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
-		io.WriteString(stdout, completionUsage)
-		return 0
-	}
-	if len(args) != 1 || !completion.Has(args[0]) {
-		fmt.Fprintf(stderr, "kdclient completion: give one shell: bash, zsh or fish\n%s", completionUsage)
-		return 2
-	}
-	if err := completion.Write(stdout, args[0], completionSpec()); err != nil {
-		fmt.Fprintf(stderr, "kdclient completion: %v\n", err)
-		return 1
-	}
-	return 0
+	return completion.Main(args, stdout, stderr, completionSpec(), "flags, commands and transports")
 }
-
-const completionUsage = `Usage: kdclient completion bash|zsh|fish
-
-Prints a script that completes kdclient's flags, commands and transports.
-  bash:  source <(kdclient completion bash)   (or save it in /etc/bash_completion.d/kdclient)
-  zsh:   source <(kdclient completion zsh)    (or save it as _kdclient in a directory of $fpath)
-  fish:  kdclient completion fish | source    (or save it in ~/.config/fish/completions/kdclient.fish)
-`

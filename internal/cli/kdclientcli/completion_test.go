@@ -1,8 +1,8 @@
 package kdclientcli
 
 import (
-	"bytes"
 	"context"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -11,37 +11,28 @@ import (
 	"kdsrv/internal/cli/completion/completiontest"
 )
 
+// script gets the completion script for shell through kdclient's Main.
 func script(t *testing.T, shell string) string {
 	t.Helper()
-	var out, errb bytes.Buffer
-	if code := Main(context.Background(), []string{"completion", shell}, &out, &errb); code != 0 {
-		t.Fatalf("kdclient completion %s: exit %d: %s", shell, code, errb.String())
-	}
-	return out.String()
+	return completiontest.Script(t, shell, func(args []string, stdout, stderr io.Writer) int {
+		return Main(context.Background(), append([]string{"completion"}, args...), stdout, stderr)
+	})
 }
 
 // TestCompletionBash: the bash script completes flags, the -k and -listen
 // forms and the commands, wherever they are among the flags.
 func TestCompletionBash(t *testing.T) {
 	s := script(t, "bash")
-	for _, tc := range []struct {
-		line string
-		want []string
-	}{
+	completiontest.CheckBash(t, s, "_kdclient_complete", completiontest.Cases{
 		// bash replaces the part after the last : or =, so that is what
 		// the function offers.
-		{"kdclient -k kdsrv:server=@{tc", []string{"@{tcp:server=", "@{tcp:clicon="}},
-		{"kdclient -listen ", []string{"unix:", "tcp:", "npipe:", "pty"}},
-		{"kdclient -k 'x' -json re", []string{"regs", "read"}},
-		{"kdclient -timeout 3s d", []string{"dbgprint", "dump"}},
-		{"kdclient -log-level e", []string{"error"}},
-		{"kdclient completion ", []string{"bash", "zsh", "fish"}},
-	} {
-		got := completiontest.BashComplete(t, s, "_kdclient_complete", tc.line)
-		if !slices.Equal(got, tc.want) {
-			t.Errorf("%q: got %q, want %q", tc.line, got, tc.want)
-		}
-	}
+		"kdclient -k kdsrv:server=@{tc": {"@{tcp:server=", "@{tcp:clicon="},
+		"kdclient -listen ":             {"unix:", "tcp:", "npipe:", "pty"},
+		"kdclient -k 'x' -json re":      {"regs", "read"},
+		"kdclient -timeout 3s d":        {"dbgprint", "dump"},
+		"kdclient -log-level e":         {"error"},
+		"kdclient completion ":          {"bash", "zsh", "fish"},
+	})
 	got := completiontest.BashComplete(t, s, "_kdclient_complete", "kdclient ")
 	for _, c := range commands {
 		if !slices.Contains(got, c.name) {
@@ -51,15 +42,10 @@ func TestCompletionBash(t *testing.T) {
 }
 
 func TestCompletionFish(t *testing.T) {
-	s := script(t, "fish")
-	got := completiontest.FishComplete(t, s, "kdclient -listen ")
-	slices.Sort(got)
-	if want := []string{"npipe:", "pty", "tcp:", "unix:"}; !slices.Equal(got, want) {
-		t.Errorf("-listen: got %q, want %q", got, want)
-	}
-	if got := completiontest.FishComplete(t, s, "kdclient dum"); !slices.Equal(got, []string{"dump"}) {
-		t.Errorf("dum: got %q", got)
-	}
+	completiontest.CheckFish(t, script(t, "fish"), completiontest.Cases{
+		"kdclient -listen ": {"npipe:", "pty", "tcp:", "unix:"},
+		"kdclient dum":      {"dump"},
+	})
 }
 
 func TestCompletionSyntax(t *testing.T) {

@@ -1,7 +1,6 @@
 package kdsrvcli
 
 import (
-	"fmt"
 	"io"
 
 	"kdsrv/internal/cli/completion"
@@ -28,25 +27,5 @@ func completionSpec() completion.Spec {
 
 // completionMain runs "kdsrv completion SHELL".
 func completionMain(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
-		io.WriteString(stdout, completionUsage)
-		return 0
-	}
-	if len(args) != 1 || !completion.Has(args[0]) {
-		fmt.Fprintf(stderr, "kdsrv completion: give one shell: bash, zsh or fish\n%s", completionUsage)
-		return 2
-	}
-	if err := completion.Write(stdout, args[0], completionSpec()); err != nil {
-		fmt.Fprintf(stderr, "kdsrv completion: %v\n", err)
-		return 1
-	}
-	return 0
+	return completion.Main(args, stdout, stderr, completionSpec(), "flags, subcommands and transports")
 }
-
-const completionUsage = `Usage: kdsrv completion bash|zsh|fish
-
-Prints a script that completes kdsrv's flags, subcommands and transports.
-  bash:  source <(kdsrv completion bash)      (or save it in /etc/bash_completion.d/kdsrv)
-  zsh:   source <(kdsrv completion zsh)       (or save it as _kdsrv in a directory of $fpath)
-  fish:  kdsrv completion fish | source       (or save it in ~/.config/fish/completions/kdsrv.fish)
-`

@@ -2,9 +2,13 @@
 package completiontest
 
 import (
+	"bytes"
+	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -13,14 +17,7 @@ import (
 // of line, and returns what the completion function offers (for tests).
 func BashComplete(t testing.TB, script, function, line string) []string {
 	t.Helper()
-	bash, err := exec.LookPath("bash")
-	if err != nil {
-		t.Skipf("bash is not installed: %v", err)
-	}
-	f := filepath.Join(t.TempDir(), "completion.bash")
-	if err := os.WriteFile(f, []byte(script), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	bash, f := shellAndScript(t, "bash", script)
 	out, err := exec.Command(bash, "--norc", "--noprofile", "-c",
 		`source "$1" || exit 3; COMP_LINE="$2"; COMP_POINT=${#COMP_LINE}; `+function+`; printf '%s\n' "${COMPREPLY[@]}"`,
 		"bash", f, line).CombinedOutput()
@@ -35,14 +32,7 @@ func BashComplete(t testing.TB, script, function, line string) []string {
 // not installed.
 func FishComplete(t testing.TB, script, line string) []string {
 	t.Helper()
-	fish, err := exec.LookPath("fish")
-	if err != nil {
-		t.Skipf("fish is not installed (CI installs it): %v", err)
-	}
-	f := filepath.Join(t.TempDir(), "completion.fish")
-	if err := os.WriteFile(f, []byte(script), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fish, f := shellAndScript(t, "fish", script)
 	out, err := exec.Command(fish, "--no-config", "-c", `source $argv[1]; and complete -C $argv[2]`, f, line).CombinedOutput()
 	if err != nil {
 		t.Fatalf("fish completion of %q: %v\n%s", line, err, out)
@@ -61,14 +51,7 @@ func FishComplete(t testing.TB, script, line string) []string {
 // installed.
 func CheckSyntax(t testing.TB, shell, script string) {
 	t.Helper()
-	path, err := exec.LookPath(shell)
-	if err != nil {
-		t.Skipf("%s is not installed (CI installs it): %v", shell, err)
-	}
-	f := filepath.Join(t.TempDir(), "completion."+shell)
-	if err := os.WriteFile(f, []byte(script), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path, f := shellAndScript(t, shell, script)
 	args := []string{"-n", f}
 	if shell == "fish" {
 		args = []string{"--no-execute", f}
@@ -81,6 +64,60 @@ func CheckSyntax(t testing.TB, shell, script string) {
 		out, err := exec.Command(path, "-f", "-c", `autoload -Uz compinit && compinit -u -D && source "$1" && print -r -- "${_comps[$2]}"`, "zsh", f, firstWord(script)).CombinedOutput()
 		if err != nil || strings.TrimSpace(string(out)) == "" {
 			t.Fatalf("zsh does not load the completion script: %v\n%s", err, out)
+		}
+	}
+}
+
+// shellAndScript finds shell (the test is skipped, saying why, when it is
+// not installed) and writes script to a file for it.
+func shellAndScript(t testing.TB, shell, script string) (path, file string) {
+	t.Helper()
+	path, err := exec.LookPath(shell)
+	if err != nil {
+		t.Skipf("%s is not installed (CI installs it): %v", shell, err)
+	}
+	file = filepath.Join(t.TempDir(), "completion."+shell)
+	if err := os.WriteFile(file, []byte(script), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, file
+}
+
+// Script runs a program's completion subcommand for shell (main gets the
+// words after "completion") and returns the script it prints; the test
+// fails if it exits non-zero.
+func Script(t testing.TB, shell string, main func(args []string, stdout, stderr io.Writer) int) string {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if code := main([]string{shell}, &out, &errb); code != 0 {
+		t.Fatalf("completion %s: exit %d: %s", shell, code, errb.String())
+	}
+	return out.String()
+}
+
+// Cases maps command lines, as typed before Tab, to the words completion
+// must offer for them.
+type Cases map[string][]string
+
+// CheckBash checks cases with BashComplete (function is the script's
+// completion function); the words must come in the order given.
+func CheckBash(t testing.TB, script, function string, cases Cases) {
+	t.Helper()
+	for _, line := range slices.Sorted(maps.Keys(cases)) {
+		if got := BashComplete(t, script, function, line); !slices.Equal(got, cases[line]) {
+			t.Errorf("bash %q: got %q, want %q", line, got, cases[line])
+		}
+	}
+}
+
+// CheckFish checks cases with FishComplete, the words in any order.
+func CheckFish(t testing.TB, script string, cases Cases) {
+	t.Helper()
+	for _, line := range slices.Sorted(maps.Keys(cases)) {
+		got := FishComplete(t, script, line)
+		slices.Sort(got)
+		if want := slices.Sorted(slices.Values(cases[line])); !slices.Equal(got, want) {
+			t.Errorf("fish %q: got %q, want %q", line, got, want)
 		}
 	}
 }
