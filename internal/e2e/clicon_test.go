@@ -175,39 +175,20 @@ func TestEndToEndCliconServerFirst(t *testing.T) {
 // has left.
 func TestCliconServerEndsWhenClientGone(t *testing.T) {
 	rc := waitForServer(t, "tcp:clicon=127.0.0.1,port=20000:29999", 30*time.Second)
-	tr, err := spec.ParseServerTransport(fmt.Sprintf("tcp:port=%d,clicon=127.0.0.1", rc.port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := server.New(server.Config{Transports: []*spec.Transport{tr}, Logger: logx.Discard(),
-		Listen: transport.Options{BindHost: "127.0.0.1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Listen(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- s.Serve() }()
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Error(err)
-		}
-	}()
+	h := newHarness(t, harnessOpts{transports: []string{fmt.Sprintf("tcp:port=%d,clicon=127.0.0.1", rc.port)}})
 	conn, err := rc.result(t)
 	if err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-served:
-		t.Fatalf("Serve ended while the client was connected: %v", err)
+	case <-h.served.Done():
+		t.Fatalf("Serve ended while the client was connected: %v", h.served.Err())
 	case <-time.After(200 * time.Millisecond):
 	}
 	conn.Close()
 	select {
-	case err := <-served:
+	case <-h.served.Done():
+		err := h.served.Err()
 		want := fmt.Sprintf("tcp:clicon=127.0.0.1,port=%d: the reverse connection to 127.0.0.1:%d was closed; restart kdsrv to connect again (or run it with -clicon-retry)", rc.port, rc.port)
 		if !errors.Is(err, transport.ErrReverseGone) || err.Error() != want {
 			t.Fatalf("Serve returned %v", err)

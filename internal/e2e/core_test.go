@@ -72,6 +72,58 @@ func reattached(t *testing.T, s *session) {
 // returns the debugger it used, stopped in the debugger.
 func runSuite(t *testing.T, s *session, tgt *sim.Machine, lossyLink bool) *kd.Host {
 	t.Helper()
+	h := debugSuite(t, s, debugChecks{
+		attached: func(t *testing.T, sc kd.StateChange) {
+			if sc.ProgramCounter != tgt.Layout().BreakAddress || sc.Exception.ExceptionCode != kd.StatusBreakpoint {
+				t.Fatalf("state change %v", sc)
+			}
+		},
+		version: func(t *testing.T, ctx context.Context, h *kd.Host) {
+			v, err := h.Version(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.KernBase != tgt.Layout().KernBase || v.MinorVersion != tgt.Config().Build || v.MachineType != kd.MachineAMD64 {
+				t.Fatalf("version %+v", v)
+			}
+		},
+		context: func(t *testing.T, _ kd.StateChange, c kd.ContextX64) {
+			if want := tgt.Context(0); c.Rip != want.Rip || c.Rax != want.Rax || c.Rsp != want.Rsp {
+				t.Fatalf("context rip %#x rax %#x, want %#x %#x", c.Rip, c.Rax, want.Rip, want.Rax)
+			}
+		},
+		write: suiteWrite,
+		reads: 100,
+		quiet: 400 * time.Millisecond,
+		ticks: tgt.Config().PrintEvery > 0,
+	})
+	st := tgt.Stats()
+	// A RESET that reaches the target while its state change waits for an
+	// ACK makes it send the state change again: that one retransmission
+	// per RESET is expected.
+	if st.Link.Corrupt != 0 || !lossyLink && (st.Link.ResetsReceived > st.Connections || st.Link.Retransmits > st.Link.ResetsReceived) {
+		t.Fatalf("target link stats %+v", st.Link)
+	}
+	return h
+}
+
+// debugChecks are what debugSuite expects of one kind of target.
+type debugChecks struct {
+	attached func(t *testing.T, sc kd.StateChange)                  // the attach's state change
+	version  func(t *testing.T, ctx context.Context, h *kd.Host)    // GetVersion
+	context  func(t *testing.T, sc kd.StateChange, c kd.ContextX64) // CPU 0's context at the stop
+	write    string                                                 // written at suiteWriteAddr and read back
+	reads    int                                                    // 4 KiB reads of the data pattern
+	quiet    time.Duration                                          // no state change for this long after Continue
+	ticks    bool                                                   // the target's DbgPrint ticks arrive while it runs
+}
+
+// debugSuite is the debugger's part of the suites: attach, version,
+// context, write and read-back, reads compared with the data pattern, run
+// (with DbgPrint output, and no state change), break in again. It returns
+// the debugger, stopped.
+func debugSuite(t *testing.T, s *session, c debugChecks) *kd.Host {
+	t.Helper()
 	ctx := ctxFor(t, 90*time.Second)
 	var mu sync.Mutex
 	var prints []string
@@ -84,74 +136,46 @@ func runSuite(t *testing.T, s *session, tgt *sim.Machine, lossyLink bool) *kd.Ho
 	if err != nil {
 		t.Fatalf("attach: %v", err)
 	}
-	if sc.ProgramCounter != tgt.Layout().BreakAddress || sc.Exception.ExceptionCode != kd.StatusBreakpoint {
-		t.Fatalf("state change %v", sc)
-	}
-	v, err := h.Version(ctx)
+	c.attached(t, sc)
+	c.version(t, ctx, h)
+	cx, err := h.Context(ctx, 0)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("context: %v", err)
 	}
-	if v.KernBase != tgt.Layout().KernBase || v.MinorVersion != tgt.Config().Build || v.MachineType != kd.MachineAMD64 {
-		t.Fatalf("version %+v", v)
-	}
-	c, err := h.Context(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := tgt.Context(0); c.Rip != want.Rip || c.Rax != want.Rax || c.Rsp != want.Rsp {
-		t.Fatalf("context rip %#x rax %#x, want %#x %#x", c.Rip, c.Rax, want.Rip, want.Rax)
-	}
-	addr := suiteWriteAddr
-	data := []byte(suiteWrite)
-	if n, err := h.WriteVirtual(ctx, addr, data); err != nil || n != len(data) {
+	c.context(t, sc, cx)
+	data := []byte(c.write)
+	if n, err := h.WriteVirtual(ctx, suiteWriteAddr, data); err != nil || n != len(data) {
 		t.Fatalf("write: %d %v", n, err)
 	}
-	got, err := h.ReadVirtual(ctx, addr, len(data))
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("read back %q %v", got, err)
+	if got, err := h.ReadVirtual(ctx, suiteWriteAddr, len(data)); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back %q %v; want %q", got, err, data)
 	}
-	for i := range 100 {
+	for i := range c.reads {
 		a := sim.DataBase + 0x100000 + uint64(i)*4096
 		got, err := h.ReadVirtual(ctx, a, 4096)
 		if err != nil {
 			t.Fatalf("read %d: %v", i, err)
 		}
 		if !bytes.Equal(got, patternBytes(a, 4096)) {
-			t.Fatalf("read %d at %#x: wrong content", i, a)
+			t.Fatalf("read %d at %#x: not the simulated memory pattern", i, a)
 		}
 	}
 	// Run with DbgPrint output, then break in again.
 	if err := h.Continue(ctx); err != nil {
-		t.Fatal(err)
+		t.Fatalf("continue: %v", err)
 	}
-	wctx, cancel := context.WithTimeout(ctx, 400*time.Millisecond)
-	if _, err := h.WaitStateChange(wctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("state change while running: %v", err)
+	wctx, cancel := context.WithTimeout(ctx, c.quiet)
+	if sc, err := h.WaitStateChange(wctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("while running: state change %v, %v; want none", sc, err)
 	}
 	cancel()
-	sc, err = h.Break(ctx)
-	if err != nil {
-		t.Fatalf("break: %v", err)
-	}
-	if sc.Exception.ExceptionCode != kd.StatusBreakpoint {
-		t.Fatalf("after break %v", sc)
+	if sc, err := h.Break(ctx); err != nil || sc.Exception.ExceptionCode != kd.StatusBreakpoint {
+		t.Fatalf("second break-in: %v %v", sc, err)
 	}
 	mu.Lock()
-	n := len(prints)
-	first := ""
-	if n > 0 {
-		first = prints[0]
-	}
-	mu.Unlock()
-	if tgt.Config().PrintEvery > 0 && (n < 2 || !strings.HasPrefix(first, "kdtarget: tick")) {
-		t.Fatalf("DbgPrint lines %d (first %q)", n, first)
-	}
-	st := tgt.Stats()
-	// A RESET that reaches the target while its state change waits for an
-	// ACK makes it send the state change again: that one retransmission
-	// per RESET is expected.
-	if st.Link.Corrupt != 0 || !lossyLink && (st.Link.ResetsReceived > st.Connections || st.Link.Retransmits > st.Link.ResetsReceived) {
-		t.Fatalf("target link stats %+v", st.Link)
+	defer mu.Unlock()
+	if c.ticks && (len(prints) < 2 || !strings.HasPrefix(prints[0], "kdtarget: tick")) {
+		t.Fatalf("DbgPrint while running: %d lines (first %q); want the target's ticks", len(prints), strings.Join(prints, "|"))
 	}
 	return h
 }
@@ -341,14 +365,10 @@ func TestAllowList(t *testing.T) {
 
 func TestSilentClientDropped(t *testing.T) {
 	h := newHarness(t, harnessOpts{mutate: func(c *server.Config) { c.HandshakeTimeout = 200 * time.Millisecond }})
-	c, err := net.Dial("tcp", h.srv.Addrs()[0].String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialTCP(t, h.srv.Addrs()[0].String())
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	start := time.Now()
-	_, err = io.ReadAll(c)
+	_, err := io.ReadAll(c)
 	if err != nil {
 		t.Fatalf("the server did not close a silent connection: %v", err)
 	}
@@ -359,11 +379,7 @@ func TestSilentClientDropped(t *testing.T) {
 
 func TestOversizedFrameRefused(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
-	c, err := net.Dial("tcp", h.srv.Addrs()[0].String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialTCP(t, h.srv.Addrs()[0].String())
 	hdr := []byte{wire.Magic, byte(wire.TypeHello), 0, 0, 0, 0, 0, 0}
 	binary.BigEndian.PutUint32(hdr[4:], 1<<30)
 	c.Write(hdr)

@@ -36,7 +36,9 @@ type harness struct {
 	dir  string
 	srv  *server.Server
 	sims map[string]*sim.Machine
-	logs *syncBuffer
+	// served ends when the server's Serve returns.
+	served *testkit.Served
+	logs   *syncBuffer
 	// srvCOM and cliCOM share serial ports among the com listeners of
 	// the server and among the com dials of the clients.
 	srvCOM, cliCOM *transport.COMPorts
@@ -107,7 +109,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	})
 	// A reverse (clicon) server without -clicon-retry ends by itself when
 	// its client leaves: that is its normal end.
-	testkit.Serve(t, s.Serve, s.Shutdown, func(err error) bool {
+	h.served = testkit.Serve(t, s.Serve, s.Shutdown, func(err error) bool {
 		return errors.Is(err, server.ErrServerClosed) || errors.Is(err, transport.ErrReverseGone)
 	})
 	return h
@@ -133,9 +135,13 @@ func (h *harness) addTarget(name string, cfg sim.Config) (trans string, tgt *sim
 }
 
 // serverSpec is the client's server=@{...} for the harness's first listener.
-func (h *harness) serverSpec(extra string) string {
+func (h *harness) serverSpec(extra string) string { return h.spec("tcp:", extra) }
+
+// spec is the client's server=@{...} for the harness's first listener with
+// its protocol part before server= (tcp:, ssl:proto=tls1,).
+func (h *harness) spec(proto, extra string) string {
 	addr := h.srv.Addrs()[0].(*net.TCPAddr)
-	s := fmt.Sprintf("tcp:server=127.0.0.1,port=%d", addr.Port)
+	s := fmt.Sprintf("%sserver=127.0.0.1,port=%d", proto, addr.Port)
 	if extra != "" {
 		s += "," + extra
 	}
@@ -251,6 +257,18 @@ func dialHost(t testing.TB, path string) (h *kd.Host, close func()) {
 		t.Fatal(err)
 	}
 	return newHost(t, c, kd.HostOptions{})
+}
+
+// dialTCP connects to addr, as a raw client; the connection closes when
+// the test ends.
+func dialTCP(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 func ctxFor(t testing.TB, d time.Duration) context.Context { return testkit.Context(t, d) }

@@ -71,14 +71,7 @@ func snapIn(tp string) string {
 
 // sslSpec is the client's server=@{ssl:...} for the harness's first
 // (ssl) listener.
-func (h *harness) sslSpec(extra string) string {
-	addr := h.srv.Addrs()[0].(*net.TCPAddr)
-	s := fmt.Sprintf("ssl:proto=tls1,server=127.0.0.1,port=%d", addr.Port)
-	if extra != "" {
-		s += "," + extra
-	}
-	return s
-}
+func (h *harness) sslSpec(extra string) string { return h.spec("ssl:proto=tls1,", extra) }
 
 // quick checks that a session reaches its target: attach and version.
 func quick(t *testing.T, s *session, tgt *sim.Machine) {
@@ -232,11 +225,7 @@ func TestSSLRefusals(t *testing.T) {
 		waitLog(t, h, "does not speak TLS")
 	})
 	t.Run("silent client", func(t *testing.T) {
-		c, err := net.Dial("tcp", sslAddr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dialTCP(t, sslAddr)
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if _, err := io.ReadAll(c); err != nil {
 			t.Fatalf("the server did not drop a silent client: %v", err)
@@ -244,11 +233,7 @@ func TestSSLRefusals(t *testing.T) {
 		waitLog(t, h, "did not finish within 300ms")
 	})
 	t.Run("TLS 1.1 client", func(t *testing.T) {
-		c, err := net.Dial("tcp", sslAddr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dialTCP(t, sslAddr)
 		tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
 		tc.SetDeadline(time.Now().Add(5 * time.Second))
 		if err := tc.Handshake(); err == nil {
@@ -300,7 +285,6 @@ func TestSSLBindingPerSession(t *testing.T) {
 // between them; otherwise it copies the bytes of one TLS session.
 type relay struct {
 	ln   net.Listener
-	wg   sync.WaitGroup
 	mu   sync.Mutex
 	open []net.Conn
 }
@@ -312,29 +296,13 @@ func startRelay(t *testing.T, backend *spec.Transport, front *certstore.Entry, t
 		t.Fatal(err)
 	}
 	r := &relay{ln: ln}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			r.wg.Add(1)
-			go func() {
-				defer r.wg.Done()
-				r.serve(c, backend, front, terminate)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
+	testkit.AcceptEach(t, ln, func(c net.Conn) { r.serve(c, backend, front, terminate) })
+	t.Cleanup(func() { // before AcceptEach's cleanup waits for the copies
 		r.mu.Lock()
 		for _, c := range r.open {
 			c.Close()
 		}
 		r.mu.Unlock()
-		r.wg.Wait()
 	})
 	return r
 }
@@ -479,11 +447,7 @@ func TestCertCreateThenServe(t *testing.T) {
 func TestSSLShutdownDuringHandshake(t *testing.T) {
 	newPKIEnv(t)
 	h := newHarness(t, harnessOpts{transports: []string{"ssl:proto=tls1,certuser=kd-e2e,port=20000:29999"}})
-	c, err := net.Dial("tcp", h.srv.Addrs()[0].String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialTCP(t, h.srv.Addrs()[0].String())
 	testkit.WaitFor(t, "the server to take the connection", func() bool { return h.srv.Stats().Clients > 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

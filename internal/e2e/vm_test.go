@@ -404,70 +404,27 @@ func checkVersion(t *testing.T, ctx context.Context, h *kd.Host) kd.Version {
 	return v
 }
 
-// vmSuite is the debugger check through a kdsrv session into the guest:
-// attach, version, context, write and read-back, reads compared with the
-// pattern, run with DbgPrint output, break in again. It returns the
-// debugger, stopped.
+// vmSuite is the debugger check through a kdsrv session into the guest
+// (debugSuite). It returns the debugger, stopped.
 func vmSuite(t *testing.T, s *session) *kd.Host {
 	t.Helper()
-	ctx := ctxFor(t, 90*time.Second)
-	var mu sync.Mutex
-	var prints []string
-	h := s.host(t, kd.HostOptions{OnPrint: func(cpu uint16, text []byte) {
-		mu.Lock()
-		prints = append(prints, string(text))
-		mu.Unlock()
-	}})
-	sc, err := h.Attach(ctx)
-	if err != nil {
-		t.Fatalf("attach: %v", err)
-	}
-	if sc.Exception.ExceptionCode != kd.StatusBreakpoint {
-		t.Fatalf("state change %v", sc)
-	}
-	checkVersion(t, ctx, h)
-	c, err := h.Context(ctx, 0)
-	if err != nil {
-		t.Fatalf("context: %v", err)
-	}
-	if c.Rip != sc.ProgramCounter || c.Rsp == 0 {
-		t.Fatalf("context rip %#x rsp %#x; want rip %#x (where it stopped) and a stack", c.Rip, c.Rsp, sc.ProgramCounter)
-	}
-	addr := sim.DataBase + 0x10000
-	data := []byte("kdsrv writes into a QEMU guest")
-	if n, err := h.WriteVirtual(ctx, addr, data); err != nil || n != len(data) {
-		t.Fatalf("write: %d %v", n, err)
-	}
-	if got, err := h.ReadVirtual(ctx, addr, len(data)); err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("read back %q %v; want %q", got, err, data)
-	}
-	for i := range 16 {
-		a := sim.DataBase + 0x100000 + uint64(i)*4096
-		got, err := h.ReadVirtual(ctx, a, 4096)
-		if err != nil {
-			t.Fatalf("read %d: %v", i, err)
-		}
-		if !bytes.Equal(got, patternBytes(a, 4096)) {
-			t.Fatalf("read %d at %#x: not the simulated memory pattern", i, a)
-		}
-	}
-	if err := h.Continue(ctx); err != nil {
-		t.Fatalf("continue: %v", err)
-	}
-	wctx, cancel := context.WithTimeout(ctx, 600*time.Millisecond)
-	if sc, err := h.WaitStateChange(wctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("while running: state change %v, %v; want none", sc, err)
-	}
-	cancel()
-	if sc, err := h.Break(ctx); err != nil || sc.Exception.ExceptionCode != kd.StatusBreakpoint {
-		t.Fatalf("second break-in: %v %v", sc, err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(prints) < 2 || !strings.HasPrefix(prints[0], "kdtarget: tick") {
-		t.Fatalf("DbgPrint while running: %d lines (first %q); want the target's ticks", len(prints), strings.Join(prints, "|"))
-	}
-	return h
+	return debugSuite(t, s, debugChecks{
+		attached: func(t *testing.T, sc kd.StateChange) {
+			if sc.Exception.ExceptionCode != kd.StatusBreakpoint {
+				t.Fatalf("state change %v", sc)
+			}
+		},
+		version: func(t *testing.T, ctx context.Context, h *kd.Host) { checkVersion(t, ctx, h) },
+		context: func(t *testing.T, sc kd.StateChange, c kd.ContextX64) {
+			if c.Rip != sc.ProgramCounter || c.Rsp == 0 {
+				t.Fatalf("context rip %#x rsp %#x; want rip %#x (where it stopped) and a stack", c.Rip, c.Rsp, sc.ProgramCounter)
+			}
+		},
+		write: "kdsrv writes into a QEMU guest",
+		reads: 16,
+		quiet: 600 * time.Millisecond,
+		ticks: true,
+	})
 }
 
 // vmFigures are the VM path's figures.

@@ -28,7 +28,8 @@ type PTYCable struct {
 	noise     atomic.Uint64 // math.Float64bits of the per-byte error rate
 	corrupted atomic.Uint64
 	relayed   atomic.Uint64
-	stop      chan struct{}
+	stop      chan struct{} // closed when the relay stops
+	stopped   atomic.Bool   // set when stop is closed
 	wg        sync.WaitGroup
 }
 
@@ -44,6 +45,7 @@ func NewPTYCable(t testing.TB) *PTYCable {
 	go c.pump(c.mb, c.ma, 1)
 	go c.pump(c.ma, c.mb, 2)
 	t.Cleanup(func() {
+		c.stopped.Store(true)
 		close(c.stop)
 		c.ma.Close()
 		c.mb.Close()
@@ -62,21 +64,12 @@ func (c *PTYCable) Corrupted() uint64 { return c.corrupted.Load() }
 // Relayed is the number of bytes the relay has copied.
 func (c *PTYCable) Relayed() uint64 { return c.relayed.Load() }
 
-func (c *PTYCable) stopped() bool {
-	select {
-	case <-c.stop:
-		return true
-	default:
-		return false
-	}
-}
-
 // pump copies src to dst, corrupting bytes at the noise rate.
 func (c *PTYCable) pump(dst, src *os.File, seed uint64) {
 	defer c.wg.Done()
 	rng := rand.New(rand.NewPCG(seed, 0x6b64737276))
 	buf := make([]byte, 4096)
-	for !c.stopped() {
+	for !c.stopped.Load() {
 		n, err := src.Read(buf)
 		if err != nil {
 			if errors.Is(err, syscall.EIO) || errors.Is(err, io.EOF) {

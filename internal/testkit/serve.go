@@ -3,21 +3,40 @@ package testkit
 import (
 	"context"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"testing"
 	"time"
 )
 
+// FreeUDPPort returns a loopback UDP port nothing listens on at the moment.
+func FreeUDPPort(t testing.TB) int { t.Helper(); return freePort(t, "udp") }
+
 // FreeTCPPort returns a loopback TCP port nothing listens on at the moment.
-func FreeTCPPort(t testing.TB) int {
+func FreeTCPPort(t testing.TB) int { t.Helper(); return freePort(t, "tcp") }
+
+func freePort(t testing.TB, network string) int {
 	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var addr net.Addr
+	var err error
+	if network == "udp" {
+		var c net.PacketConn
+		if c, err = net.ListenPacket("udp4", "127.0.0.1:0"); err == nil {
+			addr = c.LocalAddr()
+			c.Close()
+		}
+	} else {
+		var ln net.Listener
+		if ln, err = net.Listen("tcp4", "127.0.0.1:0"); err == nil {
+			addr = ln.Addr()
+			ln.Close()
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	if err != nil {
+		t.Fatalf("no free loopback %s port: %v", network, err)
+	}
+	return int(netip.MustParseAddrPort(addr.String()).Port())
 }
 
 // ShortDir is a temporary directory with a path short enough for unix
@@ -46,6 +65,16 @@ func Context(t testing.TB, d time.Duration) context.Context {
 // then (register its cancellation with t.Cleanup after calling Accept, so
 // that it runs first).
 func Accept(t testing.TB, ln net.Listener, serve func(net.Conn)) {
+	accept(t, ln, serve, false)
+}
+
+// AcceptEach is Accept serving every connection on a goroutine of its own,
+// at the same time as the others; the test's end waits for them all.
+func AcceptEach(t testing.TB, ln net.Listener, serve func(net.Conn)) {
+	accept(t, ln, serve, true)
+}
+
+func accept(t testing.TB, ln net.Listener, serve func(net.Conn), each bool) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -55,7 +84,15 @@ func Accept(t testing.TB, ln net.Listener, serve func(net.Conn)) {
 			if err != nil {
 				return
 			}
-			serve(c)
+			if !each {
+				serve(c)
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				serve(c)
+			}()
 		}
 	}()
 	t.Cleanup(func() {
@@ -68,19 +105,38 @@ func Accept(t testing.TB, ln net.Listener, serve func(net.Conn)) {
 // calls shutdown (the server's Shutdown) with ShutdownLimit to finish, and
 // fails the test if shutdown fails or serve ends with an error ended does
 // not accept (ended nil: any error).
-func Serve(t testing.TB, serve func() error, shutdown func(context.Context) error, ended func(error) bool) {
-	served := make(chan error, 1)
-	go func() { served <- serve() }()
+func Serve(t testing.TB, serve func() error, shutdown func(context.Context) error, ended func(error) bool) *Served {
+	s := &Served{done: make(chan struct{})}
+	go func() { // ends with the server, which the cleanup shuts down
+		s.err = serve()
+		close(s.done)
+	}()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), ShutdownLimit)
 		defer cancel()
 		if err := shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
-		if err := <-served; ended != nil && !ended(err) {
+		if err := s.Err(); ended != nil && !ended(err) {
 			t.Errorf("Serve returned %v", err)
 		}
 	})
+	return s
+}
+
+// Served is a server's Serve running for a test (Serve).
+type Served struct {
+	done chan struct{}
+	err  error // set before done is closed
+}
+
+// Done is closed when Serve has returned.
+func (s *Served) Done() <-chan struct{} { return s.done }
+
+// Err waits for Serve to return and returns its error.
+func (s *Served) Err() error {
+	<-s.done
+	return s.err
 }
 
 // ShutdownLimit bounds the shutdown of a server started with Serve.
