@@ -30,16 +30,7 @@ cleanup() {
 trap cleanup EXIT
 
 go build -o "$work/" ./cmd/kdsrv ./cmd/kdclient ./cmd/kdtarget ./scripts/flood
-now_ms() { date +%s%3N; }
-wait_line() { # FILE PATTERN: wait (at most 10 s) for a line of FILE matching PATTERN
-	for _ in $(seq 200); do
-		grep -q "$2" "$1" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	echo "abuse: no '$2' in $1:" >&2
-	cat "$1" >&2
-	exit 1
-}
+. scripts/lib.sh
 check() { # TEXT OK: print a result line; OK=0 means the target was met
 	if [ "$2" = 0 ]; then echo "  ok    $1"; else echo "  FAIL  $1"; failed=1; fi
 }

@@ -17,16 +17,7 @@ trap cleanup EXIT
 echo "== building kdsrv, kdclient, kdtarget into $bin"
 go build -o "$bin/" ./cmd/kdsrv ./cmd/kdclient ./cmd/kdtarget
 
-# wait_line FILE PATTERN: wait (at most 10 s) until FILE has a line matching PATTERN.
-wait_line() {
-	for _ in $(seq 100); do
-		if grep -q "$2" "$1" 2>/dev/null; then return 0; fi
-		sleep 0.1
-	done
-	echo "demo: timed out waiting for '$2' in $1:" >&2
-	cat "$1" >&2
-	return 1
-}
+. scripts/lib.sh
 
 sock="$bin/vm.sock"
 echo "== starting the simulated target (kdtarget) on unix:$sock"

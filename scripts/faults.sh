@@ -29,18 +29,7 @@ sock="$work/kd.sock"
 out="$work/out"
 mkdir -p "$out"
 
-now_ms() { date +%s%3N; }
-
-# wait_line FILE PATTERN: wait (at most 10 s) for a line of FILE matching PATTERN.
-wait_line() {
-	for _ in $(seq 200); do
-		grep -q "$2" "$1" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	echo "faults: no '$2' in $1:" >&2
-	cat "$1" >&2
-	exit 1
-}
+. scripts/lib.sh
 
 start_target() {
 	rm -f "$sock"
@@ -219,15 +208,23 @@ ok=0
 [ "$code" = 143 ] && unchanged && [ -z "$(ls -A "$out" | grep -v '^mem.bin$')" ] || ok=1
 row "SIGTERM during a dump" "exit ${code}, $(progress), file unchanged" "clear error" "$ok"
 
+# kill9_during_dump NAME RESTART ROW AGAIN: kill -9 of the process NAME
+# (target, server) during a dump: the dump fails with a clear error and
+# leaves the file as it was; RESTART brings the process back (AGAIN says
+# so in the row) and the next client works.
+kill9_during_dump() {
+	dump_bg
+	{ kill -9 "${pid[$1]}" && wait "${pid[$1]}" || true; } 2>/dev/null
+	dump_wait
+	ok=0
+	[ "$code" = 1 ] && unchanged || ok=1
+	"$2"
+	n=$(next_ok) || ok=1
+	row "$3" "exit ${code}, $(progress); $4: next ${n} ms" "clear error" "$ok"
+}
+
 # 9. kill -9 of the target during a dump.
-dump_bg
-{ kill -9 "${pid[target]}" && wait "${pid[target]}" || true; } 2>/dev/null
-dump_wait
-ok=0
-[ "$code" = 1 ] && unchanged || ok=1
-start_target
-n=$(next_ok) || ok=1
-row "kill -9 of the target during a dump" "exit ${code}, $(progress); target back: next ${n} ms" "clear error" "$ok"
+kill9_during_dump target start_target "kill -9 of the target during a dump" "target back"
 
 # 10. kill -9 of the client during a dump: the target is free again.
 dump_bg
@@ -240,14 +237,7 @@ rm -f "$out"/.mem.bin.*
 row "kill -9 of the client during a dump" "next client ${n} ms; file unchanged; ${left} temp file left" "held" "$ok"
 
 # 11. kill -9 of the server during a dump.
-dump_bg
-{ kill -9 "${pid[server]}" && wait "${pid[server]}" || true; } 2>/dev/null
-dump_wait
-ok=0
-[ "$code" = 1 ] && unchanged || ok=1
-start_server
-n=$(next_ok) || ok=1
-row "kill -9 of kdsrv during a dump" "exit ${code}, $(progress); kdsrv restarted: next ${n} ms" "clear error" "$ok"
+kill9_during_dump server start_server "kill -9 of kdsrv during a dump" "kdsrv restarted"
 
 # 12. Path tricks: a symlink in an allowed directory pointing outside it,
 # and a path that climbs out with "..".
