@@ -5,6 +5,7 @@ import (
 	"io"
 	"time"
 
+	"kdsrv/internal/cli/clikit"
 	"kdsrv/internal/discovery"
 	"kdsrv/internal/logx"
 	"kdsrv/internal/spec"
@@ -22,8 +23,7 @@ type cliOptions struct {
 	wait       time.Duration
 	cpu        uint
 	json       bool
-	trace      string // -trace FILE (- = standard error)
-	traceFmt   string // -trace-format
+	trace      clikit.TraceFlags // -trace FILE (- = standard error), -trace-format
 	qr         bool
 	browse     bool
 	qrPort     int
@@ -51,8 +51,7 @@ func (o *cliOptions) register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.wait, "wait", 0, "clicon: how long to wait for the server to connect (0 = until interrupted)")
 	fs.UintVar(&o.cpu, "cpu", 0, "processor for regs")
 	fs.BoolVar(&o.json, "json", false, "JSON output")
-	fs.StringVar(&o.trace, "trace", "", "write a decoded trace of every KD packet and link event to FILE (- = standard error)")
-	fs.StringVar(&o.traceFmt, "trace-format", "text", "trace format: text or json")
+	o.trace.Register(fs)
 	fs.BoolVar(&o.qr, "QR", false, "list the KD connection servers on a host")
 	fs.BoolVar(&o.browse, "browse", false, "with -QR: list servers announced on the local network")
 	fs.IntVar(&o.qrPort, "qr-port", discovery.DefaultPort, "with -QR: the host's discovery UDP port")

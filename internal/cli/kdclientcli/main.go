@@ -4,7 +4,6 @@
 package kdclientcli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -18,9 +17,9 @@ import (
 	"syscall"
 	"time"
 
+	"kdsrv/internal/cli/clikit"
 	"kdsrv/internal/client"
 	"kdsrv/internal/kd"
-	"kdsrv/internal/kdtrace"
 	"kdsrv/internal/logx"
 	"kdsrv/internal/secret"
 	"kdsrv/internal/spec"
@@ -39,33 +38,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// With -json or -log-format json, every error is a JSON object too,
 	// even one about the flags.
 	jsonOut := logx.WantsJSON(args) || slices.Contains(args, "-json") || slices.Contains(args, "--json")
-	var flagErrs bytes.Buffer
-	errOut := stderr
-	if jsonOut {
-		errOut = &flagErrs
-	}
-	fs := newFlagSet(&o, errOut)
-	var pos []string
-	rest := args
-	for {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				if jsonOut {
-					_, _ = stderr.Write(flagErrs.Bytes()) // the help text itself
-				}
-				return 0
-			}
-			if jsonOut {
-				logx.Fatal(stderr, true, "kdclient", err.Error(), "kdclient -h shows the usage")
-			}
-			return 2
-		}
-		rest = fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		pos = append(pos, rest[0])
-		rest = rest[1:]
+	var fs *flag.FlagSet
+	pos, code, ok := clikit.ParseFlags("kdclient", args, jsonOut, true, stderr, func(errOut io.Writer) *flag.FlagSet {
+		fs = newFlagSet(&o, errOut)
+		return fs
+	})
+	if !ok {
+		return code
 	}
 	jsonOut = o.json || o.log.JSON()
 	errf := func(format string, a ...any) int {
@@ -138,18 +117,15 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	copts := client.Options{TakeOver: o.takeover, Logger: logger, HandshakeTimeout: o.timeout,
 		OnNotice: func(n wire.Notice) { notice(slog.LevelInfo, "kdsrv: "+n.Text) }}
-	traceFormat, err := kdtrace.ParseFormat(o.traceFmt)
+	if _, err := o.trace.CheckFormat(); err != nil {
+		return usage("%v", err)
+	}
+	tracer, closeTrace, err := o.trace.Open(stderr)
 	if err != nil {
-		return usage("-trace-format: %v", err)
+		return errf("%v", err)
 	}
-	if o.trace != "" {
-		w, closeTrace, err := kdtrace.Open(o.trace, stderr)
-		if err != nil {
-			return errf("%v", err)
-		}
-		defer closeTrace()
-		copts.Trace = kdtrace.New(w, traceFormat)
-	}
+	defer closeTrace()
+	copts.Trace = tracer
 	if len(pos) > 0 && pos[0] == "console" {
 		if len(pos) > 1 {
 			return usage("usage: console (it takes no arguments; Ctrl-C ends it)")

@@ -5,7 +5,6 @@
 package kdsrvcli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -16,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"kdsrv/internal/cli/clikit"
 	"kdsrv/internal/discovery"
 	"kdsrv/internal/firewall"
 	"kdsrv/internal/logx"
@@ -63,23 +63,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, e env) in
 	}
 	var o options
 	jsonOut := logx.WantsJSON(args)
-	var flagErrs bytes.Buffer
-	errOut := stderr
-	if jsonOut {
-		errOut = &flagErrs // re-written as JSON below
-	}
-	fs := newFlagSet(&o, errOut)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			if jsonOut {
-				_, _ = stderr.Write(flagErrs.Bytes()) // the help text itself
-			}
-			return 0
-		}
-		if jsonOut {
-			logx.Fatal(stderr, true, "kdsrv", err.Error(), "kdsrv -h shows the usage")
-		}
-		return 2
+	rest, code, ok := clikit.ParseFlags("kdsrv", args, jsonOut, false, stderr, func(errOut io.Writer) *flag.FlagSet { return newFlagSet(&o, errOut) })
+	if !ok {
+		return code
 	}
 	usage := func(format string, a ...any) int {
 		logx.Fatal(stderr, jsonOut, "kdsrv", fmt.Sprintf(format, a...), "kdsrv -h shows the usage")
@@ -99,8 +85,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, e env) in
 		logx.Fatal(stderr, jsonOut, "kdsrv", err.Error(), "")
 		return 1
 	}
-	if fs.NArg() > 0 {
-		return usage("unexpected argument %q", fs.Arg(0))
+	if len(rest) > 0 {
+		return usage("unexpected argument %q", rest[0])
 	}
 	if len(o.transports) == 0 {
 		return usage("no transport: give at least one -t, e.g. -t tcp:port=5005")
@@ -136,7 +122,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, e env) in
 			return usage("%v", err)
 		}
 	}
-	tracer, closeTrace, err := o.observe.tracer(stderr)
+	tracer, closeTrace, err := o.observe.trace.Open(stderr)
 	if err != nil {
 		return usage("%v", err)
 	}

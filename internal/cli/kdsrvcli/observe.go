@@ -11,37 +11,19 @@ import (
 	"net/http"
 	"time"
 
-	"kdsrv/internal/kdtrace"
+	"kdsrv/internal/cli/clikit"
 	"kdsrv/internal/server"
 )
 
 // observeFlags are kdsrv's -metrics, -trace and -trace-format.
 type observeFlags struct {
-	metrics     string
-	trace       string
-	traceFormat string
+	metrics string
+	trace   clikit.TraceFlags
 }
 
 func (o *observeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464)")
-	fs.StringVar(&o.trace, "trace", "", "write a decoded trace of every KD packet and link event to FILE (- = standard error)")
-	fs.StringVar(&o.traceFormat, "trace-format", "text", "trace format: text or json")
-}
-
-// tracer opens the -trace destination; close flushes and closes it.
-func (o *observeFlags) tracer(stderr io.Writer) (*kdtrace.Tracer, func() error, error) {
-	f, err := kdtrace.ParseFormat(o.traceFormat)
-	if err != nil {
-		return nil, nil, fmt.Errorf("-trace-format: %w", err)
-	}
-	if o.trace == "" {
-		return nil, func() error { return nil }, nil
-	}
-	w, closeFn, err := kdtrace.Open(o.trace, stderr)
-	if err != nil {
-		return nil, nil, err
-	}
-	return kdtrace.New(w, f), closeFn, nil
+	o.trace.Register(fs)
 }
 
 // checkMetricsAddr validates -metrics before anything starts.
