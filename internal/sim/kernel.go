@@ -450,12 +450,7 @@ func (k *kernel) tick(ctx context.Context) error {
 	if !k.s.present {
 		return nil
 	}
-	m := k.m
-	m.mu.Lock()
-	m.ticks++
-	n := m.ticks
-	m.mu.Unlock()
-	return k.print(ctx, fmt.Sprintf("kdtarget: tick %d\n", n))
+	return k.print(ctx, k.m.tickLine())
 }
 
 // print sends a DbgPrint line within the print budget and counts it once
@@ -468,9 +463,7 @@ func (k *kernel) print(ctx context.Context, line string) error {
 		return nil
 	}
 	if err == nil {
-		k.m.mu.Lock()
-		k.m.stats.Prints++
-		k.m.mu.Unlock()
+		k.m.printed()
 	}
 	return err
 }

@@ -559,22 +559,32 @@ func (c *debuggerConn) tick(ctx context.Context) error {
 	if !c.present {
 		return nil
 	}
-	c.m.mu.Lock()
-	c.m.ticks++
-	n := c.m.ticks
-	c.m.mu.Unlock()
-	d := kd.NewPrintString(fmt.Appendf(nil, "kdtarget: tick %d\n", n))
+	d := kd.NewPrintString([]byte(c.m.tickLine()))
 	err := c.l.SendRetries(ctx, kd.TypeDebugIO, d.Append(nil), c.m.cfg.PrintRetries)
 	if errors.Is(err, kd.ErrRetriesExhausted) {
 		c.present = false // no debugger: stop printing until one speaks
 		return nil
 	}
 	if err == nil {
-		c.m.mu.Lock()
-		c.m.stats.Prints++
-		c.m.mu.Unlock()
+		c.m.printed()
 	}
 	return err
+}
+
+// tickLine is the next periodic DbgPrint line of a running machine.
+func (m *Machine) tickLine() string {
+	m.mu.Lock()
+	m.ticks++
+	n := m.ticks
+	m.mu.Unlock()
+	return fmt.Sprintf("kdtarget: tick %d\n", n)
+}
+
+// printed counts a DbgPrint line a debugger took.
+func (m *Machine) printed() {
+	m.mu.Lock()
+	m.stats.Prints++
+	m.mu.Unlock()
 }
 
 func (c *debuggerConn) sendStateChange(ctx context.Context) error {
