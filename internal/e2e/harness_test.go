@@ -273,13 +273,7 @@ func dialTCP(t testing.TB, addr string) net.Conn {
 
 func ctxFor(t testing.TB, d time.Duration) context.Context { return testkit.Context(t, d) }
 
-func patternBytes(addr uint64, n int) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = sim.Pattern(addr + uint64(i))
-	}
-	return b
-}
+func patternBytes(addr uint64, n int) []byte { return sim.PatternBytes(addr, n) }
 
 // syncBuffer is the shared concurrency-safe buffer of the tests.
 type syncBuffer = testkit.Buffer

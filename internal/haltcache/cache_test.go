@@ -23,9 +23,12 @@ func readReply(req kd.Manipulate, data []byte) []byte {
 	return rep.Append(nil)
 }
 
-func haltedCache(t *testing.T) *Cache {
+func haltedCache(t *testing.T) *Cache { return haltedCacheOf(t, 0) }
+
+// haltedCacheOf is a cache of maxBytes (New) that saw the target stop.
+func haltedCacheOf(t *testing.T, maxBytes int) *Cache {
 	t.Helper()
-	c := New(0)
+	c := New(maxBytes)
 	sc := kd.StateChange{NewState: kd.StateException}
 	c.FromTarget(kd.TypeStateChange64, sc.Append(nil))
 	if !c.Halted() {
@@ -45,13 +48,7 @@ func fill(t *testing.T, c *Cache, req kd.Manipulate, reply []byte) {
 
 func TestSpansStitch(t *testing.T) {
 	c := haltedCache(t)
-	pat := func(a uint64, n int) []byte {
-		b := make([]byte, n)
-		for i := range b {
-			b[i] = sim.Pattern(a + uint64(i))
-		}
-		return b
-	}
+	pat := sim.PatternBytes
 	r1 := kd.NewReadVirtual(0x1000, 0x100)
 	fill(t, c, r1, readReply(r1, pat(0x1000, 0x100)))
 	r2 := kd.NewReadVirtual(0x1100, 0x100) // adjacent
@@ -124,9 +121,7 @@ func TestWhatIsNeverCached(t *testing.T) {
 }
 
 func TestMemoryBound(t *testing.T) {
-	c := New(1000)
-	sc := kd.StateChange{NewState: kd.StateException}
-	c.FromTarget(kd.TypeStateChange64, sc.Append(nil))
+	c := haltedCacheOf(t, 1000)
 	for i := range 10 {
 		r := kd.NewReadVirtual(uint64(i)*0x1000, 400)
 		fill(t, c, r, readReply(r, make([]byte, 400)))
@@ -175,11 +170,9 @@ func newModel(t testing.TB, seed uint64, broken string) *model {
 	if broken != "" {
 		m.c.broken = map[string]bool{broken: true}
 	}
-	sc, err := host.Attach(ctx)
-	if err != nil {
+	if err := m.stopped(host.Attach(ctx)); err != nil {
 		t.Fatalf("attach: %v", err)
 	}
-	m.c.FromTarget(kd.TypeStateChange64, sc.Append(nil))
 	return m
 }
 
@@ -192,12 +185,7 @@ func (m *model) call(req kd.Manipulate) error {
 		if err := m.host.Resume(m.ctx, req.Continue2()); err != nil {
 			return err
 		}
-		sc, err := m.host.Break(m.ctx) // stop it again at once
-		if err != nil {
-			return err
-		}
-		m.c.FromTarget(kd.TypeStateChange64, sc.Append(nil))
-		return nil
+		return m.stopped(m.host.Break(m.ctx)) // stop it again at once
 	}
 	rep, err := m.host.Call(m.ctx, req)
 	if err != nil {
@@ -291,12 +279,7 @@ func (m *model) step() error {
 		// resets the cache, then the debugger attaches again.
 		m.tgt.Reboot()
 		m.c.Reset()
-		sc, err := m.host.Attach(m.ctx)
-		if err != nil {
-			return err
-		}
-		m.c.FromTarget(kd.TypeStateChange64, sc.Append(nil))
-		return nil
+		return m.stopped(m.host.Attach(m.ctx))
 	case n < 83:
 		// Another client takes the session over and changes memory; ours
 		// ends, and the bridge's next session starts with a reset cache.
@@ -314,20 +297,24 @@ func (m *model) step() error {
 			return err
 		}
 		m.tgt.Memory().Write(addr, []byte{byte(r.Uint32()), byte(r.Uint32())})
-		sc, err := m.host.Break(m.ctx)
-		if err != nil {
-			return err
-		}
-		m.c.FromTarget(kd.TypeStateChange64, sc.Append(nil))
-		return nil
+		return m.stopped(m.host.Break(m.ctx))
 	case n < 92:
 		return m.call(kd.NewQueryMemory(addr))
 	default:
 		// The same stop reported again (after a RESEND): still halted.
 		sc, _ := m.host.State()
-		m.c.FromTarget(kd.TypeStateChange64, sc.Append(nil))
-		return nil
+		return m.stopped(sc, nil)
 	}
+}
+
+// stopped passes the state change sc, which the debugger got with err,
+// on to the cache, as the bridge does with every stop.
+func (m *model) stopped(sc kd.StateChange, err error) error {
+	if err != nil {
+		return err
+	}
+	m.c.FromTarget(kd.TypeStateChange64, sc.Append(nil))
+	return nil
 }
 
 func runModel(t testing.TB, seqs, steps int, broken string) (hits int, err error) {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"kdsrv/internal/kd"
+	"kdsrv/internal/sim"
 )
 
 func reply(addr uint64, count uint32, status uint32, data []byte) kd.Manipulate {
@@ -13,16 +14,8 @@ func reply(addr uint64, count uint32, status uint32, data []byte) kd.Manipulate 
 	return Entry{Status: status, Actual: uint32(len(data)), Data: data}.Reply(req)
 }
 
-func seq(addr uint64, n int) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(addr + uint64(i))
-	}
-	return b
-}
-
 func TestEncodeDecode(t *testing.T) {
-	rep := reply(0x1000, 16, kd.StatusSuccess, seq(0x1000, 16))
+	rep := reply(0x1000, 16, kd.StatusSuccess, sim.PatternBytes(0x1000, 16))
 	stamp, got, err := Decode(Encode(42, rep.Append(nil)))
 	if err != nil || stamp != 42 || !bytes.Equal(got.Append(nil), rep.Append(nil)) {
 		t.Fatalf("round trip: stamp %d err %v", stamp, err)
@@ -72,7 +65,7 @@ func TestInvalidates(t *testing.T) {
 func TestCacheLookup(t *testing.T) {
 	c := NewCache(8)
 	put := func(addr uint64, count uint32, status uint32, n int) {
-		rep := reply(addr, count, status, seq(addr, n))
+		rep := reply(addr, count, status, sim.PatternBytes(addr, n))
 		c.Put(KeyOf(rep), EntryOf(rep))
 	}
 	put(0x1000, 100, kd.StatusSuccess, 100)    // complete
@@ -108,7 +101,7 @@ func TestCacheLookup(t *testing.T) {
 		if e.Status != tc.status || e.Actual != tc.actual || len(e.Data) != int(tc.actual) {
 			t.Errorf("%s: status %#x actual %d len %d", tc.name, e.Status, e.Actual, len(e.Data))
 		}
-		if tc.status == kd.StatusSuccess && !bytes.Equal(e.Data, seq(tc.k.Address, int(tc.actual))) {
+		if tc.status == kd.StatusSuccess && !bytes.Equal(e.Data, sim.PatternBytes(tc.k.Address, int(tc.actual))) {
 			t.Errorf("%s: wrong bytes", tc.name)
 		}
 	}
@@ -134,7 +127,7 @@ func TestCacheLookup(t *testing.T) {
 // FuzzDecode checks that Decode never panics and that what it accepts
 // encodes back to the same bytes.
 func FuzzDecode(f *testing.F) {
-	rep := reply(0x1000, 16, kd.StatusSuccess, seq(0x1000, 16))
+	rep := reply(0x1000, 16, kd.StatusSuccess, sim.PatternBytes(0x1000, 16))
 	f.Add(Encode(7, rep.Append(nil)))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {

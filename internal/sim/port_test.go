@@ -23,38 +23,33 @@ import (
 )
 
 func TestParsePort(t *testing.T) {
-	good := []struct{ in, network, address string }{
-		{"unix:/tmp/x.sock", NetworkUnix, "/tmp/x.sock"},
-		{"UNIX:/tmp/a:b", NetworkUnix, "/tmp/a:b"},
-		{"tcp:127.0.0.1:5555", NetworkTCP, "127.0.0.1:5555"},
-		{"tcp:[::1]:0", NetworkTCP, "[::1]:0"},
-		{"tcp::5555", NetworkTCP, ":5555"},
-		{"Tcp:localhost:65535", NetworkTCP, "localhost:65535"},
-		{"pty", NetworkPTY, ""},
-		{"PTY", NetworkPTY, ""},
+	cases := []struct{ in, network, address, err string }{
+		{in: "unix:/tmp/x.sock", network: NetworkUnix, address: "/tmp/x.sock"},
+		{in: "UNIX:/tmp/a:b", network: NetworkUnix, address: "/tmp/a:b"},
+		{in: "tcp:127.0.0.1:5555", network: NetworkTCP, address: "127.0.0.1:5555"},
+		{in: "tcp:[::1]:0", network: NetworkTCP, address: "[::1]:0"},
+		{in: "tcp::5555", network: NetworkTCP, address: ":5555"},
+		{in: "Tcp:localhost:65535", network: NetworkTCP, address: "localhost:65535"},
+		{in: "pty", network: NetworkPTY},
+		{in: "PTY", network: NetworkPTY},
+		{in: "", err: "unknown kind"},
+		{in: "/tmp/x.sock", err: "unknown kind"},
+		{in: "com:1", err: "unknown kind"},
+		{in: "unix:", err: "socket path"},
+		{in: "pty:/dev/pts/1", err: "no address"},
+		{in: "tcp:127.0.0.1", err: "HOST:PORT"},
+		{in: "tcp:127.0.0.1:http", err: "not a number"},
+		{in: "tcp:127.0.0.1:65536", err: "not a number"},
+		{in: "tcp:127.0.0.1:-1", err: "not a number"},
+		{in: "tcp:127.0.0.1:", err: "not a number"},
 	}
-	for _, c := range good {
+	for _, c := range cases {
 		n, a, err := ParsePort(c.in)
-		if err != nil || n != c.network || a != c.address {
+		switch {
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("ParsePort(%q) error %v; want one containing %q", c.in, err, c.err)
+		case c.err == "" && (err != nil || n != c.network || a != c.address):
 			t.Errorf("ParsePort(%q) = %q, %q, %v; want %q, %q", c.in, n, a, err, c.network, c.address)
-		}
-	}
-	bad := []struct{ in, want string }{
-		{"", "unknown kind"},
-		{"/tmp/x.sock", "unknown kind"},
-		{"com:1", "unknown kind"},
-		{"unix:", "socket path"},
-		{"pty:/dev/pts/1", "no address"},
-		{"tcp:127.0.0.1", "HOST:PORT"},
-		{"tcp:127.0.0.1:http", "not a number"},
-		{"tcp:127.0.0.1:65536", "not a number"},
-		{"tcp:127.0.0.1:-1", "not a number"},
-		{"tcp:127.0.0.1:", "not a number"},
-	}
-	for _, c := range bad {
-		_, _, err := ParsePort(c.in)
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("ParsePort(%q) error %v; want one containing %q", c.in, err, c.want)
 		}
 	}
 }
@@ -215,15 +210,7 @@ func TestListenUnixStaleFiles(t *testing.T) {
 	dir := testkit.ShortDir(t)
 	t.Run("stale socket is replaced", func(t *testing.T) {
 		path := filepath.Join(dir, "stale.sock")
-		ln, err := net.Listen("unix", path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln.(*net.UnixListener).SetUnlinkOnClose(false)
-		ln.Close()
-		if _, err := os.Lstat(path); err != nil {
-			t.Fatalf("setup: no stale socket: %v", err)
-		}
+		testkit.StaleSocket(t, path)
 		tgt := New(Config{})
 		startEndpoint(t, func(ctx context.Context, o PortOptions) error {
 			return Listen(ctx, tgt, NetworkUnix, path, o)

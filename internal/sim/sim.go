@@ -107,6 +107,16 @@ func Pattern(addr uint64) byte {
 	return byte(x >> 56)
 }
 
+// PatternBytes is the initial content of the n bytes of the data region
+// at addr (Pattern of each address).
+func PatternBytes(addr uint64, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = Pattern(addr + uint64(i))
+	}
+	return b
+}
+
 // Config describes the simulated machine.
 type Config struct {
 	Build       uint16        // Windows build number reported by GetVersion (default 19045)

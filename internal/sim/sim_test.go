@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -103,7 +102,7 @@ func exerciseTarget(t *testing.T, tgt *Machine, h *kd.Host) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := append(append(patternBytes(addr-4, 4), data...), patternBytes(addr+uint64(len(data)), 4)...)
+	want := append(append(PatternBytes(addr-4, 4), data...), PatternBytes(addr+uint64(len(data)), 4)...)
 	if !bytes.Equal(got, want) {
 		t.Fatalf("read back % x\nwant % x", got, want)
 	}
@@ -132,14 +131,6 @@ func le64(b []byte) uint64 {
 		v = v<<8 | uint64(b[i])
 	}
 	return v
-}
-
-func patternBytes(addr uint64, n int) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = Pattern(addr + uint64(i))
-	}
-	return b
 }
 
 func TestTargetOverPipe(t *testing.T) {
@@ -233,13 +224,8 @@ func TestDbgPrintWhileRunning(t *testing.T) {
 	tgt := New(Config{PrintEvery: 20 * time.Millisecond})
 	a, b := net.Pipe()
 	serve(t, tgt, b)
-	var mu sync.Mutex
-	var lines []string
-	h := newHost(t, a, kd.HostOptions{OnPrint: func(cpu uint16, text []byte) {
-		mu.Lock()
-		lines = append(lines, string(text))
-		mu.Unlock()
-	}})
+	var prints simtest.Prints
+	h := newHost(t, a, kd.HostOptions{OnPrint: prints.OnPrint})
 	ctx := ctxT(t)
 	if _, err := h.Attach(ctx); err != nil {
 		t.Fatal(err)
@@ -250,14 +236,7 @@ func TestDbgPrintWhileRunning(t *testing.T) {
 	wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	h.WaitStateChange(wctx) // prints arrive meanwhile
 	cancel()
-	mu.Lock()
-	n := len(lines)
-	first := ""
-	if n > 0 {
-		first = lines[0]
-	}
-	mu.Unlock()
-	if n < 2 || !strings.HasPrefix(first, "kdtarget: tick ") {
+	if ok, n, first := prints.Ticking(); !ok {
 		t.Fatalf("prints %d, first %q", n, first)
 	}
 	if _, err := h.Break(ctx); err != nil {

@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"net"
+	"os"
 	"path/filepath"
 	"testing"
 )
@@ -31,4 +32,19 @@ func UnixPair(t testing.TB) (dialled, accepted net.Conn) {
 	}
 	t.Cleanup(func() { a.Close(); b.Close() })
 	return a, b
+}
+
+// StaleSocket leaves a unix socket file at path that no process serves,
+// as a program that died leaves one behind.
+func StaleSocket(t testing.TB, path string) {
+	t.Helper()
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	if _, err := os.Lstat(path); err != nil {
+		t.Fatalf("no stale socket at %s: %v", path, err)
+	}
 }
