@@ -20,6 +20,7 @@ import (
 	"kdsrv/internal/client"
 	"kdsrv/internal/kd"
 	"kdsrv/internal/kdnet"
+	"kdsrv/internal/kdnet/kdnettest"
 	"kdsrv/internal/sim"
 	"kdsrv/internal/wire"
 )
@@ -79,16 +80,13 @@ func (n *netTarget) stop() {
 // lossyProxy relays UDP between one target and a host, dropping a share of
 // the datagrams each way (seeded, so runs are repeatable).
 type lossyProxy struct {
-	front, back *net.UDPConn
-	host        netip.AddrPort
-	permille    int
-	dropped     atomic.Int64
-	relayed     atomic.Int64
+	front    *net.UDPConn
+	permille int
+	dropped  atomic.Int64
+	relayed  atomic.Int64
 
-	mu     sync.Mutex
-	rng    *rand.Rand
-	target netip.AddrPort
-	wg     sync.WaitGroup
+	mu  sync.Mutex
+	rng *rand.Rand
 }
 
 func newLossyProxy(t testing.TB, host netip.AddrPort, permille int) *lossyProxy {
@@ -102,47 +100,23 @@ func newLossyProxy(t testing.TB, host netip.AddrPort, permille int) *lossyProxy 
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &lossyProxy{front: front, back: back, host: host, permille: permille, rng: rand.New(rand.NewPCG(10, 11))}
-	p.wg.Add(2)
-	go p.relay(true)
-	go p.relay(false)
-	t.Cleanup(func() {
-		front.Close()
-		back.Close()
-		p.wg.Wait()
+	p := &lossyProxy{front: front, permille: permille, rng: rand.New(rand.NewPCG(10, 11))}
+	r := kdnettest.Start(front, back, host, func(bool, []byte) bool {
+		p.mu.Lock()
+		drop := p.rng.IntN(1000) < p.permille
+		p.mu.Unlock()
+		if drop {
+			p.dropped.Add(1)
+		} else {
+			p.relayed.Add(1)
+		}
+		return drop
 	})
+	t.Cleanup(r.Close)
 	return p
 }
 
 func (p *lossyProxy) addr() string { return p.front.LocalAddr().String() }
-
-func (p *lossyProxy) relay(toHost bool) {
-	defer p.wg.Done()
-	in, out := p.back, p.front
-	if toHost {
-		in, out = p.front, p.back
-	}
-	buf := make([]byte, 65536)
-	for {
-		n, from, err := in.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		drop := p.rng.IntN(1000) < p.permille
-		dst := p.target
-		if toHost {
-			p.target, dst = from, p.host
-		}
-		p.mu.Unlock()
-		if drop {
-			p.dropped.Add(1)
-			continue
-		}
-		p.relayed.Add(1)
-		out.WriteToUDPAddrPort(buf[:n], dst)
-	}
-}
 
 // netSuite is suite for KDNET: the same calls, but a UDP link may need
 // retransmissions (and the target retransmits its prints before the server

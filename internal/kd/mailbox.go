@@ -49,6 +49,17 @@ func NewMailbox() *Mailbox {
 // Requests is where the engine's loop receives the packets to send.
 func (m *Mailbox) Requests() <-chan *SendOp { return m.req }
 
+// Wait returns the two channels an engine's loop selects on for its send
+// side: with no packet pending, Requests (the next packet to send) and a
+// nil channel; with pending in flight, a nil channel and pending's
+// context (its sender gave up).
+func (m *Mailbox) Wait(pending *SendOp) (requests <-chan *SendOp, abandoned <-chan struct{}) {
+	if pending == nil {
+		return m.req, nil
+	}
+	return nil, pending.Ctx.Done()
+}
+
 // Deliveries is where the engine's loop hands messages to Recv.
 func (m *Mailbox) Deliveries() chan<- Message { return m.out }
 

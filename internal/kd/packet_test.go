@@ -227,34 +227,24 @@ func FuzzDecoder(f *testing.F) {
 	f.Add([]byte{0x62, 0x30, 0x30, 0x30, 0x30, 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var d Decoder
+		n := 0
 		// Feed in two parts to exercise partial input.
 		half := len(b) / 2
-		d.Feed(b[:half])
-		n := 0
-		for {
-			fr, ok := d.Next()
-			if !ok {
-				break
+		for _, part := range [][]byte{b[:half], b[half:]} {
+			d.Feed(part)
+			for {
+				fr, ok := d.Next()
+				if !ok {
+					break
+				}
+				checkFrame(t, fr)
+				n++
 			}
-			checkFrame(t, fr)
-			n++
-		}
-		// Between reads the decoder holds at most one unfinished packet,
-		// however the stream was cut.
-		if d.Buffered() > MaxPacketSize {
-			t.Fatalf("buffered %d bytes between reads (> %d)", d.Buffered(), MaxPacketSize)
-		}
-		d.Feed(b[half:])
-		for {
-			fr, ok := d.Next()
-			if !ok {
-				break
+			// Between reads the decoder holds at most one unfinished
+			// packet, however the stream was cut.
+			if d.Buffered() > MaxPacketSize {
+				t.Fatalf("buffered %d bytes between reads (> %d)", d.Buffered(), MaxPacketSize)
 			}
-			checkFrame(t, fr)
-			n++
-		}
-		if d.Buffered() > MaxPacketSize {
-			t.Fatalf("buffered %d bytes between reads (> %d)", d.Buffered(), MaxPacketSize)
 		}
 		if n > len(b) {
 			t.Fatalf("%d frames from %d bytes", n, len(b))

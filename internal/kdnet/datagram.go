@@ -56,13 +56,12 @@ const (
 	ChannelControl Channel = 1 // handshake (poke/response); control key
 )
 
+var channelNames = [...]string{ChannelData: "data", ChannelControl: "control"}
+
 // String returns "data", "control" or "channel(N)".
 func (c Channel) String() string {
-	switch c {
-	case ChannelData:
-		return "data"
-	case ChannelControl:
-		return "control"
+	if int(c) < len(channelNames) {
+		return channelNames[c]
 	}
 	return fmt.Sprintf("channel(%d)", uint8(c))
 }

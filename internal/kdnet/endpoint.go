@@ -398,13 +398,7 @@ func (e *Link) loop() {
 		e.mb.Stop(err)
 	}()
 	for err == nil {
-		var sendReq <-chan *kd.SendOp
-		var pendingDone <-chan struct{}
-		if s.pending == nil {
-			sendReq = e.mb.Requests()
-		} else {
-			pendingDone = s.pending.Ctx.Done()
-		}
+		sendReq, pendingDone := e.mb.Wait(s.pending)
 		out, head := s.queue.Offer(e.mb.Deliveries())
 		select {
 		case <-e.quit:

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"kdsrv/internal/kd"
+	"kdsrv/internal/kdnet/kdnettest"
 	"kdsrv/internal/testkit"
 )
 
@@ -181,64 +182,34 @@ func TestSession(t *testing.T) {
 // datagrams. It can read them too: it knows the control key and derives
 // the data key from the responses it relays, as only a key holder can.
 type proxy struct {
-	front, back PacketConn
-	host        netip.AddrPort
-	spy         *spy
-	drop        func(toHost bool, d Datagram, ok bool) bool
+	front PacketConn
+	spy   *spy
 
-	mu     sync.Mutex
-	target netip.AddrPort
-	log    [][]byte // datagrams relayed to the host, for replays
-	wg     sync.WaitGroup
+	mu  sync.Mutex
+	log [][]byte // datagrams relayed to the host, for replays
 }
 
 func newProxy(t testing.TB, host netip.AddrPort, key Key, drop func(toHost bool, d Datagram, ok bool) bool) *proxy {
 	t.Helper()
 	front, back := socket(t, "127.0.0.1:0"), socket(t, "127.0.0.1:0")
-	p := &proxy{front: front, back: back, host: host, spy: newSpy(t, key), drop: drop}
-	p.wg.Add(2)
-	go p.relay(true)
-	go p.relay(false)
-	t.Cleanup(p.close)
+	p := &proxy{front: front, spy: newSpy(t, key)}
+	r := kdnettest.Start(front, back, host, func(toHost bool, b []byte) bool {
+		d, ok := p.spy.open(b)
+		if drop != nil && drop(toHost, d, ok) {
+			return true
+		}
+		if toHost {
+			p.mu.Lock()
+			p.log = append(p.log, bytes.Clone(b))
+			p.mu.Unlock()
+		}
+		return false
+	})
+	t.Cleanup(r.Close)
 	return p
 }
 
 func (p *proxy) addr() netip.AddrPort { return addrOf(p.front) }
-
-func (p *proxy) close() {
-	p.front.Close()
-	p.back.Close()
-	p.wg.Wait()
-}
-
-func (p *proxy) relay(toHost bool) {
-	defer p.wg.Done()
-	in, out := p.back, p.front
-	if toHost {
-		in, out = p.front, p.back
-	}
-	buf := make([]byte, 65536)
-	for {
-		n, from, err := in.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			return
-		}
-		b := buf[:n]
-		d, ok := p.spy.open(b)
-		if p.drop != nil && p.drop(toHost, d, ok) {
-			continue
-		}
-		p.mu.Lock()
-		dst := p.target
-		if toHost {
-			p.target = from
-			dst = p.host
-			p.log = append(p.log, bytes.Clone(b))
-		}
-		p.mu.Unlock()
-		out.WriteToUDPAddrPort(b, dst)
-	}
-}
 
 // spy opens datagrams with the control key and the data key it derives
 // from the host responses it sees.

@@ -37,17 +37,12 @@ const (
 	KindPseudo                        // the 12-byte type-0 pseudo packet
 )
 
+var kindNames = [...]string{KindData: "data", KindControl: "control", KindBreakIn: "break-in", KindPseudo: "pseudo"}
+
 // String returns a short name for k.
 func (k PacketKind) String() string {
-	switch k {
-	case KindData:
-		return "data"
-	case KindControl:
-		return "control"
-	case KindBreakIn:
-		return "break-in"
-	case KindPseudo:
-		return "pseudo"
+	if k != 0 && int(k) < len(kindNames) {
+		return kindNames[k]
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
