@@ -6,12 +6,32 @@ import (
 	"time"
 )
 
+// parseCase is a row of a parser's table: the input, and the value or
+// the failure it gives.
+type parseCase[T comparable] struct {
+	in   string
+	want T
+	ok   bool
+}
+
+// checkParse runs parse over cases; a failure's message must contain
+// errSays ("" = anything).
+func checkParse[T comparable](t *testing.T, name string, parse func(string) (T, error), errSays string, cases []parseCase[T]) {
+	t.Helper()
+	for _, tc := range cases {
+		got, err := parse(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("%s(%q) = %#v, %v", name, tc.in, got, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), errSays) {
+			t.Errorf("%s(%q) error %q does not say %q", name, tc.in, err, errSays)
+		}
+	}
+}
+
 func TestParseAddress(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want uint64
-		ok   bool
-	}{
+	// A failure says how to write an address.
+	checkParse(t, "ParseAddress", ParseAddress, "hexadecimal", []parseCase[uint64]{
 		{"fffff802`6bc18000", 0xfffff8026bc18000, true},
 		{"0xFFFFF8026BC18000", 0xfffff8026bc18000, true},
 		{"1000", 0x1000, true},
@@ -20,23 +40,12 @@ func TestParseAddress(t *testing.T) {
 		{"0x", 0, false},
 		{"zz", 0, false},
 		{"1fffff8026bc180000", 0, false}, // 65 bits
-	} {
-		got, err := ParseAddress(tc.in)
-		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("ParseAddress(%q) = %#x, %v", tc.in, got, err)
-		}
-		if err != nil && !strings.Contains(err.Error(), "hexadecimal") {
-			t.Errorf("ParseAddress(%q) error %q does not say how to write it", tc.in, err)
-		}
-	}
+	})
 }
 
 func TestParseLength(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want int
-		ok   bool
-	}{
+	parse := func(s string) (int, error) { return ParseLength(s, 1<<20) }
+	checkParse(t, "ParseLength", parse, "", []parseCase[int]{
 		{"16", 16, true},
 		{"0x10", 16, true},
 		{"1048576", 1 << 20, true},
@@ -44,12 +53,7 @@ func TestParseLength(t *testing.T) {
 		{"-1", 0, false},
 		{"abc", 0, false},
 		{"1048577", 0, false}, // over the limit given
-	} {
-		got, err := ParseLength(tc.in, 1<<20)
-		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("ParseLength(%q) = %d, %v", tc.in, got, err)
-		}
-	}
+	})
 }
 
 func TestHexDump(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -56,7 +55,6 @@ type strictTarget struct {
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	conn   net.Conn // the line's current connection
-	ln     net.Listener
 }
 
 func newStrictTarget(t testing.TB, cfg sim.Config) *strictTarget {
@@ -67,12 +65,6 @@ func newStrictTarget(t testing.TB, cfg sim.Config) *strictTarget {
 }
 
 func (st *strictTarget) close() {
-	st.mu.Lock()
-	ln := st.ln
-	st.mu.Unlock()
-	if ln != nil {
-		ln.Close()
-	}
 	st.cancel()
 	st.wg.Wait()
 }
@@ -105,20 +97,19 @@ func (st *strictTarget) listen(path string) {
 	if err != nil {
 		st.t.Fatal(err)
 	}
-	st.mu.Lock()
-	st.ln = ln
-	st.mu.Unlock()
-	st.wg.Add(1)
-	go func() {
-		defer st.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			st.connect(c)
-		}
-	}()
+	testkit.Accept(st.t, ln, st.connect)
+}
+
+// startVMPipe serves a strict target's line on a unix socket, as a VM
+// serves its serial pipe, and starts a server that may open it; trans
+// opens it with reconnect.
+func startVMPipe(t testing.TB, cfg sim.Config) (st *strictTarget, ls *testServer, trans string) {
+	t.Helper()
+	dir := testkit.ShortDir(t)
+	sock := filepath.Join(dir, "vm.sock")
+	st = newStrictTarget(t, cfg)
+	st.listen(sock)
+	return st, startLCServer(t, dir, nil, nil), "com:pipe,port=" + sock + ",reconnect"
 }
 
 // startLCServer starts a kdsrv on loopback whose KDCOM target links go to
@@ -169,13 +160,15 @@ func isKD(pt kd.PacketType) func(wire.Frame) bool {
 }
 
 func isState(sc wire.StateCode) func(wire.Frame) bool {
-	return func(f wire.Frame) bool {
-		if f.Type != wire.TypeState {
-			return false
-		}
-		st, err := wire.DecodeState(f.Payload)
-		return err == nil && st.State == sc
-	}
+	return isFrame(wire.TypeState, wire.DecodeState, func(st wire.State) bool { return st.State == sc })
+}
+
+// waitState waits for a State frame saying sc and returns it.
+func (lc *wireClient) waitState(sc wire.StateCode, what string) wire.State {
+	lc.t.Helper()
+	f := lc.next(isState(sc), what)
+	s, _ := wire.DecodeState(f.Payload)
+	return s
 }
 
 func (lc *wireClient) waitStop() kd.StateChange {
@@ -298,8 +291,7 @@ func TestAttachNotRespondingThenAnswers(t *testing.T) {
 	st.deaf.Store(true)
 	ls := startLCServer(t, dir, map[string]*strictTarget{"vm": st}, nil)
 	c := ls.open(t, "com:pipe,port="+dir+"/vm,resets=2")
-	f := c.next(isState(wire.StateNotResponding), "not-responding notice")
-	s, _ := wire.DecodeState(f.Payload)
+	s := c.waitState(wire.StateNotResponding, "not-responding notice")
 	if !strings.Contains(s.Text, "does not answer break-in and RESET") || !strings.Contains(s.Text, "2 RESET(s)") {
 		t.Fatalf("notice %q", s.Text)
 	}
@@ -312,9 +304,9 @@ func TestAttachNotRespondingThenAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.deaf.Store(false)
-	c.next(isState(wire.StateStopped), "the target answered")
+	c.waitState(wire.StateStopped, "the target answered")
 	c.waitStop()
-	f = c.next(isKD(kd.TypeStateManipulate), "GetVersion reply")
+	f := c.next(isKD(kd.TypeStateManipulate), "GetVersion reply")
 	_, payload, _ := wire.DecodeKD(f.Payload)
 	rep, err := kd.DecodeManipulate(payload)
 	if err != nil || rep.Version().MinorVersion != 19045 {
@@ -330,12 +322,7 @@ func TestAttachNotRespondingThenAnswers(t *testing.T) {
 // GetVersion answers from the new boot, the log says the target rebooted,
 // and a client attaching later sees the new boot's stop.
 func TestAttachRebootUnderReconnect(t *testing.T) {
-	dir := shortTempDir(t)
-	sock := filepath.Join(dir, "vm.sock")
-	st := newStrictTarget(t, sim.Config{Build: 19045, StartHalted: true})
-	st.listen(sock)
-	ls := startLCServer(t, dir, nil, nil)
-	trans := "com:pipe,port=" + sock + ",reconnect"
+	st, ls, trans := startVMPipe(t, sim.Config{Build: 19045, StartHalted: true})
 	c := ls.open(t, trans)
 	c.waitStop()
 	first := st.sim.Layout().KernBase
@@ -348,8 +335,7 @@ func TestAttachRebootUnderReconnect(t *testing.T) {
 	st.dropLine()
 	st.sim.Reboot()
 	second := st.sim.Layout().KernBase
-	f := c.next(isState(wire.StateReconnected), "StateReconnected")
-	s, _ := wire.DecodeState(f.Payload)
+	s := c.waitState(wire.StateReconnected, "StateReconnected")
 	if !strings.Contains(s.Text, "re-established") {
 		t.Fatalf("StateReconnected says %q", s.Text)
 	}
@@ -375,16 +361,12 @@ func TestAttachRebootUnderReconnect(t *testing.T) {
 // The pipe drops and comes back without a reboot: the target keeps its ids
 // and its stop; the server synchronises again and the session goes on.
 func TestAttachPipeDroppedNoReboot(t *testing.T) {
-	dir := shortTempDir(t)
-	sock := filepath.Join(dir, "vm.sock")
-	st := newStrictTarget(t, sim.Config{Build: 19045, StartHalted: true})
-	st.listen(sock)
-	ls := startLCServer(t, dir, nil, nil)
-	c := ls.open(t, "com:pipe,port="+sock+",reconnect")
+	st, ls, trans := startVMPipe(t, sim.Config{Build: 19045, StartHalted: true})
+	c := ls.open(t, trans)
 	c.waitStop()
 	c.version() // one exchange: the ids are odd now
 	st.dropLine()
-	c.next(isState(wire.StateReconnected), "StateReconnected")
+	c.waitState(wire.StateReconnected, "StateReconnected")
 	c.waitStop()
 	for range 3 {
 		if v := c.version(); v.MinorVersion != 19045 {
@@ -396,25 +378,8 @@ func TestAttachPipeDroppedNoReboot(t *testing.T) {
 	}
 }
 
-// shortTempDir is a temporary directory with a path short enough for a
-// unix socket.
-func shortTempDir(t testing.TB) string {
-	d, err := os.MkdirTemp("", "kdlc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return d
-}
-
 func isNotice(code wire.Code) func(wire.Frame) bool {
-	return func(f wire.Frame) bool {
-		if f.Type != wire.TypeNotice {
-			return false
-		}
-		n, err := wire.DecodeNotice(f.Payload)
-		return err == nil && n.Code == code
-	}
+	return isFrame(wire.TypeNotice, wire.DecodeNotice, func(n wire.Notice) bool { return n.Code == code })
 }
 
 func (lc *wireClient) notice(code wire.Code) wire.Notice {
@@ -551,8 +516,7 @@ func TestTargetRebootOnLiveLine(t *testing.T) {
 	}
 	st.sim.Reboot()
 	second := st.sim.Layout().KernBase
-	f := c.next(isState(wire.StateReconnected), "StateReconnected")
-	s, _ := wire.DecodeState(f.Payload)
+	s := c.waitState(wire.StateReconnected, "StateReconnected")
 	if !strings.Contains(s.Text, "restarted its debug link") {
 		t.Fatalf("StateReconnected says %q", s.Text)
 	}
@@ -615,15 +579,8 @@ func TestOptionConflictNotice(t *testing.T) {
 // is still synchronising with the new boot waits for the new boot's state
 // change, and its requests are answered by the new boot.
 func TestBridgeForgetsStopAfterReboot(t *testing.T) {
-	dir := shortTempDir(t)
-	sock := filepath.Join(dir, "vm.sock")
-	st := newStrictTarget(t, sim.Config{Build: 19045, StartHalted: true})
-	st.listen(sock)
-	ls := startLCServer(t, dir, nil, nil)
-	c, err := spec.ParseConnect(fmt.Sprintf("kdsrv:server=@{tcp:server=127.0.0.1,port=%d},trans=@{com:pipe,port=%s,reconnect}", ls.port(), sock))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, ls, trans := startVMPipe(t, sim.Config{Build: 19045, StartHalted: true})
+	c := ls.connect(t, trans)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	notices := make(chan wire.Notice, 16)

@@ -69,38 +69,34 @@ const (
 )
 
 func (l *Limits) setDefaults() {
-	if l.FreeFailures == 0 {
-		l.FreeFailures = DefaultFreeFailures
-	}
-	if l.BackoffBase == 0 {
-		l.BackoffBase = DefaultBackoffBase
-	}
-	if l.BackoffMax == 0 {
-		l.BackoffMax = DefaultBackoffMax
-	}
-	if l.BackoffMax < l.BackoffBase {
-		l.BackoffMax = l.BackoffBase
-	}
-	if l.ForgetAfter == 0 {
-		l.ForgetAfter = DefaultForgetAfter
-	}
-	if l.FailuresPerSecond == 0 {
-		l.FailuresPerSecond = DefaultFailuresPerSecond
-	}
-	if l.GoodFor == 0 {
-		l.GoodFor = DefaultGoodFor
-	}
+	orDefault(&l.FreeFailures, DefaultFreeFailures)
+	orDefault(&l.BackoffBase, DefaultBackoffBase)
+	orDefault(&l.BackoffMax, DefaultBackoffMax)
+	l.BackoffMax = max(l.BackoffMax, l.BackoffBase)
+	orDefault(&l.ForgetAfter, DefaultForgetAfter)
+	orDefault(&l.FailuresPerSecond, DefaultFailuresPerSecond)
+	orDefault(&l.GoodFor, DefaultGoodFor)
 	if l.MaxPreAuth == 0 {
 		l.MaxPreAuth = DefaultMaxPreAuth
 		if n := fdLimit() / 4; n > 0 && n < l.MaxPreAuth {
 			l.MaxPreAuth = max(n, 8)
 		}
 	}
-	if l.MaxPreAuthPerSource == 0 {
-		l.MaxPreAuthPerSource = DefaultMaxPreAuthPerSource
+	orDefault(&l.MaxPreAuthPerSource, DefaultMaxPreAuthPerSource)
+	orDefault(&l.LogPerSecond, DefaultLogPerSecond)
+}
+
+// orDefault sets *v to def when it is zero (not set).
+func orDefault[T int | float64 | time.Duration](v *T, def T) {
+	if *v == 0 {
+		*v = def
 	}
-	if l.LogPerSecond == 0 {
-		l.LogPerSecond = DefaultLogPerSecond
+}
+
+// orPositive sets *v to def when it is zero or negative.
+func orPositive[T int | float64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
 	}
 }
 

@@ -242,3 +242,15 @@ func (wc *wireClient) next(want func(wire.Frame) bool, what string) wire.Frame {
 		}
 	}
 }
+
+// isFrame accepts the frames of type typ whose payload decodes to a value
+// match accepts.
+func isFrame[T any](typ wire.Type, decode func([]byte) (T, error), match func(T) bool) func(wire.Frame) bool {
+	return func(f wire.Frame) bool {
+		if f.Type != typ {
+			return false
+		}
+		v, err := decode(f.Payload)
+		return err == nil && match(v)
+	}
+}

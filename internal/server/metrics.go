@@ -50,29 +50,30 @@ const (
 // connResults are every value of the result label.
 var connResults = [...]string{connAccepted, connAuthFailed, connHandshakeFailed, connRefusedBusy, connRefusedThrottle}
 
+// counterVec is a counter with the given labels.
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+}
+
 func newMetrics(s *Server) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
-		connections: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kdsrv_client_connections_total",
-			Help: "Client connections by transport and result (accepted, auth_failed, handshake_failed, refused_busy, refused_throttled).",
-		}, []string{"transport", "result"}),
-		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kdsrv_auth_failures_total",
-			Help: "Client handshakes that failed authentication (wrong or missing password), by transport.",
-		}, []string{"transport"}),
+		connections: counterVec("kdsrv_client_connections_total",
+			"Client connections by transport and result (accepted, auth_failed, handshake_failed, refused_busy, refused_throttled).",
+			"transport", "result"),
+		authFailures: counterVec("kdsrv_auth_failures_total",
+			"Client handshakes that failed authentication (wrong or missing password), by transport.",
+			"transport"),
 		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "kdsrv_sessions_active",
 			Help: "Client sessions that have a target open (debug sessions and console watchers).",
 		}),
-		packets: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kdsrv_kd_packets_total",
-			Help: "KD packets on the target links, by direction (to_target, from_target) and packet type.",
-		}, []string{"direction", "type"}),
-		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kdsrv_kd_bytes_total",
-			Help: "Bytes of KD packets on the target links (header, payload and trailer), by direction and packet type.",
-		}, []string{"direction", "type"}),
+		packets: counterVec("kdsrv_kd_packets_total",
+			"KD packets on the target links, by direction (to_target, from_target) and packet type.",
+			"direction", "type"),
+		bytes: counterVec("kdsrv_kd_bytes_total",
+			"Bytes of KD packets on the target links (header, payload and trailer), by direction and packet type.",
+			"direction", "type"),
 		apiLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kdsrv_api_call_duration_seconds",
 			Help:    "Time from a STATE_MANIPULATE request sent to the target until its reply, by API.",

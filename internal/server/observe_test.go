@@ -139,6 +139,34 @@ func (h *obsHarness) debug(t *testing.T, ctx context.Context, target string) *de
 	return ds
 }
 
+// watch opens c as a console watcher; what it receives goes to the
+// buffer returned. The test's end stops it.
+func (h *obsHarness) watch(t *testing.T, ctx context.Context, c *spec.Connect) *lockedBuffer {
+	t.Helper()
+	conn, err := kdclient.Dial(ctx, c.Server, kdclient.Options{Logger: logx.Discard(), Keys: h.keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Watch(ctx, c.Trans); err != nil {
+		conn.Close()
+		t.Fatal(err)
+	}
+	got := &lockedBuffer{}
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- conn.Console(wctx, func(e kdclient.ConsoleEvent) { got.Write(e.Data) })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("console: %v", err)
+		}
+		conn.Close()
+	})
+	return got
+}
+
 func scrape(t *testing.T, h http.Handler) map[string]float64 {
 	t.Helper()
 	srv := httptest.NewServer(h)
@@ -290,31 +318,8 @@ func TestConsoleWatcher(t *testing.T) {
 	c := h.connect(t, h.password, "con")
 
 	// The first watcher opens the link itself: no break-in, no RESET.
-	w1, err := kdclient.Dial(ctx, c.Server, kdclient.Options{Logger: logx.Discard(), Keys: h.keys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w1.Close()
-	if _, err := w1.Watch(ctx, c.Trans); err != nil {
-		t.Fatal(err)
-	}
-	var got1, got2 lockedBuffer
-	watch := func(conn *kdclient.Conn, into *lockedBuffer) (stop func()) {
-		wctx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() {
-			done <- conn.Console(wctx, func(e kdclient.ConsoleEvent) { into.Write(e.Data) })
-		}()
-		return func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("console: %v", err)
-			}
-		}
-	}
-	stop1 := watch(w1, &got1)
-	defer stop1()
-	waitText(t, &got1, "BOOTMGR: starting Windows\r\n")
+	got1 := h.watch(t, ctx, c)
+	waitText(t, got1, "BOOTMGR: starting Windows\r\n")
 	// Give a wrong server a moment to break in or reset, then check it
 	// did neither: watching must not disturb the target.
 	time.Sleep(300 * time.Millisecond)
@@ -325,16 +330,7 @@ func TestConsoleWatcher(t *testing.T) {
 	// A debugger opens the same target (no takeover needed) and works.
 	ds := h.debug(t, ctx, "con")
 	// A second watcher joins during the session and gets the backlog.
-	w2, err := kdclient.Dial(ctx, c.Server, kdclient.Options{Logger: logx.Discard(), Keys: h.keys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w2.Close()
-	if _, err := w2.Watch(ctx, c.Trans); err != nil {
-		t.Fatal(err)
-	}
-	stop2 := watch(w2, &got2)
-	defer stop2()
+	got2 := h.watch(t, ctx, c)
 	for i := range 3 {
 		v, err := ds.host.Version(ctx)
 		if err != nil {
@@ -348,9 +344,9 @@ func TestConsoleWatcher(t *testing.T) {
 			t.Fatalf("read while watched: %x, %v", data, err)
 		}
 	}
-	waitText(t, &got1, "tick 6\r\n")
-	waitText(t, &got2, "tick 6\r\n")
-	for _, g := range []*lockedBuffer{&got1, &got2} {
+	waitText(t, got1, "tick 6\r\n")
+	waitText(t, got2, "tick 6\r\n")
+	for _, g := range []*lockedBuffer{got1, got2} {
 		s := g.String()
 		if !strings.HasPrefix(s, "BOOTMGR: starting Windows\r\n") {
 			t.Errorf("watcher output does not start with the backlog: %q", s)

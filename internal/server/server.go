@@ -100,21 +100,11 @@ func (c *Config) setDefaults() {
 	if c.Getenv == nil {
 		c.Getenv = os.Getenv
 	}
-	if c.HandshakeTimeout <= 0 {
-		c.HandshakeTimeout = wire.DefaultHandshakeTimeout
-	}
-	if c.KeepAlive == 0 {
-		c.KeepAlive = wire.DefaultKeepAlive
-	}
-	if c.TargetTimeout <= 0 {
-		c.TargetTimeout = 5 * time.Second
-	}
-	if c.SendBudget <= 0 {
-		c.SendBudget = 3 * c.TargetTimeout
-	}
-	if c.OpenTimeout <= 0 {
-		c.OpenTimeout = 10 * time.Second
-	}
+	orPositive(&c.HandshakeTimeout, wire.DefaultHandshakeTimeout)
+	orDefault(&c.KeepAlive, wire.DefaultKeepAlive) // negative: no keep-alive
+	orPositive(&c.TargetTimeout, 5*time.Second)
+	orPositive(&c.SendBudget, 3*c.TargetTimeout)
+	orPositive(&c.OpenTimeout, 10*time.Second)
 	if c.TargetKey == nil {
 		c.TargetKey = targetlink.Key
 	}
