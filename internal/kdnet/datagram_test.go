@@ -42,12 +42,19 @@ func TestCaptureBreakIn(t *testing.T) {
 	}
 
 	// Sealing the same datagram reproduces the capture byte for byte.
-	resealed, err := s.Seal(nil, d)
+	checkReseals(t, s, d, wire)
+}
+
+// checkReseals fails t unless sealing the opened datagram d again with s
+// gives exactly want, the bytes it was opened from.
+func checkReseals(t *testing.T, s *Sealer, d Datagram, want []byte) {
+	t.Helper()
+	re, err := s.Seal(nil, d)
 	if err != nil {
-		t.Fatalf("Seal: %v", err)
+		t.Fatalf("opened datagram does not re-seal: %v", err)
 	}
-	if !bytes.Equal(resealed, wire) {
-		t.Errorf("Seal = %x\nwant   %x", resealed, wire)
+	if !bytes.Equal(re, want) {
+		t.Fatalf("re-sealed datagram differs:\n got %x\nwant %x", re, want)
 	}
 }
 

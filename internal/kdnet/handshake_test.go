@@ -241,33 +241,15 @@ func TestGoldenSession(t *testing.T) {
 		netip.MustParseAddrPort("192.168.0.13:50000"),
 		netip.MustParseAddrPort("192.168.0.11:50000"),
 	}}
-	pokeWire, err := ctl.Seal(nil, Datagram{Version: 2, Channel: ChannelControl, Seq: 9, Payload: p.Marshal()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	golden(t, "poke.hex", pokeWire)
-
 	// Host: open, parse, answer.
-	pd, err := ctl.Open(pokeWire)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pd := sealGolden(t, ctl, ctl, Datagram{Version: 2, Channel: ChannelControl, Seq: 9, Payload: p.Marshal()}, "poke.hex")
 	gotPoke, err := ParsePoke(pd.Payload)
 	if err != nil || gotPoke != p || gotPoke.HostPort() != 0 {
 		t.Fatalf("host parsed poke %+v, %v", gotPoke, err)
 	}
 	body, hostKey := AnswerPoke(controlKey, gotPoke, hr)
-	respWire, err := ctl.Seal(nil, Datagram{Version: pd.Version, Channel: ChannelControl, Seq: pd.Seq, HostToTarget: true, Payload: body})
-	if err != nil {
-		t.Fatal(err)
-	}
-	golden(t, "response.hex", respWire)
-
 	// Target: open the response, check it answers its poke, derive the key.
-	rd, err := ctl.Open(respWire)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rd := sealGolden(t, ctl, ctl, Datagram{Version: pd.Version, Channel: ChannelControl, Seq: pd.Seq, HostToTarget: true, Payload: body}, "response.hex")
 	targetKey, err := AcceptResponse(controlKey, cr, rd.Payload)
 	if err != nil || targetKey != hostKey {
 		t.Fatalf("target key %x, host key %x, %v", targetKey, hostKey, err)
@@ -284,13 +266,24 @@ func TestGoldenSession(t *testing.T) {
 	}
 	// Host GetVersion request (docs/kd-protocol.md V4, without the 0xAA trailer).
 	getVersion := append(unhex(t, "30303030 0200 3800 00000080 77000000 46310000"), make([]byte, 52)...)
-	dataWire, err := host.Seal(nil, Datagram{Version: 2, Channel: ChannelData, Seq: 1, HostToTarget: true, Payload: getVersion})
+	d := sealGolden(t, host, tgt, Datagram{Version: 2, Channel: ChannelData, Seq: 1, HostToTarget: true, Payload: getVersion}, "data-getversion.hex")
+	if !bytes.Equal(d.Payload, getVersion) || d.Seq != 1 || !d.HostToTarget {
+		t.Errorf("target opened %+v", d)
+	}
+}
+
+// sealGolden seals d with from, compares the sealed datagram with the
+// golden file name, and returns the datagram as to opens it.
+func sealGolden(t *testing.T, from, to *Sealer, d Datagram, name string) Datagram {
+	t.Helper()
+	b, err := from.Seal(nil, d)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: seal: %v", name, err)
 	}
-	golden(t, "data-getversion.hex", dataWire)
-	d, err := tgt.Open(dataWire)
-	if err != nil || !bytes.Equal(d.Payload, getVersion) || d.Seq != 1 || !d.HostToTarget {
-		t.Errorf("target opened %+v, %v", d, err)
+	golden(t, name, b)
+	opened, err := to.Open(b)
+	if err != nil {
+		t.Fatalf("%s: open: %v", name, err)
 	}
+	return opened
 }
