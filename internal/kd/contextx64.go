@@ -1,6 +1,7 @@
 package kd
 
 import (
+	"slices"
 	"strings"
 )
 
@@ -162,72 +163,29 @@ func (c *ContextX64) reg(name string) (uint64, int, bool) {
 	return 0, 0, false
 }
 
+// Register names in the wire order of gprs, drs and segs.
+var (
+	gprNames = [...]string{"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
+		"r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip"}
+	drNames  = [...]string{"dr0", "dr1", "dr2", "dr3", "dr6", "dr7"}
+	segNames = [...]string{"cs", "ds", "es", "fs", "gs", "ss"}
+)
+
+// reg64 returns the 64-bit register (general or debug) named name, or nil.
 func (c *ContextX64) reg64(name string) *uint64 {
-	switch name {
-	case "rax":
-		return &c.Rax
-	case "rbx":
-		return &c.Rbx
-	case "rcx":
-		return &c.Rcx
-	case "rdx":
-		return &c.Rdx
-	case "rsi":
-		return &c.Rsi
-	case "rdi":
-		return &c.Rdi
-	case "rip":
-		return &c.Rip
-	case "rsp":
-		return &c.Rsp
-	case "rbp":
-		return &c.Rbp
-	case "r8":
-		return &c.R8
-	case "r9":
-		return &c.R9
-	case "r10":
-		return &c.R10
-	case "r11":
-		return &c.R11
-	case "r12":
-		return &c.R12
-	case "r13":
-		return &c.R13
-	case "r14":
-		return &c.R14
-	case "r15":
-		return &c.R15
-	case "dr0":
-		return &c.Dr0
-	case "dr1":
-		return &c.Dr1
-	case "dr2":
-		return &c.Dr2
-	case "dr3":
-		return &c.Dr3
-	case "dr6":
-		return &c.Dr6
-	case "dr7":
-		return &c.Dr7
+	if i := slices.Index(gprNames[:], name); i >= 0 {
+		return c.gprs()[i]
+	}
+	if i := slices.Index(drNames[:], name); i >= 0 {
+		return c.drs()[i]
 	}
 	return nil
 }
 
+// reg16 returns the segment register named name, or nil.
 func (c *ContextX64) reg16(name string) *uint16 {
-	switch name {
-	case "cs":
-		return &c.SegCs
-	case "ss":
-		return &c.SegSs
-	case "ds":
-		return &c.SegDs
-	case "es":
-		return &c.SegEs
-	case "fs":
-		return &c.SegFs
-	case "gs":
-		return &c.SegGs
+	if i := slices.Index(segNames[:], name); i >= 0 {
+		return c.segs()[i]
 	}
 	return nil
 }

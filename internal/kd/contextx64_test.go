@@ -145,3 +145,22 @@ func FuzzDecodeContextX64(f *testing.F) {
 		}
 	})
 }
+
+// TestRegisterNames reads every register by name from a context whose
+// fields all differ, so a name paired with the wrong field fails.
+func TestRegisterNames(t *testing.T) {
+	c := fullContext()
+	c.SegDs, c.SegEs, c.SegFs, c.SegGs = 0x21, 0x22, 0x23, 0x24 // all differ
+	want := map[string]uint64{
+		"rax": c.Rax, "rcx": c.Rcx, "rdx": c.Rdx, "rbx": c.Rbx, "rsp": c.Rsp, "rbp": c.Rbp, "rsi": c.Rsi, "rdi": c.Rdi,
+		"r8": c.R8, "r9": c.R9, "r10": c.R10, "r11": c.R11, "r12": c.R12, "r13": c.R13, "r14": c.R14, "r15": c.R15,
+		"rip": c.Rip, "dr0": c.Dr0, "dr1": c.Dr1, "dr2": c.Dr2, "dr3": c.Dr3, "dr6": c.Dr6, "dr7": c.Dr7,
+		"cs": uint64(c.SegCs), "ds": uint64(c.SegDs), "es": uint64(c.SegEs), "fs": uint64(c.SegFs),
+		"gs": uint64(c.SegGs), "ss": uint64(c.SegSs), "efl": uint64(c.EFlags), "EFLAGS": uint64(c.EFlags),
+	}
+	for name, v := range want {
+		if got, ok := c.Register(name); !ok || got != v {
+			t.Errorf("Register(%q) = %#x, %v; want %#x", name, got, ok, v)
+		}
+	}
+}
