@@ -2,6 +2,7 @@ package wire
 
 import (
 	"context"
+	"kdsrv/internal/testkit"
 	"net"
 	"testing"
 	"time"
@@ -27,36 +28,10 @@ func pipePair(t testing.TB) (net.Conn, net.Conn) {
 	return a, b
 }
 
+// tcpPair is a loopback TCP connection (testkit.TCPPair).
 func tcpPair(t testing.TB) (net.Conn, net.Conn) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	if err := ln.(*net.TCPListener).SetDeadline(time.Now().Add(testTimeout)); err != nil {
-		t.Fatal(err)
-	}
-	type res struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		c, err := ln.Accept()
-		ch <- res{c, err}
-	}()
-	d := net.Dialer{Timeout: testTimeout}
-	c, err := d.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := <-ch
-	if r.err != nil {
-		c.Close()
-		t.Fatal(r.err)
-	}
-	t.Cleanup(func() { c.Close(); r.c.Close() })
-	return c, r.c
+	c, s := testkit.TCPPair(t)
+	return c, s
 }
 
 type hsResult struct {

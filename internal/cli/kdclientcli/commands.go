@@ -48,6 +48,19 @@ func parseCommand(o cliOptions, pos []string) (func(context.Context, *client.Com
 		}
 		return nil
 	}
+	// memArgs checks the arguments of a command on memory (usage form,
+	// n of them) and parses the first, the address, and (maxLen > 0)
+	// the second, a length of at most maxLen bytes.
+	memArgs := func(n int, form string, maxLen int) (addr uint64, length int, err error) {
+		if err := want(n, form); err != nil {
+			return 0, 0, err
+		}
+		if addr, err = client.ParseAddress(args[0]); err != nil || maxLen == 0 {
+			return addr, 0, err
+		}
+		length, err = client.ParseLength(args[1], maxLen)
+		return addr, length, err
+	}
 	switch name {
 	case "version", "break", "go", "dbgprint":
 		if err := want(0, name); err != nil {
@@ -72,23 +85,13 @@ func parseCommand(o cliOptions, pos []string) (func(context.Context, *client.Com
 			return cm.Regs(ctx, uint16(o.cpu))
 		}, nil
 	case "read":
-		if err := want(2, "read ADDR LEN"); err != nil {
-			return nil, err
-		}
-		addr, err := client.ParseAddress(args[0])
-		if err != nil {
-			return nil, err
-		}
-		n, err := client.ParseLength(args[1], 1<<20)
+		addr, n, err := memArgs(2, "read ADDR LEN", 1<<20)
 		if err != nil {
 			return nil, err
 		}
 		return func(ctx context.Context, cm *client.Commander, _ *client.Bridge) error { return cm.Read(ctx, addr, n) }, nil
 	case "write":
-		if err := want(2, "write ADDR HEX"); err != nil {
-			return nil, err
-		}
-		addr, err := client.ParseAddress(args[0])
+		addr, _, err := memArgs(2, "write ADDR HEX", 0)
 		if err != nil {
 			return nil, err
 		}
@@ -100,14 +103,7 @@ func parseCommand(o cliOptions, pos []string) (func(context.Context, *client.Com
 			return cm.Write(ctx, addr, data)
 		}, nil
 	case "dump":
-		if err := want(3, "dump ADDR LEN FILE"); err != nil {
-			return nil, err
-		}
-		addr, err := client.ParseAddress(args[0])
-		if err != nil {
-			return nil, err
-		}
-		n, err := client.ParseLength(args[1], 1<<30)
+		addr, n, err := memArgs(3, "dump ADDR LEN FILE", 1<<30)
 		if err != nil {
 			return nil, err
 		}

@@ -36,54 +36,36 @@ type secrets struct {
 // -insecure-send-kdnet-key says to.
 func resolveSecrets(c *spec.Connect, o cliOptions, getenv func(string) string, stderr io.Writer) (*secrets, error) {
 	s := &secrets{}
-	switch {
-	case c.Server.Password != "":
-		s.passwordFrom = "password= in -k"
-		fmt.Fprintf(stderr, "kdclient: %s\n", secret.CommandLineWarning("password in -k", passwordAlternates))
-		if o.passwordFile != "" {
-			return nil, fmt.Errorf("-k gives password= and -%s gives another: keep one (the file)", flagPasswordFile)
-		}
-	case o.passwordFile != "":
-		pw, err := secret.ReadFile("password file", o.passwordFile)
-		if err != nil {
-			return nil, err
-		}
-		if err := spec.CheckPassword(pw); err != nil {
-			return nil, fmt.Errorf("password file %s: %w", o.passwordFile, err)
-		}
-		c.Server.Password = pw
-		s.passwordFrom = "-" + flagPasswordFile + " " + o.passwordFile
-	default:
-		if pw, ok := secret.FromEnv(getenv, secret.EnvPassword); ok {
+	from, err := secretSource{
+		inline: c.Server.Password != "", inlineFrom: "password= in -k",
+		warning:  secret.CommandLineWarning("password in -k", passwordAlternates),
+		conflict: fmt.Sprintf("-k gives password= and -%s gives another: keep one (the file)", flagPasswordFile),
+		file:     o.passwordFile, fileWhat: "password file", fileFlag: flagPasswordFile,
+		env: secret.EnvPassword,
+		set: func(pw string) error {
 			if err := spec.CheckPassword(pw); err != nil {
-				return nil, fmt.Errorf("%s: %w", secret.EnvPassword, err)
+				return err
 			}
 			c.Server.Password = pw
-			s.passwordFrom = secret.EnvPassword
-		}
+			return nil
+		},
+	}.resolve(getenv, stderr)
+	if err != nil {
+		return nil, err
 	}
+	s.passwordFrom = from
 
 	if c.Trans.Kind == spec.TargetNet {
-		switch {
-		case c.Trans.Key != "":
-			fmt.Fprintf(stderr, "kdclient: %s\n", secret.CommandLineWarning("KDNET key in trans=@{net:...}", keyAlternates))
-			if o.kdnetKeyFile != "" {
-				return nil, fmt.Errorf("trans=@{net:...} gives key= and -%s gives another: keep one (the file)", flagKDNETKeyFile)
-			}
-		case o.kdnetKeyFile != "":
-			k, err := secret.ReadFile("KDNET key file", o.kdnetKeyFile)
-			if err != nil {
-				return nil, err
-			}
-			if err := setKey(c.Trans, k); err != nil {
-				return nil, fmt.Errorf("KDNET key file %s: %w", o.kdnetKeyFile, err)
-			}
-		default:
-			if k, ok := secret.FromEnv(getenv, secret.EnvKDNETKey); ok {
-				if err := setKey(c.Trans, k); err != nil {
-					return nil, fmt.Errorf("%s: %w", secret.EnvKDNETKey, err)
-				}
-			}
+		_, err := secretSource{
+			inline:   c.Trans.Key != "",
+			warning:  secret.CommandLineWarning("KDNET key in trans=@{net:...}", keyAlternates),
+			conflict: fmt.Sprintf("trans=@{net:...} gives key= and -%s gives another: keep one (the file)", flagKDNETKeyFile),
+			file:     o.kdnetKeyFile, fileWhat: "KDNET key file", fileFlag: flagKDNETKeyFile,
+			env: secret.EnvKDNETKey,
+			set: func(k string) error { return setKey(c.Trans, k) },
+		}.resolve(getenv, stderr)
+		if err != nil {
+			return nil, err
 		}
 		if c.Trans.Key == "" {
 			return nil, fmt.Errorf("trans=@{net:...} needs the target's KDNET key (bcdedit /dbgsettings on the target): give it with %s", keyAlternates)
@@ -96,6 +78,50 @@ func resolveSecrets(c *spec.Connect, o cliOptions, getenv func(string) string, s
 		return nil, fmt.Errorf("-%s is for trans=@{net:...} targets; this target is %s", flagKDNETKeyFile, c.Trans)
 	}
 	return s, nil
+}
+
+// secretSource is where one secret may come from, first found first: the
+// command line (inline: warned about, and a file given as well is
+// refused), a file (-fileFlag), the environment variable env.
+type secretSource struct {
+	inline     bool
+	inlineFrom string // where an inline secret is, for messages
+	warning    string // the warning about an inline secret
+	conflict   string // the error when a file is given as well
+	file       string // the file's path; "" for none
+	fileWhat   string // "password file", for messages
+	fileFlag   string // the flag that names the file
+	env        string
+	set        func(string) error // checks and stores a secret read from the file or env
+}
+
+// resolve finds the secret and returns where it came from ("" when it was
+// not found). Errors never contain the secret.
+func (src secretSource) resolve(getenv func(string) string, stderr io.Writer) (string, error) {
+	switch {
+	case src.inline:
+		fmt.Fprintf(stderr, "kdclient: %s\n", src.warning)
+		if src.file != "" {
+			return "", errors.New(src.conflict)
+		}
+		return src.inlineFrom, nil
+	case src.file != "":
+		v, err := secret.ReadFile(src.fileWhat, src.file)
+		if err != nil {
+			return "", err
+		}
+		if err := src.set(v); err != nil {
+			return "", fmt.Errorf("%s %s: %w", src.fileWhat, src.file, err)
+		}
+		return "-" + src.fileFlag + " " + src.file, nil
+	}
+	if v, ok := secret.FromEnv(getenv, src.env); ok {
+		if err := src.set(v); err != nil {
+			return "", fmt.Errorf("%s: %w", src.env, err)
+		}
+		return src.env, nil
+	}
+	return "", nil
 }
 
 // setKey checks a KDNET key read from a file or the environment and puts
