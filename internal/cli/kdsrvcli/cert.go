@@ -2,7 +2,6 @@ package kdsrvcli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"kdsrv/internal/certstore"
+	"kdsrv/internal/cli/clikit"
 )
 
 // "kdsrv cert create" and "kdsrv cert list": make a self-signed server
@@ -104,40 +104,31 @@ func (f *certFlags) storeOf() certstore.Store {
 	return certstore.Store{Scope: scope}
 }
 
-// parseCertFlags parses flags and positional arguments in any order.
-func parseCertFlags(name string, args []string, create bool, stderr io.Writer) (*certFlags, []string, error) {
-	var f certFlags
-	fs := flag.NewFlagSet("kdsrv cert "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { io.WriteString(stderr, CertUsage) }
-	fs.BoolVar(&f.machine, "machine", false, "use the machine store")
-	fs.StringVar(&f.store, "store", "", "PEM directory to use as the store")
-	if create {
-		fs.Var(&f.hosts, "host", "DNS name or IP address (repeatable)")
-		fs.IntVar(&f.days, "days", int(certstore.DefaultValidity/(24*time.Hour)), "validity in days")
-		fs.BoolVar(&f.force, "force", false, "replace an existing certificate of that name")
-	}
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, nil, err
+// parseCertFlags parses flags and positional arguments in any order. ok
+// false means the caller exits with code (0 after -h, 2 after a flag error
+// reported on stderr).
+func parseCertFlags(name string, args []string, create bool, stderr io.Writer) (f *certFlags, pos []string, code int, ok bool) {
+	f = new(certFlags)
+	pos, code, ok = clikit.ParseFlags("kdsrv cert "+name, args, false, true, stderr, func(errOut io.Writer) *flag.FlagSet {
+		fs := flag.NewFlagSet("kdsrv cert "+name, flag.ContinueOnError)
+		fs.SetOutput(errOut)
+		fs.Usage = func() { io.WriteString(errOut, CertUsage) }
+		fs.BoolVar(&f.machine, "machine", false, "use the machine store")
+		fs.StringVar(&f.store, "store", "", "PEM directory to use as the store")
+		if create {
+			fs.Var(&f.hosts, "host", "DNS name or IP address (repeatable)")
+			fs.IntVar(&f.days, "days", int(certstore.DefaultValidity/(24*time.Hour)), "validity in days")
+			fs.BoolVar(&f.force, "force", false, "replace an existing certificate of that name")
 		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return &f, pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
+		return fs
+	})
+	return f, pos, code, ok
 }
 
 func certCreate(args []string, stdout, stderr io.Writer) int {
-	f, pos, err := parseCertFlags("create", args, true, stderr)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	f, pos, code, ok := parseCertFlags("create", args, true, stderr)
+	if !ok {
+		return code
 	}
 	usage := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "kdsrv cert create: "+format+"\n(kdsrv cert -h shows the usage)\n", a...)
@@ -223,12 +214,9 @@ func exampleHost(hosts []string) string {
 }
 
 func certList(args []string, stdout, stderr io.Writer) int {
-	f, pos, err := parseCertFlags("list", args, false, stderr)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	f, pos, code, ok := parseCertFlags("list", args, false, stderr)
+	if !ok {
+		return code
 	}
 	if len(pos) > 0 {
 		fmt.Fprintf(stderr, "kdsrv cert list: unexpected argument %q\n(kdsrv cert -h shows the usage)\n", pos[0])
