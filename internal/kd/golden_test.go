@@ -10,16 +10,6 @@ import (
 	"kdsrv/internal/testkit"
 )
 
-// payloadFromHex decodes hex text, ignoring white space.
-func payloadFromHex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.Join(strings.Fields(s), ""))
-	if err != nil {
-		t.Fatalf("bad hex in test vector: %v", err)
-	}
-	return b
-}
-
 // payloadSum is the KD checksum: the byte sum of a payload.
 func payloadSum(b []byte) uint32 {
 	var s uint32
@@ -154,7 +144,7 @@ func TestGoldenPayloads(t *testing.T) {
 		{"v9_dbgprint", func() []byte { d := NewPrintString([]byte("Hi\n")); return d.Append(nil) },
 			"30320000 0000 0000 03000000 00000000 48690a", 0x120},
 		{"v10_state_change", func() []byte {
-			s, err := DecodeStateChange(payloadFromHex(t, v10Payload))
+			s, err := DecodeStateChange(testkit.Unhex(t, v10Payload))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -163,7 +153,7 @@ func TestGoldenPayloads(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			want := payloadFromHex(t, tt.want)
+			want := testkit.Unhex(t, tt.want)
 			if got := payloadSum(want); got != tt.wantSum {
 				t.Fatalf("checksum of the documented payload = %#x, header says %#x", got, tt.wantSum)
 			}
@@ -178,7 +168,7 @@ func TestGoldenPayloads(t *testing.T) {
 
 // TestGoldenDecode decodes the documented vectors and checks the typed view.
 func TestGoldenDecode(t *testing.T) {
-	m, err := DecodeManipulate(payloadFromHex(t, `46310000 0000 0000 00000000 00000000
+	m, err := DecodeManipulate(testkit.Unhex(t, `46310000 0000 0000 00000000 00000000
 		0f00 8025 06 02 0700 6486 0c 03 31 00 0000
 		0080c16b02f8ffff d022ee6b02f8ffff f091ef6b02f8ffff`))
 	if err != nil {
@@ -191,7 +181,7 @@ func TestGoldenDecode(t *testing.T) {
 		t.Errorf("V5 version:\n got %+v\nwant %+v", got, v5Version)
 	}
 
-	m, err = DecodeManipulate(payloadFromHex(t, "30310000 0000 0000 00000000 00000000 0080c16b02f8ffff 10000000 00000000"+strings.Repeat("00", 24)))
+	m, err = DecodeManipulate(testkit.Unhex(t, "30310000 0000 0000 00000000 00000000 0080c16b02f8ffff 10000000 00000000"+strings.Repeat("00", 24)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +189,7 @@ func TestGoldenDecode(t *testing.T) {
 		t.Errorf("V6: %v %+v", m.API, m.Memory())
 	}
 
-	f, err := DecodeFileIO(payloadFromHex(t, "30340000 0f0000c0"+strings.Repeat("00", 56)))
+	f, err := DecodeFileIO(testkit.Unhex(t, "30340000 0f0000c0"+strings.Repeat("00", 56)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +197,7 @@ func TestGoldenDecode(t *testing.T) {
 		t.Errorf("V8: %v", f)
 	}
 
-	d, err := DecodeDebugIO(payloadFromHex(t, "30320000 0000 0000 03000000 00000000 48690a"))
+	d, err := DecodeDebugIO(testkit.Unhex(t, "30320000 0000 0000 03000000 00000000 48690a"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +209,7 @@ func TestGoldenDecode(t *testing.T) {
 // TestCapturedStateChangeV10 checks every field of the captured Windows x64
 // breakpoint state change and re-encodes it byte for byte.
 func TestCapturedStateChangeV10(t *testing.T) {
-	raw := payloadFromHex(t, v10Payload)
+	raw := testkit.Unhex(t, v10Payload)
 	if len(raw) != StateChangeSize {
 		t.Fatalf("vector is %d bytes, want %d", len(raw), StateChangeSize)
 	}
@@ -265,7 +255,7 @@ func TestCapturedStateChangeV10(t *testing.T) {
 			t.Errorf("%s = %#x, want %#x", c.name, c.got, c.want)
 		}
 	}
-	wantStream := payloadFromHex(t, "ccc3cccc cccccccc 0f1f8400 00000000")
+	wantStream := testkit.Unhex(t, "ccc3cccc cccccccc 0f1f8400 00000000")
 	if !bytes.Equal(s.Control.InstructionStream[:], wantStream) || !bytes.Equal(s.Control.Instructions(), wantStream) {
 		t.Errorf("InstructionStream = %x, want %x", s.Control.InstructionStream, wantStream)
 	}

@@ -2,6 +2,7 @@ package kd
 
 import (
 	"bytes"
+	"kdsrv/internal/testkit"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -28,7 +29,7 @@ func TestPacketGolden(t *testing.T) {
 	for _, v := range packetVectors {
 		t.Run(v.name, func(t *testing.T) {
 			got := AppendPacket(nil, v.pkt)
-			want := payloadFromHex(t, v.wire)
+			want := testkit.Unhex(t, v.wire)
 			if !bytes.Equal(got, want) {
 				t.Fatalf("encode:\n got %x\nwant %x", got, want)
 			}
@@ -222,7 +223,7 @@ func TestDecoderNoiseEndingInLeaderByteIsBounded(t *testing.T) {
 
 func FuzzDecoder(f *testing.F) {
 	for _, v := range packetVectors {
-		f.Add(payloadFromHex(f, v.wire))
+		f.Add(testkit.Unhex(f, v.wire))
 	}
 	f.Add([]byte{0x62, 0x30, 0x30, 0x30, 0x30, 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {

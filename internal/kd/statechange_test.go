@@ -3,6 +3,7 @@ package kd
 import (
 	"bytes"
 	"errors"
+	"kdsrv/internal/testkit"
 	"strings"
 	"testing"
 )
@@ -180,7 +181,7 @@ func TestStateChangeHelpers(t *testing.T) {
 }
 
 func TestDecodeStateChangeShort(t *testing.T) {
-	raw := payloadFromHex(t, v10Payload)
+	raw := testkit.Unhex(t, v10Payload)
 	for _, n := range []int{0, 1, 32, 192, StateChangeSize - 1} {
 		if _, err := DecodeStateChange(raw[:n]); !errors.Is(err, ErrPayloadTooShort) {
 			t.Errorf("len %d: err = %v", n, err)
@@ -189,7 +190,7 @@ func TestDecodeStateChangeShort(t *testing.T) {
 }
 
 func FuzzDecodeStateChange(f *testing.F) {
-	f.Add(payloadFromHex(f, v10Payload))
+	f.Add(testkit.Unhex(f, v10Payload))
 	load := newTestStateChange(StateLoadSymbols)
 	load.SetPathName(`\SystemRoot\system32\ntoskrnl.exe`)
 	f.Add(load.Append(nil))

@@ -6,6 +6,7 @@ import (
 	"crypto/cipher"
 	"errors"
 	"fmt"
+	"kdsrv/internal/testkit"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -18,7 +19,7 @@ import (
 func TestCaptureBreakIn(t *testing.T) {
 	t.Parallel()
 	_, s := captureSealers(t)
-	wire := unhex(t, captureBreakIn)
+	wire := testkit.Unhex(t, captureBreakIn)
 	if got := readHexFile(t, "capture/host-breakin.hex"); !bytes.Equal(got, wire) {
 		t.Fatalf("testdata/capture/host-breakin.hex differs from the documented vector")
 	}
@@ -37,7 +38,7 @@ func TestCaptureBreakIn(t *testing.T) {
 	if _, err := s.OpenInPlace(buf); err != nil {
 		t.Fatalf("OpenInPlace: %v", err)
 	}
-	if got, want := buf[HeaderSize:len(buf)-TagSize], unhex(t, "0000000000000287 62 00000000000000"); !bytes.Equal(got, want) {
+	if got, want := buf[HeaderSize:len(buf)-TagSize], testkit.Unhex(t, "0000000000000287 62 00000000000000"); !bytes.Equal(got, want) {
 		t.Errorf("plaintext = %x, want %x", got, want)
 	}
 
@@ -65,7 +66,7 @@ func checkReseals(t *testing.T, s *Sealer, d Datagram, want []byte) {
 func TestBitFlipsRejected(t *testing.T) {
 	t.Parallel()
 	_, s := captureSealers(t)
-	wire := unhex(t, captureBreakIn)
+	wire := testkit.Unhex(t, captureBreakIn)
 	for bit := range len(wire) * 8 {
 		b := bytes.Clone(wire)
 		b[bit/8] ^= 1 << (bit % 8)
@@ -251,10 +252,10 @@ func sealRaw(t *testing.T, s *Sealer, block cipher.Block, plain []byte) []byte {
 func TestOpenErrors(t *testing.T) {
 	t.Parallel()
 	ctl, full := captureSealers(t)
-	good := unhex(t, captureBreakIn)
+	good := testkit.Unhex(t, captureBreakIn)
 	hdr := func(ch byte) []byte { return []byte{'M', 'D', 'B', 'G', 2, ch} }
 	plain := func(ch byte, meta string, body string) []byte {
-		return append(append(hdr(ch), unhex(t, meta)...), unhex(t, body)...)
+		return append(append(hdr(ch), testkit.Unhex(t, meta)...), testkit.Unhex(t, body)...)
 	}
 	tests := []struct {
 		name string

@@ -3,6 +3,7 @@ package kdnet
 import (
 	"bytes"
 	"encoding/binary"
+	"kdsrv/internal/testkit"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,7 +14,7 @@ import (
 // testdata/fuzz/FuzzOpen hold the captured datagrams.
 func FuzzOpen(f *testing.F) {
 	ctl, s := captureSealers(f)
-	f.Add(unhex(f, captureBreakIn))
+	f.Add(testkit.Unhex(f, captureBreakIn))
 	w, _ := s.Seal(nil, Datagram{Version: 2, Channel: ChannelControl, Seq: 1, Payload: []byte("seed")})
 	f.Add(w)
 	f.Add([]byte("MDBG"))

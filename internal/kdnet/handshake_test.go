@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"kdsrv/internal/testkit"
 	"net/netip"
 	"strings"
 	"testing"
@@ -36,7 +37,7 @@ func TestCaptureHandshake(t *testing.T) {
 	target := netip.MustParseAddrPort("192.168.0.13:50000")
 	host := netip.MustParseAddrPort("192.168.0.11:50000")
 	wantPoke := Poke{
-		ClientRandom: [32]byte(unhex(t, captureClient)),
+		ClientRandom: [32]byte(testkit.Unhex(t, captureClient)),
 		Endpoints:    [3]netip.AddrPort{target, host, host},
 	}
 	if diff := cmp.Diff(wantPoke, poke, cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
@@ -64,7 +65,7 @@ func TestCaptureHandshake(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ParseResponse: %v", err)
 	}
-	if resp.ClientRandom != poke.ClientRandom || resp.HostRandom != [32]byte(unhex(t, captureHostRand)) {
+	if resp.ClientRandom != poke.ClientRandom || resp.HostRandom != [32]byte(testkit.Unhex(t, captureHostRand)) {
 		t.Errorf("response randoms = %x / %x", resp.ClientRandom, resp.HostRandom)
 	}
 
@@ -92,7 +93,7 @@ func TestCaptureHandshake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d, err := s.Open(unhex(t, captureBreakIn)); err != nil || !bytes.Equal(d.Payload, []byte{0x62}) {
+	if d, err := s.Open(testkit.Unhex(t, captureBreakIn)); err != nil || !bytes.Equal(d.Payload, []byte{0x62}) {
 		t.Errorf("derived key does not open the break-in: %v", err)
 	}
 }
@@ -265,7 +266,7 @@ func TestGoldenSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Host GetVersion request (docs/kd-protocol.md V4, without the 0xAA trailer).
-	getVersion := append(unhex(t, "30303030 0200 3800 00000080 77000000 46310000"), make([]byte, 52)...)
+	getVersion := append(testkit.Unhex(t, "30303030 0200 3800 00000080 77000000 46310000"), make([]byte, 52)...)
 	d := sealGolden(t, host, tgt, Datagram{Version: 2, Channel: ChannelData, Seq: 1, HostToTarget: true, Payload: getVersion}, "data-getversion.hex")
 	if !bytes.Equal(d.Payload, getVersion) || d.Seq != 1 || !d.HostToTarget {
 		t.Errorf("target opened %+v", d)

@@ -27,19 +27,9 @@ const (
 	capturePokeSeq  = 2694
 )
 
-// unhex decodes hex, ignoring white space.
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.Join(strings.Fields(s), ""))
-	if err != nil {
-		t.Fatalf("bad hex in test data: %v", err)
-	}
-	return b
-}
-
 func key32(t testing.TB, s string) [KeySize]byte {
 	t.Helper()
-	b := unhex(t, s)
+	b := testkit.Unhex(t, s)
 	if len(b) != KeySize {
 		t.Fatalf("key is %d bytes", len(b))
 	}
@@ -53,7 +43,7 @@ func readHexFile(t testing.TB, name string) []byte {
 	if err != nil {
 		t.Fatalf("read testdata/%s: %v", name, err)
 	}
-	return unhex(t, string(raw))
+	return testkit.Unhex(t, string(raw))
 }
 
 // golden compares got with testdata/golden/name (hex), or rewrites the file
@@ -76,7 +66,7 @@ func golden(t *testing.T, name string, got []byte) {
 	if err != nil {
 		t.Fatalf("golden file %s unreadable (regenerate with go test ./internal/kdnet -update): %v", path, err)
 	}
-	if want := unhex(t, string(raw)); !bytes.Equal(got, want) {
+	if want := testkit.Unhex(t, string(raw)); !bytes.Equal(got, want) {
 		t.Errorf("%s mismatch\n got %x\nwant %x", name, got, want)
 	}
 }

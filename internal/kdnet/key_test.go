@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"kdsrv/internal/testkit"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -27,8 +28,8 @@ func TestParseKeyValid(t *testing.T) {
 		in   string
 		want [KeySize]byte
 	}{
-		{"1.1.1.1", [KeySize]byte(unhex(t, "0100000000000000 0100000000000000 0100000000000000 0100000000000000"))},
-		{"1.z.10.3w5e11264sgsf", [KeySize]byte(unhex(t, "0100000000000000 2300000000000000 2400000000000000 ffffffffffffffff"))},
+		{"1.1.1.1", [KeySize]byte(testkit.Unhex(t, "0100000000000000 0100000000000000 0100000000000000 0100000000000000"))},
+		{"1.z.10.3w5e11264sgsf", [KeySize]byte(testkit.Unhex(t, "0100000000000000 2300000000000000 2400000000000000 ffffffffffffffff"))},
 		{"1.Z.10.3W5E11264SGSF", leKey(1, 35, 36, ^uint64(0))},
 		{"0.0.0.0", leKey(0, 0, 0, 0)},
 		{"0000000000001.1.1.1", leKey(1, 1, 1, 1)}, // 13 digits with leading zeros

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"kdsrv/internal/kd"
+	"kdsrv/internal/testkit"
 )
 
 // KD packets decrypted from the captured Windows 8.1 KDNET session
@@ -43,7 +44,7 @@ func TestParsePacketCapture(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := unhex(t, tt.wire)
+			b := testkit.Unhex(t, tt.wire)
 			kind, p, err := ParsePacket(b)
 			if err != nil {
 				t.Fatalf("ParsePacket: %v", err)
@@ -68,7 +69,7 @@ func TestParsePacketCapture(t *testing.T) {
 
 func TestParsePacketRejects(t *testing.T) {
 	t.Parallel()
-	good := unhex(t, v11HostGetVer)
+	good := testkit.Unhex(t, v11HostGetVer)
 	mod := func(f func(b []byte) []byte) []byte { return f(bytes.Clone(good)) }
 	tests := []struct {
 		name string
@@ -86,10 +87,10 @@ func TestParsePacketRejects(t *testing.T) {
 		{"type 0 with data leader", mod(func(b []byte) []byte { b[4] = 0; return b })},
 		{"type past the last", mod(func(b []byte) []byte { b[4] = byte(kd.TypeMax); return b })},
 		{"unknown leader", mod(func(b []byte) []byte { b[0] = 0x31; return b })},
-		{"data type with control leader", unhex(t, "69696969 0200 0000 00000080 00000000")},
-		{"control packet with a count", unhex(t, "69696969 0400 0100 00000080 00000000 00")},
-		{"control packet with a tail", unhex(t, "69696969 0400 0000 00000080 00000000 00")},
-		{"pseudo with non-zero type", unhex(t, "00000000 0100 0000 26090000")},
+		{"data type with control leader", testkit.Unhex(t, "69696969 0200 0000 00000080 00000000")},
+		{"control packet with a count", testkit.Unhex(t, "69696969 0400 0100 00000080 00000000 00")},
+		{"control packet with a tail", testkit.Unhex(t, "69696969 0400 0000 00000080 00000000 00")},
+		{"pseudo with non-zero type", testkit.Unhex(t, "00000000 0100 0000 26090000")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,7 +116,7 @@ func TestParsePacketRejects(t *testing.T) {
 // checksum field (ignored on receipt, zero when sent), and a pseudo packet.
 func FuzzParsePacket(f *testing.F) {
 	for _, s := range []string{v11HostReset, v11TargetAck, v11HostGetVer, "62", "00000000 0000 0000 26090000"} {
-		f.Add(unhex(f, s))
+		f.Add(testkit.Unhex(f, s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		kind, p, err := ParsePacket(b)
