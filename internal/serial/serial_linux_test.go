@@ -4,30 +4,12 @@ package serial_test
 
 import (
 	"errors"
-	"os"
 	"testing"
 
 	"golang.org/x/sys/unix"
 )
 
 const inqRequest = unix.TIOCINQ
-
-func getTermios(t *testing.T, f *os.File) *unix.Termios {
-	t.Helper()
-	rc, err := f.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tio *unix.Termios
-	var ierr error
-	rc.Control(func(fd uintptr) { tio, ierr = unix.IoctlGetTermios(int(fd), unix.TCGETS2) })
-	if ierr != nil {
-		t.Fatalf("TCGETS2: %v", ierr)
-	}
-	return tio
-}
-
-func speedOf(tio *unix.Termios) int { return int(tio.Ospeed) }
 
 func TestExclusiveMode(t *testing.T) {
 	_, p := openPair(t, 115200)

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"kdsrv/internal/serial"
+	"kdsrv/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -281,19 +282,13 @@ func TestFlushDiscardsInput(t *testing.T) {
 	}
 	// Wait (bounded) until the line discipline has queued the input.
 	fd := slaveFd(t, p)
-	for i := 0; ; i++ {
+	testkit.WaitFor(t, "the input to arrive", func() bool {
 		n, err := unix.IoctlGetInt(fd, inqRequest)
 		if err != nil {
 			t.Fatalf("input queue size: %v", err)
 		}
-		if n > 0 {
-			break
-		}
-		if i == 200 {
-			t.Fatal("input never arrived")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return n > 0
+	})
 	if err := p.Flush(); err != nil {
 		t.Fatalf("Flush: %v", err)
 	}
