@@ -28,50 +28,41 @@ func Find(store Store, name string) (*Entry, error) {
 // uses it to pin a server's certificate kept in its own store
 // (certuser=/machuser= on the client side).
 func FindPeer(store Store, name string) (*Entry, error) {
-	matches, all, err := lookup(store, name, "find")
-	if err != nil {
-		return nil, err
-	}
-	switch len(matches) {
-	case 0:
-		return nil, notFound(store, name, all)
-	case 1:
-		return matches[0], nil
-	}
-	return nil, ambiguous(store, name, matches)
+	return choose(store, name, func(*Entry) error { return nil })
 }
 
 func find(store Store, name string, now time.Time) (*Entry, error) {
+	return choose(store, name, func(e *Entry) error { return checkServer(store, name, e, now) })
+}
+
+// choose looks name up in store and returns the one match that usable
+// accepts. Without a match the error lists what the store holds; when
+// usable refuses every match, it is why the one that expires last cannot
+// be used; when it accepts several, they are ambiguous.
+func choose(store Store, name string, usable func(*Entry) error) (*Entry, error) {
 	matches, all, err := lookup(store, name, "find")
 	if err != nil {
 		return nil, err
 	}
-	switch len(matches) {
-	case 0:
+	if len(matches) == 0 {
 		return nil, notFound(store, name, all)
-	case 1:
-		if err := checkServer(store, name, matches[0], now); err != nil {
-			return nil, err
-		}
-		return matches[0], nil
 	}
-	var usable []*Entry
+	var ok []*Entry
 	for _, e := range matches {
-		if checkServer(store, name, e, now) == nil {
-			usable = append(usable, e)
+		if usable(e) == nil {
+			ok = append(ok, e)
 		}
 	}
-	switch len(usable) {
+	switch len(ok) {
 	case 0:
-		// None can serve: report why the newest one cannot.
 		newest := slices.MaxFunc(matches, func(a, b *Entry) int {
 			return a.Certificate.NotAfter.Compare(b.Certificate.NotAfter)
 		})
-		return nil, checkServer(store, name, newest, now)
+		return nil, usable(newest)
 	case 1:
-		return usable[0], nil
+		return ok[0], nil
 	}
-	return nil, ambiguous(store, name, usable)
+	return nil, ambiguous(store, name, ok)
 }
 
 // lookup returns the entries matching name, and all entries of the store.

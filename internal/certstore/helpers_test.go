@@ -1,8 +1,6 @@
 package certstore
 
 import (
-	"crypto/ecdsa"
-	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -143,20 +141,13 @@ func wantKind(t *testing.T, err, kind error) {
 	}
 }
 
-func mustEC(t *testing.T, e *Entry) *ecdsa.PrivateKey {
+// mustKey returns e's private key, which must be a K.
+func mustKey[K any](t *testing.T, e *Entry) K {
 	t.Helper()
-	k, ok := e.Key.(*ecdsa.PrivateKey)
+	k, ok := e.Key.(K)
 	if !ok {
-		t.Fatalf("key is %T", e.Key)
-	}
-	return k
-}
-
-func mustRSA(t *testing.T, e *Entry) *rsa.PrivateKey {
-	t.Helper()
-	k, ok := e.Key.(*rsa.PrivateKey)
-	if !ok {
-		t.Fatalf("key is %T", e.Key)
+		var want K
+		t.Fatalf("key is %T, want %T", e.Key, want)
 	}
 	return k
 }

@@ -1,6 +1,8 @@
 package certstore
 
 import (
+	"crypto/ecdsa"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"os"
@@ -257,7 +259,7 @@ func TestFindAccepts(t *testing.T) {
 		{"SEC 1 EC key", func(t *testing.T, s Store) (string, *Entry) {
 			e, _ := p.Issue(CertSpec{CommonName: "sec1"})
 			writePEM(t, s.Path, "sec1.crt", certBlock(e.Certificate))
-			der, err := x509.MarshalECPrivateKey(mustEC(t, e))
+			der, err := x509.MarshalECPrivateKey(mustKey[*ecdsa.PrivateKey](t, e))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -267,7 +269,7 @@ func TestFindAccepts(t *testing.T) {
 		{"RSA PKCS#1 key", func(t *testing.T, s Store) (string, *Entry) {
 			e, _ := p.Issue(CertSpec{CommonName: "rsa", RSA: true})
 			writePEM(t, s.Path, "rsa.cer", certBlock(e.Certificate))
-			writePEM(t, s.Path, "rsa.key", &pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(mustRSA(t, e))})
+			writePEM(t, s.Path, "rsa.key", &pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(mustKey[*rsa.PrivateKey](t, e))})
 			return "rsa", e
 		}},
 		{"no EKU extension", func(t *testing.T, s Store) (string, *Entry) {
