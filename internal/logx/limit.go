@@ -48,7 +48,7 @@ func Limit(h slog.Handler, cfg LimitConfig) slog.Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &limitHandler{h: h, st: &limitState{cfg: cfg, buckets: make(map[limitKey]*bucket)}}
+	return &limitHandler{h: h, st: &limitState{cfg: cfg, buckets: make(map[limitKey]*Bucket)}}
 }
 
 type limitKey struct {
@@ -56,16 +56,46 @@ type limitKey struct {
 	msg   string
 }
 
-type bucket struct {
+// Bucket is a token bucket that counts what it holds back: it lets Burst
+// lines through at once and one more per Every, and reports, with the next
+// line it lets through, how many it dropped. Limit keeps one per message;
+// a caller with one stream of lines (a per-client log guard) can use one
+// directly. It is not safe for concurrent use: callers hold a lock.
+type Bucket struct {
+	burst      float64
+	every      time.Duration
 	tokens     float64
 	last       time.Time
 	suppressed int
 }
 
+// NewBucket returns a full bucket of burst tokens, refilled at one per
+// every from now on.
+func NewBucket(burst int, every time.Duration, now time.Time) *Bucket {
+	return &Bucket{burst: float64(burst), every: every, tokens: float64(burst), last: now}
+}
+
+// Allow takes a token at time now. It returns whether the line may go out
+// and, if so, how many lines were dropped since the last one that did.
+func (b *Bucket) Allow(now time.Time) (ok bool, suppressed int) {
+	if el := now.Sub(b.last); el > 0 {
+		b.tokens = min(b.burst, b.tokens+float64(el)/float64(b.every))
+		b.last = now
+	}
+	if b.tokens < 1 {
+		b.suppressed++
+		return false, 0
+	}
+	b.tokens--
+	n := b.suppressed
+	b.suppressed = 0
+	return true, n
+}
+
 type limitState struct {
 	cfg     LimitConfig
 	mu      sync.Mutex
-	buckets map[limitKey]*bucket
+	buckets map[limitKey]*Bucket
 }
 
 // allow takes a token for k; it returns whether the line may go out and
@@ -79,21 +109,10 @@ func (s *limitState) allow(k limitKey) (bool, int) {
 		if len(s.buckets) >= maxLimitKeys {
 			clear(s.buckets)
 		}
-		b = &bucket{tokens: float64(s.cfg.Burst), last: now}
+		b = NewBucket(s.cfg.Burst, s.cfg.Every, now)
 		s.buckets[k] = b
 	}
-	if el := now.Sub(b.last); el > 0 {
-		b.tokens = min(float64(s.cfg.Burst), b.tokens+float64(el)/float64(s.cfg.Every))
-		b.last = now
-	}
-	if b.tokens < 1 {
-		b.suppressed++
-		return false, 0
-	}
-	b.tokens--
-	n := b.suppressed
-	b.suppressed = 0
-	return true, n
+	return b.Allow(now)
 }
 
 type limitHandler struct {

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"kdsrv/internal/testkit"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -25,20 +27,10 @@ func serveTag(t *testing.T, p string, tag byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = c.Write([]byte{tag})
-			_ = c.Close()
-		}
-	}()
+	testkit.Accept(t, ln, func(c net.Conn) {
+		_, _ = c.Write([]byte{tag})
+		_ = c.Close()
+	})
 }
 
 // swapper exchanges a and b atomically (renameat2 RENAME_EXCHANGE), as a
