@@ -13,48 +13,53 @@ import (
 	"time"
 )
 
+// handshakeOutcome is what TestHandshake expects of one handshake.
+type handshakeOutcome struct {
+	auth       bool // on success: both sides authenticated
+	clientCode Code // 0: success expected
+	remote     bool // the client's error is a *RemoteError from the server
+	serverCode Code // expected ErrorCode of the server's error (0: success or no code)
+	serverFail bool
+}
+
+var (
+	unauthenticated = handshakeOutcome{}
+	authenticated   = handshakeOutcome{auth: true}
+	// deniedByServer: the server refuses the client's proof and says so.
+	deniedByServer = handshakeOutcome{clientCode: AccessDenied, remote: true, serverCode: AccessDenied, serverFail: true}
+)
+
 func TestHandshake(t *testing.T) {
 	t.Parallel()
+	bindA, bindB := []byte("tls-exporter-A"), []byte("tls-exporter-B")
 	tests := []struct {
-		name       string
-		client     Config
-		server     Config
-		wantAuth   bool // both sides authenticated
-		clientCode Code // 0: success expected
-		remote     bool // the client's error is a *RemoteError from the server
-		serverCode Code // expected ErrorCode of the server's error (0: success or no code)
-		serverFail bool
+		name           string
+		client, server Config
+		want           handshakeOutcome
 	}{
-		{name: "no password", client: Config{Software: "kdclient/t"}, server: Config{Software: "kdsrv/t"}},
-		{name: "right password", client: Config{Password: "s3cret"}, server: Config{Password: "s3cret"}, wantAuth: true},
-		{name: "right password and binding", client: Config{Password: "s3cret", Binding: []byte("tls-exporter-A")},
-			server: Config{Password: "s3cret", Binding: []byte("tls-exporter-A")}, wantAuth: true},
-		{name: "client password, server none", client: Config{Password: "s3cret"}, server: Config{}},
-		{name: "wrong password", client: Config{Password: "wrong1"}, server: Config{Password: "s3cret"},
-			clientCode: AccessDenied, remote: true, serverCode: AccessDenied, serverFail: true},
-		{name: "binding mismatch (relay)", client: Config{Password: "s3cret", Binding: []byte("tls-exporter-A")},
-			server:     Config{Password: "s3cret", Binding: []byte("tls-exporter-B")},
-			clientCode: AccessDenied, remote: true, serverCode: AccessDenied, serverFail: true},
-		{name: "binding on one side only", client: Config{Password: "s3cret"},
-			server:     Config{Password: "s3cret", Binding: []byte("tls-exporter-B")},
-			clientCode: AccessDenied, remote: true, serverCode: AccessDenied, serverFail: true},
-		{name: "client without password", client: Config{}, server: Config{Password: "s3cret"},
-			clientCode: AccessDenied, serverFail: true},
+		{"no password", Config{Software: "kdclient/t"}, Config{Software: "kdsrv/t"}, unauthenticated},
+		{"right password", Config{Password: "s3cret"}, Config{Password: "s3cret"}, authenticated},
+		{"right password and binding", Config{Password: "s3cret", Binding: bindA}, Config{Password: "s3cret", Binding: bindA}, authenticated},
+		{"client password, server none", Config{Password: "s3cret"}, Config{}, unauthenticated},
+		{"wrong password", Config{Password: "wrong1"}, Config{Password: "s3cret"}, deniedByServer},
+		{"binding mismatch (relay)", Config{Password: "s3cret", Binding: bindA}, Config{Password: "s3cret", Binding: bindB}, deniedByServer},
+		{"binding on one side only", Config{Password: "s3cret"}, Config{Password: "s3cret", Binding: bindB}, deniedByServer},
+		{"client without password", Config{}, Config{Password: "s3cret"}, handshakeOutcome{clientCode: AccessDenied, serverFail: true}},
 	}
 	for _, tr := range transports {
 		for _, tt := range tests {
 			t.Run(tr.name+"/"+tt.name, func(t *testing.T) {
 				t.Parallel()
 				cc, cerr, sc, serr := handshakePair(t, tr.pair, tt.client, tt.server)
-				if tt.clientCode == 0 {
+				if tt.want.clientCode == 0 {
 					if cerr != nil || serr != nil {
 						t.Fatalf("handshake failed: client %v; server %v", cerr, serr)
 					}
 					if cc.Version() != Version || sc.Version() != Version {
 						t.Errorf("versions %d/%d, want %d", cc.Version(), sc.Version(), Version)
 					}
-					if cc.Authenticated() != tt.wantAuth || sc.Authenticated() != tt.wantAuth {
-						t.Errorf("Authenticated = %v/%v, want %v", cc.Authenticated(), sc.Authenticated(), tt.wantAuth)
+					if cc.Authenticated() != tt.want.auth || sc.Authenticated() != tt.want.auth {
+						t.Errorf("Authenticated = %v/%v, want %v", cc.Authenticated(), sc.Authenticated(), tt.want.auth)
 					}
 					if cc.PeerSoftware() != tt.server.Software || sc.PeerSoftware() != tt.client.Software {
 						t.Errorf("PeerSoftware = %q/%q", cc.PeerSoftware(), sc.PeerSoftware())
@@ -74,19 +79,19 @@ func TestHandshake(t *testing.T) {
 				if cerr == nil {
 					t.Fatal("client handshake succeeded, want failure")
 				}
-				if code, _ := ErrorCode(cerr); code != tt.clientCode {
-					t.Errorf("client error %q has code %v, want %v", cerr, code, tt.clientCode)
+				if code, _ := ErrorCode(cerr); code != tt.want.clientCode {
+					t.Errorf("client error %q has code %v, want %v", cerr, code, tt.want.clientCode)
 				}
 				var re *RemoteError
-				if errors.As(cerr, &re) != tt.remote {
-					t.Errorf("client error %q: RemoteError = %v, want %v", cerr, !tt.remote, tt.remote)
+				if errors.As(cerr, &re) != tt.want.remote {
+					t.Errorf("client error %q: RemoteError = %v, want %v", cerr, !tt.want.remote, tt.want.remote)
 				}
-				if tt.serverFail && serr == nil {
+				if tt.want.serverFail && serr == nil {
 					t.Fatal("server handshake succeeded, want failure")
 				}
-				if tt.serverCode != 0 {
-					if code, _ := ErrorCode(serr); code != tt.serverCode {
-						t.Errorf("server error %q has code %v, want %v", serr, code, tt.serverCode)
+				if tt.want.serverCode != 0 {
+					if code, _ := ErrorCode(serr); code != tt.want.serverCode {
+						t.Errorf("server error %q has code %v, want %v", serr, code, tt.want.serverCode)
 					}
 				}
 				for _, err := range []error{cerr, serr} {
