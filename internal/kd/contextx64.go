@@ -107,9 +107,7 @@ func DecodeContextX64(b []byte) (c ContextX64, err error) {
 }
 
 // Append appends the 1232-byte encoding of c to dst.
-func (c *ContextX64) Append(dst []byte) []byte {
-	return appendFixed(dst, ContextX64Size, nil, c.wire)
-}
+func (c *ContextX64) Append(dst []byte) []byte { return appendFixed(dst, ContextX64Size, nil, c.wire) }
 
 // Encode returns the 1232-byte encoding of c.
 func (c *ContextX64) Encode() []byte { return c.Append(make([]byte, 0, ContextX64Size)) }

@@ -47,9 +47,7 @@ func DecodeDebugIO(payload []byte) (d DebugIO, err error) {
 }
 
 // Append appends the 16-byte structure followed by Extra to dst.
-func (d *DebugIO) Append(dst []byte) []byte {
-	return appendFixed(dst, DebugIOSize, d.Extra, d.wire)
-}
+func (d *DebugIO) Append(dst []byte) []byte { return appendFixed(dst, DebugIOSize, d.Extra, d.wire) }
 
 // Text returns the printed string (PrintString), the prompt (GetString from
 // the target) or the answer (GetString from the host): Extra clamped to the
@@ -127,9 +125,7 @@ func DecodeFileIO(payload []byte) (f FileIO, err error) {
 }
 
 // Append appends the 64-byte structure followed by Extra to dst.
-func (f *FileIO) Append(dst []byte) []byte {
-	return appendFixed(dst, FileIOSize, f.Extra, f.wire)
-}
+func (f *FileIO) Append(dst []byte) []byte { return appendFixed(dst, FileIOSize, f.Extra, f.wire) }
 
 // String summarises f for logs.
 func (f FileIO) String() string {
@@ -251,9 +247,7 @@ func DecodeTraceIO(payload []byte) (t TraceIO, err error) {
 }
 
 // Append appends the 64-byte structure followed by Extra to dst.
-func (t *TraceIO) Append(dst []byte) []byte {
-	return appendFixed(dst, TraceIOSize, t.Extra, t.wire)
-}
+func (t *TraceIO) Append(dst []byte) []byte { return appendFixed(dst, TraceIOSize, t.Extra, t.wire) }
 
 // Data returns the trace bytes, clamped to LengthOfData.
 func (t *TraceIO) Data() []byte {

@@ -92,9 +92,7 @@ func DecodeVersion(b []byte) (v Version, err error) {
 }
 
 // Append appends the 40-byte encoding of v to dst.
-func (v *Version) Append(dst []byte) []byte {
-	return appendFixed(dst, VersionSize, nil, v.wire)
-}
+func (v *Version) Append(dst []byte) []byte { return appendFixed(dst, VersionSize, nil, v.wire) }
 
 // Encode returns the 40-byte encoding of v.
 func (v *Version) Encode() []byte { return v.Append(make([]byte, 0, VersionSize)) }
