@@ -13,6 +13,7 @@ import (
 
 	"kdsrv/internal/dbgport"
 	"kdsrv/internal/logx"
+	"kdsrv/internal/serial"
 )
 
 // Debug-port networks understood by ParsePort, Listen and Connect.
@@ -248,6 +249,33 @@ func Connect(ctx context.Context, m *Machine, network, address string, opts Port
 		}
 		delay = min(2*delay, opts.RedialMax)
 	}
+}
+
+// ServePTY makes m reachable on a new pseudo-terminal, the way a VM
+// exposes a serial port as a pty (dbgport.PTY): the slave device (reported
+// through opts.Ready, for example /dev/pts/5) is in raw mode (8-bit, no
+// echo, no CR/LF translation, no signals, no line editing), and the
+// machine serves the master side. A debugger opens the slave; when it
+// closes it, output queued for it is flushed, and the machine is served
+// again as soon as the slave is reopened; it keeps running meanwhile.
+// opts.PollInterval is how often it looks for a debugger. ServePTY
+// returns nil when ctx ends, and ErrPTYUnsupported where the system has
+// no pseudo-terminals.
+func ServePTY(ctx context.Context, m *Machine, opts PortOptions) error {
+	opts.setDefaults()
+	defer m.hold()() // the machine runs while no debugger has the pty open
+	ln, err := dbgport.ListenPTY(opts.PollInterval)
+	if errors.Is(err, serial.ErrNoPTY) {
+		err = ErrPTYUnsupported
+	}
+	if err != nil {
+		return err
+	}
+	name := "pty:" + ln.Path()
+	opts.ready(ln.Path())
+	return dbgport.Serve(ctx, ln, name, opts.log(), func(ctx context.Context, c net.Conn, _ string) {
+		serveOne(ctx, m, c, name, &opts)
+	})
 }
 
 // sleepCtx waits d or until ctx ends; it reports whether ctx is still live.
