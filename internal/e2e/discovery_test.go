@@ -326,33 +326,9 @@ func TestQRUsage(t *testing.T) {
 // -browse inside a private network namespace whose only interface is a
 // multicast-enabled loopback, so no multicast reaches a real network.
 func TestDiscoveryBrowseNetns(t *testing.T) {
-	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
-		t.Skip("needs root on Linux to create a network namespace")
-	}
-	ipPath, err := exec.LookPath("ip")
-	if err != nil {
-		t.Skip("ip(8) not installed")
-	}
-	ns := "kde2edisc" + strconv.Itoa(os.Getpid())
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	ip := func(args ...string) error {
-		out, err := exec.CommandContext(ctx, ipPath, args...).CombinedOutput()
-		if err != nil {
-			t.Logf("ip %v: %v: %s", args, err, out)
-		}
-		return err
-	}
-	if ip("netns", "add", ns) != nil {
-		t.Skip("cannot create a network namespace here")
-	}
-	t.Cleanup(func() { _ = exec.Command(ipPath, "netns", "del", ns).Run() })
-	if ip("-n", ns, "link", "set", "lo", "up", "multicast", "on") != nil ||
-		ip("-n", ns, "route", "add", "224.0.0.0/4", "dev", "lo") != nil {
-		t.Fatal("cannot set up the namespace's loopback for multicast")
-	}
+	nsExec := testkit.MulticastNetns(t, "kde2edisc")
 	kdsrvBin, kdclientBin := binaries(t)
-	inNS := func(argv ...string) []string { return append([]string{ipPath, "netns", "exec", ns}, argv...) }
+	inNS := func(argv ...string) []string { return append(slices.Clone(nsExec), argv...) }
 	env := os.Environ()
 	common := []string{"-registry", t.TempDir(), "-qr-port", "0"}
 	announced, err := startProc(t, env, 1, inNS(append([]string{kdsrvBin, "-t", "tcp:port=5005,password=" + discoveryPassword}, common...)...)...)

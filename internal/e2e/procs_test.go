@@ -103,15 +103,4 @@ func waitForFile(t *testing.T, p *bgProc, glob string, n int64) string {
 	}
 }
 
-func dirNames(t *testing.T, dir string) string {
-	t.Helper()
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range es {
-		names = append(names, e.Name())
-	}
-	return strings.Join(names, " ")
-}
+func dirNames(t *testing.T, dir string) string { return strings.Join(testkit.DirNames(t, dir), " ") }

@@ -21,15 +21,7 @@ import (
 const e2ePassword = "Pw4e2eTests"
 
 func ownerOnlyFile(t *testing.T, content string, mode os.FileMode) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "pw")
-	if err := os.WriteFile(p, []byte(content), mode); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(p, mode); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testkit.WriteFile(t, "pw", content, mode)
 }
 
 // argvHolding returns the processes whose command line holds s.
