@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,67 +26,52 @@ func TestCOMOverPTY(t *testing.T) {
 	// Small frames and a short timer: at this error rate most 1024-byte
 	// frames are hit, and the default timers make the test crawl.
 	ports := &COMPorts{Config: commux.Config{MaxFrame: 128, RetransmitTimeout: 50 * time.Millisecond}}
-	ctx := context.Background()
+	r := &comRig{ports: ports, srv: cable.A, cli: cable.B}
 	channels := []int{0, 42, 254}
 	for _, ch := range channels {
-		ln, err := Listen(ctx, serverT(t, fmt.Sprintf("com:port=%s,baud=115200,channel=%d", cable.A, ch)), Options{COM: ports})
+		comEchoServe(t, r.listen(t, ch))
+	}
+	concurrently(t, len(channels), func(i int) error {
+		ch := channels[i]
+		dctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		c, err := r.dial(dctx, t, ch)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		comEchoServe(t, ln)
-	}
-	var wg sync.WaitGroup
-	errs := make(chan error, len(channels))
-	for i, ch := range channels {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-			defer cancel()
-			c, err := (&Dialer{COM: ports}).Dial(dctx, clientT(t, fmt.Sprintf("com:port=%s,baud=115200,channel=%d", cable.B, ch)))
-			if err != nil {
-				errs <- err
-				return
+		defer c.Close()
+		msg := make([]byte, 64<<10)
+		rng := rand.New(rand.NewPCG(uint64(i), 7))
+		for j := range msg {
+			msg[j] = byte(rng.Uint32())
+		}
+		werr := make(chan error, 1)
+		go func() { _, err := c.Write(msg); werr <- err }()
+		got := make([]byte, len(msg))
+		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if _, err := io.ReadFull(c, got); err != nil {
+			err = fmt.Errorf("channel %d: %w (line %+v)", ch, err, c.(COMLine).LineStats())
+			c.Close()
+			<-werr
+			return err
+		}
+		if err := <-werr; err != nil {
+			return fmt.Errorf("channel %d: write: %w", ch, err)
+		}
+		for j := range msg {
+			if got[j] != msg[j] {
+				return fmt.Errorf("channel %d: byte %d differs", ch, j)
 			}
-			defer c.Close()
-			msg := make([]byte, 64<<10)
-			rng := rand.New(rand.NewPCG(uint64(i), 7))
-			for j := range msg {
-				msg[j] = byte(rng.Uint32())
+		}
+		if i == 0 {
+			st := c.(COMLine).LineStats()
+			t.Logf("client line: %+v", st)
+			if cable.Corrupted() > 0 && st.CRCErrors+st.BadHeaders+st.Resyncs == 0 {
+				return fmt.Errorf("the cable corrupted %d bytes but the line saw no errors", cable.Corrupted())
 			}
-			werr := make(chan error, 1)
-			go func() { _, err := c.Write(msg); werr <- err }()
-			got := make([]byte, len(msg))
-			_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-			if _, err := io.ReadFull(c, got); err != nil {
-				errs <- fmt.Errorf("channel %d: %w (line %+v)", ch, err, c.(COMLine).LineStats())
-				c.Close()
-				<-werr
-				return
-			}
-			if err := <-werr; err != nil {
-				errs <- fmt.Errorf("channel %d: write: %w", ch, err)
-			}
-			for j := range msg {
-				if got[j] != msg[j] {
-					errs <- fmt.Errorf("channel %d: byte %d differs", ch, j)
-					return
-				}
-			}
-			if i == 0 {
-				st := c.(COMLine).LineStats()
-				t.Logf("client line: %+v", st)
-				if cable.Corrupted() > 0 && st.CRCErrors+st.BadHeaders+st.Resyncs == 0 {
-					errs <- fmt.Errorf("the cable corrupted %d bytes but the line saw no errors", cable.Corrupted())
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+		}
+		return nil
+	})
 	if cable.Corrupted() == 0 {
 		t.Error("the relay corrupted nothing; the noise test proved nothing")
 	}

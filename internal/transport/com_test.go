@@ -208,30 +208,20 @@ func TestCOMSharedPort(t *testing.T) {
 	if o, _ := line.counts(cliDev); o != 1 {
 		t.Fatalf("client device opened %d times for three dials, want 1", o)
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, len(conns))
-	for i, c := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			msg := []byte(strings.Repeat(fmt.Sprintf("channel %d says hello; ", i), 500))
-			go func() { _, _ = c.Write(msg) }()
-			got := make([]byte, len(msg))
-			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			if _, err := io.ReadFull(c, got); err != nil {
-				errs <- fmt.Errorf("conn %d: %w", i, err)
-				return
-			}
-			if string(got) != string(msg) {
-				errs <- fmt.Errorf("conn %d: echo differs", i)
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	concurrently(t, len(conns), func(i int) error {
+		c := conns[i]
+		msg := []byte(strings.Repeat(fmt.Sprintf("channel %d says hello; ", i), 500))
+		go func() { _, _ = c.Write(msg) }()
+		got := make([]byte, len(msg))
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadFull(c, got); err != nil {
+			return fmt.Errorf("conn %d: %w", i, err)
+		}
+		if string(got) != string(msg) {
+			return fmt.Errorf("conn %d: echo differs", i)
+		}
+		return nil
+	})
 	if st := conns[0].(COMLine).LineStats(); st.FramesSent == 0 || st.FramesReceived == 0 {
 		t.Errorf("line stats %+v", st)
 	}

@@ -362,16 +362,7 @@ func TestPipePeerAddr(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	c, err := DialPipe(testkit.Context(t, 5*time.Second), ".", "peer")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	sc, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close()
+	c, sc := dialAccept(t, ln, func() (net.Conn, error) { return DialPipe(testkit.Context(t, 5*time.Second), ".", "peer") })
 	want := "local pipe client"
 	if runtime.GOOS == "linux" {
 		want = fmt.Sprintf("uid %d pid %d", os.Geteuid(), os.Getpid())

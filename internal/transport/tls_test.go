@@ -292,16 +292,7 @@ func TestTLSBadClients(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			bad, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer bad.Close()
-			sc, err := ln.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sc.Close()
+			bad, sc := dialAccept(t, ln, func() (net.Conn, error) { return net.Dial("tcp", addr) })
 			errc := make(chan error, 1)
 			go func() {
 				_, err := Binding(sc)
@@ -314,12 +305,7 @@ func TestTLSBadClients(t *testing.T) {
 			if err != nil {
 				t.Fatalf("good client while a bad one is pending: %v", err)
 			}
-			good.Write([]byte("hello"))
-			io.ReadFull(good, make([]byte, 5))
-			good.Close()
-			if s := <-ch; s.err != nil {
-				t.Fatalf("good client: %v", s.err)
-			}
+			sessionBinding(t, good, ch)
 			select {
 			case err = <-errc:
 			case <-time.After(10 * time.Second):
