@@ -7,50 +7,38 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"kdsrv/internal/testkit"
 )
 
 // testTimeout bounds every blocking step of a test.
 const testTimeout = 10 * time.Second
 
-// echoServer echoes every connection until the test ends; it returns the
-// address. Its goroutines stop in t.Cleanup.
+// echoServer echoes the connections it accepts, one at a time, until the
+// test ends; it returns the address.
 func echoServer(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen on loopback: %v", err)
 	}
-	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var conns []net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(testTimeout))
-				io.Copy(c, c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
+	testkit.Accept(t, ln, func(c net.Conn) {
 		mu.Lock()
+		conns = append(conns, c)
+		mu.Unlock()
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(testTimeout))
+		io.Copy(c, c)
+	})
+	// This runs before Accept's own clean-up: an echo still running ends.
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
 		for _, c := range conns {
 			c.Close()
 		}
-		mu.Unlock()
-		wg.Wait()
 	})
 	return ln.Addr().String()
 }
