@@ -100,6 +100,15 @@ func (st *strictTarget) listen(path string) {
 	testkit.Accept(st.t, ln, st.connect)
 }
 
+// startVM starts a strict target and a server whose links to it are
+// in-memory pipes; trans opens it.
+func startVM(t testing.TB, cfg sim.Config, tweak func(*Config)) (st *strictTarget, ls *testServer, trans string) {
+	t.Helper()
+	dir := t.TempDir()
+	st = newStrictTarget(t, cfg)
+	return st, startLCServer(t, dir, map[string]*strictTarget{"vm": st}, tweak), "com:pipe,port=" + dir + "/vm"
+}
+
 // startVMPipe serves a strict target's line on a unix socket, as a VM
 // serves its serial pipe, and starts a server that may open it; trans
 // opens it with reconnect.
@@ -286,11 +295,9 @@ func TestAttachNewServerTargetRunning(t *testing.T) {
 // with break-ins; when the target hears one, its ids are adopted and the
 // session works.
 func TestAttachNotRespondingThenAnswers(t *testing.T) {
-	dir := t.TempDir()
-	st := newStrictTarget(t, sim.Config{Build: 19045})
+	st, ls, trans := startVM(t, sim.Config{Build: 19045}, nil)
 	st.deaf.Store(true)
-	ls := startLCServer(t, dir, map[string]*strictTarget{"vm": st}, nil)
-	c := ls.open(t, "com:pipe,port="+dir+"/vm,resets=2")
+	c := ls.open(t, trans+",resets=2")
 	s := c.waitState(wire.StateNotResponding, "not-responding notice")
 	if !strings.Contains(s.Text, "does not answer break-in and RESET") || !strings.Contains(s.Text, "2 RESET(s)") {
 		t.Fatalf("notice %q", s.Text)
@@ -393,10 +400,7 @@ func (lc *wireClient) notice(code wire.Code) wire.Notice {
 // target are refused with a Notice naming them, never reach the target,
 // and the same session (and the next client) works at once.
 func TestRefusedClientPackets(t *testing.T) {
-	dir := t.TempDir()
-	st := newStrictTarget(t, sim.Config{Build: 19045, StartHalted: true})
-	ls := startLCServer(t, dir, map[string]*strictTarget{"vm": st}, nil)
-	trans := "com:pipe,port=" + dir + "/vm"
+	st, ls, trans := startVM(t, sim.Config{Build: 19045, StartHalted: true}, nil)
 	c := ls.open(t, trans)
 	c.waitStop()
 	before := st.sim.Stats().Link.PacketsReceived
@@ -444,13 +448,11 @@ func TestRefusedClientPackets(t *testing.T) {
 // moves on: after a break-in the session works. A client that floods the
 // queue meanwhile is told its packets were dropped, and is not blocked.
 func TestQueuedPacketDroppedAfterBudget(t *testing.T) {
-	dir := t.TempDir()
-	st := newStrictTarget(t, sim.Config{Build: 19045, StartHalted: true})
-	ls := startLCServer(t, dir, map[string]*strictTarget{"vm": st}, func(c *Config) {
+	st, ls, trans := startVM(t, sim.Config{Build: 19045, StartHalted: true}, func(c *Config) {
 		c.TargetTimeout = 20 * time.Millisecond
 		c.SendBudget = 50 * time.Millisecond
 	})
-	c := ls.open(t, "com:pipe,port="+dir+"/vm")
+	c := ls.open(t, trans)
 	c.waitStop()
 	c.cont()
 	testkit.WaitFor(t, "the target runs", func() bool { return !st.sim.Halted() })
@@ -505,10 +507,8 @@ func (s *Server) targetFor(t testing.TB, name string) *target {
 // owner and logs it; the new boot's stop reaches the client, and requests
 // are answered by the new boot.
 func TestTargetRebootOnLiveLine(t *testing.T) {
-	dir := t.TempDir()
-	st := newStrictTarget(t, sim.Config{Build: 19045, StartHalted: true})
-	ls := startLCServer(t, dir, map[string]*strictTarget{"vm": st}, nil)
-	c := ls.open(t, "com:pipe,port="+dir+"/vm")
+	st, ls, trans := startVM(t, sim.Config{Build: 19045, StartHalted: true}, nil)
+	c := ls.open(t, trans)
 	c.waitStop()
 	first := st.sim.Layout().KernBase
 	if v := c.version(); v.KernBase != first {
@@ -543,16 +543,14 @@ func TestTargetRebootOnLiveLine(t *testing.T) {
 // link as it is: its session info and a Notice name the differences, and
 // the session works.
 func TestOptionConflictNotice(t *testing.T) {
-	dir := t.TempDir()
-	st := newStrictTarget(t, sim.Config{Build: 19045, StartHalted: true})
-	ls := startLCServer(t, dir, map[string]*strictTarget{"vm": st}, nil)
-	a := ls.open(t, "com:pipe,port="+dir+"/vm,resets=3")
+	_, ls, trans := startVM(t, sim.Config{Build: 19045, StartHalted: true}, nil)
+	a := ls.open(t, trans+",resets=3")
 	a.waitStop()
 	if strings.Contains(a.info, "shared") {
 		t.Fatalf("the first client was told of differences: %q", a.info)
 	}
 	a.detach()
-	b := ls.open(t, "com:pipe,port="+dir+"/vm,baud=57600")
+	b := ls.open(t, trans+",baud=57600")
 	for _, want := range []string{"resets=3 (you asked for no resets=", "you asked for baud=57600", "restart kdsrv"} {
 		if !strings.Contains(b.info, want) {
 			t.Errorf("session info %q does not say %q", b.info, want)
@@ -568,7 +566,7 @@ func TestOptionConflictNotice(t *testing.T) {
 	}
 	b.detach()
 	// The same options: no notice, no note in the info.
-	c := ls.open(t, "com:pipe,port="+dir+"/vm,resets=3")
+	c := ls.open(t, trans+",resets=3")
 	if strings.Contains(c.info, "shared") {
 		t.Errorf("same options, yet the info says %q", c.info)
 	}
@@ -581,8 +579,7 @@ func TestOptionConflictNotice(t *testing.T) {
 func TestBridgeForgetsStopAfterReboot(t *testing.T) {
 	st, ls, trans := startVMPipe(t, sim.Config{Build: 19045, StartHalted: true})
 	c := ls.connect(t, trans)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testkit.Context(t, 30*time.Second)
 	notices := make(chan wire.Notice, 16)
 	conn, err := kdclient.Dial(ctx, c.Server, kdclient.Options{Logger: logx.Discard(), OnNotice: func(n wire.Notice) { notices <- n }})
 	if err != nil {

@@ -206,8 +206,7 @@ func scrape(t *testing.T, h http.Handler) map[string]float64 {
 // authentication.
 func TestMetricsDuringSession(t *testing.T) {
 	h := newObsHarness(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
+	ctx := testkit.Context(t, 90*time.Second)
 	// One client with the wrong password.
 	bad := h.connect(t, "WrongPw", "m")
 	if _, err := kdclient.Dial(ctx, bad.Server, kdclient.Options{Logger: logx.Discard(), Keys: h.keys}); err == nil {
@@ -263,8 +262,7 @@ func TestMetricsDuringSession(t *testing.T) {
 // bridge-server and debugger-bridge hops; no trace holds the password.
 func TestTraceOnEveryHop(t *testing.T) {
 	h := newObsHarness(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
+	ctx := testkit.Context(t, 90*time.Second)
 	ds := h.debug(t, ctx, "tr")
 	if _, err := ds.host.Version(ctx); err != nil {
 		t.Fatal(err)
@@ -313,8 +311,7 @@ func TestTraceOnEveryHop(t *testing.T) {
 // keeps working; a watcher neither owns nor disturbs the target.
 func TestConsoleWatcher(t *testing.T) {
 	h := newObsHarness(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
+	ctx := testkit.Context(t, 90*time.Second)
 	c := h.connect(t, h.password, "con")
 
 	// The first watcher opens the link itself: no break-in, no RESET.
@@ -372,8 +369,7 @@ func TestConsoleWatcher(t *testing.T) {
 // watcher cannot drive the target.
 func TestConsoleWatchRefusals(t *testing.T) {
 	h := newObsHarness(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
+	ctx := testkit.Context(t, 90*time.Second)
 	c, err := spec.ParseConnect("kdsrv:server=@{tcp:server=127.0.0.1,port=" + strconv.Itoa(h.port) + ",password=" + h.password + "},trans=@{com:pipe,port=/elsewhere/x}")
 	if err != nil {
 		t.Fatal(err)

@@ -457,8 +457,7 @@ func TestReadAheadBridgeDump(t *testing.T) {
 	t.Parallel()
 	h := newRAHarness(t, sim.Config{})
 	c := h.spec("bridge")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	ctx := testkit.Context(t, 60*time.Second)
 	sess, err := kdclient.OpenSession(ctx, c, kdclient.Options{Logger: logx.Discard()}, kdclient.SessionOptions{ReadAhead: true})
 	if err != nil {
 		t.Fatal(err)
@@ -516,8 +515,7 @@ func TestReadAheadOptionErrors(t *testing.T) {
 	t.Parallel()
 	h := newRAHarness(t, sim.Config{})
 	c := h.spec("opt")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := testkit.Context(t, 10*time.Second)
 	conn, err := kdclient.Dial(ctx, c.Server, kdclient.Options{Logger: logx.Discard()})
 	if err != nil {
 		t.Fatal(err)
@@ -581,8 +579,7 @@ func TestReadAheadKdclientFlag(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "dump.bin")
 	addr := sim.DataBase + 0x3000
 	const n = 256 << 10
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	ctx := testkit.Context(t, 60*time.Second)
 	var out, errs bytes.Buffer
 	code := kdclientcli.Main(ctx, []string{"-k", c.String(), "-readahead", "dump", fmt.Sprintf("%#x", addr), strconv.Itoa(n), file}, &out, &errs)
 	if code != 0 {
