@@ -92,30 +92,28 @@ fd0=$(fds)
 printf '%-44s | %-58s | %s\n' "fault" "figure measured" "outcome"
 printf '%s\n' "$(printf '%.0s-' $(seq 120))"
 
+# send_raw MUST_CLOSE < BYTES: send BYTES on a new connection to kdsrv,
+# then time its close (t, ms) and the next client (n, ms); ok=1 when the
+# next client fails or (MUST_CLOSE=1) the connection stayed open.
+send_raw() {
+	exec 5<>"/dev/tcp/127.0.0.1/$port"
+	cat >&5 2>/dev/null || true
+	t=$(closed_after 5 15)
+	exec 5>&-
+	n=$(next_ok) && ok=0 || ok=1
+	[ "$1" = 0 ] || [ "$t" != open ] || ok=1
+}
+
 # 1. Garbage instead of a handshake.
-exec 5<>"/dev/tcp/127.0.0.1/$port"
-head -c 1048576 /dev/urandom >&5 2>/dev/null || true
-t=$(closed_after 5 15)
-exec 5>&-
-n=$(next_ok) && ok=0 || ok=1
+send_raw 0 < <(head -c 1048576 /dev/urandom)
 row "1 MiB of random bytes before the handshake" "connection closed after ${t} ms; next client ${n} ms" "held" "$ok"
 
 # 2. A frame header announcing a 4 GiB payload.
-exec 5<>"/dev/tcp/127.0.0.1/$port"
-printf 'K\x01\x00\x00\xff\xff\xff\xff' >&5
-t=$(closed_after 5 15)
-exec 5>&-
-n=$(next_ok) && ok=0 || ok=1
-[ "$t" != open ] || ok=1
+send_raw 1 < <(printf 'K\x01\x00\x00\xff\xff\xff\xff')
 row "frame header announcing a 4 GiB payload" "closed after ${t} ms, RSS $(rss_kb) KB (was ${rss0}); next ${n} ms" "held" "$ok"
 
 # 3. A malformed Hello (right header, garbage payload).
-exec 5<>"/dev/tcp/127.0.0.1/$port"
-printf 'K\x01\x00\x00\x00\x00\x00\x05hello' >&5
-t=$(closed_after 5 15)
-exec 5>&-
-n=$(next_ok) && ok=0 || ok=1
-[ "$t" != open ] || ok=1
+send_raw 1 < <(printf 'K\x01\x00\x00\x00\x00\x00\x05hello')
 row "malformed Hello payload" "closed after ${t} ms; next client ${n} ms" "held" "$ok"
 
 # 4. Half-open connections: 200 from one address that connect and send
