@@ -216,6 +216,58 @@ type Link struct {
 	st Counters
 
 	adopt atomic.Bool // AdoptNext: accept the next data packet's id as it is
+
+	spare Spares // payload buffers given back by Recycle
+}
+
+// Recycle gives back the payload of a packet Recv delivered, once the
+// caller (and anything it handed the payload to) no longer uses it or any
+// slice of it: the link reuses the memory for a later packet, so that a
+// receiver that forwards packets allocates nothing per packet. Calling it
+// is optional.
+func (l *Link) Recycle(b []byte) { l.spare.Put(b) }
+
+// maxSpare bounds the buffers a Spares keeps.
+const maxSpare = 4
+
+// Spares keeps a few byte buffers for reuse, so that code that copies
+// packet payloads allocates nothing per packet in steady state. The zero
+// value is ready; it is safe for concurrent use.
+type Spares struct {
+	mu   sync.Mutex
+	bufs [][]byte
+}
+
+// Put gives b back for reuse; nothing may use b afterwards.
+func (s *Spares) Put(b []byte) {
+	if cap(b) == 0 {
+		return
+	}
+	s.mu.Lock()
+	if len(s.bufs) < maxSpare {
+		s.bufs = append(s.bufs, b[:0])
+	}
+	s.mu.Unlock()
+}
+
+// Get returns a buffer of n bytes (contents undefined): a spare one if
+// one is large enough, else a new one.
+func (s *Spares) Get(n int) []byte {
+	s.mu.Lock()
+	for i := len(s.bufs) - 1; i >= 0; i-- {
+		if b := s.bufs[i]; cap(b) >= n {
+			last := len(s.bufs) - 1
+			s.bufs[i] = s.bufs[last]
+			s.bufs[last] = nil
+			s.bufs = s.bufs[:last]
+			s.mu.Unlock()
+			return b[:n]
+		}
+	}
+	s.mu.Unlock()
+	// Sizes in steps, so that a spare buffer fits the packets of similar
+	// size that follow.
+	return make([]byte, n, max(256, (n+255)&^255))
 }
 
 type chunk struct {
@@ -606,7 +658,7 @@ func (l *Link) handleData(s *loopState, p Packet) error {
 	}
 	s.expectID ^= 1
 	l.st.PacketsReceived.Add(1)
-	payload := make([]byte, len(p.Payload))
+	payload := l.spare.Get(len(p.Payload))
 	copy(payload, p.Payload)
 	l.enqueue(s, Message{Kind: MsgPacket, Packet: Packet{Type: p.Type, ID: id, Payload: payload}})
 	return nil
