@@ -48,6 +48,7 @@ type target struct {
 	readers sync.WaitGroup
 	closed  bool
 	ra      *readAhead // read-ahead, once a client enabled it (readahead.go)
+	bufs    kd.Spares  // payload buffers of client packets on their way
 
 	// Synchronisation with a KDCOM target (attach.go).
 	synced        chan struct{}      // closed while synchronised; packets wait for it
@@ -81,6 +82,9 @@ type outPacket struct {
 	// breakIn marks a client's break-in request rather than a packet: it
 	// is sent to the target after the packets queued before it.
 	breakIn bool
+	// spare: payload came from target.bufs and goes back there once the
+	// packet was sent or dropped.
+	spare bool
 }
 
 // errKeyMismatch refuses a client whose KDNET key differs from the one the
@@ -525,9 +529,16 @@ func (t *target) fromTarget(p kd.Packet) {
 		t.lastSC = p.Payload
 	}
 	owner := t.owner
+	// Once forwarded (copied into the client's frame) the payload is
+	// not needed any more, unless it is the stop kept above or read-ahead
+	// might keep it.
+	reuse := p.Type != kd.TypeStateChange64 && t.ra == nil
 	t.mu.Unlock()
 	if owner != nil {
 		if err := owner.sendKD(uint16(p.Type), p.Payload); err == nil {
+			if kl, ok := t.kdl.(*kd.Link); ok && reuse {
+				kl.Recycle(p.Payload)
+			}
 			return
 		}
 	}
@@ -558,7 +569,12 @@ func (t *target) fromClient(c *client, pt uint16, payload []byte) error {
 	if !t.admit(c, typ, payload) {
 		return nil
 	}
-	t.enqueueFrom(c, typ, append([]byte(nil), payload...))
+	buf := t.bufs.Get(len(payload))
+	copy(buf, payload)
+	t.mu.Lock()
+	p := outPacket{typ: typ, payload: buf, from: c, gen: t.gen, spare: true}
+	t.mu.Unlock()
+	t.push(p)
 	return nil
 }
 
@@ -613,99 +629,116 @@ func (t *target) writer() {
 		case <-t.ctx.Done():
 			return
 		}
-		if p.breakIn {
-			// Everything the client sent before it has been taken (or
-			// dropped): now the break-in cannot overtake a Continue.
-			if err := t.kdl.SendBreakIn(); err != nil {
-				t.log().Warn("target break-in failed", logx.Err(err))
-			}
-			continue
+		more := t.sendOne(p, st, &cur, timer, budget)
+		if p.spare {
+			t.bufs.Put(p.payload)
 		}
-		start := time.Now()
-		if !t.waitSynced(timer, budget) {
-			if t.ctx.Err() != nil {
-				return
-			}
-			t.dropped(p, wire.TargetNotResponding, fmt.Sprintf("kdsrv could not synchronise with the target within %v", budget))
-			continue
+		if !more {
+			return
+		}
+	}
+}
+
+// sendOne sends one queued packet (or break-in) to the target, or drops
+// it (see writer). cur is the writer's send context: replaced when it
+// ended. It returns false when the writer must stop (the target is closing
+// or its link failed).
+func (t *target) sendOne(p outPacket, st *sendTimer, curp **abortCtx, timer *time.Timer, budget time.Duration) bool {
+	cur := *curp
+	defer func() { *curp = cur }()
+	if p.breakIn {
+		// Everything the client sent before it has been taken (or
+		// dropped): now the break-in cannot overtake a Continue.
+		if err := t.kdl.SendBreakIn(); err != nil {
+			t.log().Warn("target break-in failed", logx.Err(err))
+		}
+		return true
+	}
+	start := time.Now()
+	if !t.waitSynced(timer, budget) {
+		if t.ctx.Err() != nil {
+			return false
+		}
+		t.dropped(p, wire.TargetNotResponding, fmt.Sprintf("kdsrv could not synchronise with the target within %v", budget))
+		return true
+	}
+	t.mu.Lock()
+	stale := p.gen != t.gen
+	if !stale {
+		if cur.Err() != nil {
+			cur.release()
+			cur = newAbortCtx(t.ctx)
+		}
+		t.inflight = cur.cancel
+	}
+	t.mu.Unlock()
+	if stale {
+		t.dropped(p, wire.TargetUnavailable, "the target restarted, or its link was re-established, after it was sent")
+		return true
+	}
+	t.apiRequest(p.typ, p.payload)
+	var why string
+	var code wire.Code
+	for {
+		left := budget - time.Since(start)
+		if left <= 0 {
+			code = wire.TargetNotResponding
+			why = fmt.Sprintf("the target did not acknowledge it within %v", budget)
+			break
+		}
+		st.arm(cur, min(t.s.cfg.TargetTimeout, left))
+		err := t.kdl.Send(cur, p.typ, p.payload)
+		st.disarm()
+		if err == nil {
+			break
+		}
+		if t.ctx.Err() != nil {
+			return false
 		}
 		t.mu.Lock()
-		stale := p.gen != t.gen
-		if !stale {
-			if cur.Err() != nil {
-				cur.release()
-				cur = newAbortCtx(t.ctx)
-			}
+		restarted := p.gen != t.gen
+		aborted := cur.Err() != nil
+		if aborted && !restarted {
+			// Timed out (or cancelled by a restart that came before
+			// this packet was queued): the next try needs a live
+			// context.
+			cur.release()
+			cur = newAbortCtx(t.ctx)
 			t.inflight = cur.cancel
 		}
 		t.mu.Unlock()
-		if stale {
-			t.dropped(p, wire.TargetUnavailable, "the target restarted, or its link was re-established, after it was sent")
-			continue
+		if restarted {
+			code = wire.TargetUnavailable
+			why = "the target restarted, or its link was re-established, before it acknowledged it"
+			break
 		}
-		t.apiRequest(p.typ, p.payload)
-		var why string
-		var code wire.Code
-		for {
-			left := budget - time.Since(start)
-			if left <= 0 {
-				code = wire.TargetNotResponding
-				why = fmt.Sprintf("the target did not acknowledge it within %v", budget)
-				break
-			}
-			st.arm(cur, min(t.s.cfg.TargetTimeout, left))
-			err := t.kdl.Send(cur, p.typ, p.payload)
-			st.disarm()
-			if err == nil {
-				break
-			}
-			if t.ctx.Err() != nil {
-				return
-			}
-			t.mu.Lock()
-			restarted := p.gen != t.gen
-			aborted := cur.Err() != nil
-			if aborted && !restarted {
-				// Timed out (or cancelled by a restart that came before
-				// this packet was queued): the next try needs a live
-				// context.
-				cur.release()
-				cur = newAbortCtx(t.ctx)
-				t.inflight = cur.cancel
-			}
-			t.mu.Unlock()
-			if restarted {
-				code = wire.TargetUnavailable
-				why = "the target restarted, or its link was re-established, before it acknowledged it"
-				break
-			}
-			if !aborted {
-				return // the link failed; pump reports it
-			}
-			if errors.Is(err, context.DeadlineExceeded) && time.Since(start) >= t.s.cfg.TargetTimeout {
-				t.setSlow(true)
-			}
+		if !aborted {
+			return false // the link failed; pump reports it
 		}
-		t.mu.Lock()
-		t.inflight = nil
-		t.mu.Unlock()
-		if why != "" {
-			if code == wire.TargetNotResponding {
-				t.mu.Lock()
-				t.needSync = true
-				t.mu.Unlock()
-			}
-			t.dropped(p, code, why)
-			continue
-		}
-		t.setSlow(false)
-		if kd.Resumes(p.typ, p.payload) {
-			t.mu.Lock()
-			t.halted = false
-			t.lastSC = nil
-			t.mu.Unlock()
+		if errors.Is(err, context.DeadlineExceeded) && time.Since(start) >= t.s.cfg.TargetTimeout {
+			t.setSlow(true)
 		}
 	}
+	t.mu.Lock()
+	t.inflight = nil
+	t.mu.Unlock()
+	if why != "" {
+		if code == wire.TargetNotResponding {
+			t.mu.Lock()
+			t.needSync = true
+			t.mu.Unlock()
+		}
+		t.dropped(p, code, why)
+		return true
+	}
+	t.setSlow(false)
+	if kd.Resumes(p.typ, p.payload) {
+		t.mu.Lock()
+		t.halted = false
+		t.lastSC = nil
+		t.mu.Unlock()
+	}
+	return true
 }
 
 // waitSynced waits until the target is synchronised, at most budget (on
