@@ -117,7 +117,12 @@ func (b *Bridge) Run(ctx context.Context) error {
 			if hc := b.haltCache(); hc != nil {
 				hc.FromTarget(kd.PacketType(pt), payload)
 			}
-			b.fromServer(kd.PacketType(pt), append([]byte(nil), payload...))
+			if kd.PacketType(pt) == kd.TypeStateChange64 {
+				// Kept as the stop the bridge gives the next debugger;
+				// any other payload is used before the next Recv.
+				payload = append([]byte(nil), payload...)
+			}
+			b.fromServer(kd.PacketType(pt), payload)
 		case wire.TypeNotice:
 			b.c.notice(f.Payload)
 		case wire.TypeState:
@@ -254,6 +259,11 @@ func (b *Bridge) Serve(ctx context.Context, conn io.ReadWriteCloser) error {
 		}
 		if err := b.fromDebugger(d, m); err != nil {
 			return err
+		}
+		if m.Kind == kd.MsgPacket && b.haltCache() == nil && b.readAhead() == nil {
+			// Forwarded (copied into a frame) and kept by nobody: the
+			// link may reuse the memory.
+			d.l.Recycle(m.Packet.Payload)
 		}
 	}
 }
