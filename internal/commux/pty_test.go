@@ -7,10 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/creack/pty"
-	"golang.org/x/sys/unix"
-
 	"kdsrv/internal/serial"
+	"kdsrv/internal/testkit"
 )
 
 // ptyLine returns both ends of a pseudo-terminal as byte streams: the master
@@ -18,30 +16,10 @@ import (
 // mode, as kdsrv opens a real port.
 func ptyLine(t *testing.T) (*os.File, *serial.Port) {
 	t.Helper()
-	master, slave, err := pty.Open()
+	m, slave := testkit.PTY(t)
+	p, err := serial.Open(slave, 115200)
 	if err != nil {
-		t.Skipf("no pseudo-terminals: %v", err)
-	}
-	defer slave.Close() // the serial package opens its own descriptor
-	rc, err := master.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fd int
-	var derr error
-	rc.Control(func(raw uintptr) { fd, derr = unix.Dup(int(raw)) })
-	master.Close()
-	if derr != nil {
-		t.Fatal(derr)
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		t.Fatal(err)
-	}
-	m := os.NewFile(uintptr(fd), "ptmx")
-	p, err := serial.Open(slave.Name(), 115200)
-	if err != nil {
-		m.Close()
-		t.Fatalf("serial.Open(%s): %v", slave.Name(), err)
+		t.Fatalf("serial.Open(%s): %v", slave, err)
 	}
 	return m, p
 }

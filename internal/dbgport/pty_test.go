@@ -6,31 +6,12 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
-	"syscall"
 	"testing"
 	"time"
 
 	"kdsrv/internal/serial"
+	"kdsrv/internal/testkit"
 )
-
-// openSlave opens the pty's slave the way a debugger does, in raw mode.
-func openSlave(t *testing.T, path string) *os.File {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatalf("open %s: %v", path, err)
-	}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rerr error
-	if err := rc.Control(func(fd uintptr) { rerr = serial.MakeRaw(int(fd)) }); err != nil || rerr != nil {
-		t.Fatalf("raw mode on %s: %v %v", path, err, rerr)
-	}
-	return f
-}
 
 // readN reads exactly n bytes from r within 10s.
 func readN(t *testing.T, r io.Reader, n int) string {
@@ -79,7 +60,7 @@ func TestPTYFollowsDebuggers(t *testing.T) {
 		return ch
 	}
 	first := accept()
-	s1 := openSlave(t, l.Path())
+	s1 := testkit.OpenPTYSlave(t, l.Path())
 	r := <-first
 	if r.err != nil {
 		t.Fatalf("Accept: %v", r.err)
@@ -108,7 +89,7 @@ func TestPTYFollowsDebuggers(t *testing.T) {
 	if _, err := c1.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("read on a closed connection: %v; want net.ErrClosed", err)
 	}
-	s2 := openSlave(t, l.Path())
+	s2 := testkit.OpenPTYSlave(t, l.Path())
 	defer s2.Close()
 	r = <-second
 	if r.err != nil {

@@ -176,42 +176,40 @@ type deadlineFile interface {
 	SetDeadline(time.Time) error
 }
 
-func (c *ptyConn) enter() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// isClosed reports whether Close was called; c.mu is held.
+func (c *ptyConn) isClosed() bool {
 	select {
 	case <-c.closed:
-		return false
+		return true
 	default:
+		return false
+	}
+}
+
+// do runs op (the master's Read or Write) on b unless the connection is
+// closed; Close wakes it, and the next Accept waits for it to end.
+func (c *ptyConn) do(op func([]byte) (int, error), b []byte) (int, error) {
+	c.mu.Lock()
+	if c.isClosed() {
+		c.mu.Unlock()
+		return 0, net.ErrClosed
 	}
 	c.active.Add(1)
-	return true
+	c.mu.Unlock()
+	defer c.active.Done()
+	return op(b)
 }
 
-func (c *ptyConn) Read(b []byte) (int, error) {
-	if !c.enter() {
-		return 0, net.ErrClosed
-	}
-	defer c.active.Done()
-	return c.f.Read(b)
-}
+func (c *ptyConn) Read(b []byte) (int, error) { return c.do(c.f.Read, b) }
 
-func (c *ptyConn) Write(b []byte) (int, error) {
-	if !c.enter() {
-		return 0, net.ErrClosed
-	}
-	defer c.active.Done()
-	return c.f.Write(b)
-}
+func (c *ptyConn) Write(b []byte) (int, error) { return c.do(c.f.Write, b) }
 
 // Close ends this debugger's use of the master; the master stays open.
 func (c *ptyConn) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	select {
-	case <-c.closed:
+	if c.isClosed() {
 		return nil
-	default:
 	}
 	close(c.closed)
 	_ = c.f.SetDeadline(time.Now()) // wake blocked Read/Write
