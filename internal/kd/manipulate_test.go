@@ -21,79 +21,42 @@ func TestManipulateOffsets(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		set    func(*Manipulate)
+		union  unionCase
 		fields []field
-		check  func(t *testing.T, m *Manipulate)
 	}{
-		{"memory", func(m *Manipulate) {
-			m.SetMemory(MemoryArgs{Address: 0x1122334455667788, Count: 0xA1A2A3A4, Actual: 0xB1B2B3B4})
-		}, []field{
+		{"memory", viaUnion((*Manipulate).SetMemory, (*Manipulate).Memory,
+			MemoryArgs{Address: 0x1122334455667788, Count: 0xA1A2A3A4, Actual: 0xB1B2B3B4}), []field{
 			{"TargetBaseAddress", 16, 8, 0x1122334455667788},
 			{"TransferCount", 24, 4, 0xA1A2A3A4},
 			{"ActualBytes", 28, 4, 0xB1B2B3B4},
-		}, func(t *testing.T, m *Manipulate) {
-			if got, want := m.Memory(), (MemoryArgs{0x1122334455667788, 0xA1A2A3A4, 0xB1B2B3B4}); got != want {
-				t.Errorf("Memory() = %+v, want %+v", got, want)
-			}
 		}},
-		{"context flags", func(m *Manipulate) { m.SetContextFlags(ContextAll) },
-			[]field{{"ContextFlags", 16, 4, 0x10001F}},
-			func(t *testing.T, m *Manipulate) {
-				if m.ContextFlags() != ContextAll {
-					t.Errorf("ContextFlags() = %#x", m.ContextFlags())
-				}
-			}},
-		{"context ex", func(m *Manipulate) {
-			m.SetContextEx(ContextExArgs{Offset: 0x11111111, ByteCount: 0x22222222, BytesCopied: 0x33333333})
-		}, []field{
+		{"context flags", viaUnion((*Manipulate).SetContextFlags, (*Manipulate).ContextFlags, ContextAll),
+			[]field{{"ContextFlags", 16, 4, 0x10001F}}},
+		{"context ex", viaUnion((*Manipulate).SetContextEx, (*Manipulate).ContextEx,
+			ContextExArgs{Offset: 0x11111111, ByteCount: 0x22222222, BytesCopied: 0x33333333}), []field{
 			{"Offset", 16, 4, 0x11111111},
 			{"ByteCount", 20, 4, 0x22222222},
 			{"BytesCopied", 24, 4, 0x33333333},
-		}, func(t *testing.T, m *Manipulate) {
-			if got, want := m.ContextEx(), (ContextExArgs{0x11111111, 0x22222222, 0x33333333}); got != want {
-				t.Errorf("ContextEx() = %+v", got)
-			}
 		}},
-		{"write breakpoint", func(m *Manipulate) {
-			m.SetBreakPoint(BreakPointArgs{Address: 0xfffff80212345678, Handle: 0x0A0B0C0D})
-		}, []field{
+		{"write breakpoint", viaUnion((*Manipulate).SetBreakPoint, (*Manipulate).BreakPoint,
+			BreakPointArgs{Address: 0xfffff80212345678, Handle: 0x0A0B0C0D}), []field{
 			{"BreakPointAddress", 16, 8, 0xfffff80212345678},
 			{"BreakPointHandle", 24, 4, 0x0A0B0C0D},
-		}, func(t *testing.T, m *Manipulate) {
-			if got := m.BreakPoint(); got != (BreakPointArgs{0xfffff80212345678, 0x0A0B0C0D}) {
-				t.Errorf("BreakPoint() = %+v", got)
-			}
 		}},
-		{"restore breakpoint", func(m *Manipulate) { m.SetRestoreHandle(0x5A5A1234) },
-			[]field{{"BreakPointHandle", 16, 4, 0x5A5A1234}},
-			func(t *testing.T, m *Manipulate) {
-				if m.RestoreHandle() != 0x5A5A1234 {
-					t.Errorf("RestoreHandle() = %#x", m.RestoreHandle())
-				}
-			}},
-		{"continue", func(m *Manipulate) { m.SetContinueStatus(DbgExceptionNotHandled) },
-			[]field{{"ContinueStatus", 16, 4, 0x80010001}},
-			func(t *testing.T, m *Manipulate) {
-				if m.ContinueStatus() != DbgExceptionNotHandled {
-					t.Errorf("ContinueStatus() = %#x", m.ContinueStatus())
-				}
-			}},
-		{"continue2", func(m *Manipulate) {
-			m.SetContinue2(Continue2Args{ContinueStatus: 0x01020304, TraceFlag: 0x05060708,
-				Dr7: 0x1112131415161718, CurrentSymbolStart: 0x2122232425262728, CurrentSymbolEnd: 0x3132333435363738})
-		}, []field{
+		{"restore breakpoint", viaUnion((*Manipulate).SetRestoreHandle, (*Manipulate).RestoreHandle, uint32(0x5A5A1234)),
+			[]field{{"BreakPointHandle", 16, 4, 0x5A5A1234}}},
+		{"continue", viaUnion((*Manipulate).SetContinueStatus, (*Manipulate).ContinueStatus, DbgExceptionNotHandled),
+			[]field{{"ContinueStatus", 16, 4, 0x80010001}}},
+		{"continue2", viaUnion((*Manipulate).SetContinue2, (*Manipulate).Continue2,
+			Continue2Args{ContinueStatus: 0x01020304, TraceFlag: 0x05060708,
+				Dr7: 0x1112131415161718, CurrentSymbolStart: 0x2122232425262728, CurrentSymbolEnd: 0x3132333435363738}), []field{
 			{"ContinueStatus", 16, 4, 0x01020304},
 			{"TraceFlag", 20, 4, 0x05060708},
 			{"Dr7", 24, 8, 0x1112131415161718},
 			{"CurrentSymbolStart", 32, 8, 0x2122232425262728},
 			{"CurrentSymbolEnd", 40, 8, 0x3132333435363738},
-		}, func(t *testing.T, m *Manipulate) {
-			want := Continue2Args{0x01020304, 0x05060708, 0x1112131415161718, 0x2122232425262728, 0x3132333435363738}
-			if got := m.Continue2(); got != want {
-				t.Errorf("Continue2() = %+v", got)
-			}
 		}},
-		{"get version", func(m *Manipulate) { m.SetVersion(v5Version) }, []field{
+		{"get version", viaUnion((*Manipulate).SetVersion, (*Manipulate).Version, v5Version), []field{
 			{"MajorVersion", 16, 2, 0x000F},
 			{"MinorVersion", 18, 2, 9600},
 			{"ProtocolVersion", 20, 1, 6},
@@ -106,43 +69,27 @@ func TestManipulateOffsets(t *testing.T) {
 			{"KernBase", 32, 8, 0xfffff8026bc18000},
 			{"PsLoadedModuleList", 40, 8, 0xfffff8026bee22d0},
 			{"DebuggerDataList", 48, 8, 0xfffff8026bef91f0},
-		}, func(t *testing.T, m *Manipulate) {
-			if m.Version() != v5Version {
-				t.Errorf("Version() = %+v", m.Version())
-			}
 		}},
-		{"msr", func(m *Manipulate) { m.SetMSR(MSRArgs{MSR: 0xC0000082, Low: 0x89ABCDEF, High: 0x01234567}) },
-			[]field{{"Msr", 16, 4, 0xC0000082}, {"DataValueLow", 20, 4, 0x89ABCDEF}, {"DataValueHigh", 24, 4, 0x01234567}},
-			func(t *testing.T, m *Manipulate) {
-				if got := m.MSR(); got.MSR != 0xC0000082 || got.Value() != 0x0123456789ABCDEF {
-					t.Errorf("MSR() = %+v value %#x", got, got.Value())
-				}
-			}},
-		{"query memory", func(m *Manipulate) {
-			m.SetQueryMemory(QueryMemoryArgs{Address: 0x7ff612340000, Reserved: 0x4142434445464748, AddressSpace: 2, Flags: 7})
-		}, []field{
+		{"msr", viaUnion((*Manipulate).SetMSR, (*Manipulate).MSR, MSRArgs{MSR: 0xC0000082, Low: 0x89ABCDEF, High: 0x01234567}),
+			[]field{{"Msr", 16, 4, 0xC0000082}, {"DataValueLow", 20, 4, 0x89ABCDEF}, {"DataValueHigh", 24, 4, 0x01234567}}},
+		{"query memory", viaUnion((*Manipulate).SetQueryMemory, (*Manipulate).QueryMemory,
+			QueryMemoryArgs{Address: 0x7ff612340000, Reserved: 0x4142434445464748, AddressSpace: 2, Flags: 7}), []field{
 			{"Address", 16, 8, 0x7ff612340000},
 			{"Reserved", 24, 8, 0x4142434445464748},
 			{"AddressSpace", 32, 4, 2},
 			{"Flags", 36, 4, 7},
-		}, func(t *testing.T, m *Manipulate) {
-			if got := m.QueryMemory(); got != (QueryMemoryArgs{0x7ff612340000, 0x4142434445464748, 2, 7}) {
-				t.Errorf("QueryMemory() = %+v", got)
-			}
 		}},
-		{"io space", func(m *Manipulate) { m.SetIOSpace(IOSpaceArgs{Address: 0x3F8, DataSize: 1, DataValue: 0x99887766}) },
-			[]field{{"IoAddress", 16, 8, 0x3F8}, {"DataSize", 24, 4, 1}, {"DataValue", 28, 4, 0x99887766}},
-			func(t *testing.T, m *Manipulate) {
-				if got := m.IOSpace(); got != (IOSpaceArgs{0x3F8, 1, 0x99887766}) {
-					t.Errorf("IOSpace() = %+v", got)
-				}
-			}},
+		{"io space", viaUnion((*Manipulate).SetIOSpace, (*Manipulate).IOSpace, IOSpaceArgs{Address: 0x3F8, DataSize: 1, DataValue: 0x99887766}),
+			[]field{{"IoAddress", 16, 8, 0x3F8}, {"DataSize", 24, 4, 1}, {"DataValue", 28, 4, 0x99887766}}},
+	}
+	if v := (MSRArgs{MSR: 0xC0000082, Low: 0x89ABCDEF, High: 0x01234567}).Value(); v != 0x0123456789ABCDEF {
+		t.Errorf("MSRArgs.Value() = %#x, want High:Low", v)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := Manipulate{API: 0x31AB, ProcessorLevel: 0x0607, Processor: 0x0809, ReturnStatus: 0xC0DE0001,
 				Extra: []byte{0xEE, 0xFF}}
-			tt.set(&m)
+			tt.union.set(&m)
 			b := manipulateCodec.layout(t, m, append(slices.Clone(header), tt.fields...))
 			if len(b) != ManipulateSize+2 || m.Size() != len(b) {
 				t.Fatalf("encoded %d bytes (Size %d), want %d", len(b), m.Size(), ManipulateSize+2)
@@ -151,7 +98,7 @@ func TestManipulateOffsets(t *testing.T) {
 				t.Errorf("extra data at 56 = %x", b[ManipulateSize:])
 			}
 			d, _ := DecodeManipulate(b)
-			tt.check(t, &d)
+			tt.union.check(t, &d)
 		})
 	}
 }
@@ -329,4 +276,25 @@ func FuzzDecodeManipulate(f *testing.F) {
 			_ = m.Version().String()
 		}
 	})
+}
+
+// unionCase is how a layout row reaches one view of the manipulate union:
+// set stores the row's value, check reads it back from the decoded copy.
+type unionCase struct {
+	set   func(*Manipulate)
+	check func(t *testing.T, m *Manipulate)
+}
+
+// viaUnion builds the unionCase that stores v with set and expects get to
+// return v.
+func viaUnion[T comparable](set func(*Manipulate, T), get func(*Manipulate) T, v T) unionCase {
+	return unionCase{
+		set: func(m *Manipulate) { set(m, v) },
+		check: func(t *testing.T, m *Manipulate) {
+			t.Helper()
+			if got := get(m); got != v {
+				t.Errorf("read back %+v, want %+v", got, v)
+			}
+		},
+	}
 }
