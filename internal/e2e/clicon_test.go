@@ -150,7 +150,9 @@ func TestEndToEndCliconServerFirst(t *testing.T) {
 	port := testkit.FreeTCPPort(t)
 	h := reverseHarness(t, port, true)
 	trans, tgt := h.addTarget("vm1", sim.Config{PrintEvery: 50 * time.Millisecond})
-	time.Sleep(300 * time.Millisecond) // let the server's first dials fail
+	testkit.WaitFor(t, "the server's first dials to fail", func() bool {
+		return strings.Contains(h.logs.String(), "cannot reach the client at 127.0.0.1:")
+	})
 	cspec := fmt.Sprintf("tcp:clicon=127.0.0.1,port=%d", port)
 
 	rc := waitForServer(t, cspec+",password=wrong1", 30*time.Second)
