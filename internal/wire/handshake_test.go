@@ -155,7 +155,7 @@ func TestHandshakeImpostorServer(t *testing.T) {
 			trs := newTranscript()
 			trs.add(AppendFrame(nil, f.Type, f.Payload))
 			hr := HelloReply{Version: Version, PasswordRequired: true, Software: "evil"}
-			hr.Salt[0] = 1
+			hr.Salt = impostorSalt
 			reply := AppendFrame(nil, TypeHelloReply, EncodeHelloReply(hr))
 			trs.add(reply)
 			trs.add(nil)
@@ -165,7 +165,7 @@ func TestHandshakeImpostorServer(t *testing.T) {
 			if f, err = d.Next(); err != nil || f.Type != TypeAuth {
 				return nil
 			}
-			key, _ := (*KeyCache)(nil).key("wrong1", hr.Salt[:]) // the impostor's guess
+			key, _ := testKeys.key("wrong1", hr.Salt[:]) // the impostor's guess
 			_, sp := proofs(key, trs.sum())
 			if _, err := sn.Write(AppendFrame(nil, TypeAuthOK, EncodeProof(sp))); err != nil {
 				return nil
@@ -423,9 +423,8 @@ func TestHandshakeUsesServerSalt(t *testing.T) {
 	// Two servers with the same password and different salts: a client
 	// completes both handshakes (it derives the key from the announced
 	// salt), and the two proofs differ.
-	salt2 := []byte("fedcba9876543210")
 	var proofs [][]byte
-	for _, salt := range [][]byte{testSalt, salt2} {
+	for _, salt := range [][]byte{testSalt, otherSalt} {
 		cn, sn := pipePair(t)
 		ch := make(chan hsResult, 1)
 		go func() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"kdsrv/internal/testkit"
 	"net"
+	"sync"
 	"testing"
 	"time"
 )
@@ -46,7 +47,29 @@ type hsResult struct {
 var (
 	testSalt = []byte("0123456789abcdef")
 	testKeys = NewKeyCache()
+	// otherSalt is a second server's salt; impostorSalt is the salt
+	// TestHandshakeImpostorServer's fake server announces.
+	otherSalt    = []byte("fedcba9876543210")
+	impostorSalt = [SaltSize]byte{1}
 )
+
+// prepareTestKeys derives, in parallel and before any test runs, every
+// password key the tests' handshakes use, so that no handshake step waits
+// for PBKDF2 (KeyIterations rounds take seconds under -race on a loaded
+// machine: more than a step's deadline).
+func prepareTestKeys() {
+	var wg sync.WaitGroup
+	for _, k := range []struct {
+		password string
+		salt     []byte
+	}{
+		{"s3cret", testSalt}, {"s3cret", otherSalt}, {"s3cret", impostorSalt[:]},
+		{"wrong1", testSalt}, {"wrong1", impostorSalt[:]},
+	} {
+		wg.Go(func() { _ = testKeys.Prepare(k.password, k.salt) })
+	}
+	wg.Wait()
+}
 
 // srv completes a test server Config as a real server does: the salt, and
 // the key cache.
