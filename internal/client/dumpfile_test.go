@@ -7,21 +7,9 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-)
 
-// dirEntries lists the names in dir.
-func dirEntries(t *testing.T, dir string) []string {
-	t.Helper()
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range es {
-		names = append(names, e.Name())
-	}
-	return names
-}
+	"kdsrv/internal/testkit"
+)
 
 func TestDumpFileCommit(t *testing.T) {
 	t.Parallel()
@@ -46,7 +34,7 @@ func TestDumpFileCommit(t *testing.T) {
 	if err != nil || string(got) != "hello kernel" {
 		t.Fatalf("after Commit: %q, %v", got, err)
 	}
-	if names := dirEntries(t, dir); len(names) != 1 {
+	if names := testkit.DirNames(t, dir); len(names) != 1 {
 		t.Fatalf("left behind: %v", names)
 	}
 	if fi, _ := os.Stat(path); runtime.GOOS != "windows" && fi.Mode().Perm() != 0o600 {
@@ -55,7 +43,7 @@ func TestDumpFileCommit(t *testing.T) {
 	if _, err := d.Abort(true); err != nil {
 		t.Errorf("Abort after Commit: %v", err)
 	}
-	if names := dirEntries(t, dir); len(names) != 1 {
+	if names := testkit.DirNames(t, dir); len(names) != 1 {
 		t.Fatalf("Abort after Commit left: %v", names)
 	}
 }
@@ -109,7 +97,7 @@ func TestDumpFileAbortLeavesExistingUntouched(t *testing.T) {
 		if err != nil || !bytes.Equal(got, old) {
 			t.Fatalf("keep=%v: existing file changed (%d bytes, %v)", keep, len(got), err)
 		}
-		names := dirEntries(t, dir)
+		names := testkit.DirNames(t, dir)
 		if !keep {
 			if partial != "" || len(names) != 1 {
 				t.Fatalf("keep=false: partial %q, directory %v", partial, names)
@@ -137,7 +125,7 @@ func TestDumpFileRefusals(t *testing.T) {
 			t.Errorf("CreateDumpFile(%q) = %v; want %q", tc.path, err, tc.want)
 		}
 	}
-	if names := dirEntries(t, dir); len(names) != 0 {
+	if names := testkit.DirNames(t, dir); len(names) != 0 {
 		t.Fatalf("refusals left files: %v", names)
 	}
 }

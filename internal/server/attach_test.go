@@ -581,25 +581,14 @@ func TestBridgeForgetsStopAfterReboot(t *testing.T) {
 	c := ls.connect(t, trans)
 	ctx := testkit.Context(t, 30*time.Second)
 	notices := make(chan wire.Notice, 16)
-	conn, err := kdclient.Dial(ctx, c.Server, kdclient.Options{Logger: logx.Discard(), OnNotice: func(n wire.Notice) { notices <- n }})
+	states := make(chan wire.State, 16)
+	sess, err := kdclient.OpenSession(ctx, c, kdclient.Options{Logger: logx.Discard(), OnNotice: func(n wire.Notice) { notices <- n }},
+		kdclient.SessionOptions{OnState: func(s wire.State) { states <- s }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	if _, err := conn.Open(ctx, c.Trans); err != nil {
-		t.Fatal(err)
-	}
-	b := kdclient.NewBridge(conn)
-	states := make(chan wire.State, 16)
-	b.OnState(func(s wire.State) { states <- s })
-	rctx, stopRun := context.WithCancel(context.Background())
-	runDone := make(chan error, 1)
-	go func() { runDone <- b.Run(rctx) }()
-	defer func() {
-		stopRun()
-		<-runDone
-	}()
-	h, stop := b.Host(ctx, kd.Config{}, kd.HostOptions{AttachInterval: 100 * time.Millisecond})
+	defer sess.Close()
+	h, stop := sess.Host(kd.Config{}, kd.HostOptions{AttachInterval: 100 * time.Millisecond})
 	first := st.sim.Layout()
 	if sc, err := h.Attach(ctx); err != nil || sc.ProgramCounter != first.BreakAddress {
 		t.Fatalf("attach: %v at %#x", err, sc.ProgramCounter)
@@ -619,7 +608,7 @@ func TestBridgeForgetsStopAfterReboot(t *testing.T) {
 			break
 		}
 	}
-	h2, stop2 := b.Host(ctx, kd.Config{}, kd.HostOptions{AttachInterval: 100 * time.Millisecond})
+	h2, stop2 := sess.Host(kd.Config{}, kd.HostOptions{AttachInterval: 100 * time.Millisecond})
 	defer stop2()
 	type result struct {
 		sc  kd.StateChange

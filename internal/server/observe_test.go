@@ -106,32 +106,16 @@ func (h *obsHarness) debug(t *testing.T, ctx context.Context, target string) *de
 	t.Helper()
 	c := h.connect(t, h.password, target)
 	ds := &debugSession{trace: &lockedBuffer{}}
-	conn, err := kdclient.Dial(ctx, c.Server, kdclient.Options{Logger: logx.Discard(), Keys: h.keys, Trace: kdtrace.New(ds.trace, kdtrace.Text)})
+	sess, err := kdclient.OpenSession(ctx, c, kdclient.Options{Logger: logx.Discard(), Keys: h.keys, Trace: kdtrace.New(ds.trace, kdtrace.Text)}, kdclient.SessionOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.Open(ctx, c.Trans); err != nil {
-		conn.Close()
-		t.Fatal(err)
-	}
-	b := kdclient.NewBridge(conn)
-	rctx, stopRun := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- b.Run(rctx) }()
-	host, stopHost := b.Host(rctx, kd.Config{}, kd.HostOptions{})
-	var once sync.Once
+	host, stopHost := sess.Host(kd.Config{}, kd.HostOptions{})
 	ds.host = host
-	ds.finish = func() {
-		once.Do(func() {
-			stopHost()
-			dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_ = b.Detach(dctx)
-			cancel()
-			stopRun()
-			<-runErr
-			conn.Close()
-		})
-	}
+	ds.finish = sync.OnceFunc(func() {
+		stopHost()
+		sess.Close() // detaches first
+	})
 	t.Cleanup(ds.finish)
 	if _, err := host.Attach(ctx); err != nil {
 		t.Fatal(err)
