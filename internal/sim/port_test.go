@@ -10,15 +10,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"kdsrv/internal/kd"
-	"kdsrv/internal/serial"
 	"kdsrv/internal/testkit"
 )
 
@@ -360,58 +357,4 @@ func TestConnectWaitsForListener(t *testing.T) {
 		t.Fatalf("kdtarget never dialled once the debugger listened: %v", err)
 	}
 	attachAndRead(t, tgt, fastHost(t, c))
-}
-
-// openSlave opens a pty slave the way a debugger does, in raw mode.
-func openSlave(t *testing.T, path string) *os.File {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatalf("open %s: %v", path, err)
-	}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rerr error
-	if err := rc.Control(func(fd uintptr) { rerr = serial.MakeRaw(int(fd)) }); err != nil || rerr != nil {
-		t.Fatalf("raw mode on %s: %v %v", path, err, rerr)
-	}
-	return f
-}
-
-func TestServePTY(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		if err := ServePTY(ctxT(t), New(Config{}), PortOptions{}); !errors.Is(err, ErrPTYUnsupported) {
-			t.Fatalf("ServePTY on Windows: %v; want ErrPTYUnsupported", err)
-		}
-		return
-	}
-	if _, err := os.Stat("/dev/ptmx"); err != nil {
-		t.Skipf("no pseudo-terminals here: %v", err)
-	}
-	tgt := New(Config{PrintEvery: 50 * time.Millisecond})
-	var log logLines
-	path, _ := startEndpoint(t, func(ctx context.Context, o PortOptions) error {
-		return ServePTY(ctx, tgt, o)
-	}, PortOptions{Logger: log.logger(), PollInterval: 10 * time.Millisecond})
-	if !strings.HasPrefix(path, "/dev/") {
-		t.Fatalf("Ready(%q); want a device path", path)
-	}
-	for round := 1; round <= 3; round++ {
-		f := openSlave(t, path)
-		h := fastHost(t, f)
-		attachAndRead(t, tgt, h)
-		if err := h.Continue(ctxT(t)); err != nil {
-			t.Fatalf("round %d: continue: %v", round, err)
-		}
-		// Close the slave, as a debugger that quits does; the target
-		// keeps running and is reachable again on the same path.
-		h.Link().Close()
-		f.Close()
-		testkit.WaitFor(t, fmt.Sprintf("disconnect %d", round), func() bool { return log.count("disconnected") >= round })
-	}
-	if n := tgt.Stats().Connections; n != 3 {
-		t.Errorf("Connections = %d; want 3", n)
-	}
 }

@@ -283,9 +283,8 @@ func (m *Machine) Layout() Layout {
 
 // Boot returns the number of the current boot (1 for the first).
 func (m *Machine) Boot() uint64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.boot
+	boot, _ := m.bootDone()
+	return boot
 }
 
 // bootDone returns the current boot number and a channel closed when that
@@ -296,7 +295,7 @@ func (m *Machine) bootDone() (uint64, <-chan struct{}) {
 	return m.boot, m.bootEnd
 }
 
-// Config returns the target's configuration (with defaults applied).
+// Config returns the machine's configuration (with defaults applied).
 func (m *Machine) Config() Config { return m.cfg }
 
 // Memory gives tests direct access to the simulated address space of the
