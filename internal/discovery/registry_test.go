@@ -78,13 +78,7 @@ func TestRegistryListAndUnregister(t *testing.T) {
 	if err := un2(); err != nil {
 		t.Fatal(err)
 	}
-	got, err = reg.List()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 0 {
-		t.Fatalf("after unregister List = %v, want none", got)
-	}
+	listsNone(t, reg, "after unregister")
 	left, _ := os.ReadDir(reg.Dir)
 	if len(left) != 0 {
 		t.Fatalf("files left in registry: %v", left)
@@ -106,13 +100,7 @@ func TestRegistryDeadServerPruned(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = child.Wait()
-	got, err := reg.List()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 0 {
-		t.Fatalf("dead server listed: %v", got)
-	}
+	listsNone(t, reg, "a dead server")
 	if _, err := os.Stat(filepath.Join(reg.Dir, strconv.Itoa(pid)+".json")); !os.IsNotExist(err) {
 		t.Fatalf("dead server's entry not pruned (stat err %v)", err)
 	}
@@ -131,13 +119,7 @@ func TestRegistryPIDReuse(t *testing.T) {
 	if err := os.WriteFile(name, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got, err := reg.List()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 0 {
-		t.Fatalf("entry of a reused pid listed: %v", got)
-	}
+	listsNone(t, reg, "the entry of a reused pid")
 	if _, err := os.Stat(name); !os.IsNotExist(err) {
 		t.Fatalf("reused-pid entry not pruned (stat err %v)", err)
 	}
@@ -160,13 +142,7 @@ func TestRegistryIgnoresJunk(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, err := reg.List()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 0 {
-		t.Fatalf("junk listed: %v", got)
-	}
+	listsNone(t, reg, "junk")
 	// The undecodable entry of a live process is kept (not ours to judge).
 	if _, err := os.Stat(filepath.Join(reg.Dir, pid+".json")); err != nil {
 		t.Fatalf("live process's entry removed: %v", err)
@@ -214,5 +190,17 @@ func TestRegisterRejects(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(reg.Dir); len(left) != 0 {
 		t.Fatalf("rejected registrations left files: %v", left)
+	}
+}
+
+// listsNone checks that reg lists no server; what names the case.
+func listsNone(t *testing.T, reg *Registry, what string) {
+	t.Helper()
+	got, err := reg.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 0 {
+		t.Fatalf("%s: List = %v, want none", what, got)
 	}
 }
