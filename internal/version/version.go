@@ -14,6 +14,7 @@ package version
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -105,4 +106,14 @@ func (i Info) String() string {
 func (i Info) JSON() string {
 	b, _ := json.Marshal(i) // plain strings and a bool: cannot fail
 	return string(b)
+}
+
+// Print writes the build of program to w for -version: one line, or with
+// asJSON one JSON object.
+func Print(w io.Writer, program string, asJSON bool) {
+	if asJSON {
+		fmt.Fprintln(w, Get(program).JSON())
+		return
+	}
+	fmt.Fprintln(w, Get(program))
 }

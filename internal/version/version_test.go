@@ -42,3 +42,16 @@ func TestNoBuildInfo(t *testing.T) {
 		t.Errorf("String %q", got)
 	}
 }
+
+func TestPrint(t *testing.T) {
+	var text, js strings.Builder
+	Print(&text, "kdprog", false)
+	Print(&js, "kdprog", true)
+	if text.String() != Get("kdprog").String()+"\n" {
+		t.Errorf("Print = %q, want the Info line", text.String())
+	}
+	var v map[string]any
+	if err := json.Unmarshal([]byte(js.String()), &v); err != nil || !strings.HasSuffix(js.String(), "}\n") {
+		t.Errorf("Print with JSON = %q (%v), want one JSON object on a line", js.String(), err)
+	}
+}

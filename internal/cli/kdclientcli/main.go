@@ -56,11 +56,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if o.version {
-		if jsonOut {
-			fmt.Fprintln(stdout, version.Get("kdclient").JSON())
-		} else {
-			fmt.Fprintln(stdout, version.Get("kdclient"))
-		}
+		version.Print(stdout, "kdclient", jsonOut)
 		return 0
 	}
 	logOpts, err := o.log.Options()

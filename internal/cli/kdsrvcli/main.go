@@ -72,7 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, e env) in
 		return 2
 	}
 	if o.version {
-		printVersion(stdout, "kdsrv", jsonOut)
+		version.Print(stdout, "kdsrv", jsonOut)
 		return 0
 	}
 	logger, err := o.log.New(stderr)
@@ -262,13 +262,4 @@ func applyPasswordFile(ts []*spec.Transport, file string, logger *slog.Logger) e
 		}
 	}
 	return nil
-}
-
-// printVersion prints the build of program: one line, or one JSON object.
-func printVersion(w io.Writer, program string, asJSON bool) {
-	if asJSON {
-		fmt.Fprintln(w, version.Get(program).JSON())
-		return
-	}
-	fmt.Fprintln(w, version.Get(program))
 }
