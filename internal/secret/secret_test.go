@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"kdsrv/internal/testkit"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,16 +14,7 @@ import (
 const pw = "s3cret pass"
 
 func writeFile(t *testing.T, name, content string, mode fs.FileMode) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, []byte(content), mode); err != nil {
-		t.Fatal(err)
-	}
-	// WriteFile's mode is filtered by the umask: set it exactly.
-	if err := os.Chmod(p, mode); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testkit.WriteFile(t, name, content, mode)
 }
 
 func TestReadFileFirstLine(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 
 	"kdsrv/internal/secret"
 	"kdsrv/internal/spec"
+	"kdsrv/internal/testkit"
 )
 
 const (
@@ -17,15 +18,7 @@ const (
 )
 
 func secretFile(t *testing.T, content string, mode os.FileMode) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "secret")
-	if err := os.WriteFile(p, []byte(content), mode); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(p, mode); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testkit.WriteFile(t, "secret", content, mode)
 }
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }

@@ -2,6 +2,7 @@ package kdsrvcli
 
 import (
 	"context"
+	"kdsrv/internal/testkit"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -12,15 +13,7 @@ import (
 const filePW = "FromTheFile9"
 
 func pwFile(t *testing.T, mode os.FileMode) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "pw")
-	if err := os.WriteFile(p, []byte(filePW+"\n"), mode); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(p, mode); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testkit.WriteFile(t, "pw", filePW+"\n", mode)
 }
 
 func dryRun(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -82,10 +75,7 @@ func TestPasswordFileRefused(t *testing.T) {
 	if code, _, errOut := dryRun(t, "-password-file", missing, "-t", "tcp:port=5005"); code != 2 || !strings.Contains(errOut, missing) {
 		t.Fatalf("missing file: exit %d, %q", code, errOut)
 	}
-	bad := filepath.Join(t.TempDir(), "bad")
-	if err := os.WriteFile(bad, []byte("has a space\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	bad := testkit.WriteFile(t, "bad", "has a space\n", 0o600)
 	if code, _, errOut := dryRun(t, "-password-file", bad, "-t", "tcp:port=5005"); code != 2 || !strings.Contains(errOut, "alphanumeric") || strings.Contains(errOut, "has a space") {
 		t.Fatalf("bad password in file: exit %d, %q", code, errOut)
 	}
