@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"kdsrv/internal/testkit"
@@ -426,19 +427,26 @@ func TestCloseSemantics(t *testing.T) {
 	})
 	t.Run("close unblocks read and write", func(t *testing.T) {
 		t.Parallel()
-		a, b := Pipe(Profile{Window: 4})
-		defer b.Close()
-		a.Write(make([]byte, 4))
-		errc := make(chan error, 2)
-		go func() { _, err := a.Read(make([]byte, 1)); errc <- err }()
-		go func() { _, err := a.Write(make([]byte, 4)); errc <- err }()
-		time.Sleep(20 * time.Millisecond)
-		a.Close()
-		for range 2 {
-			if err := waitErr(t, errc, "Close did not unblock a pending call"); !errors.Is(err, net.ErrClosed) {
-				t.Errorf("blocked call returned %v, want net.ErrClosed", err)
+		synctest.Test(t, func(t *testing.T) {
+			a, b := Pipe(Profile{Window: 4})
+			defer b.Close()
+			a.Write(make([]byte, 4))
+			errc := make(chan error, 2)
+			go func() { _, err := a.Read(make([]byte, 1)); errc <- err }()
+			go func() { _, err := a.Write(make([]byte, 4)); errc <- err }()
+			synctest.Wait() // both calls are blocked
+			select {
+			case err := <-errc:
+				t.Fatalf("a call returned before Close: %v", err)
+			default:
 			}
-		}
+			a.Close()
+			for range 2 {
+				if err := waitErr(t, errc, "Close did not unblock a pending call"); !errors.Is(err, net.ErrClosed) {
+					t.Errorf("blocked call returned %v, want net.ErrClosed", err)
+				}
+			}
+		})
 	})
 	t.Run("half close", func(t *testing.T) {
 		t.Parallel()
