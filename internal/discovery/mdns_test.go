@@ -2,12 +2,11 @@ package discovery
 
 import (
 	"context"
+	"kdsrv/internal/testkit"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
-	"strconv"
 	"testing"
 	"time"
 
@@ -174,32 +173,11 @@ func TestMDNSMulticast(t *testing.T) {
 		mdnsMulticastInNamespace(t)
 		return
 	}
-	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
-		t.Skip("needs root on Linux to create a network namespace")
-	}
-	ipPath, err := exec.LookPath("ip")
-	if err != nil {
-		t.Skip("ip(8) not installed")
-	}
-	ns := "kdsrvdisc" + strconv.Itoa(os.Getpid())
+	nsExec := testkit.MulticastNetns(t, "kdsrvdisc")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	run := func(args ...string) error {
-		out, err := exec.CommandContext(ctx, ipPath, args...).CombinedOutput()
-		if err != nil {
-			t.Logf("ip %v: %v: %s", args, err, out)
-		}
-		return err
-	}
-	if err := run("netns", "add", ns); err != nil {
-		t.Skip("cannot create a network namespace here")
-	}
-	defer func() { _ = exec.Command(ipPath, "netns", "del", ns).Run() }()
-	if run("-n", ns, "link", "set", "lo", "up", "multicast", "on") != nil ||
-		run("-n", ns, "route", "add", "224.0.0.0/4", "dev", "lo") != nil {
-		t.Fatal("cannot set up the namespace's loopback for multicast")
-	}
-	cmd := exec.CommandContext(ctx, ipPath, "netns", "exec", ns, os.Args[0], "-test.run", "^TestMDNSMulticast$", "-test.v", "-test.count=1")
+	args := append(nsExec[1:], os.Args[0], "-test.run", "^TestMDNSMulticast$", "-test.v", "-test.count=1")
+	cmd := exec.CommandContext(ctx, nsExec[0], args...)
 	cmd.Env = append(os.Environ(), netnsEnv+"=1")
 	out, err := cmd.CombinedOutput()
 	t.Logf("namespace run:\n%s", out)

@@ -89,3 +89,24 @@ func (f *TraceFlags) Open(stderr io.Writer) (tr *kdtrace.Tracer, closeFn func() 
 	}
 	return kdtrace.New(w, format), closeFn, nil
 }
+
+// Reporter reports what stops a program, "PROGRAM: MESSAGE" for people or
+// with JSON one JSON object (logx.Fatal), and gives the exit code.
+type Reporter struct {
+	Stderr  io.Writer
+	JSON    bool
+	Program string
+}
+
+// Usage reports a usage error, with the hint that PROGRAM -h shows the
+// usage, and returns 2.
+func (r Reporter) Usage(format string, a ...any) int {
+	logx.Fatal(r.Stderr, r.JSON, r.Program, fmt.Sprintf(format, a...), r.Program+" -h shows the usage")
+	return 2
+}
+
+// Fail reports a failure and returns 1.
+func (r Reporter) Fail(format string, a ...any) int {
+	logx.Fatal(r.Stderr, r.JSON, r.Program, fmt.Sprintf(format, a...), "")
+	return 1
+}

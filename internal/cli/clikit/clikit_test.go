@@ -91,3 +91,20 @@ func TestTraceFlags(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestReporter(t *testing.T) {
+	var text, js bytes.Buffer
+	if code := (Reporter{Stderr: &text, Program: "prog"}).Usage("bad %s", "thing"); code != 2 {
+		t.Errorf("Usage returned %d, want 2", code)
+	}
+	if got := text.String(); !strings.HasPrefix(got, "prog: bad thing") || !strings.Contains(got, "prog -h shows the usage") {
+		t.Errorf("Usage wrote %q", got)
+	}
+	if code := (Reporter{Stderr: &js, JSON: true, Program: "prog"}).Fail("broke: %v", 42); code != 1 {
+		t.Errorf("Fail returned %d, want 1", code)
+	}
+	var v map[string]any
+	if err := json.Unmarshal(js.Bytes(), &v); err != nil || !strings.Contains(js.String(), "broke: 42") {
+		t.Errorf("Fail with JSON wrote %q (%v), want one JSON object with the message", js.String(), err)
+	}
+}

@@ -47,14 +47,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	jsonOut = o.json || o.log.JSON()
-	errf := func(format string, a ...any) int {
-		logx.Fatal(stderr, jsonOut, "kdclient", fmt.Sprintf(format, a...), "")
-		return 1
-	}
-	usage := func(format string, a ...any) int {
-		logx.Fatal(stderr, jsonOut, "kdclient", fmt.Sprintf(format, a...), "kdclient -h shows the usage")
-		return 2
-	}
+	report := clikit.Reporter{Stderr: stderr, JSON: jsonOut, Program: "kdclient"}
+	errf, usage := report.Fail, report.Usage
 	if o.version {
 		version.Print(stdout, "kdclient", jsonOut)
 		return 0

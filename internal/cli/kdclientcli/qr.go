@@ -8,19 +8,14 @@ import (
 	"strings"
 	"time"
 
+	"kdsrv/internal/cli/clikit"
 	"kdsrv/internal/discovery"
-	"kdsrv/internal/logx"
 )
 
 func runQR(ctx context.Context, o cliOptions, pos []string, stdout, stderr io.Writer, jsonOut bool) int {
-	usage := func(format string, a ...any) int {
-		logx.Fatal(stderr, jsonOut, "kdclient", "-QR: "+fmt.Sprintf(format, a...), "kdclient -h shows the usage")
-		return 2
-	}
-	fail := func(format string, a ...any) int {
-		logx.Fatal(stderr, jsonOut, "kdclient", fmt.Sprintf(format, a...), "")
-		return 1
-	}
+	report := clikit.Reporter{Stderr: stderr, JSON: jsonOut, Program: "kdclient"}
+	usage := func(format string, a ...any) int { return report.Usage("-QR: "+format, a...) }
+	fail := report.Fail
 	if len(pos) > 1 {
 		return usage("give at most one host, got %q", pos)
 	}

@@ -67,10 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, e env) in
 	if !ok {
 		return code
 	}
-	usage := func(format string, a ...any) int {
-		logx.Fatal(stderr, jsonOut, "kdsrv", fmt.Sprintf(format, a...), "kdsrv -h shows the usage")
-		return 2
-	}
+	report := clikit.Reporter{Stderr: stderr, JSON: jsonOut, Program: "kdsrv"}
+	usage := report.Usage
 	if o.version {
 		version.Print(stdout, "kdsrv", jsonOut)
 		return 0
@@ -81,10 +79,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, e env) in
 	}
 	// fatal reports what stopped kdsrv: "kdsrv: ERROR" for people, a
 	// JSON object with -log-format json.
-	fatal := func(err error) int {
-		logx.Fatal(stderr, jsonOut, "kdsrv", err.Error(), "")
-		return 1
-	}
+	fatal := func(err error) int { return report.Fail("%v", err) }
 	if len(rest) > 0 {
 		return usage("unexpected argument %q", rest[0])
 	}
