@@ -186,9 +186,12 @@ func start(ctx context.Context, c net.Conn, peer string, serve func(context.Cont
 }
 
 // finished reports whether the session's debugger already went away.
-func (s *session) finished() bool {
+func (s *session) finished() bool { return isDone(s.done) }
+
+// isDone reports whether ch is closed.
+func isDone(ch <-chan struct{}) bool {
 	select {
-	case <-s.done:
+	case <-ch:
 		return true
 	default:
 		return false

@@ -177,14 +177,7 @@ type deadlineFile interface {
 }
 
 // isClosed reports whether Close was called; c.mu is held.
-func (c *ptyConn) isClosed() bool {
-	select {
-	case <-c.closed:
-		return true
-	default:
-		return false
-	}
-}
+func (c *ptyConn) isClosed() bool { return isDone(c.closed) }
 
 // do runs op (the master's Read or Write) on b unless the connection is
 // closed; Close wakes it, and the next Accept waits for it to end.
