@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"kdsrv/internal/logx"
 	"kdsrv/internal/spec"
 )
 
@@ -388,40 +389,28 @@ func sourceOf(nc net.Conn, t *spec.Transport) string {
 
 // logLimiter lets through at most rate lines per second (bursts of
 // logBurst) and counts the ones it held back, so that a flood of refusals
-// cannot fill a disk.
+// cannot fill a disk. All the server's refusal lines share its one bucket.
 type logLimiter struct {
-	rate float64
-	now  func() time.Time
-
-	mu         sync.Mutex
-	tokens     float64
-	last       time.Time
-	suppressed int
+	now func() time.Time
+	mu  sync.Mutex
+	b   *logx.Bucket // nil: no limit (a negative rate)
 }
 
 func newLogLimiter(rate float64, now func() time.Time) *logLimiter {
-	return &logLimiter{rate: rate, now: now, tokens: logBurst, last: now()}
+	l := &logLimiter{now: now}
+	if rate >= 0 {
+		l.b = logx.NewBucket(logBurst, time.Duration(float64(time.Second)/rate), now())
+	}
+	return l
 }
 
 // allow reports whether a line may be written now, and how many lines were
 // held back since the last one that was.
 func (l *logLimiter) allow() (ok bool, suppressed int) {
-	if l.rate < 0 {
+	if l.b == nil {
 		return true, 0
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := l.now()
-	if dt := now.Sub(l.last); dt > 0 {
-		l.tokens = math.Min(logBurst, l.tokens+dt.Seconds()*l.rate)
-	}
-	l.last = now
-	if l.tokens < 1 {
-		l.suppressed++
-		return false, 0
-	}
-	l.tokens--
-	n := l.suppressed
-	l.suppressed = 0
-	return true, n
+	return l.b.Allow(l.now())
 }
