@@ -184,57 +184,64 @@ func (c *Conn) Watch(ctx context.Context, t *spec.Target) (wire.Opened, error) {
 	return c.open(ctx, t, wire.Open{Target: t.Canonical(), Watch: true})
 }
 
-func (c *Conn) open(ctx context.Context, t *spec.Target, o wire.Open) (wire.Opened, error) {
-	if err := c.wc.Send(wire.TypeOpen, wire.EncodeOpen(o)); err != nil {
-		return wire.Opened{}, err
-	}
-	stop := closeOnDone(ctx, c.wc)
-	defer stop()
-	for {
-		f, err := c.wc.Recv()
-		if err != nil {
-			if ctx.Err() != nil {
-				return wire.Opened{}, fmt.Errorf("opening %s: %w", t, ctx.Err())
-			}
-			return wire.Opened{}, explain(c.srv, err)
-		}
+func (c *Conn) open(ctx context.Context, t *spec.Target, o wire.Open) (opened wire.Opened, err error) {
+	err = c.exchange(ctx, fmt.Sprintf("opening %s", t), wire.TypeOpen, wire.EncodeOpen(o), func(f wire.Frame) (bool, error) {
 		switch f.Type {
 		case wire.TypeOpened:
-			return wire.DecodeOpened(f.Payload)
+			var err error
+			opened, err = wire.DecodeOpened(f.Payload)
+			return true, err
 		case wire.TypeState:
-			continue
+			return false, nil
 		case wire.TypeNotice:
 			c.notice(f.Payload)
-		default:
-			return wire.Opened{}, fmt.Errorf("kdsrv sent %s while the target was being opened", f.Type)
+			return false, nil
 		}
-	}
+		return true, fmt.Errorf("kdsrv sent %s while the target was being opened", f.Type)
+	})
+	return opened, err
 }
 
 // Control sends a control request and waits for its reply, before any
 // target is opened (or with no bridge running).
-func (c *Conn) Control(ctx context.Context, cmd wire.Command, body []byte) (wire.Control, error) {
-	if err := c.wc.Send(wire.TypeControl, wire.EncodeControl(wire.Control{ID: 1, Command: cmd, Body: body})); err != nil {
-		return wire.Control{}, err
+func (c *Conn) Control(ctx context.Context, cmd wire.Command, body []byte) (reply wire.Control, err error) {
+	err = c.exchange(ctx, "", wire.TypeControl, wire.EncodeControl(wire.Control{ID: 1, Command: cmd, Body: body}), func(f wire.Frame) (bool, error) {
+		switch f.Type {
+		case wire.TypeNotice:
+			c.notice(f.Payload) // e.g. the options of a shared link, right after Opened
+		case wire.TypeControl:
+			var err error
+			reply, err = wire.DecodeControl(f.Payload)
+			if err == nil {
+				reply.Body = append([]byte(nil), reply.Body...)
+			}
+			return true, err
+		}
+		return false, nil
+	})
+	return reply, err
+}
+
+// exchange sends one frame and hands the frames that come back to handle
+// until it says it is done (or fails), the connection fails or ctx ends
+// (which closes the connection). what, if set, names the request in the
+// error when ctx ended.
+func (c *Conn) exchange(ctx context.Context, what string, t wire.Type, payload []byte, handle func(wire.Frame) (done bool, err error)) error {
+	if err := c.wc.Send(t, payload); err != nil {
+		return err
 	}
 	stop := closeOnDone(ctx, c.wc)
 	defer stop()
 	for {
 		f, err := c.wc.Recv()
 		if err != nil {
-			return wire.Control{}, explain(c.srv, err)
-		}
-		if f.Type == wire.TypeNotice {
-			c.notice(f.Payload) // e.g. the options of a shared link, right after Opened
-			continue
-		}
-		if f.Type == wire.TypeControl {
-			r, err := wire.DecodeControl(f.Payload)
-			if err != nil {
-				return r, err
+			if what != "" && ctx.Err() != nil {
+				return fmt.Errorf("%s: %w", what, ctx.Err())
 			}
-			r.Body = append([]byte(nil), r.Body...)
-			return r, nil
+			return explain(c.srv, err)
+		}
+		if done, err := handle(f); done || err != nil {
+			return err
 		}
 	}
 }
