@@ -40,12 +40,16 @@ func runBridge(ctx context.Context, b *client.Bridge, ep string, stdout io.Write
 		fmt.Fprintf(stdout, "kdclient: bridge ready on npipe:%s (%s)\n", addr, ln.Addr())
 		go func() { done <- b.Listen(bctx, ln, logger) }()
 	case "pty":
-		path, serve, err := client.OpenBridgePTY()
+		// The debugger port policy of package dbgport, as for kdtarget's
+		// pty: a debugger that closes the slave is followed by the next
+		// one that opens it.
+		ln, err := dbgport.ListenPTY(0)
 		if err != nil {
-			return err
+			return fmt.Errorf("-listen pty: %w", err)
 		}
-		fmt.Fprintf(stdout, "kdclient: bridge ready on pty %s (attach a debugger to that serial device)\n", path)
-		go func() { done <- serve(bctx, b) }()
+		defer ln.Close()
+		fmt.Fprintf(stdout, "kdclient: bridge ready on pty %s (attach a debugger to that serial device)\n", ln.Path())
+		go func() { done <- b.Listen(bctx, ln, logger) }()
 	default:
 		return fmt.Errorf("bad -listen %q: use unix:PATH, tcp:HOST:PORT, npipe:NAME or pty", ep)
 	}

@@ -54,7 +54,10 @@ debugger attaches to as if it were a VM's serial pipe:
   One debugger at a time: a new connection replaces the current one. A unix
   socket left by a bridge that died is replaced; a live one is refused. A
   failing accept (e.g. out of file descriptors) is now retried after a short
-  pause instead of ending the bridge.
+  pause instead of ending the bridge. A pty has one device: the next
+  debugger is served once the last one has closed it, and is now served
+  afresh like a new socket connection (its KD link starts anew; before,
+  one link ran on across the debuggers that opened the pty).
 
 Options:
   -k SPEC        the server and target, in WinDbg's -k kdsrv:... grammar
