@@ -90,11 +90,11 @@ type watchState struct {
 // acquireWatch returns the open target for ts for a console watcher,
 // opening the link if nobody has it open. A watcher owns nothing: the link
 // is opened without an owner, and without the break-in and RESET a
-// debugger's open makes (target.watchOpened), so watching never disturbs
+// debugger's open makes (target.needAttach), so watching never disturbs
 // the target.
 func (s *Server) acquireWatch(ctx context.Context, ts *spec.Target) (*target, error) {
 	t, _, err := s.findOrOpen(ctx, ts, func(t *target) {
-		t.watchOpened, t.needAttach, t.attachReq = true, true, make(chan struct{}, 1)
+		t.needAttach, t.attachReq = true, make(chan struct{}, 1)
 	}, nil)
 	return t, err
 }

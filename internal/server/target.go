@@ -66,12 +66,11 @@ type target struct {
 	apiSince     time.Time    // under mu
 	con          consoleBuf
 
-	// Console watchers (console.go). watchOpened: a watcher opened the
-	// link, so without the break-in and RESET of a debugger's open;
-	// needAttach (under mu): no debugger has opened it since.
-	watchOpened bool
-	needAttach  bool
-	attachReq   chan struct{} // a debugger asks the pump to synchronise
+	// Console watchers (console.go). needAttach (under mu): a watcher
+	// opened the link, so without the break-in and RESET of a debugger's
+	// open, and no debugger has opened it since.
+	needAttach bool
+	attachReq  chan struct{} // a debugger asks the pump to synchronise
 }
 
 type outPacket struct {
@@ -196,7 +195,7 @@ func (s *Server) acquireTarget(ctx context.Context, c *client, ts *spec.Target, 
 // findOrOpen is the one way a client gets at a target: it returns the open
 // target for ts, or opens the link if nobody has it open. A target this
 // call opens is set up by fresh before anybody else can see it (its owner,
-// or the watchOpened state of a console watcher), and opened says so. A
+// or the needAttach state of a console watcher), and opened says so. A
 // target somebody else opened is handed, once its open finished and unless
 // it closed since, to share with t.mu held; share unlocks it (share == nil
 // shares the target as it is). An open that fails while we wait is retried;
