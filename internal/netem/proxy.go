@@ -127,10 +127,12 @@ func (px *Proxy) serve(client net.Conn, idx int64) {
 	d := net.Dialer{Timeout: dialTimeout}
 	t, err := d.DialContext(px.ctx, "tcp", px.target)
 	if err != nil {
-		client.Close()
+		// The error first: whoever sees the client's connection end and
+		// asks Err why gets the answer.
 		if px.ctx.Err() == nil {
 			px.setErr(fmt.Errorf("netem: proxy %s cannot reach target %s: %w", px.Addr(), px.target, err))
 		}
+		client.Close()
 		return
 	}
 	p := px.p

@@ -358,7 +358,11 @@ func TestCliconRejectsImpostor(t *testing.T) {
 // waited on and how to start the server.
 func TestCliconClientGivesUp(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	cc := startCliconClient(t, "tcp:clicon=127.0.0.1,port=20000:29999", 300*time.Millisecond)
+	// A range of its own: the other tests' listeners (in this package and
+	// in packages tested at the same time) take the lowest free port of
+	// 20000:29999, so one of them could take this port as soon as the
+	// client frees it, and the check below would see that listener.
+	cc := startCliconClient(t, "tcp:clicon=127.0.0.1,port=28500:28999", 300*time.Millisecond)
 	port := cc.waitPort(t)
 	r := <-cc.result
 	cc.result <- cliconResult{}
