@@ -145,9 +145,6 @@ type powerState struct {
 
 // hold keeps the machine's kernel running until release is called.
 func (m *Machine) hold() (release func()) {
-	if m.cfg.Forgiving {
-		return func() {} // no kernel goroutine: each connection has its own link
-	}
 	p := &m.power
 	p.mu.Lock()
 	if p.holders == 0 {

@@ -87,8 +87,7 @@ func (m *Machine) execute(req kd.Manipulate) (rep kd.Manipulate, next afterReque
 	return rep, sendReply
 }
 
-// manipulate handles one request for the forgiving per-connection link
-// (and KDNET links).
+// manipulate handles one request on a message-level link (KDNET).
 func (c *debuggerConn) manipulate(ctx context.Context, req kd.Manipulate) error {
 	rep, next := c.m.execute(req)
 	switch next {

@@ -137,11 +137,6 @@ type Config struct {
 	// (reply RESET, restart the id streams) as some VMs' debug stubs do.
 	// A Windows kernel that runs consumes and ignores it.
 	AnswerResetWhileRunning bool
-	// Forgiving gives every KDCOM connection a fresh link with fresh
-	// packet ids, instead of the one KD state a kernel keeps across
-	// connections. No real target does that: it is only for a test that
-	// still relies on it (see its comment), never a default.
-	Forgiving bool
 	// Console is text the target writes on its line, outside KD packets,
 	// when a debugger connects (a boot banner on a shared serial port);
 	// ConsoleEvery repeats a numbered console line that often while a
@@ -426,13 +421,7 @@ func (m *Machine) Stats() Stats {
 // kernel that only polls for the break-in byte, and id streams that only
 // a RESET received while stopped or a reboot restart.
 func (m *Machine) Serve(ctx context.Context, conn io.ReadWriteCloser) error {
-	if !m.cfg.Forgiving {
-		return m.serveStrict(ctx, conn)
-	}
-	m.serveMu.Lock()
-	defer m.serveMu.Unlock()
-	l := kd.NewTargetLink(conn, kd.Config{AckTimeout: m.cfg.AckTimeout})
-	return m.serve(ctx, l, func() { l.Close() })
+	return m.serveStrict(ctx, conn)
 }
 
 // ServeEndpoint is Serve over a message-level link in the target role (for
