@@ -361,7 +361,17 @@ type loopState struct {
 	stall    *time.Timer
 	stallOn  bool
 	reported uint64 // noise bytes already added to stats
-	lastSync uint32 // id of the last sync packet accepted (host role)
+	// lastSync is the last sync packet accepted (host role), as long as
+	// nothing was accepted since: the only packet a retransmission of it
+	// (our ACK lost) can be taken for. 0 once another packet came.
+	lastSync    uint32
+	lastSyncSum uint32 // its type, length and checksum, see syncSum
+}
+
+// syncSum identifies a sync packet's contents: a retransmission carries
+// the same bytes, a new boot's first packet (the same id) rarely does.
+func syncSum(p Packet) uint32 {
+	return uint32(p.Type)<<24 ^ uint32(len(p.Payload))<<12 ^ Checksum(p.Payload)
 }
 
 func (l *Link) loop(chunks <-chan chunk, free chan<- []byte, readerDone <-chan struct{}) {
@@ -620,15 +630,18 @@ func (l *Link) handleData(s *loopState, p Packet) error {
 		// packet as new and follow its stream from here.
 		s.expectID = id
 	}
-	if sync && s.lastSync == id && s.expectID == (id&^SyncPacketID)^1 {
+	if sync && s.lastSync == id && s.lastSyncSum == syncSum(p) {
 		// The same restart packet again (our ACK was lost) and nothing
-		// since: a duplicate, not another restart.
+		// since: a duplicate, not another restart. With anything accepted
+		// since, the same id is a new restart (the target rebooted again)
+		// even though an even number of packets brings the ids back to
+		// where they were.
 		l.st.Duplicates.Add(1)
 		return nil
 	}
 	if sync {
 		l.adopt.Store(false)
-		s.lastSync = id
+		s.lastSync, s.lastSyncSum = id, syncSum(p)
 		// The target restarted its streams: adopt its id and restart ours.
 		s.expectID = id &^ SyncPacketID
 		s.sendID = InitialPacketID
@@ -639,6 +652,8 @@ func (l *Link) handleData(s *loopState, p Packet) error {
 	} else if id != s.expectID {
 		l.st.Duplicates.Add(1)
 		return nil
+	} else {
+		s.lastSync = 0 // a packet since the restart: a sync packet now is a new one
 	}
 	if s.pending != nil && !sync && l.role == RoleTarget {
 		// The debugger moved on, so it has our packet: its ACK was lost.

@@ -457,3 +457,60 @@ func TestDuplicateSyncPacketNotRedelivered(t *testing.T) {
 		}
 	})
 }
+
+// A target that reboots again starts with the same sync id. Once anything
+// was accepted since the last restart, that is a new restart, even when
+// an even number of packets brought the ids back to where they were; and
+// right after a restart, a sync packet with other contents is one too.
+// Taking either for a repeat swallows the new boot's first packet and
+// leaves the host's ids out of step with the target's for good.
+func TestRepeatedRebootsAreEachARestart(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		between []string // payloads of the packets accepted between the two restarts
+		second  string   // the second restart packet's payload
+	}{
+		{"two packets between", []string{"stop", "reply"}, "boot 2"},
+		{"four packets between", []string{"stop", "reply", "stop", "reply"}, "boot 2"},
+		{"two packets between, same bytes", []string{"stop", "reply"}, "boot 1"},
+		{"nothing between, other bytes", nil, "boot 2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				a, b := net.Pipe()
+				defer b.Close()
+				host := NewHostLink(a, Config{})
+				defer host.Close()
+				go io.Copy(io.Discard, b) // the host's ACKs
+				b.SetWriteDeadline(time.Now().Add(5 * time.Second))
+				restart := func(text string) {
+					b.Write(AppendPacket(nil, Packet{Type: TypeDebugIO, ID: InitialPacketID | SyncPacketID, Payload: []byte(text)}))
+				}
+				restart("boot 1")
+				id := InitialPacketID | 1
+				for _, p := range tc.between {
+					b.Write(AppendPacket(nil, Packet{Type: TypeDebugIO, ID: id, Payload: []byte(p)}))
+					id ^= 1
+				}
+				restart(tc.second)
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				var got []string
+				want := 2 + len(tc.between) + 2
+				for len(got) < want {
+					m, err := host.Recv(ctx)
+					if err != nil {
+						t.Fatalf("after %v: %v", got, err)
+					}
+					got = append(got, m.Kind.String()+":"+string(m.Packet.Payload))
+				}
+				if got[len(got)-2] != "sync:" || got[len(got)-1] != "packet:"+tc.second {
+					t.Fatalf("got %v: the second restart was not delivered as one", got)
+				}
+				if d := host.Stats().Duplicates; d != 0 {
+					t.Fatalf("%d duplicates counted", d)
+				}
+			})
+		})
+	}
+}
