@@ -374,9 +374,14 @@ func validHostID(id uint32) bool { return id == kd.InitialPacketID || id == kd.I
 // running polls for a break-in while the machine runs, and prints now and
 // then. It returns nil once the machine stopped.
 func (k *kernel) running(ctx context.Context) error {
-	// Whatever was half received while stopped is not parsed any more.
-	k.s.dec = kd.Decoder{}
-	k.s.noise = 0
+	// Bytes that came while the kernel was stopped or sending and that it
+	// has not looked at yet wait in the UART for its break-in poll: a
+	// break-in among them (one that came right behind the ACK the kernel
+	// was waiting for, say) stops it. Only a packet it was half-way
+	// through receiving is abandoned.
+	if k.s.dec.MidPacket() {
+		k.s.dec.Abort()
+	}
 	next := time.Now().Add(k.cfg.PrintEvery)
 	for {
 		if k.s.breakPending {

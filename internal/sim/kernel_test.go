@@ -258,3 +258,35 @@ func TestStrictRebootAnnounces(t *testing.T) {
 	r.Write([]byte{kd.BreakInByte})
 	r.Expect(kd.TypeStateChange64, id1)
 }
+
+// A break-in that comes in the same read as the ACK the kernel was
+// waiting for (or as the Continue that resumed it) is still in the UART
+// when the kernel runs again: it stops the kernel. A kdsrv that breaks in
+// as soon as it has acknowledged a rebooted kernel's first print writes
+// exactly that.
+func TestStrictBreakInRightBehindAck(t *testing.T) {
+	t.Run("behind the ACK of a print", func(t *testing.T) {
+		tgt := New(Config{})
+		r, unplug := plugRaw(t, tgt)
+		defer unplug()
+		r.Write([]byte{kd.BreakInByte})
+		r.Expect(kd.TypeStateChange64, id0|syncBit)
+		r.Control(kd.TypeAcknowledge, id0)
+		tgt.Reboot()
+		r.Expect(kd.TypeDebugIO, id0|syncBit)
+		r.Write(append(kd.AppendControl(nil, kd.TypeAcknowledge, id0), kd.BreakInByte))
+		r.Expect(kd.TypeStateChange64, id1)
+	})
+	t.Run("behind a Continue", func(t *testing.T) {
+		tgt, r := plugHalted(t)
+		c := kd.NewContinue(kd.StatusSuccess)
+		cont := kd.AppendPacket(nil, kd.Packet{Type: kd.TypeStateManipulate, ID: id0, Payload: c.Append(nil)})
+		r.Write(append(cont, kd.BreakInByte))
+		r.Expect(kd.TypeAcknowledge, id0)
+		r.Expect(kd.TypeStateChange64, id1)
+		r.Control(kd.TypeAcknowledge, id1)
+		if !tgt.Halted() {
+			t.Fatal("the machine runs after the break-in")
+		}
+	})
+}
