@@ -489,6 +489,40 @@ func TestQueuedPacketDroppedAfterBudget(t *testing.T) {
 	}
 }
 
+// A client's break-in does not wait behind a request the target never
+// acknowledges because it runs (a request sent on a stale picture, just
+// before the client heard the target rebooted): it goes out at once, the
+// target stops, and then takes the request.
+func TestBreakInNotQueuedBehindRequestToRunningTarget(t *testing.T) {
+	st, ls, trans := startVM(t, sim.Config{Build: 19045, StartHalted: true}, func(c *Config) {
+		// Long enough that a break-in queued behind the request would
+		// outlast the test.
+		c.TargetTimeout = time.Minute
+		c.SendBudget = time.Hour
+	})
+	c := ls.open(t, trans)
+	c.waitStop()
+	c.cont()
+	testkit.WaitFor(t, "the target runs", func() bool { return !st.sim.Halted() })
+	gv := kd.NewGetVersion()
+	if err := c.conn.Wire().SendKD(uint16(kd.TypeStateManipulate), gv.Append(nil)); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, "the request is in flight", func() bool {
+		tg := ls.targetFor(t, "vm")
+		tg.mu.Lock()
+		defer tg.mu.Unlock()
+		return tg.inflight != nil
+	})
+	if err := c.conn.Wire().Send(wire.TypeBreakIn, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.waitStop()
+	if v := c.version(); v.MinorVersion != 19045 {
+		t.Fatalf("after the break-in: version %+v", v)
+	}
+}
+
 // targetFor returns the open target whose port ends in name.
 func (s *Server) targetFor(t testing.TB, name string) *target {
 	s.mu.Lock()

@@ -79,7 +79,8 @@ type outPacket struct {
 	from    *client // nil for the server's own packets
 	gen     uint64  // target.gen when it was queued
 	// breakIn marks a client's break-in request rather than a packet: it
-	// is sent to the target after the packets queued before it.
+	// is sent to the target after the packets queued before it (queued
+	// only while the target is halted; see target.breakIn).
 	breakIn bool
 	// spare: payload came from target.bufs and goes back there once the
 	// packet was sent or dropped.
@@ -648,9 +649,7 @@ func (t *target) sendOne(p outPacket, st *sendTimer, curp **abortCtx, timer *tim
 	if p.breakIn {
 		// Everything the client sent before it has been taken (or
 		// dropped): now the break-in cannot overtake a Continue.
-		if err := t.kdl.SendBreakIn(); err != nil {
-			t.log().Warn("target break-in failed", logx.Err(err))
-		}
+		t.sendBreakInNow()
 		return true
 	}
 	start := time.Now()
@@ -827,8 +826,27 @@ func (t *target) setSlow(slow bool) {
 func (t *target) breakIn(c *client) {
 	t.mu.Lock()
 	p := outPacket{from: c, gen: t.gen, breakIn: true}
+	halted := t.halted
 	t.mu.Unlock()
+	if !halted {
+		// The target runs (as far as kdsrv knows): no Continue it has
+		// not taken yet can be overtaken, and what is queued or in flight
+		// (a request a client sent on a stale picture, say, just before
+		// it heard that the target rebooted) waits for the stop this
+		// break-in brings: a running kernel acknowledges nothing. Queued
+		// behind such a packet, the break-in would wait for its whole
+		// send budget.
+		t.sendBreakInNow()
+		return
+	}
 	t.push(p)
+}
+
+// sendBreakInNow writes a break-in to the target at once.
+func (t *target) sendBreakInNow() {
+	if err := t.kdl.SendBreakIn(); err != nil {
+		t.log().Warn("target break-in failed", logx.Err(err))
+	}
 }
 
 // resendState sends a halted target's current state change to c.
