@@ -461,6 +461,48 @@ func TestLifecycleMatrix(t *testing.T) {
 		r.bridgeSession("bridge", 3, false, []byte("cli second boot"))
 	})
 
+	t.Run("target reboots while a command is in flight", func(t *testing.T) {
+		// The reboot lands between commands, or anywhere in one: before kdsrv hears of
+		// it the client may already have sent a request for the old boot
+		// (which the rebooted, running kernel never acknowledges), and
+		// the new boot's first packet carries the same sync id as the
+		// last boot's did. Every command must still get its answer.
+		t.Parallel()
+		r := newRig(t, bins, sim.Config{}, true)
+		r.checkCLI("first boot", nil)
+		for i := range 12 {
+			tgt := r.m.target()
+			old := tgt.Layout().KernBase
+			rebooted := make(chan uint64, 1)
+			reboot := func() {
+				time.Sleep(time.Duration(i*3) * time.Millisecond)
+				tgt.Reboot()
+				rebooted <- tgt.Layout().KernBase
+			}
+			if i < 3 {
+				// Between commands. Each boot's first packet has the same
+				// sync id, and a version command in between (the stop and
+				// one reply) brings the ids back to where they were after
+				// the last reboot's first packet.
+				reboot()
+			} else {
+				go reboot() // during the command
+			}
+			var v struct {
+				KernBase string `json:"kern_base"`
+			}
+			r.cli(&v, "version")
+			now := <-rebooted
+			if i < 3 && v.KernBase != fmt.Sprintf("%016x", now) {
+				t.Fatalf("reboot %d: kdclient version: KernBase %s; the new boot has %#x", i+1, v.KernBase, now)
+			}
+			if v.KernBase != fmt.Sprintf("%016x", old) && v.KernBase != fmt.Sprintf("%016x", now) {
+				t.Fatalf("reboot %d: kdclient version: KernBase %s; the boot before had %#x, the boot after %#x", i+1, v.KernBase, old, now)
+			}
+		}
+		r.checkCLI("after the reboots", nil)
+	})
+
 	t.Run("pipe dropped and restored without a reboot under reconnect", func(t *testing.T) {
 		t.Parallel()
 		r := newRig(t, bins, sim.Config{}, true)
