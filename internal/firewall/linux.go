@@ -149,7 +149,9 @@ func findNftRule(listing, proto string, port int) (nftListedRule, bool) {
 		}
 		f := strings.Fields(text)
 		if len(f) >= 4 && f[0] == proto && f[1] == "dport" && f[2] == want && f[3] == "accept" {
-			return nftListedRule{Text: text, Handle: handle}, true
+			// Shown to the user as the rule to add: spaced as nft
+			// writes it, whatever whitespace the listing had.
+			return nftListedRule{Text: strings.Join(f, " "), Handle: handle}, true
 		}
 	}
 	return nftListedRule{}, false
