@@ -85,6 +85,11 @@ func (b *Bridge) OnState(f func(wire.State)) {
 // returns nil after a clean close by either side.
 func (b *Bridge) Run(ctx context.Context) error {
 	defer close(b.runDone)
+	defer func() {
+		if ra := b.readAhead(); ra != nil {
+			ra.stop() // a held read's timer
+		}
+	}()
 	stop := closeOnDone(ctx, b.c.wc)
 	defer stop()
 	for {
@@ -108,9 +113,21 @@ func (b *Bridge) Run(ctx context.Context) error {
 			}
 			b.c.opts.Trace.Packet(kdtrace.HopServer, kdtrace.ToHost, kd.Packet{Type: kd.PacketType(pt), Payload: payload}, false)
 			if ra := b.readAhead(); ra != nil {
-				if push, err := ra.fromServer(pt, payload); err != nil {
+				consumed, answer, hint, err := ra.fromServer(pt, payload)
+				if err != nil {
 					return err
-				} else if push {
+				}
+				if hint != nil {
+					if err := b.sendKD(readahead.PacketType, hint); err != nil {
+						return err
+					}
+				}
+				if answer != nil {
+					// The push answers the read the debugger is waiting
+					// for: deliver it as the server's reply would be.
+					b.c.opts.Trace.Note(kdtrace.HopDebugger, kdtrace.ToHost, "readahead-hit", "answered from a push the debugger was waiting for")
+					pt, payload = uint16(kd.TypeStateManipulate), answer
+				} else if consumed {
 					continue
 				}
 			}
@@ -324,12 +341,20 @@ func (b *Bridge) fromDebugger(d *debugger, m kd.Message) error {
 			}
 		}
 		if ra := b.readAhead(); ra != nil {
-			if reply, hint := ra.fromDebugger(p); reply != nil {
+			reply, hint, hold := ra.fromDebugger(p)
+			if reply != nil {
 				b.c.opts.Trace.Note(kdtrace.HopDebugger, kdtrace.ToHost, "readahead-hit", "answered from data kdsrv read ahead")
 				if err := b.sendKD(readahead.PacketType, hint); err != nil {
 					return err
 				}
 				return ignoreGone(d.l.Send(d.ctx, kd.TypeStateManipulate, reply))
+			}
+			if hold {
+				// The push with its data is on its way; the server gets
+				// the read only if it does not come (armHold).
+				req := append([]byte(nil), p.Payload...)
+				ra.armHold(func() { _ = b.sendKD(uint16(kd.TypeStateManipulate), req) })
+				return nil
 			}
 		}
 		return b.sendKD(uint16(p.Type), p.Payload)
