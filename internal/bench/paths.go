@@ -341,7 +341,8 @@ func runPath(ctx context.Context, dir, name string, open opener, w workload) *Pa
 		(tBefore.ResendsReceived + tBefore.ResetsReceived + tBefore.Corrupt)
 	res.DebuggerRetransmits = dAfter.Retransmits - dBefore.Retransmits
 	if sess.bridge != nil {
-		res.BridgeHits = sess.bridge.ReadAheadStats().Hits
+		st := sess.bridge.ReadAheadStats()
+		res.BridgeHits = st.Hits + st.Early
 	}
 	return res
 }
