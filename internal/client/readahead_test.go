@@ -83,20 +83,23 @@ func TestBridgeReadAheadFreshness(t *testing.T) {
 	}
 }
 
+// chunk returns a 16-byte ReadVirtual request at addr and the target's
+// reply to it.
+func chunk(addr uint64) (req, rep kd.Manipulate) {
+	data := make([]byte, 16)
+	for i := range data {
+		data[i] = byte(addr) + byte(i)
+	}
+	req = kd.NewReadVirtual(addr, 16)
+	return req, readahead.Entry{Status: kd.StatusSuccess, Actual: 16, Data: data}.Reply(req)
+}
+
 // A read that went to the server because the debugger had caught up with
 // the pushes is answered by the push that brings its data, as soon as it
 // arrives, rather than by the server's reply queued behind the pushes; that
 // reply is dropped when it comes. A push for other data, a stale push, or
 // another request from the debugger in between do not answer it.
 func TestBridgeReadAheadEarlyAnswer(t *testing.T) {
-	chunk := func(addr uint64) (req, rep kd.Manipulate) {
-		data := make([]byte, 16)
-		for i := range data {
-			data[i] = byte(addr) + byte(i)
-		}
-		req = kd.NewReadVirtual(addr, 16)
-		return req, readahead.Entry{Status: kd.StatusSuccess, Actual: 16, Data: data}.Reply(req)
-	}
 	req1, rep1 := chunk(0x1000)
 	_, rep2 := chunk(0x2000)
 	readPkt := kd.Packet{Type: kd.TypeStateManipulate, Payload: req1.Append(nil)}
@@ -162,14 +165,6 @@ func TestBridgeReadAheadEarlyAnswer(t *testing.T) {
 // If no push comes within holdFor, or the target moves, the read goes to
 // the server after all.
 func TestBridgeReadAheadHoldAtTheEdge(t *testing.T) {
-	chunk := func(addr uint64) (req, rep kd.Manipulate) {
-		data := make([]byte, 16)
-		for i := range data {
-			data[i] = byte(addr) + byte(i)
-		}
-		req = kd.NewReadVirtual(addr, 16)
-		return req, readahead.Entry{Status: kd.StatusSuccess, Actual: 16, Data: data}.Reply(req)
-	}
 	_, rep1 := chunk(0x1000)
 	req2, rep2 := chunk(0x1010)
 	read2 := kd.Packet{Type: kd.TypeStateManipulate, Payload: req2.Append(nil)}

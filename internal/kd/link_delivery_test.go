@@ -66,10 +66,7 @@ func TestHostSendCompletesOnlyOnAck(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				a, b := net.Pipe()
-				defer b.Close()
-				host := NewHostLink(a, Config{})
-				defer host.Close()
+				host, b := rawHost(t)
 				b.SetDeadline(time.Now().Add(time.Minute))
 				peer := &rawPeer{t: t, conn: b, buf: make([]byte, 4096)}
 

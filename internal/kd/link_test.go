@@ -428,10 +428,7 @@ func TestBreakInFloodBounded(t *testing.T) {
 // duplicate: not a second stop, and our id stream is not restarted twice.
 func TestDuplicateSyncPacketNotRedelivered(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		a, b := net.Pipe()
-		defer b.Close()
-		host := NewHostLink(a, Config{})
-		defer host.Close()
+		host, b := rawHost(t)
 		go io.Copy(io.Discard, b) // the host's ACKs
 		sc := AppendPacket(nil, Packet{Type: TypeStateChange64, ID: InitialPacketID | SyncPacketID, Payload: []byte("stop")})
 		b.SetWriteDeadline(time.Now().Add(5 * time.Second))
@@ -477,10 +474,7 @@ func TestRepeatedRebootsAreEachARestart(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				a, b := net.Pipe()
-				defer b.Close()
-				host := NewHostLink(a, Config{})
-				defer host.Close()
+				host, b := rawHost(t)
 				go io.Copy(io.Discard, b) // the host's ACKs
 				b.SetWriteDeadline(time.Now().Add(5 * time.Second))
 				restart := func(text string) {
@@ -513,4 +507,18 @@ func TestRepeatedRebootsAreEachARestart(t *testing.T) {
 			})
 		})
 	}
+}
+
+// rawHost returns a host link on one end of a net.Pipe and the other end,
+// for a test that plays the target byte by byte; both close when the test
+// ends.
+func rawHost(t *testing.T) (*Link, net.Conn) {
+	t.Helper()
+	a, b := net.Pipe()
+	host := NewHostLink(a, Config{})
+	t.Cleanup(func() {
+		host.Close()
+		b.Close()
+	})
+	return host, b
 }

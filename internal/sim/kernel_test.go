@@ -33,6 +33,22 @@ func plugHalted(t *testing.T) (*Machine, *simtest.Line) {
 	return tgt, r
 }
 
+// rebootAttached boots a running machine, plugs a raw line into it,
+// breaks in and takes the stop (as a debugger attaching does), lets it run
+// on and reboots it: its next packet is the new boot's first, with the
+// sync bit.
+func rebootAttached(t *testing.T) (*Machine, *simtest.Line) {
+	t.Helper()
+	tgt := New(Config{})
+	r, unplug := plugRaw(t, tgt)
+	t.Cleanup(unplug)
+	r.Write([]byte{kd.BreakInByte})
+	r.Expect(kd.TypeStateChange64, id0|syncBit)
+	r.Control(kd.TypeAcknowledge, id0)
+	tgt.Reboot()
+	return tgt, r
+}
+
 func version(t *testing.T, p kd.Packet) kd.Version {
 	t.Helper()
 	m, err := kd.DecodeManipulate(p.Payload)
@@ -239,13 +255,7 @@ func TestStrictPowerAcrossListen(t *testing.T) {
 // A running machine that reboots announces the new boot with a DbgPrint:
 // its first packet, with the sync bit, naming the new kernel base.
 func TestStrictRebootAnnounces(t *testing.T) {
-	tgt := New(Config{})
-	r, unplug := plugRaw(t, tgt)
-	defer unplug()
-	r.Write([]byte{kd.BreakInByte})
-	r.Expect(kd.TypeStateChange64, id0|syncBit)
-	r.Control(kd.TypeAcknowledge, id0)
-	tgt.Reboot()
+	tgt, r := rebootAttached(t)
 	p := r.NextData()
 	if p.Type != kd.TypeDebugIO || p.ID != id0|syncBit {
 		t.Fatalf("first packet of the new boot: %v id %#x", p.Type, p.ID)
@@ -266,13 +276,7 @@ func TestStrictRebootAnnounces(t *testing.T) {
 // exactly that.
 func TestStrictBreakInRightBehindAck(t *testing.T) {
 	t.Run("behind the ACK of a print", func(t *testing.T) {
-		tgt := New(Config{})
-		r, unplug := plugRaw(t, tgt)
-		defer unplug()
-		r.Write([]byte{kd.BreakInByte})
-		r.Expect(kd.TypeStateChange64, id0|syncBit)
-		r.Control(kd.TypeAcknowledge, id0)
-		tgt.Reboot()
+		_, r := rebootAttached(t)
 		r.Expect(kd.TypeDebugIO, id0|syncBit)
 		r.Write(append(kd.AppendControl(nil, kd.TypeAcknowledge, id0), kd.BreakInByte))
 		r.Expect(kd.TypeStateChange64, id1)
