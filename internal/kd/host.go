@@ -229,6 +229,7 @@ func (h *Host) Call(ctx context.Context, req Manipulate) (Manipulate, error) {
 		return Manipulate{}, ErrTargetRunning
 	}
 	payload := req.Append(nil)
+	stops := 0
 	for attempt := 0; attempt < h.opts.CallAttempts; attempt++ {
 		cctx, cancel := context.WithTimeout(ctx, h.opts.CallTimeout)
 		rep, err := h.callOnce(cctx, req, payload)
@@ -239,7 +240,12 @@ func (h *Host) Call(ctx context.Context, req Manipulate) (Manipulate, error) {
 		if ctx.Err() != nil {
 			return Manipulate{}, ctx.Err()
 		}
-		if !errors.Is(err, context.DeadlineExceeded) {
+		if (errors.Is(err, errStoppedMeanwhile) || errors.Is(err, ErrPeerRestarted)) && stops < h.opts.CallAttempts {
+			stops++
+			attempt-- // not a time-out: send it again now, as often again at most
+			continue
+		}
+		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, errStoppedMeanwhile) && !errors.Is(err, ErrPeerRestarted) {
 			return Manipulate{}, err
 		}
 	}
@@ -262,11 +268,24 @@ func (h *Host) callOnce(ctx context.Context, req Manipulate, payload []byte) (Ma
 			}
 			continue
 		}
-		if _, _, err := h.handle(ctx, m); err != nil {
+		if _, stop, err := h.handle(ctx, m); err != nil {
 			return Manipulate{}, err
+		} else if stop {
+			return Manipulate{}, errStoppedMeanwhile
 		}
 	}
 }
+
+// errStoppedMeanwhile: the target reported a stop while a request waited
+// for its reply, so it did not take the request. It was running when the
+// request went out (it rebooted, or the request raced a break-in, or a
+// kdsrv relayed it on a picture that had just gone stale), or it was
+// sending that stop (again) and dropped the request meanwhile, as a kernel
+// waiting for its own ACK does. The request goes again at once: were it
+// taken after all, answering it twice is harmless (Call's requests read, or
+// write the same bytes again), and the reply that does not match is
+// skipped.
+var errStoppedMeanwhile = errors.New("kd: the target reported a stop instead of the reply")
 
 // Matches reports whether rep answers req: the same API, and for memory
 // and context-slice calls the same address or offset.
