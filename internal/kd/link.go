@@ -193,6 +193,12 @@ var ErrClosed = errors.New("kd: link closed")
 // acknowledged the packet.
 var ErrRetriesExhausted = errors.New("kd: peer did not acknowledge the packet (retries exhausted)")
 
+// ErrPeerRestarted is returned by a send whose packet was meant for a
+// session of the target that ended before the packet was acknowledged (the
+// target rebooted and started a new one): the packet is not sent into the
+// new session, whose boot never asked for it, and its id stays free.
+var ErrPeerRestarted = errors.New("kd: the target restarted its session before it acknowledged the packet")
+
 // Link runs the KDCOM link layer over a byte stream in one role: ids, ACKs,
 // retransmission, RESEND/RESET handling, resynchronisation and break-in. It
 // owns the stream: Close closes it (if it is an io.Closer) and stops the

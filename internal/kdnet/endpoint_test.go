@@ -462,6 +462,40 @@ func TestTargetReboot(t *testing.T) {
 	})
 }
 
+// TestPendingPacketNotCarriedIntoNewSession: a packet the old session's
+// target never acknowledged is not sent into the rebooted target's new
+// session (that boot did not ask for it): its send fails with
+// kd.ErrPeerRestarted, and the host's next packet has the new session's
+// first id, so the new boot does not take it for a repeat.
+func TestPendingPacketNotCarriedIntoNewSession(t *testing.T) {
+	t.Parallel()
+	withHost(t, 20*time.Second, func(t *testing.T, ctx context.Context, host *Link) {
+		tgt := dialTarget(t, host.LocalAddr(), TargetConfig{})
+		stop := echoTarget(ctx, tgt)
+		exchange(ctx, t, host, "before")
+		stop()
+		tgt.Close()
+		lost := make(chan error, 1)
+		go func() { lost <- host.Send(ctx, kd.TypeStateManipulate, []byte("for the old boot")) }()
+		testkit.WaitFor(t, "the packet to go out to the old session", func() bool { return host.Stats().PacketsSent >= 2 })
+
+		tgt2 := dialTarget(t, host.LocalAddr(), TargetConfig{})
+		if err := <-lost; !errors.Is(err, kd.ErrPeerRestarted) {
+			t.Fatalf("send across the reboot: %v, want kd.ErrPeerRestarted", err)
+		}
+		if m, err := host.Recv(ctx); err != nil || m.Kind != kd.MsgSync {
+			t.Fatalf("host: %v %v, want a sync", m.Kind, err)
+		}
+		if err := host.Send(ctx, kd.TypeStateManipulate, []byte("after")); err != nil {
+			t.Fatal(err)
+		}
+		p, _ := recvPacket(ctx, t, tgt2)
+		if p.ID != HostInitialID || string(p.Payload) != "after" {
+			t.Fatalf("rebooted target got %v %q", p, p.Payload)
+		}
+	})
+}
+
 // TestHostRestart: the target's keep-alive pokes find a restarted host,
 // and a packet pending across the restart is delivered.
 func TestHostRestart(t *testing.T) {

@@ -143,6 +143,7 @@ func (e *Link) hostControl(s *loopState, in inbound) error {
 	// Tell the owner about a restart only if the old session was in use
 	// (not when our response to an earlier poke was merely lost).
 	restarted := s.session && s.used
+	hadSession := s.session
 	// Only a session that carried data is remembered as replaced: one
 	// that never did may have been opened by a replayed poke, and the
 	// live target must be able to take its place again.
@@ -177,14 +178,22 @@ func (e *Link) hostControl(s *loopState, in inbound) error {
 	if restarted {
 		e.notify(s, kd.Message{Kind: kd.MsgSync})
 	}
-	if s.pending != nil {
-		// Whatever was pending goes to the new session: the owner learns
-		// of the restart from kd.MsgSync and decides what to drop.
+	if s.pending != nil && (!hadSession || s.pending.Tries == 0) {
+		// Queued before there was a session: it goes out now.
 		s.pending.Pkt.ID = s.sendID
-		e.st.Retransmits.Add(1)
 		if err := e.transmit(s); err != nil {
 			return err
 		}
+	} else if s.pending != nil {
+		// A packet for the old session is not carried into the new one:
+		// the new boot did not ask for it, and an id it took would make
+		// the owner's next packet (the same id again, as its send
+		// failed) look like a repeat. Its sender hears why, and sends
+		// what the new boot needs.
+		op := s.pending
+		s.pending = nil
+		e.stopRetx(s)
+		op.Finish(kd.ErrPeerRestarted)
 	}
 	if s.wantBreak {
 		s.wantBreak = false

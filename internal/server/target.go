@@ -693,6 +693,14 @@ func (t *target) sendOne(p outPacket, st *sendTimer, curp **abortCtx, timer *tim
 		if t.ctx.Err() != nil {
 			return false
 		}
+		if errors.Is(err, kd.ErrPeerRestarted) {
+			// The link started a session with a rebooted target before
+			// this packet was acknowledged; the pump hears of the
+			// restart (MsgSync) and tells the client.
+			code = wire.TargetUnavailable
+			why = "the target restarted before it acknowledged it"
+			break
+		}
 		t.mu.Lock()
 		restarted := p.gen != t.gen
 		aborted := cur.Err() != nil
