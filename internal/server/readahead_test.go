@@ -511,6 +511,93 @@ func TestReadAheadBridgeDump(t *testing.T) {
 	check("second half after continue and break", half, n-half)
 }
 
+// TestReadAheadBridgeRandomOperations drives a debugger (kd.Host) through a
+// kdclient bridge with read-ahead on: a random mix of sequential reads of
+// varied sizes (most of them answered by the bridge, from pushes it had or
+// waited for), jumps, writes ahead of the reader, and resumes during which
+// the memory changes. Every read must equal the target's memory at that
+// moment, and the bridge must have answered most of them.
+func TestReadAheadBridgeRandomOperations(t *testing.T) {
+	t.Parallel()
+	const size = 512 << 10
+	h := newRAHarness(t, sim.Config{DataSize: size})
+	c := h.spec("bridge-rand")
+	ctx := testkit.Context(t, 90*time.Second)
+	sess, err := kdclient.OpenSession(ctx, c, kdclient.Options{Logger: logx.Discard()}, kdclient.SessionOptions{ReadAhead: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	host, stopHost := sess.Host(kd.Config{}, kd.HostOptions{})
+	defer stopHost()
+	if _, err := host.Attach(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tgt := h.sim("bridge-rand")
+	rng := rand.New(rand.NewPCG(3, 4))
+	pos := sim.DataBase
+	reads := 0
+	read := func(n int) {
+		t.Helper()
+		got, err := host.ReadVirtual(ctx, pos, n)
+		if err != nil {
+			t.Fatalf("read %d at %#x: %v", n, pos, err)
+		}
+		want := make([]byte, n)
+		tgt.Memory().Read(pos, want)
+		if !bytes.Equal(got, want) {
+			i := 0
+			for i < len(want) && got[i] == want[i] {
+				i++
+			}
+			t.Fatalf("read %d (%d bytes at %#x) differs from the target's memory at %#x (stats %+v)", reads, n, pos, pos+uint64(i), sess.Bridge.ReadAheadStats())
+		}
+		reads++
+		pos += uint64(n)
+		if pos >= sim.DataBase+size-16*chunk {
+			pos = sim.DataBase + uint64(rng.IntN(size/2))
+		}
+	}
+	for range 400 {
+		switch op := rng.IntN(20); {
+		case op < 14: // sequential read: whole chunks, or any size
+			n := chunk
+			if rng.IntN(3) == 0 {
+				n = 1 + rng.IntN(3*chunk)
+			}
+			read(n)
+		case op < 15: // jump
+			pos = sim.DataBase + uint64(rng.IntN(size/2))
+			read(chunk)
+		case op < 18: // write ahead of the reader, where pushes may be kept
+			data := make([]byte, 1+rng.IntN(64))
+			for i := range data {
+				data[i] = byte(rng.Uint32())
+			}
+			if _, err := host.WriteVirtual(ctx, pos+uint64(rng.IntN(8*chunk)), data); err != nil {
+				t.Fatal(err)
+			}
+		case op < 19: // resume; the memory changes while it runs; break in
+			if err := host.Continue(ctx); err != nil {
+				t.Fatal(err)
+			}
+			waitRunning(t, tgt)
+			tgt.Memory().Write(pos+uint64(rng.IntN(4*chunk)), []byte{byte(rng.Uint32()), 1, 2, 3})
+			if _, err := host.Break(ctx); err != nil {
+				t.Fatal(err)
+			}
+		default: // another call in between
+			if _, err := host.Context(ctx, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	st := sess.Bridge.ReadAheadStats()
+	if st.Hits+st.Early < uint64(reads)/2 {
+		t.Fatalf("the bridge answered %d of %d reads (%+v)", st.Hits+st.Early, reads, st)
+	}
+}
+
 func TestReadAheadOptionErrors(t *testing.T) {
 	t.Parallel()
 	h := newRAHarness(t, sim.Config{})
