@@ -298,7 +298,7 @@ func openClient(ctx context.Context, addr, path string, opts client.SessionOptio
 	if err != nil {
 		return nil, err
 	}
-	h, stopHost := cs.Host(kd.Config{}, kd.HostOptions{})
+	h, stopHost := cs.Host(kd.HostOptions{})
 	return &session{host: h, bridge: cs.Bridge, close: func() {
 		stopHost()
 		cs.Close() // detaches first, as kdclient does

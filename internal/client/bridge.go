@@ -42,9 +42,10 @@ type Bridge struct {
 	runDone    chan struct{} // closed when Run returns
 }
 
-// debugger is one attached local debugger.
+// debugger is one attached local debugger: a KD link on its line, or the
+// in-process end of the built-in commands' kd.Host (Bridge.Host).
 type debugger struct {
-	l      *kd.Link
+	l      kd.Endpoint
 	ctx    context.Context
 	cancel context.CancelFunc
 	mu     sync.Mutex
@@ -248,7 +249,13 @@ func (b *Bridge) Serve(ctx context.Context, conn io.ReadWriteCloser) error {
 		tr.Note(kdtrace.HopDebugger, 0, "link", "debugger attached")
 		defer tr.Note(kdtrace.HopDebugger, 0, "link", "debugger detached")
 	}
-	d := &debugger{l: kd.NewTargetLink(conn, lcfg), ctx: dctx, cancel: cancel}
+	return b.serve(dctx, cancel, kd.NewTargetLink(conn, lcfg))
+}
+
+// serve carries the packets of the debugger at the far end of l to the
+// server until l fails or ctx ends (cancel ends ctx). It closes l.
+func (b *Bridge) serve(dctx context.Context, cancel context.CancelFunc, l kd.Endpoint) error {
+	d := &debugger{l: l, ctx: dctx, cancel: cancel}
 	defer d.l.Close()
 	defer cancel()
 	b.mu.Lock()
@@ -280,7 +287,9 @@ func (b *Bridge) Serve(ctx context.Context, conn io.ReadWriteCloser) error {
 		if m.Kind == kd.MsgPacket && b.haltCache() == nil && b.readAhead() == nil {
 			// Forwarded (copied into a frame) and kept by nobody: the
 			// link may reuse the memory.
-			d.l.Recycle(m.Packet.Payload)
+			if r, ok := d.l.(interface{ Recycle([]byte) }); ok {
+				r.Recycle(m.Packet.Payload)
+			}
 		}
 	}
 }
@@ -398,18 +407,22 @@ func (b *Bridge) Listen(ctx context.Context, ln net.Listener, logger *slog.Logge
 	})
 }
 
-// Host attaches an in-process debugger (a kd.Host over an in-memory pipe,
-// memPipe) to the bridge: the built-in commands use it. stop detaches it.
-func (b *Bridge) Host(ctx context.Context, cfg kd.Config, opts kd.HostOptions) (h *kd.Host, stop func()) {
-	a, z := memPipe()
+// Host attaches an in-process debugger (a kd.Host on an in-process link,
+// inprocPair: packets are handed over as messages, without KD framing or
+// ACKs) to the bridge: the built-in commands use it. stop detaches it.
+func (b *Bridge) Host(ctx context.Context, opts kd.HostOptions) (h *kd.Host, stop func()) {
+	tr := b.c.opts.Trace
+	tr.Note(kdtrace.HopDebugger, 0, "link", "debugger attached (in-process)")
+	he, te := inprocPair(tr)
 	done := make(chan struct{})
+	dctx, cancel := context.WithCancel(ctx)
 	go func() {
 		defer close(done)
-		_ = b.Serve(ctx, z)
+		_ = b.serve(dctx, cancel, te)
+		tr.Note(kdtrace.HopDebugger, 0, "link", "debugger detached")
 	}()
-	l := kd.NewHostLink(a, cfg)
-	return kd.NewHost(l, opts), func() {
-		l.Close()
+	return kd.NewHost(he, opts), func() {
+		he.Close()
 		<-done
 	}
 }

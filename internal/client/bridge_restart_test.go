@@ -120,7 +120,7 @@ func TestBridgeBreaksInAfterRestartUnderAStoppedDebugger(t *testing.T) {
 		stopRun()
 		<-runDone
 	}()
-	h, stop := b.Host(ctx, kd.Config{}, kd.HostOptions{AttachInterval: 50 * time.Millisecond})
+	h, stop := b.Host(ctx, kd.HostOptions{AttachInterval: 50 * time.Millisecond})
 	defer stop()
 	oldStop := kd.StateChange{NewState: kd.StateException, ProgramCounter: 0x1000}
 	attached := make(chan error, 1)

@@ -110,7 +110,7 @@ func (s *Session) Err() error {
 // Host attaches an in-process debugger (kd.Host) to the bridge, for the
 // built-in commands; stop detaches it. It ends with the session at the
 // latest.
-func (s *Session) Host(cfg kd.Config, opts kd.HostOptions) (h *kd.Host, stop func()) {
+func (s *Session) Host(opts kd.HostOptions) (h *kd.Host, stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		select {
@@ -119,7 +119,7 @@ func (s *Session) Host(cfg kd.Config, opts kd.HostOptions) (h *kd.Host, stop fun
 		case <-ctx.Done():
 		}
 	}()
-	h, stopHost := s.Bridge.Host(ctx, cfg, opts)
+	h, stopHost := s.Bridge.Host(ctx, opts)
 	return h, func() {
 		stopHost()
 		cancel()

@@ -223,7 +223,7 @@ func (s *session) kill() { s.Abort() }
 
 // host attaches an in-process debugger to the session's bridge.
 func (s *session) host(t testing.TB, opts kd.HostOptions) *kd.Host {
-	h, stop := s.Host(kd.Config{}, opts)
+	h, stop := s.Host(opts)
 	t.Cleanup(stop)
 	return h
 }

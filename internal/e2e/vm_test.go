@@ -306,7 +306,7 @@ func (l *stateLog) len() int {
 func vmReboot(t *testing.T, s *session, states *stateLog, reboot func()) {
 	ctx := ctxFor(t, 3*time.Minute)
 	printed := make(chan struct{}, 1)
-	h1, stop1 := s.Bridge.Host(ctx, kd.Config{}, kd.HostOptions{OnPrint: func(uint16, []byte) {
+	h1, stop1 := s.Bridge.Host(ctx, kd.HostOptions{OnPrint: func(uint16, []byte) {
 		select {
 		case printed <- struct{}{}:
 		default:
@@ -344,7 +344,7 @@ func vmReboot(t *testing.T, s *session, states *stateLog, reboot func()) {
 	stop1()
 	seen := states.len()
 	reboot()
-	h2, stop2 := s.Bridge.Host(ctx, kd.Config{}, kd.HostOptions{})
+	h2, stop2 := s.Bridge.Host(ctx, kd.HostOptions{})
 	defer stop2()
 	start := time.Now()
 	if _, err := h2.Attach(ctx); err != nil {

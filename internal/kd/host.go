@@ -18,7 +18,7 @@ import (
 // goroutine and reads the link itself. Methods must not be called
 // concurrently.
 type Host struct {
-	link *Link
+	link Endpoint
 	opts HostOptions
 
 	mu      sync.Mutex
@@ -55,8 +55,9 @@ var ErrTargetRunning = errors.New("kd: the target is running; break in first")
 // ErrNoReply is returned when the target never answered a call.
 var ErrNoReply = errors.New("kd: the target did not answer")
 
-// NewHost wraps a host-role link.
-func NewHost(l *Link, opts HostOptions) *Host {
+// NewHost wraps a host-role endpoint: a KDCOM link, a KDNET link, or an
+// in-process one (kdclient's built-in commands on its bridge).
+func NewHost(l Endpoint, opts HostOptions) *Host {
 	if l.Role() != RoleHost {
 		panic("kd: NewHost needs a RoleHost link")
 	}
@@ -66,8 +67,8 @@ func NewHost(l *Link, opts HostOptions) *Host {
 	return &Host{link: l, opts: opts}
 }
 
-// Link returns the underlying link.
-func (h *Host) Link() *Link { return h.link }
+// Link returns the underlying endpoint.
+func (h *Host) Link() Endpoint { return h.link }
 
 // State returns the last state change and whether the target is halted.
 func (h *Host) State() (StateChange, bool) {

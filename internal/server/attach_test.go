@@ -622,7 +622,7 @@ func TestBridgeForgetsStopAfterReboot(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sess.Close()
-	h, stop := sess.Host(kd.Config{}, kd.HostOptions{AttachInterval: 100 * time.Millisecond})
+	h, stop := sess.Host(kd.HostOptions{AttachInterval: 100 * time.Millisecond})
 	first := st.sim.Layout()
 	if sc, err := h.Attach(ctx); err != nil || sc.ProgramCounter != first.BreakAddress {
 		t.Fatalf("attach: %v at %#x", err, sc.ProgramCounter)
@@ -642,7 +642,7 @@ func TestBridgeForgetsStopAfterReboot(t *testing.T) {
 			break
 		}
 	}
-	h2, stop2 := sess.Host(kd.Config{}, kd.HostOptions{AttachInterval: 100 * time.Millisecond})
+	h2, stop2 := sess.Host(kd.HostOptions{AttachInterval: 100 * time.Millisecond})
 	defer stop2()
 	type result struct {
 		sc  kd.StateChange

@@ -110,7 +110,7 @@ func (h *obsHarness) debug(t *testing.T, ctx context.Context, target string) *de
 	if err != nil {
 		t.Fatal(err)
 	}
-	host, stopHost := sess.Host(kd.Config{}, kd.HostOptions{})
+	host, stopHost := sess.Host(kd.HostOptions{})
 	ds.host = host
 	ds.finish = sync.OnceFunc(func() {
 		stopHost()
@@ -283,10 +283,13 @@ func TestTraceOnEveryHop(t *testing.T) {
 		"bridge-server server->bridge packet STATE_CHANGE64 len=240",
 		"bridge-server bridge->server packet STATE_MANIPULATE len=56 api=GetVersion",
 		"bridge-server server->bridge packet STATE_MANIPULATE len=72 api=ReadVirtualMemory",
-		"debugger-bridge debugger->bridge packet STATE_MANIPULATE id=0x8080000",
-		"debugger-bridge bridge->debugger packet STATE_CHANGE64 id=",
+		// The built-in debugger is in-process: its packets carry no ids.
+		"debugger-bridge link text=\"debugger attached (in-process)\"",
+		"debugger-bridge debugger->bridge packet STATE_MANIPULATE len=56 api=GetVersion",
+		"debugger-bridge bridge->debugger packet STATE_CHANGE64 len=240",
+		"debugger-bridge bridge->debugger packet STATE_MANIPULATE len=72 api=ReadVirtualMemory",
 		"debugger-bridge debugger->bridge break-in",
-		"debugger-bridge debugger->bridge reset RESET",
+		"debugger-bridge debugger->bridge reset",
 	})
 }
 

@@ -463,7 +463,7 @@ func TestReadAheadBridgeDump(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sess.Close()
-	host, stopHost := sess.Host(kd.Config{}, kd.HostOptions{})
+	host, stopHost := sess.Host(kd.HostOptions{})
 	defer stopHost()
 	if _, err := host.Attach(ctx); err != nil {
 		t.Fatal(err)
@@ -528,7 +528,7 @@ func TestReadAheadBridgeRandomOperations(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sess.Close()
-	host, stopHost := sess.Host(kd.Config{}, kd.HostOptions{})
+	host, stopHost := sess.Host(kd.HostOptions{})
 	defer stopHost()
 	if _, err := host.Attach(ctx); err != nil {
 		t.Fatal(err)

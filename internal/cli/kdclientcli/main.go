@@ -188,7 +188,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	// The bridge traces the debugger-bridge hop (-trace); the in-process
 	// debugger's own end adds nothing.
-	h, stopHost := sess.Host(kd.Config{}, kd.HostOptions{OnPrint: cm.PrintSink()})
+	h, stopHost := sess.Host(kd.HostOptions{OnPrint: cm.PrintSink()})
 	cm.Host = h
 	cctx, cancelCmd := context.WithCancelCause(ctx)
 	cmdErr := make(chan error, 1)
