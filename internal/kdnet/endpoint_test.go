@@ -435,65 +435,57 @@ func TestRandomLoss(t *testing.T) {
 
 // TestTargetReboot: a target that comes back with a new client random and
 // restarted sequence numbers gets a new session; the host reports MsgSync,
-// restarts its ids and the link works on.
+// restarts its ids and the link works on. A packet the old session's
+// target never acknowledged is not sent into the new session (that boot
+// did not ask for it): its send fails with kd.ErrPeerRestarted, and the
+// host's next packet has the new session's first id, so the new boot does
+// not take it for a repeat.
 func TestTargetReboot(t *testing.T) {
 	t.Parallel()
-	withHost(t, 20*time.Second, func(t *testing.T, ctx context.Context, host *Link) {
-		tgt := dialTarget(t, host.LocalAddr(), TargetConfig{})
-		stop := echoTarget(ctx, tgt)
-		exchange(ctx, t, host, "before")
-		exchange(ctx, t, host, "before 2")
-		stop()
-		tgt.Close()
+	for _, pending := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pending=%v", pending), func(t *testing.T) {
+			t.Parallel()
+			withHost(t, 20*time.Second, func(t *testing.T, ctx context.Context, host *Link) {
+				tgt := dialTarget(t, host.LocalAddr(), TargetConfig{})
+				stop := echoTarget(ctx, tgt)
+				exchange(ctx, t, host, "before")
+				exchange(ctx, t, host, "before 2")
+				stop()
+				tgt.Close()
+				lost := make(chan error, 1)
+				if pending {
+					go func() { lost <- host.Send(ctx, kd.TypeStateManipulate, []byte("for the old boot")) }()
+					testkit.WaitFor(t, "the packet to go out to the old session", func() bool { return host.Stats().PacketsSent >= 3 })
+				}
 
-		tgt2 := dialTarget(t, host.LocalAddr(), TargetConfig{})
-		m, err := host.Recv(ctx)
-		if err != nil || m.Kind != kd.MsgSync {
-			t.Fatalf("host: %v %v, want a sync", m.Kind, err)
-		}
-		if err := host.Send(ctx, kd.TypeStateManipulate, []byte("after")); err != nil {
-			t.Fatal(err)
-		}
-		p, _ := recvPacket(ctx, t, tgt2)
-		if p.ID != HostInitialID || string(p.Payload) != "after" {
-			t.Fatalf("rebooted target got %v %q", p, p.Payload)
-		}
-		wantSessions(t, host, 2, "the reboot")
-	})
+				tgt2 := dialTarget(t, host.LocalAddr(), TargetConfig{})
+				if pending {
+					if err := <-lost; !errors.Is(err, kd.ErrPeerRestarted) {
+						t.Fatalf("send across the reboot: %v, want kd.ErrPeerRestarted", err)
+					}
+				}
+				afterReboot(ctx, t, host, tgt2)
+				wantSessions(t, host, 2, "the reboot")
+			})
+		})
+	}
 }
 
-// TestPendingPacketNotCarriedIntoNewSession: a packet the old session's
-// target never acknowledged is not sent into the rebooted target's new
-// session (that boot did not ask for it): its send fails with
-// kd.ErrPeerRestarted, and the host's next packet has the new session's
-// first id, so the new boot does not take it for a repeat.
-func TestPendingPacketNotCarriedIntoNewSession(t *testing.T) {
-	t.Parallel()
-	withHost(t, 20*time.Second, func(t *testing.T, ctx context.Context, host *Link) {
-		tgt := dialTarget(t, host.LocalAddr(), TargetConfig{})
-		stop := echoTarget(ctx, tgt)
-		exchange(ctx, t, host, "before")
-		stop()
-		tgt.Close()
-		lost := make(chan error, 1)
-		go func() { lost <- host.Send(ctx, kd.TypeStateManipulate, []byte("for the old boot")) }()
-		testkit.WaitFor(t, "the packet to go out to the old session", func() bool { return host.Stats().PacketsSent >= 2 })
-
-		tgt2 := dialTarget(t, host.LocalAddr(), TargetConfig{})
-		if err := <-lost; !errors.Is(err, kd.ErrPeerRestarted) {
-			t.Fatalf("send across the reboot: %v, want kd.ErrPeerRestarted", err)
-		}
-		if m, err := host.Recv(ctx); err != nil || m.Kind != kd.MsgSync {
-			t.Fatalf("host: %v %v, want a sync", m.Kind, err)
-		}
-		if err := host.Send(ctx, kd.TypeStateManipulate, []byte("after")); err != nil {
-			t.Fatal(err)
-		}
-		p, _ := recvPacket(ctx, t, tgt2)
-		if p.ID != HostInitialID || string(p.Payload) != "after" {
-			t.Fatalf("rebooted target got %v %q", p, p.Payload)
-		}
-	})
+// afterReboot checks a host whose target rebooted into tgt2: the host
+// reports a sync, and its next packet reaches the new boot with the new
+// session's first id.
+func afterReboot(ctx context.Context, t *testing.T, host, tgt2 *Link) {
+	t.Helper()
+	if m, err := host.Recv(ctx); err != nil || m.Kind != kd.MsgSync {
+		t.Fatalf("host: %v %v, want a sync", m.Kind, err)
+	}
+	if err := host.Send(ctx, kd.TypeStateManipulate, []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := recvPacket(ctx, t, tgt2)
+	if p.ID != HostInitialID || string(p.Payload) != "after" {
+		t.Fatalf("rebooted target got %v %q", p, p.Payload)
+	}
 }
 
 // TestHostRestart: the target's keep-alive pokes find a restarted host,

@@ -458,16 +458,7 @@ func TestReadAheadBridgeDump(t *testing.T) {
 	h := newRAHarness(t, sim.Config{})
 	c := h.spec("bridge")
 	ctx := testkit.Context(t, 60*time.Second)
-	sess, err := kdclient.OpenSession(ctx, c, kdclient.Options{Logger: logx.Discard()}, kdclient.SessionOptions{ReadAhead: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	host, stopHost := sess.Host(kd.HostOptions{})
-	defer stopHost()
-	if _, err := host.Attach(ctx); err != nil {
-		t.Fatal(err)
-	}
+	sess, host := bridgeHost(ctx, t, c)
 	tgt := h.sim("bridge")
 	addr := sim.DataBase + 0x100000
 	const n = 1 << 20
@@ -523,16 +514,7 @@ func TestReadAheadBridgeRandomOperations(t *testing.T) {
 	h := newRAHarness(t, sim.Config{DataSize: size})
 	c := h.spec("bridge-rand")
 	ctx := testkit.Context(t, 90*time.Second)
-	sess, err := kdclient.OpenSession(ctx, c, kdclient.Options{Logger: logx.Discard()}, kdclient.SessionOptions{ReadAhead: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	host, stopHost := sess.Host(kd.HostOptions{})
-	defer stopHost()
-	if _, err := host.Attach(ctx); err != nil {
-		t.Fatal(err)
-	}
+	sess, host := bridgeHost(ctx, t, c)
 	tgt := h.sim("bridge-rand")
 	rng := rand.New(rand.NewPCG(3, 4))
 	pos := sim.DataBase
@@ -596,6 +578,23 @@ func TestReadAheadBridgeRandomOperations(t *testing.T) {
 	if st.Hits+st.Early < uint64(reads)/2 {
 		t.Fatalf("the bridge answered %d of %d reads (%+v)", st.Hits+st.Early, reads, st)
 	}
+}
+
+// bridgeHost opens a session on c with read-ahead on and attaches the
+// bridge's in-process debugger; both end with the test.
+func bridgeHost(ctx context.Context, t *testing.T, c *spec.Connect) (*kdclient.Session, *kd.Host) {
+	t.Helper()
+	sess, err := kdclient.OpenSession(ctx, c, kdclient.Options{Logger: logx.Discard()}, kdclient.SessionOptions{ReadAhead: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sess.Close() })
+	host, stopHost := sess.Host(kd.HostOptions{})
+	t.Cleanup(stopHost)
+	if _, err := host.Attach(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return sess, host
 }
 
 func TestReadAheadOptionErrors(t *testing.T) {
