@@ -404,16 +404,33 @@ func (h *Host) WriteVirtual(ctx context.Context, addr uint64, data []byte) (int,
 	return done, nil
 }
 
-// Break sends a break-in and waits for the resulting state change. If the
-// target is already halted it returns the current state.
+// Break sends a break-in and waits for the resulting state change, sending
+// the break-in again every AttachInterval until it comes (a break-in byte
+// lost on a noisy line, or read by a kernel that was just stopping, would
+// otherwise leave the debugger waiting for ever; one more break-in to a
+// stopped kernel only makes it report its stop again). If the target is
+// already halted it returns the current state.
 func (h *Host) Break(ctx context.Context) (StateChange, error) {
 	if sc, halted := h.State(); halted {
 		return sc, nil
 	}
-	if err := h.link.SendBreakIn(); err != nil {
-		return StateChange{}, err
+	for {
+		if err := h.link.SendBreakIn(); err != nil {
+			return StateChange{}, err
+		}
+		wctx, cancel := context.WithTimeout(ctx, h.opts.AttachInterval)
+		sc, err := h.WaitStateChange(wctx)
+		cancel()
+		if err == nil {
+			return sc, nil
+		}
+		if ctx.Err() != nil {
+			return StateChange{}, fmt.Errorf("kd: no state change from the target after a break-in: %w", ctx.Err())
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			return StateChange{}, err
+		}
 	}
-	return h.WaitStateChange(ctx)
 }
 
 // Continue resumes the target with Continue2 (DBG_CONTINUE, no tracing).

@@ -93,3 +93,46 @@ func TestHostResendsOnNewStop(t *testing.T) {
 		})
 	}
 }
+
+// Break repeats the break-in every AttachInterval until the target stops:
+// a target that misses the first one (a byte lost on the line) stops on
+// the next.
+func TestHostBreakRepeatsBreakIn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := net.Pipe()
+		h := kd.NewHost(kd.NewHostLink(a, kd.Config{}), kd.HostOptions{AttachInterval: time.Second})
+		tl := kd.NewTargetLink(b, kd.Config{})
+		defer func() {
+			h.Link().Close()
+			tl.Close()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		target := make(chan error, 1)
+		go func() {
+			seen := 0
+			for {
+				m, err := tl.Recv(ctx)
+				if err != nil {
+					target <- err
+					return
+				}
+				if m.Kind != kd.MsgBreakIn {
+					continue
+				}
+				if seen++; seen == 2 { // the first one is lost
+					sc := kdtest.Breakpoint(0xfffff80000003000)
+					target <- tl.Send(ctx, kd.TypeStateChange64, sc.Append(nil))
+					return
+				}
+			}
+		}()
+		sc, err := h.Break(ctx)
+		if err != nil || sc.ProgramCounter != 0xfffff80000003000 {
+			t.Fatalf("break: %+v %v", sc, err)
+		}
+		if err := <-target; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
