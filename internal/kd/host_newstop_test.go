@@ -28,15 +28,7 @@ func TestHostResendsOnNewStop(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				a, b := net.Pipe()
-				h := kd.NewHost(kd.NewHostLink(a, kd.Config{}), kd.HostOptions{CallTimeout: tc.timeout})
-				tl := kd.NewTargetLink(b, kd.Config{})
-				defer func() {
-					h.Link().Close()
-					tl.Close()
-				}()
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				defer cancel()
+				h, tl, ctx := hostAndTarget(t, kd.HostOptions{CallTimeout: tc.timeout})
 				first := kdtest.Breakpoint(0xfffff80000001000)
 				go tl.Send(ctx, kd.TypeStateChange64, first.Append(nil))
 				if _, err := h.WaitStateChange(ctx); err != nil {
@@ -99,15 +91,7 @@ func TestHostResendsOnNewStop(t *testing.T) {
 // the next.
 func TestHostBreakRepeatsBreakIn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		a, b := net.Pipe()
-		h := kd.NewHost(kd.NewHostLink(a, kd.Config{}), kd.HostOptions{AttachInterval: time.Second})
-		tl := kd.NewTargetLink(b, kd.Config{})
-		defer func() {
-			h.Link().Close()
-			tl.Close()
-		}()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
+		h, tl, ctx := hostAndTarget(t, kd.HostOptions{AttachInterval: time.Second})
 		target := make(chan error, 1)
 		go func() {
 			seen := 0
@@ -135,4 +119,21 @@ func TestHostBreakRepeatsBreakIn(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// hostAndTarget returns a Host on one end of a net.Pipe, the target link on
+// the other, and a context for the test; all end with the test (inside a
+// synctest bubble: its clock).
+func hostAndTarget(t *testing.T, opts kd.HostOptions) (*kd.Host, *kd.Link, context.Context) {
+	t.Helper()
+	a, b := net.Pipe()
+	h := kd.NewHost(kd.NewHostLink(a, kd.Config{}), opts)
+	tl := kd.NewTargetLink(b, kd.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(func() {
+		cancel()
+		h.Link().Close()
+		tl.Close()
+	})
+	return h, tl, ctx
 }
